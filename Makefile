@@ -1,0 +1,51 @@
+# docflow: `make run` starts the system, `make test` runs every test.
+# Both install what is missing first (uv, the locked Python packages, the
+# Kafka jars via Maven). Needs Python 3.11+, Java 17+ and Maven on PATH.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+UV_VERSION := 0.13.9
+TOOLS := .cache/tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+PY := $(VENV)/bin/python
+# uv must use the machine's Python, never download one.
+export UV_PYTHON_DOWNLOADS := never
+
+PROJECTS := pyproject.toml uv.lock $(wildcard shared/pyproject.toml services/*/pyproject.toml deploy/local/pyproject.toml)
+
+.PHONY: help run test lint unit install kafka-jars clean
+
+help: ## Show the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+run: install kafka-jars ## Start Kafka and the four services on 127.0.0.1:8000-8003 (Ctrl-C stops all)
+	@exec $(PY) -m docflow_local
+
+test: lint kafka-jars ## Every test: unit, service, integration, e2e (real Kafka, Qdrant, SQLite)
+	$(PY) -m pytest
+
+unit: install ## Only the fast tiers (unit + in-memory service tests)
+	$(PY) -m pytest -m "unit or (service and not integration)"
+
+lint: install ## ruff (format and lint) and mypy
+	$(PY) -m ruff format --check .
+	$(PY) -m ruff check .
+	$(PY) -m mypy
+
+install: $(VENV)/.synced
+
+$(VENV)/.synced: $(PROJECTS) | $(UV)
+	$(UV) sync --all-packages --frozen
+	@touch $@
+
+$(UV):
+	python3 -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+kafka-jars: install ## Fetch the Kafka broker's jars with Maven (once per pom change)
+	@$(PY) -c "from docflow_local.kafka import ensure_jars; ensure_jars()"
+
+clean: ## Remove make run's data (.docflow) and test artifacts
+	rm -rf .docflow .artifacts

@@ -1,0 +1,128 @@
+"""The four services as separate processes, as ``make run`` and the e2e tests run them."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from docflow_local.processes import spawn, stop, tail
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    module: str
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+def services(
+    gateway: int = 8000, status: int = 8001, extractor: int = 8002, embedder: int = 8003
+) -> list[Service]:
+    """The four services on the given ports (DESIGN.md defaults)."""
+    return [
+        Service("gateway", "docflow_gateway", gateway),
+        Service("status", "docflow_status", status),
+        Service("extractor", "docflow_extractor", extractor),
+        Service("embedder", "docflow_embedder", embedder),
+    ]
+
+
+class StackStartError(RuntimeError):
+    """A service did not become ready; the message carries the end of its log."""
+
+
+@dataclass
+class Stack:
+    """Starts every service with a shared environment and waits until each is ready."""
+
+    kafka_bootstrap_servers: str
+    data_dir: Path
+    services: list[Service] = field(default_factory=services)
+    # Where each service's output goes; None means this process's stdout.
+    log_dir: Path | None = None
+    extra_env: dict[str, str] = field(default_factory=dict)
+    _processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict, init=False)
+
+    def url(self, name: str) -> str:
+        return next(s.url for s in self.services if s.name == name)
+
+    def _env(self, service: Service) -> dict[str, str]:
+        by_name = {s.name: s for s in self.services}
+        return {
+            **os.environ,
+            "KAFKA_BOOTSTRAP_SERVERS": self.kafka_bootstrap_servers,
+            "DOCFLOW_DATA_DIR": str(self.data_dir),
+            "DOCFLOW_PORT": str(service.port),
+            "DOCFLOW_STATUS_PUBLIC_URL": by_name["status"].url,
+            **self.extra_env,
+        }
+
+    def log_file(self, name: str) -> Path | None:
+        return self.log_dir / f"{name}.log" if self.log_dir else None
+
+    def start(self, timeout_s: float = 120.0) -> None:
+        """Start all services, then wait for each ``/readyz`` to answer 200."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if self.log_dir:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+        for service in self.services:
+            self._processes[service.name] = spawn(
+                [sys.executable, "-m", service.module],
+                env=self._env(service),
+                log=self.log_file(service.name),
+            )
+        deadline = time.monotonic() + timeout_s
+        waiting = list(self.services)
+        with httpx.Client(timeout=2.0) as client:
+            while waiting:
+                for service in list(waiting):
+                    process = self._processes[service.name]
+                    if process.poll() is not None:
+                        self.stop()
+                        raise StackStartError(
+                            self._why(service, f"exited with {process.returncode}")
+                        )
+                    try:
+                        if client.get(f"{service.url}/readyz").status_code == 200:
+                            waiting.remove(service)
+                    except httpx.TransportError:
+                        pass
+                if waiting and time.monotonic() > deadline:
+                    self.stop()
+                    names = ", ".join(s.name for s in waiting)
+                    raise StackStartError(f"not ready after {timeout_s}s: {names}")
+                if waiting:
+                    time.sleep(0.25)
+
+    def _why(self, service: Service, what: str) -> str:
+        log = self.log_file(service.name)
+        return f"{service.name} {what}" + (f":\n{tail(log)}" if log else "")
+
+    def dead(self) -> list[str]:
+        """Services whose process has exited."""
+        return [name for name, p in self._processes.items() if p.poll() is not None]
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        """SIGTERM every service (they finish in-flight work), SIGKILL stragglers."""
+        stop(list(self._processes.values()), timeout_s)
+        self._processes.clear()
+
+    def __enter__(self) -> Stack:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

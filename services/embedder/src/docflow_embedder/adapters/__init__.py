@@ -1,0 +1,1 @@
+"""The embedder's real adapters: the local model and Qdrant."""

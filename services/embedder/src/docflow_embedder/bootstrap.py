@@ -1,0 +1,65 @@
+"""Wires the embedder: Kafka, the local model and Qdrant."""
+
+from __future__ import annotations
+
+from anyio import to_thread
+from docflow_shared.events import DocumentFailed, DocumentIndexed, DocumentProgressed, Stage
+from docflow_shared.messaging import FailDocumentOnError, KafkaEventPublisher, make_broker
+from docflow_shared.probes import asgi_probe_routes, kafka_check
+from faststream.asgi import AsgiFastStream
+from faststream.kafka import KafkaBroker
+from prometheus_client import CollectorRegistry
+from qdrant_client import QdrantClient
+
+from docflow_embedder.adapters.minilm import MiniLMEmbedder
+from docflow_embedder.adapters.qdrant import QdrantVectorStore, collection_name
+from docflow_embedder.domain import Embedder, VectorStore
+from docflow_embedder.entrypoints.consumer import register
+from docflow_embedder.settings import EmbedderSettings
+
+SERVICE = "embedder"
+
+
+def wire(broker: KafkaBroker, embedder: Embedder, vectors: VectorStore) -> None:
+    """Attach the embedder's publisher, failure middleware and subscriber to ``broker``."""
+    publish = KafkaEventPublisher(
+        broker,
+        source=f"/docflow/{SERVICE}",
+        produces=[DocumentProgressed, DocumentIndexed, DocumentFailed],
+    )
+    # Scoped to this service's subscribers: a handler error fails its document.
+    router = FailDocumentOnError(publish, stage=Stage.EMBEDDING, service=SERVICE).router()
+    register(router, embedder=embedder, vectors=vectors, publish=publish)
+    broker.include_router(router)
+
+
+def qdrant_client(settings: EmbedderSettings) -> QdrantClient:
+    if settings.qdrant_url is not None:
+        return QdrantClient(url=str(settings.qdrant_url))
+    settings.qdrant_local_path.mkdir(parents=True, exist_ok=True)
+    return QdrantClient(path=str(settings.qdrant_local_path))
+
+
+def bootstrap(settings: EmbedderSettings | None = None) -> AsgiFastStream:
+    """The embedder app: consumer plus /healthz, /readyz and /metrics."""
+    settings = settings or EmbedderSettings()
+    registry = CollectorRegistry()
+    broker = make_broker(settings.kafka_bootstrap_servers, service=SERVICE, registry=registry)
+    embedder = MiniLMEmbedder(batch_size=settings.model_batch_size)
+    client = qdrant_client(settings)
+    vectors = QdrantVectorStore(
+        client, collection_name(embedder.model, embedder.dimension), embedder.dimension
+    )
+    wire(broker, embedder, vectors)
+
+    async def qdrant_ready() -> None:
+        await to_thread.run_sync(vectors.check)
+
+    return AsgiFastStream(
+        broker,
+        asgi_routes=asgi_probe_routes(
+            {"kafka": kafka_check(broker), "qdrant": qdrant_ready}, registry
+        ),
+        # Local mode holds a lock on its folder until closed.
+        after_shutdown=[client.close],
+    )

@@ -1,0 +1,1 @@
+"""How work reaches the embedder: its Kafka subscriber."""

@@ -1,0 +1,57 @@
+"""TextExtracted batch → vectors in Qdrant, DocumentProgressed (embedding), DocumentIndexed.
+
+A document's batches arrive in order on one partition and are handled one at
+a time, so when the last batch is stored every earlier one is too: that is
+when the document is indexed.
+"""
+
+from __future__ import annotations
+
+from anyio import to_thread
+from docflow_shared.events import DocumentIndexed, DocumentProgressed, Stage, TextExtracted
+from docflow_shared.messaging import Publish
+
+from docflow_embedder.domain import Embedder, VectorPoint, VectorStore, point_id
+
+
+async def embed_chunks(
+    event: TextExtracted, *, embedder: Embedder, vectors: VectorStore, publish: Publish
+) -> None:
+    """Embed one batch of chunks and store the vectors; announce progress and completion."""
+    if event.chunks:
+        texts = [chunk.text for chunk in event.chunks]
+        embeddings = await to_thread.run_sync(embedder.embed, texts)
+        points = [
+            VectorPoint(
+                id=point_id(event.document_id, chunk.index, embedder.model),
+                vector=vector,
+                payload={
+                    "tenant_id": event.tenant_id,
+                    "document_id": str(event.document_id),
+                    "chunk_index": chunk.index,
+                    "page": chunk.page,
+                    "char_start": chunk.char_start,
+                    "char_end": chunk.char_end,
+                    "text": chunk.text,
+                },
+            )
+            for chunk, vector in zip(event.chunks, embeddings, strict=True)
+        ]
+        await to_thread.run_sync(vectors.upsert, points)
+        await publish(
+            DocumentProgressed.caused_by(
+                event,
+                stage=Stage.EMBEDDING,
+                done=event.chunks[-1].index + 1,
+                total=event.chunks_total,
+            )
+        )
+    if event.last:
+        await publish(
+            DocumentIndexed.caused_by(
+                event,
+                chunks_total=event.chunks_total or 0,
+                collection=vectors.collection,
+                embedding_model=embedder.model,
+            )
+        )

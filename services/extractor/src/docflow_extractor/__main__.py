@@ -1,0 +1,17 @@
+"""``python -m docflow_extractor``: run the extractor consumer."""
+
+import uvicorn
+from docflow_shared.logs import configure_logging
+
+from docflow_extractor.bootstrap import bootstrap
+from docflow_extractor.settings import ExtractorSettings
+
+
+def main() -> None:
+    settings = ExtractorSettings()
+    configure_logging("extractor", settings.log_level)
+    uvicorn.run(bootstrap(settings), host=settings.host, port=settings.port, log_config=None)
+
+
+if __name__ == "__main__":
+    main()

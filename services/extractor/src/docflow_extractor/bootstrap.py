@@ -1,0 +1,61 @@
+"""Wires the extractor: Kafka subscriber and publisher, local blob store, probes."""
+
+from __future__ import annotations
+
+import tempfile
+
+from docflow_shared.blobstore import BlobStore, LocalBlobStore
+from docflow_shared.events import DocumentFailed, DocumentProgressed, Stage, TextExtracted
+from docflow_shared.messaging import FailDocumentOnError, KafkaEventPublisher, make_broker
+from docflow_shared.probes import asgi_probe_routes, kafka_check
+from faststream.asgi import AsgiFastStream
+from faststream.kafka import KafkaBroker
+from prometheus_client import CollectorRegistry
+
+from docflow_extractor.entrypoints.consumer import register
+from docflow_extractor.settings import ExtractorSettings
+
+SERVICE = "extractor"
+
+
+def wire(broker: KafkaBroker, settings: ExtractorSettings, blobs: BlobStore) -> None:
+    """Attach the extractor's publisher, failure middleware and subscriber to ``broker``.
+
+    The same wiring runs on a real broker and on FastStream's ``TestKafkaBroker``.
+    """
+    publish = KafkaEventPublisher(
+        broker,
+        source=f"/docflow/{SERVICE}",
+        produces=[DocumentProgressed, TextExtracted, DocumentFailed],
+    )
+    # Scoped to this service's subscribers: a handler error fails its document.
+    router = FailDocumentOnError(publish, stage=Stage.EXTRACTING, service=SERVICE).router()
+    register(
+        router,
+        blobs=blobs,
+        publish=publish,
+        policy=settings.chunking,
+        new_batcher=settings.batcher,
+        progress_steps=settings.progress_steps,
+    )
+    broker.include_router(router)
+
+
+def bootstrap(settings: ExtractorSettings | None = None) -> AsgiFastStream:
+    """The extractor app: consumer plus /healthz, /readyz and /metrics."""
+    settings = settings or ExtractorSettings()
+    registry = CollectorRegistry()
+    broker = make_broker(settings.kafka_bootstrap_servers, service=SERVICE, registry=registry)
+    blobs = LocalBlobStore(settings.blob_dir)
+    wire(broker, settings, blobs)
+
+    async def blob_store_readable() -> None:
+        with tempfile.TemporaryFile(dir=blobs.root):
+            pass
+
+    return AsgiFastStream(
+        broker,
+        asgi_routes=asgi_probe_routes(
+            {"kafka": kafka_check(broker), "blob_store": blob_store_readable}, registry
+        ),
+    )

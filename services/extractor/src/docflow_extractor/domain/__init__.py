@@ -1,0 +1,1 @@
+"""Extraction rules without Kafka: reading pages and cutting text into chunks."""

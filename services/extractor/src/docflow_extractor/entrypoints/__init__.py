@@ -1,0 +1,1 @@
+"""How work reaches the extractor: its Kafka subscriber."""

@@ -1,0 +1,31 @@
+"""Extractor configuration (``DOCFLOW_*`` environment variables)."""
+
+from docflow_shared.settings import ServiceSettings
+from pydantic import Field
+
+from docflow_extractor.domain.chunking import (
+    DEFAULT_BATCH_BYTES,
+    DEFAULT_BATCH_CHUNKS,
+    ChunkBatcher,
+    ChunkingPolicy,
+)
+
+
+class ExtractorSettings(ServiceSettings):
+    """What the extractor needs to know."""
+
+    port: int = Field(default=8002, ge=0, le=65535)
+    chunk_size: int = Field(default=ChunkingPolicy.size, ge=16)
+    chunk_overlap: int = Field(default=ChunkingPolicy.overlap, ge=0)
+    batch_max_chunks: int = Field(default=DEFAULT_BATCH_CHUNKS, ge=1)
+    # Kafka's default message limit is 1 MiB; stay well below it.
+    batch_max_bytes: int = Field(default=DEFAULT_BATCH_BYTES, ge=16 * 1024, le=768 * 1024)
+    # How many progress events a long document reports while being read.
+    progress_steps: int = Field(default=20, ge=1)
+
+    @property
+    def chunking(self) -> ChunkingPolicy:
+        return ChunkingPolicy(size=self.chunk_size, overlap=self.chunk_overlap)
+
+    def batcher(self) -> ChunkBatcher:
+        return ChunkBatcher(max_chunks=self.batch_max_chunks, max_bytes=self.batch_max_bytes)

@@ -1,0 +1,1 @@
+"""The status service's real adapters: the SQL read model."""

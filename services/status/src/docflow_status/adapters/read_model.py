@@ -1,0 +1,170 @@
+"""The read model in SQL (SQLAlchemy): SQLite by default, PostgreSQL in production."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from docflow_shared.events import ErrorInfo, Event, Stage
+from sqlalchemy import JSON, DateTime, Integer, MetaData, String, TypeDecorator, Uuid, event, select
+from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from docflow_status.domain.projection import DocumentState, Fold, Status
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite stores none)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return value.astimezone(UTC) if value is not None else None
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData()
+
+
+class DocumentRow(Base):
+    """One document's current status."""
+
+    __tablename__ = "documents"
+
+    id: Mapped[UUID] = mapped_column(Uuid, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(64), index=True)
+    filename: Mapped[str | None] = mapped_column(String(255))
+    content_type: Mapped[str | None] = mapped_column(String(64))
+    size_bytes: Mapped[int | None] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    stage: Mapped[str] = mapped_column(String(16))
+    progress: Mapped[int] = mapped_column(Integer)
+    message: Mapped[str] = mapped_column(String(2000))
+    pages: Mapped[int | None] = mapped_column(Integer)
+    extract_done: Mapped[int] = mapped_column(Integer)
+    extract_total: Mapped[int | None] = mapped_column(Integer)
+    chunks_extracted: Mapped[int] = mapped_column(Integer)
+    chunks_total: Mapped[int | None] = mapped_column(Integer)
+    chunks_embedded: Mapped[int] = mapped_column(Integer)
+    error: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class ProcessedEvent(Base):
+    """Every event applied, written in the same transaction as its change."""
+
+    __tablename__ = "processed_events"
+
+    event_id: Mapped[UUID] = mapped_column(Uuid, primary_key=True)
+    document_id: Mapped[UUID] = mapped_column(Uuid, index=True)
+    event_type: Mapped[str] = mapped_column(String(64))
+
+
+# Columns copied as they are; status, stage and error are converted.
+_STATE_FIELDS = [
+    column.key
+    for column in DocumentRow.__table__.columns
+    if column.key not in ("status", "stage", "error")
+]
+
+
+def _to_state(row: DocumentRow) -> DocumentState:
+    return DocumentState(
+        **{name: getattr(row, name) for name in _STATE_FIELDS},
+        status=Status(row.status),
+        stage=Stage(row.stage),
+        error=ErrorInfo.model_validate(row.error) if row.error else None,
+    )
+
+
+def _to_row(state: DocumentState, row: DocumentRow) -> DocumentRow:
+    for name in _STATE_FIELDS:
+        setattr(row, name, getattr(state, name))
+    row.status = state.status.value
+    row.stage = state.stage.value
+    row.error = state.error.model_dump(mode="json") if state.error else None
+    return row
+
+
+class SqlReadModel:
+    """Applies events to the documents table exactly once each."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self._sessions = async_sessionmaker(engine, expire_on_commit=False)
+
+    async def create_schema(self) -> None:
+        async with self.engine.begin() as connection:
+            await connection.run_sync(Base.metadata.create_all)
+
+    async def apply(self, event: Event, fold: Fold) -> bool:
+        """Fold ``event`` into its document; ``False`` if it was applied before.
+
+        Delivery is at-least-once, so the same event can arrive twice (a
+        redelivery after a crash before the offset commit). Recording its id
+        in the same transaction as the change makes applying it idempotent:
+        either both are written or neither is.
+        """
+        try:
+            async with self._sessions.begin() as session:
+                if await session.get(ProcessedEvent, event.event_id) is not None:
+                    return False
+                row = await session.get(DocumentRow, event.document_id)
+                state = fold(_to_state(row) if row is not None else None, event)
+                if row is None:
+                    session.add(_to_row(state, DocumentRow()))
+                else:
+                    _to_row(state, row)
+                session.add(
+                    ProcessedEvent(
+                        event_id=event.event_id,
+                        document_id=event.document_id,
+                        event_type=event.event_type,
+                    )
+                )
+        except IntegrityError:
+            # Another transaction applied the same event first.
+            return False
+        return True
+
+    async def get(self, document_id: UUID, tenant_id: str) -> DocumentState | None:
+        """A tenant's document, or ``None``; another tenant's document is ``None`` too."""
+        async with self._sessions() as session:
+            row = await session.scalar(
+                select(DocumentRow).where(
+                    DocumentRow.id == document_id, DocumentRow.tenant_id == tenant_id
+                )
+            )
+            return _to_state(row) if row is not None else None
+
+    async def check(self) -> None:
+        """Raises unless the database answers."""
+        async with self.engine.connect() as connection:
+            await connection.exec_driver_sql("SELECT 1")
+
+
+def create_engine(url: str) -> AsyncEngine:
+    """An engine for ``url``; SQLite gets WAL so API reads never wait for the projector."""
+    engine = create_async_engine(url)
+    if engine.dialect.name == "sqlite":
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA busy_timeout=5000")
+            cursor.close()
+
+    return engine

@@ -1,0 +1,200 @@
+"""The event contract: every message docflow puts on Kafka.
+
+Each model names its topic in ``TOPIC``. Bodies are JSON; the envelope fields
+(``event_id`` … ``correlation_id``) are on every event (DESIGN.md, "Event
+contract"). Evolving an event means adding *optional* fields only; consumers
+ignore fields they do not know (``extra="ignore"``), so an old consumer keeps
+working. A breaking change is a new model on a ``.v2`` topic.
+
+Files never travel in events: ``DocumentUploaded`` carries a blob key and the
+sha256 of the stored bytes (claim check), and chunk batches are kept far
+below Kafka's 1 MiB message limit by the extractor.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any, ClassVar, Literal, Self
+from uuid import UUID, uuid4
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, model_validator
+
+from docflow_shared import topics
+
+
+class Stage(StrEnum):
+    """Where a document is in the pipeline, in the order it gets there."""
+
+    UPLOADED = "uploaded"
+    EXTRACTING = "extracting"
+    EMBEDDING = "embedding"
+    INDEXED = "indexed"
+
+
+class ErrorCode(StrEnum):
+    """Stable failure codes clients can branch on (DESIGN.md, status contract)."""
+
+    ENCRYPTED = "encrypted"
+    CORRUPT = "corrupt"
+    UNSUPPORTED = "unsupported"
+    LIMIT_EXCEEDED = "limit_exceeded"
+    TIMEOUT = "timeout"
+    INTERNAL = "internal"
+
+
+ContentType = Literal["application/pdf", "text/markdown", "text/plain"]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Event(BaseModel):
+    """Envelope shared by every event."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    TOPIC: ClassVar[str]
+
+    event_type: str
+    schema_version: int = 1
+    event_id: UUID = Field(default_factory=uuid4)
+    occurred_at: AwareDatetime = Field(default_factory=_now)
+    document_id: UUID
+    tenant_id: str
+    # Ties together everything one upload caused, across services and logs.
+    correlation_id: str
+
+    @classmethod
+    def caused_by(cls, cause: Event, **fields: Any) -> Self:
+        """A new event about the same document, in the same correlation."""
+        return cls(
+            document_id=cause.document_id,
+            tenant_id=cause.tenant_id,
+            correlation_id=cause.correlation_id,
+            **fields,
+        )
+
+
+class DocumentUploaded(Event):
+    """The gateway stored a file and accepted it for processing."""
+
+    TOPIC: ClassVar[str] = topics.UPLOADED
+    event_type: Literal["docflow.document.uploaded"] = "docflow.document.uploaded"
+
+    filename: str
+    content_type: ContentType
+    size_bytes: int = Field(ge=1)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    # Claim check: where the bytes are in the blob store.
+    blob_key: str
+
+
+class DocumentProgressed(Event):
+    """Work on a document advanced: pages extracted or chunks embedded so far.
+
+    ``done`` never decreases within one attempt; ``total`` is ``None`` while it
+    is not yet known (the embedder learns the chunk total only with the last
+    batch).
+    """
+
+    TOPIC: ClassVar[str] = topics.PROGRESSED
+    event_type: Literal["docflow.document.progressed"] = "docflow.document.progressed"
+
+    stage: Literal[Stage.EXTRACTING, Stage.EMBEDDING]
+    done: int = Field(ge=0)
+    total: int | None = Field(default=None, ge=0)
+
+
+class Chunk(BaseModel):
+    """A piece of a document's text, the unit that is embedded."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    index: int = Field(ge=0)
+    text: str
+    # 1-based page number for paginated documents (PDF); None otherwise.
+    page: int | None = None
+    # Character offsets of the chunk within its page's (or document's) text.
+    char_start: int = Field(ge=0)
+    char_end: int = Field(ge=0)
+
+
+class TextExtracted(Event):
+    """A batch of chunks extracted from a document, in order.
+
+    Batches of one document are numbered from 0 and published in order on one
+    partition. The batch with ``last=True`` carries ``chunks_total``; a
+    document without extractable text is a single last batch with no chunks.
+    """
+
+    TOPIC: ClassVar[str] = topics.EXTRACTED
+    event_type: Literal["docflow.document.extracted"] = "docflow.document.extracted"
+
+    batch: int = Field(ge=0)
+    chunks: list[Chunk]
+    last: bool
+    chunks_total: int | None = Field(default=None, ge=0)
+    pages: int | None = Field(default=None, ge=0)
+
+    @model_validator(mode="after")
+    def _last_batch_has_total(self) -> Self:
+        # The embedder declares a document indexed from this number.
+        if self.last and self.chunks_total is None:
+            raise ValueError("the last batch must carry chunks_total")
+        return self
+
+
+class DocumentIndexed(Event):
+    """Every chunk of a document is embedded and stored in the vector store."""
+
+    TOPIC: ClassVar[str] = topics.INDEXED
+    event_type: Literal["docflow.document.indexed"] = "docflow.document.indexed"
+
+    chunks_total: int = Field(ge=0)
+    collection: str
+    embedding_model: str
+
+
+class ErrorInfo(BaseModel):
+    """Why a document failed, in words a person can act on."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    code: ErrorCode
+    message: str
+    stage: Stage
+    retryable: bool
+
+
+class DocumentFailed(Event):
+    """A document cannot be processed further."""
+
+    TOPIC: ClassVar[str] = topics.FAILED
+    event_type: Literal["docflow.document.failed"] = "docflow.document.failed"
+
+    error: ErrorInfo
+
+
+AnyEvent = Annotated[
+    DocumentUploaded | DocumentProgressed | TextExtracted | DocumentIndexed | DocumentFailed,
+    Field(discriminator="event_type"),
+]
+"""Any docflow event, told apart by ``event_type``."""
+
+EVENT_TYPES: tuple[type[Event], ...] = (
+    DocumentUploaded,
+    DocumentProgressed,
+    TextExtracted,
+    DocumentIndexed,
+    DocumentFailed,
+)
+
+_any_event: TypeAdapter[AnyEvent] = TypeAdapter(AnyEvent)
+
+
+def parse_event(data: bytes | str) -> Event:
+    """Decode any docflow event from its JSON body."""
+    event: Event = _any_event.validate_json(data)
+    return event

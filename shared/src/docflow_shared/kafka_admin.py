@@ -1,0 +1,104 @@
+"""Creating docflow's topics where no operator does it (local broker, tests).
+
+Production declares them as Strimzi ``KafkaTopic`` resources instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import time
+from collections.abc import Iterable
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError
+
+from docflow_shared.topics import TopicSpec, specs
+
+logger = logging.getLogger(__name__)
+
+# Kafka's error code for "topic already exists": creating is idempotent.
+_TOPIC_ALREADY_EXISTS = 36
+
+
+async def wait_for_kafka(bootstrap_servers: str, timeout_s: float = 60.0) -> None:
+    """Return once the cluster answers a metadata request; raise ``TimeoutError`` otherwise."""
+    deadline = time.monotonic() + timeout_s
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=5000)
+        try:
+            await admin.start()
+            cluster = await admin.describe_cluster()
+            if cluster.get("brokers"):
+                return
+        except (KafkaError, OSError) as exc:
+            last_error = exc
+        finally:
+            await admin.close()
+        await asyncio.sleep(0.25)
+    raise TimeoutError(f"Kafka at {bootstrap_servers} did not answer in {timeout_s}s: {last_error}")
+
+
+async def ensure_topics(
+    bootstrap_servers: str, specs: Iterable[TopicSpec], timeout_s: float = 60.0
+) -> list[str]:
+    """Create the topics that do not exist yet and wait until each has a leader.
+
+    Returns the names of the topics it created.
+    """
+    specs = list(specs)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=10_000)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [spec for spec in specs if spec.name not in existing]
+        if missing:
+            response = await admin.create_topics(
+                [NewTopic(s.name, s.partitions, s.replication_factor) for s in missing]
+            )
+            for name, code, *rest in response.topic_errors:
+                if code not in (0, _TOPIC_ALREADY_EXISTS):
+                    message = rest[0] if rest else ""
+                    raise RuntimeError(f"could not create topic {name}: error {code} {message}")
+        deadline = time.monotonic() + timeout_s
+        names = [spec.name for spec in specs]
+        while True:
+            described = await admin.describe_topics(names)
+            if all(
+                t["error_code"] == 0
+                and t["partitions"]
+                and all(p["leader"] >= 0 for p in t["partitions"])
+                for t in described
+            ):
+                break
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"topics have no leader after {timeout_s}s: {names}")
+            await asyncio.sleep(0.2)
+        created = [spec.name for spec in missing]
+        if created:
+            logger.info("created topics %s", ", ".join(created))
+        return created
+    finally:
+        await admin.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m docflow_shared.kafka_admin``: create docflow's topics (e.g. in Compose)."""
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--bootstrap-servers", required=True)
+    parser.add_argument("--partitions", type=int, default=6)
+    parser.add_argument("--replication-factor", type=int, default=1)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+
+    async def run() -> None:
+        await wait_for_kafka(args.bootstrap_servers, timeout_s=120)
+        await ensure_topics(args.bootstrap_servers, specs(args.partitions, args.replication_factor))
+
+    asyncio.run(run())
+
+
+if __name__ == "__main__":
+    main()

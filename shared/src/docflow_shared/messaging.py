@@ -1,0 +1,240 @@
+"""Kafka for every docflow service: one broker factory with safe delivery.
+
+Delivery guarantee (DESIGN.md, "Delivery semantics"): at-least-once with
+idempotent effects.
+
+* Producers: ``acks="all"`` and idempotence on, and every publish waits for
+  the acknowledgement, so an event a service reports as sent is on every
+  in-sync replica and retries never write it twice.
+* Consumers: offsets are committed only after the handler returned, that is
+  after its effects (Qdrant upsert, SQL commit, published events) are durable
+  (``AckPolicy.NACK_ON_ERROR``: no auto-commit; an exception seeks back so the
+  message is delivered again). New consumer groups start at the earliest
+  offset, so nothing published before a service first started is skipped.
+* A handler error does not block the partition: ``FailDocumentOnError`` turns
+  it into a ``DocumentFailed`` event with a reason, then the message is
+  committed. Only when even that event cannot be published is the message
+  left uncommitted, to be delivered again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+from faststream import AckPolicy, BaseMiddleware
+from faststream.kafka import KafkaBroker, KafkaRouter
+from faststream.kafka.prometheus import KafkaPrometheusMiddleware
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from docflow_shared.errors import DocumentError
+from docflow_shared.events import DocumentFailed, ErrorCode, ErrorInfo, Event, Stage
+
+if TYPE_CHECKING:
+    from faststream._internal.context.repository import ContextRepo
+    from faststream.kafka.publisher.usecase import DefaultPublisher
+    from faststream.kafka.subscriber.usecase import DefaultSubscriber
+    from faststream.message import StreamMessage
+    from prometheus_client import CollectorRegistry
+
+logger = logging.getLogger(__name__)
+
+Publish = Callable[[Event], Awaitable[None]]
+"""The port handlers publish through: returns once Kafka acknowledged the event."""
+
+# Long enough for the slowest single message (a large PDF is one message to
+# the extractor): past it Kafka considers the consumer dead and rebalances.
+DEFAULT_MAX_POLL_INTERVAL_MS = 15 * 60 * 1000
+
+
+def make_broker(
+    bootstrap_servers: str,
+    *,
+    service: str,
+    registry: CollectorRegistry | None = None,
+    graceful_timeout: float = 30.0,
+) -> KafkaBroker:
+    """A broker with docflow's producer guarantees and consume/publish metrics."""
+    middlewares = []
+    if registry is not None:
+        middlewares.append(
+            KafkaPrometheusMiddleware(registry=registry, app_name=f"docflow-{service}")
+        )
+    return KafkaBroker(
+        bootstrap_servers,
+        client_id=f"docflow-{service}",
+        acks="all",
+        enable_idempotence=True,
+        # Topics are declared (topics.py, Strimzi in production), never created
+        # as a side effect of a typo in a subscriber.
+        allow_auto_create_topics=False,
+        middlewares=middlewares,
+        # Per-message "Received/Processed" lines only at DEBUG.
+        log_level=logging.DEBUG,
+        # On shutdown, in-flight handlers get this long to finish (their
+        # messages are committed) before the consumer leaves without committing.
+        graceful_timeout=graceful_timeout,
+    )
+
+
+def subscriber(
+    broker: KafkaBroker | KafkaRouter,
+    *topics: str,
+    group_id: str,
+    max_poll_interval_ms: int = DEFAULT_MAX_POLL_INTERVAL_MS,
+) -> DefaultSubscriber:
+    """Subscribe a consumer group to topics with docflow's delivery guarantee."""
+    return broker.subscriber(
+        *topics,
+        group_id=group_id,
+        auto_offset_reset="earliest",
+        # Commit after the handler's effects are durable; redeliver on error.
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        max_poll_interval_ms=max_poll_interval_ms,
+    )
+
+
+def cloudevent_headers(event: Event, source: str) -> dict[str, str]:
+    """CloudEvents binary-mode Kafka headers, so outside consumers need none of our code."""
+    return {
+        "ce_specversion": "1.0",
+        "ce_id": str(event.event_id),
+        "ce_type": event.event_type,
+        "ce_source": source,
+        "ce_time": event.occurred_at.isoformat(),
+        "ce_subject": str(event.document_id),
+        "content-type": "application/json",
+    }
+
+
+class KafkaEventPublisher:
+    """Publishes events to their topic, keyed by document id, acknowledged by Kafka.
+
+    A service declares the events it produces; they appear as publishers in
+    its AsyncAPI document, and publishing anything else is a programming error.
+    """
+
+    def __init__(self, broker: KafkaBroker, *, source: str, produces: Iterable[type[Event]]):
+        self._source = source
+        self._publishers: dict[type[Event], DefaultPublisher] = {
+            cls: broker.publisher(
+                cls.TOPIC, title=f"{cls.TOPIC}:{cls.__name__}", schema=cls, description=cls.__doc__
+            )
+            for cls in produces
+        }
+
+    async def __call__(self, event: Event) -> None:
+        publisher = self._publishers.get(type(event))
+        if publisher is None:
+            raise TypeError(f"{self._source} does not declare {type(event).__name__} as produced")
+        await publisher.publish(
+            event,
+            # Keyed by document: one document's events stay in order in a topic.
+            key=str(event.document_id).encode(),
+            headers=cloudevent_headers(event, self._source),
+            correlation_id=event.correlation_id,
+        )
+
+
+class _Envelope(BaseModel):
+    """Just enough of any event to say which document it was about."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    event_type: str = ""
+    document_id: UUID
+    tenant_id: str
+    correlation_id: str
+
+
+def _envelope_of(body: bytes) -> _Envelope | None:
+    try:
+        return _Envelope.model_validate(json.loads(body))
+    except (ValueError, ValidationError):
+        return None
+
+
+class FailDocumentOnError:
+    """Consumer middleware: a handler that raises fails its document, not the consumer.
+
+    ``DocumentError`` carries the code and reason (encrypted, corrupt, …); any
+    other exception fails the document as ``internal`` and retryable. A message
+    that names no document (not JSON, no envelope) is logged and skipped:
+    there is no document to fail and redelivering it would block the partition.
+    """
+
+    def __init__(self, publish: Publish, *, stage: Stage, service: str) -> None:
+        self._publish = publish
+        self._stage = stage
+        self._service = service
+
+    def __call__(self, msg: Any, /, *, context: ContextRepo) -> BaseMiddleware:
+        return _FailDocumentOnError(msg, context=context, owner=self)
+
+    def router(self) -> KafkaRouter:
+        """A router whose subscribers (and only those) this middleware wraps."""
+        return KafkaRouter(middlewares=[self])
+
+    async def fail(self, msg: StreamMessage[Any], exc: Exception) -> None:
+        envelope = _envelope_of(msg.body)
+        if (
+            envelope is None
+            or envelope.event_type == DocumentFailed.model_fields["event_type"].default
+        ):
+            # Nothing to fail, or failing a failure (which could loop): skip it, loudly.
+            logger.error(
+                "%s: skipping a message it cannot act on (%s: %s)",
+                self._service,
+                type(exc).__name__,
+                exc,
+            )
+            return
+        if isinstance(exc, DocumentError):
+            error = ErrorInfo(
+                code=exc.code, message=exc.message, stage=self._stage, retryable=exc.retryable
+            )
+            logger.info("document %s failed: %s (%s)", envelope.document_id, exc.message, exc.code)
+        elif isinstance(exc, ValidationError):
+            error = ErrorInfo(
+                code=ErrorCode.INTERNAL,
+                message=f"the {self._service} could not read the event it received: {exc}",
+                stage=self._stage,
+                retryable=False,
+            )
+            logger.error("document %s: unreadable event: %s", envelope.document_id, exc)
+        else:
+            error = ErrorInfo(
+                code=ErrorCode.INTERNAL,
+                message=f"unexpected error in the {self._service}: {type(exc).__name__}: {exc}",
+                stage=self._stage,
+                retryable=True,
+            )
+            logger.exception("document %s: unexpected error", envelope.document_id, exc_info=exc)
+        # If this publish fails, the exception propagates: the message is not
+        # committed and comes back, so the failure is never lost.
+        await self._publish(
+            DocumentFailed(
+                document_id=envelope.document_id,
+                tenant_id=envelope.tenant_id,
+                correlation_id=envelope.correlation_id,
+                error=error,
+            )
+        )
+
+
+class _FailDocumentOnError(BaseMiddleware):
+    def __init__(self, msg: Any, /, *, context: ContextRepo, owner: FailDocumentOnError) -> None:
+        super().__init__(msg, context=context)
+        self._owner = owner
+
+    async def consume_scope(
+        self, call_next: Callable[[StreamMessage[Any]], Awaitable[Any]], msg: StreamMessage[Any]
+    ) -> Any:
+        try:
+            return await call_next(msg)
+        except Exception as exc:
+            await self._owner.fail(msg, exc)
+            return None

@@ -1,0 +1,232 @@
+"""The whole system on a real Kafka broker, the four services as separate
+processes, every file of the shared corpus sent through HTTP.
+
+What each file must reach is ../shared/corpus/README.md (support/corpus.py).
+Figures (time to drain the corpus, progress steps seen) are written to
+.artifacts/e2e/summary.json.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from docflow_embedder.adapters.minilm import MiniLMEmbedder
+from docflow_embedder.adapters.qdrant import collection_name
+from docflow_embedder.domain import point_id
+from docflow_local.processes import free_port
+from docflow_local.stack import Stack, services
+from docflow_shared.kafka_admin import ensure_topics
+from docflow_shared.topics import specs
+from qdrant_client import QdrantClient, models
+from support.corpus import REPO_ROOT, Expected, expectations
+from support.waiting import wait_until
+
+ARTIFACTS = REPO_ROOT / ".artifacts" / "e2e"
+TERMINAL = {"completed", "failed", "cancelled"}
+LONG_PDF = "GeoTopo-komprimiert.pdf"
+
+
+@pytest.fixture(scope="module")
+def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    asyncio.run(ensure_topics(kafka_bootstrap, specs()))
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    running = Stack(
+        kafka_bootstrap_servers=kafka_bootstrap,
+        data_dir=tmp_path_factory.mktemp("e2e") / "data",
+        services=services(free_port(), free_port(), free_port(), free_port()),
+        log_dir=ARTIFACTS / "logs",
+    )
+    running.start()
+    yield running
+    running.stop()
+
+
+@dataclass
+class CorpusRun:
+    """What the corpus run observed."""
+
+    documents: dict[str, dict[str, Any]] = field(default_factory=dict)  # filename → final status
+    accepted: dict[str, dict[str, Any]] = field(default_factory=dict)  # filename → upload answer
+    long_pdf_progress: list[tuple[str, int]] = field(default_factory=list)  # (stage, progress)
+    seconds: float = 0.0
+
+
+def _upload(http: httpx.Client, gateway: str, paths: list[Path]) -> list[dict[str, Any]]:
+    files = [("file", (p.name, p.read_bytes(), "application/octet-stream")) for p in paths]
+    response = http.post(f"{gateway}/v1/documents", files=files)
+    assert response.status_code == 202, response.text
+    documents: list[dict[str, Any]] = response.json()["documents"]
+    return documents
+
+
+@pytest.fixture(scope="module")
+def corpus_run(stack: Stack) -> CorpusRun:
+    run = CorpusRun()
+    expected = expectations()
+    pdfs = [e.path for e in expected if e.path.suffix == ".pdf"]
+    markdown = [e.path for e in expected if e.path.suffix == ".md"]
+    gateway = stack.url("gateway")
+    started = time.monotonic()
+    with httpx.Client(timeout=30) as http:
+        # The long PDF first, so its progress is watched from the start;
+        # the Markdown files together, as one multi-file request.
+        pdfs.sort(key=lambda p: p.name != LONG_PDF)
+        answers = [doc for path in pdfs for doc in _upload(http, gateway, [path])]
+        answers += _upload(http, gateway, markdown)
+        run.accepted = {doc["filename"]: doc for doc in answers}
+
+        def all_terminal() -> bool:
+            for name, doc in run.accepted.items():
+                if run.documents.get(name, {}).get("status") in TERMINAL:
+                    continue
+                response = http.get(doc["status_url"])
+                if response.status_code == 404:
+                    continue  # the status service has not read the upload event yet
+                assert response.status_code == 200, response.text
+                body = response.json()
+                run.documents[name] = body
+                if name == LONG_PDF:
+                    run.long_pdf_progress.append((body["stage"], body["progress"]))
+            return all(d.get("status") in TERMINAL for d in run.documents.values()) and len(
+                run.documents
+            ) == len(run.accepted)
+
+        wait_until(all_terminal, timeout_s=900, interval_s=0.2, what="every document to finish")
+    run.seconds = time.monotonic() - started
+    steps = sorted({p for _, p in run.long_pdf_progress})
+    (ARTIFACTS / "summary.json").write_text(
+        json.dumps(
+            {
+                "documents": len(run.accepted),
+                "seconds_upload_to_all_terminal": round(run.seconds, 2),
+                "long_pdf_progress_values": steps,
+                "chunks_total": sum(d["chunks_total"] or 0 for d in run.documents.values()),
+            },
+            indent=2,
+        )
+    )
+    return run
+
+
+@pytest.mark.parametrize("expected", expectations(), ids=lambda e: e.path.name)
+def test_each_corpus_file_reaches_its_outcome(corpus_run: CorpusRun, expected: Expected) -> None:
+    doc = corpus_run.documents[expected.path.name]
+    assert doc["status"] == expected.status, doc
+    assert doc["id"] == corpus_run.accepted[expected.path.name]["id"]
+    assert doc["created_at"]
+    assert doc["updated_at"]
+    assert doc["completed_at"]
+    if expected.status == "failed":
+        assert doc["error"]["code"] == expected.error_code
+        assert doc["error"]["message"]
+        assert doc["message"] == doc["error"]["message"]
+        return
+    assert doc["error"] is None
+    assert doc["progress"] == 100
+    assert doc["stage"] == "indexed"
+    assert doc["created_at"] <= doc["started_at"] <= doc["completed_at"]
+    assert doc["chunks_embedded"] == doc["chunks_total"]
+    if expected.pages is not None:
+        assert doc["pages"] == expected.pages
+    if expected.has_chunks:
+        assert doc["chunks_total"] >= 1
+    else:
+        assert doc["chunks_total"] == 0
+        assert "No extractable text" in doc["message"]
+
+
+def test_the_long_pdf_shows_progress_in_several_steps(corpus_run: CorpusRun) -> None:
+    values = [p for _, p in corpus_run.long_pdf_progress]
+    assert values == sorted(values), "progress went backwards"
+    between = {p for p in values if 0 < p < 100}
+    assert len(between) >= 3, f"progress seen: {sorted(set(values))}"
+    assert {"extracting", "embedding"} <= {stage for stage, _ in corpus_run.long_pdf_progress}
+
+
+def test_running_services_answer_probes_and_problems(stack: Stack, corpus_run: CorpusRun) -> None:
+    with httpx.Client(timeout=10) as http:
+        for service in stack.services:
+            assert http.get(f"{service.url}/healthz").status_code == 200
+            assert http.get(f"{service.url}/readyz").json()["status"] == "ok"
+        metrics = http.get(f"{stack.url('extractor')}/metrics").text
+        assert "faststream_received_messages_total" in metrics
+        refused = http.post(
+            f"{stack.url('gateway')}/v1/documents", files={"file": ("x.bin", b"\x7fELF\x00\x01")}
+        )
+        assert refused.status_code == 415
+        assert refused.headers["content-type"] == "application/problem+json"
+        missing = http.get(
+            f"{stack.url('status')}/v1/documents/00000000-0000-0000-0000-000000000000"
+        )
+        assert missing.status_code == 404
+
+
+@pytest.fixture(scope="module")
+def qdrant(stack: Stack, corpus_run: CorpusRun) -> Iterator[QdrantClient]:
+    # Local mode admits one process at a time: stop the embedder's first.
+    stack.stop()
+    client = QdrantClient(path=str(stack.data_dir / "qdrant"))
+    yield client
+    client.close()
+
+
+COLLECTION = collection_name(MiniLMEmbedder.model, 384)
+
+
+def _points_of(client: QdrantClient, document_id: str) -> list[models.Record]:
+    records, _ = client.scroll(
+        COLLECTION,
+        scroll_filter=models.Filter(
+            must=[
+                models.FieldCondition(key="document_id", match=models.MatchValue(value=document_id))
+            ]
+        ),
+        limit=10_000,
+        with_payload=True,
+    )
+    return records
+
+
+def test_qdrant_holds_one_point_per_chunk(qdrant: QdrantClient, corpus_run: CorpusRun) -> None:
+    expected_total = 0
+    for name, doc in corpus_run.documents.items():
+        records = _points_of(qdrant, doc["id"])
+        total = doc["chunks_total"] or 0
+        assert len(records) == total, name
+        assert sorted(r.payload["chunk_index"] for r in records) == list(range(total)), name
+        expected_total += total
+    assert expected_total > 300
+    ours = sum(len(_points_of(qdrant, d["id"])) for d in corpus_run.documents.values())
+    assert ours == expected_total
+
+
+# Documents with text of their own. Not the LaTeX "blindtext" samples
+# (pdflatex-4-pages, pdflatex-outline, ...): they repeat the same filler
+# paragraphs within and across files, so no chunk of theirs is unique.
+@pytest.mark.parametrize(
+    "filename",
+    ["GeoTopo-komprimiert.pdf", "multicolumn.pdf", "crazyones-pdfa.pdf", "google-doc-document.pdf"],
+)
+def test_similar_text_finds_its_own_chunk_first(
+    qdrant: QdrantClient, corpus_run: CorpusRun, filename: str
+) -> None:
+    model = MiniLMEmbedder()
+    document_id = corpus_run.documents[filename]["id"]
+    records = sorted(_points_of(qdrant, document_id), key=lambda r: r.payload["chunk_index"])
+    # The middle half of the longest chunk: text no neighbouring chunk shares.
+    record = max(records, key=lambda r: len(r.payload["text"]))
+    text = record.payload["text"]
+    query = text[len(text) // 4 : 3 * len(text) // 4]
+    everything, _ = qdrant.scroll(COLLECTION, limit=100_000, with_payload=True)
+    assert sum(query in r.payload["text"] for r in everything) == 1, "query text is not unique"
+    [vector] = model.embed([query])
+    [best] = qdrant.query_points(COLLECTION, query=vector.tolist(), limit=1).points
+    assert best.id == str(point_id(document_id, record.payload["chunk_index"], model.model))

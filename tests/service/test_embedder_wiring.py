@@ -1,0 +1,97 @@
+"""The embedder's subscriber, middleware and publisher, wired as in production,
+with a fake model and an in-memory vector store (the real ones are in e2e)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+from docflow_embedder.bootstrap import wire
+from docflow_embedder.domain import VectorPoint
+from docflow_shared import topics
+from docflow_shared.events import (
+    Chunk,
+    DocumentFailed,
+    DocumentIndexed,
+    DocumentProgressed,
+    TextExtracted,
+)
+from docflow_shared.messaging import make_broker
+from faststream.kafka import TestKafkaBroker
+from service.conftest import Collector
+from support.waiting import await_until
+
+
+class FakeEmbedder:
+    model = "fake/model"
+    dimension = 2
+
+    def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        if any("explode" in t for t in texts):
+            raise RuntimeError("model crashed")
+        return np.ones((len(texts), 2), dtype=np.float32)
+
+
+class MemoryVectors:
+    collection = "docflow_fake_2"
+
+    def __init__(self) -> None:
+        self.points: dict[str, VectorPoint] = {}
+
+    def upsert(self, points: Sequence[VectorPoint]) -> None:
+        self.points.update({str(p.id): p for p in points})
+
+
+def batches(document_id: uuid.UUID, texts: list[str]) -> list[TextExtracted]:
+    common = {"document_id": document_id, "tenant_id": "t1", "correlation_id": "c"}
+    chunks = [Chunk(index=i, text=t, char_start=0, char_end=len(t)) for i, t in enumerate(texts)]
+    return [
+        TextExtracted(**common, batch=0, chunks=chunks[:2], last=False),
+        TextExtracted(**common, batch=1, chunks=chunks[2:], last=True, chunks_total=len(chunks)),
+    ]
+
+
+async def test_chunk_batches_become_points_and_the_document_is_indexed(
+    real_kafka: str | None,
+) -> None:
+    broker = make_broker(real_kafka or "127.0.0.1:1", service="embedder")
+    vectors = MemoryVectors()
+    wire(broker, FakeEmbedder(), vectors)
+    collector = Collector(
+        broker, topics.PROGRESSED, topics.INDEXED, group_id=f"test-{uuid.uuid4()}"
+    )
+    document_id = uuid.uuid4()
+    collector.document_ids.add(document_id)
+    async with TestKafkaBroker(broker, with_real=real_kafka is not None) as br:
+        for batch in batches(document_id, ["a", "b", "c"]):
+            await br.publish(batch, topic=topics.EXTRACTED, key=str(document_id).encode())
+
+        async def indexed() -> list[DocumentIndexed]:
+            return collector.of(DocumentIndexed)
+
+        [done] = await await_until(indexed, timeout_s=60, what="DocumentIndexed")
+    assert done.chunks_total == 3
+    assert len(vectors.points) == 3
+    assert [p.done for p in collector.of(DocumentProgressed)] == [2, 3]
+
+
+async def test_a_model_error_fails_the_document_as_retryable(real_kafka: str | None) -> None:
+    broker = make_broker(real_kafka or "127.0.0.1:1", service="embedder")
+    wire(broker, FakeEmbedder(), MemoryVectors())
+    collector = Collector(broker, topics.FAILED, group_id=f"test-{uuid.uuid4()}")
+    document_id = uuid.uuid4()
+    collector.document_ids.add(document_id)
+    async with TestKafkaBroker(broker, with_real=real_kafka is not None) as br:
+        first, _ = batches(document_id, ["explode", "b", "c"])
+        await br.publish(first, topic=topics.EXTRACTED, key=str(document_id).encode())
+
+        async def failed() -> list[DocumentFailed]:
+            return collector.of(DocumentFailed)
+
+        [failure] = await await_until(failed, timeout_s=60, what="DocumentFailed")
+    assert failure.error.code == "internal"
+    assert failure.error.stage == "embedding"
+    assert failure.error.retryable is True
+    assert "model crashed" in failure.error.message

@@ -1,0 +1,116 @@
+"""The extractor's subscriber, middleware and publisher, wired as in production."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+from docflow_extractor.bootstrap import wire
+from docflow_extractor.settings import ExtractorSettings
+from docflow_shared import topics
+from docflow_shared.blobstore import LocalBlobStore, original_key
+from docflow_shared.events import (
+    ContentType,
+    DocumentFailed,
+    DocumentProgressed,
+    DocumentUploaded,
+    TextExtracted,
+)
+from docflow_shared.messaging import make_broker
+from faststream.kafka import TestKafkaBroker
+from service.conftest import Collector
+from support.waiting import await_until
+
+
+def upload(blobs: LocalBlobStore, path: Path, content_type: ContentType) -> DocumentUploaded:
+    document_id = uuid.uuid4()
+    key = original_key("t1", document_id)
+    with blobs.writer(key) as sink:
+        sink.write(path.read_bytes())
+    return DocumentUploaded(
+        document_id=document_id,
+        tenant_id="t1",
+        correlation_id=str(uuid.uuid4()),
+        filename=path.name,
+        content_type=content_type,
+        size_bytes=path.stat().st_size,
+        sha256="0" * 64,
+        blob_key=key,
+    )
+
+
+def extractor(bootstrap: str | None, tmp_path: Path) -> tuple:
+    broker = make_broker(bootstrap or "127.0.0.1:1", service="extractor")
+    blobs = LocalBlobStore(tmp_path / "blobs")
+    wire(broker, ExtractorSettings(data_dir=tmp_path), blobs)
+    collector = Collector(
+        broker, topics.PROGRESSED, topics.EXTRACTED, topics.FAILED, group_id=f"test-{uuid.uuid4()}"
+    )
+    return broker, blobs, collector
+
+
+async def test_an_upload_becomes_progress_and_chunk_batches(
+    real_kafka: str | None, tmp_path: Path, corpus: Path
+) -> None:
+    broker, blobs, collector = extractor(real_kafka, tmp_path)
+    event = upload(blobs, corpus / "pdf" / "pdflatex-4-pages.pdf", "application/pdf")
+    collector.document_ids.add(event.document_id)
+    async with TestKafkaBroker(broker, with_real=real_kafka is not None) as br:
+        await br.publish(event, topic=topics.UPLOADED, key=str(event.document_id).encode())
+
+        async def last_batch() -> TextExtracted | None:
+            return next((b for b in collector.of(TextExtracted) if b.last), None)
+
+        last = await await_until(last_batch, timeout_s=60, what="the last chunk batch")
+        await await_until(
+            lambda: _async(any(p.done == 4 for p in collector.of(DocumentProgressed))),
+            timeout_s=30,
+            what="the final progress event",
+        )
+    assert last.pages == 4
+    assert last.chunks_total == sum(len(b.chunks) for b in collector.of(TextExtracted)) > 0
+    assert all(b.correlation_id == event.correlation_id for b in collector.events)
+
+
+async def test_an_encrypted_pdf_fails_its_document_and_the_next_one_still_flows(
+    real_kafka: str | None, tmp_path: Path, corpus: Path
+) -> None:
+    broker, blobs, collector = extractor(real_kafka, tmp_path)
+    locked = upload(blobs, corpus / "pdf" / "libreoffice-writer-password.pdf", "application/pdf")
+    fine = upload(blobs, corpus / "markdown" / "004_2fa5e17c5a412ea5.md", "text/markdown")
+    collector.document_ids.update({locked.document_id, fine.document_id})
+    async with TestKafkaBroker(broker, with_real=real_kafka is not None) as br:
+        # Same key: same partition, so the good document waits behind the bad one.
+        for event in (locked, fine):
+            await br.publish(event, topic=topics.UPLOADED, key=b"same-partition")
+        await await_until(
+            lambda: _async(any(b.last for b in collector.of(TextExtracted))),
+            timeout_s=60,
+            what="the markdown file behind the encrypted one",
+        )
+    [failed] = collector.of(DocumentFailed)
+    assert failed.document_id == locked.document_id
+    assert failed.error.code == "encrypted"
+    assert failed.error.stage == "extracting"
+    assert not failed.error.retryable
+
+
+async def test_a_message_that_is_not_an_event_does_not_stop_the_consumer(
+    real_kafka: str | None, tmp_path: Path, corpus: Path
+) -> None:
+    broker, blobs, collector = extractor(real_kafka, tmp_path)
+    fine = upload(blobs, corpus / "pdf" / "minimal-document.pdf", "application/pdf")
+    collector.document_ids.add(fine.document_id)
+    async with TestKafkaBroker(broker, with_real=real_kafka is not None) as br:
+        await br.publish(b"\x00 not json", topic=topics.UPLOADED, key=b"same-partition")
+        await br.publish(fine, topic=topics.UPLOADED, key=b"same-partition")
+        await await_until(
+            lambda: _async(any(b.last for b in collector.of(TextExtracted))),
+            timeout_s=60,
+            what="the upload behind the poison message",
+        )
+    assert collector.of(DocumentFailed) == []
+
+
+async def _async(value):  # await_until takes an async probe
+    return value

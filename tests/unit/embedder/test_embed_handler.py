@@ -1,0 +1,141 @@
+"""The embedder's handler with a fake model and an in-memory vector store."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from uuid import uuid4
+
+import numpy as np
+import numpy.typing as npt
+from docflow_embedder.domain import VectorPoint, point_id
+from docflow_embedder.handlers import embed_chunks
+from docflow_shared.events import (
+    Chunk,
+    DocumentIndexed,
+    DocumentProgressed,
+    Event,
+    Stage,
+    TextExtracted,
+)
+
+
+class FakeEmbedder:
+    model = "fake/model"
+    dimension = 3
+
+    def __init__(self) -> None:
+        self.calls: list[list[str]] = []
+
+    def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        self.calls.append(list(texts))
+        return np.array([[len(t), 1.0, 0.0] for t in texts], dtype=np.float32)
+
+
+class MemoryVectors:
+    collection = "docflow_fake_3"
+
+    def __init__(self) -> None:
+        self.points: dict[str, VectorPoint] = {}
+
+    def upsert(self, points: Sequence[VectorPoint]) -> None:
+        for point in points:
+            self.points[str(point.id)] = point
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+
+    async def __call__(self, event: Event) -> None:
+        self.events.append(event)
+
+
+DOC = uuid4()
+
+
+def batch(
+    number: int, first: int, count: int, *, last: bool = False, total: int | None = None
+) -> TextExtracted:
+    return TextExtracted(
+        document_id=DOC,
+        tenant_id="t1",
+        correlation_id="c",
+        batch=number,
+        chunks=[
+            Chunk(index=i, text=f"chunk {i}", page=1, char_start=0, char_end=7)
+            for i in range(first, first + count)
+        ],
+        last=last,
+        chunks_total=total,
+    )
+
+
+async def test_a_batch_becomes_points_and_progress() -> None:
+    embedder, vectors, publish = FakeEmbedder(), MemoryVectors(), Recorder()
+    await embed_chunks(batch(0, 0, 3), embedder=embedder, vectors=vectors, publish=publish)
+    assert embedder.calls == [["chunk 0", "chunk 1", "chunk 2"]]
+    assert set(vectors.points) == {str(point_id(DOC, i, "fake/model")) for i in range(3)}
+    point = vectors.points[str(point_id(DOC, 1, "fake/model"))]
+    assert point.payload == {
+        "tenant_id": "t1",
+        "document_id": str(DOC),
+        "chunk_index": 1,
+        "page": 1,
+        "char_start": 0,
+        "char_end": 7,
+        "text": "chunk 1",
+    }
+    [progress] = publish.events
+    assert isinstance(progress, DocumentProgressed)
+    assert (progress.stage, progress.done, progress.total) == (Stage.EMBEDDING, 3, None)
+
+
+async def test_the_last_batch_indexes_the_document() -> None:
+    vectors, publish = MemoryVectors(), Recorder()
+    await embed_chunks(batch(0, 0, 2), embedder=FakeEmbedder(), vectors=vectors, publish=publish)
+    await embed_chunks(
+        batch(1, 2, 1, last=True, total=3),
+        embedder=FakeEmbedder(),
+        vectors=vectors,
+        publish=publish,
+    )
+    assert [type(e) for e in publish.events] == [
+        DocumentProgressed,
+        DocumentProgressed,
+        DocumentIndexed,
+    ]
+    indexed = publish.events[-1]
+    assert isinstance(indexed, DocumentIndexed)
+    assert (indexed.chunks_total, indexed.collection, indexed.embedding_model) == (
+        3,
+        "docflow_fake_3",
+        "fake/model",
+    )
+    assert len(vectors.points) == 3
+
+
+async def test_a_redelivered_batch_overwrites_instead_of_duplicating() -> None:
+    vectors = MemoryVectors()
+    for _ in range(2):
+        await embed_chunks(
+            batch(0, 0, 4), embedder=FakeEmbedder(), vectors=vectors, publish=Recorder()
+        )
+    assert len(vectors.points) == 4
+
+
+async def test_a_document_without_text_is_indexed_without_calling_the_model() -> None:
+    embedder, vectors, publish = FakeEmbedder(), MemoryVectors(), Recorder()
+    await embed_chunks(
+        batch(0, 0, 0, last=True, total=0), embedder=embedder, vectors=vectors, publish=publish
+    )
+    assert embedder.calls == []
+    assert vectors.points == {}
+    [indexed] = publish.events
+    assert isinstance(indexed, DocumentIndexed)
+    assert indexed.chunks_total == 0
+
+
+def test_point_ids_depend_on_document_chunk_and_model_only() -> None:
+    a = point_id(DOC, 0, "m1")
+    assert a == point_id(DOC, 0, "m1")
+    assert len({a, point_id(DOC, 1, "m1"), point_id(DOC, 0, "m2"), point_id(uuid4(), 0, "m1")}) == 4

@@ -1,0 +1,65 @@
+import io
+
+import pytest
+from docflow_extractor.domain.documents import open_document
+from docflow_shared.errors import DocumentError
+from docflow_shared.events import ErrorCode
+from pypdf import PdfWriter
+
+
+def read(path) -> io.BytesIO:
+    return io.BytesIO(path.read_bytes())
+
+
+def test_a_pdf_is_read_page_by_page(corpus) -> None:
+    document = open_document(read(corpus / "pdf" / "pdflatex-4-pages.pdf"), "application/pdf")
+    assert document.page_count == 4
+    pages = list(document.pages())
+    assert [p.number for p in pages] == [1, 2, 3, 4]
+    assert all(p.text.strip() for p in pages)
+
+
+def test_a_pdf_that_needs_a_password_is_encrypted(corpus) -> None:
+    with pytest.raises(DocumentError) as caught:
+        open_document(read(corpus / "pdf" / "libreoffice-writer-password.pdf"), "application/pdf")
+    assert caught.value.code is ErrorCode.ENCRYPTED
+    assert "password" in caught.value.message
+
+
+def test_a_pdf_encrypted_with_an_empty_user_password_opens(corpus) -> None:
+    writer = PdfWriter(clone_from=str(corpus / "pdf" / "minimal-document.pdf"))
+    writer.encrypt(user_password="", owner_password="owner-secret", algorithm="AES-256")
+    data = io.BytesIO()
+    writer.write(data)
+    data.seek(0)
+    document = open_document(data, "application/pdf")
+    assert document.page_count == 1
+    assert next(document.pages()).text.strip()
+
+
+def test_a_damaged_pdf_is_corrupt(corpus) -> None:
+    with pytest.raises(DocumentError) as caught:
+        open_document(read(corpus / "pdf" / "unreadablemetadata.pdf"), "application/pdf")
+    assert caught.value.code is ErrorCode.CORRUPT
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"%PDF-1.7\n", b"%PDF-1.4\n" + b"\x00garbage" * 1000, b"%PDF-" + bytes(range(256)) * 20],
+    ids=["header-only", "garbage", "binary"],
+)
+def test_anything_that_only_starts_like_a_pdf_is_corrupt(data: bytes) -> None:
+    # Damage may show when the file is opened or only when a page is read.
+    with pytest.raises(DocumentError) as caught:  # noqa: PT012
+        document = open_document(io.BytesIO(data), "application/pdf")
+        list(document.pages())
+    assert caught.value.code is ErrorCode.CORRUPT
+    assert "upload" in caught.value.message
+
+
+def test_text_is_one_unpaginated_page() -> None:
+    document = open_document(io.BytesIO("\ufeff# Titel\n\nInhalt".encode()), "text/markdown")
+    assert document.page_count is None
+    [page] = list(document.pages())
+    assert page.number is None
+    assert page.text == "# Titel\n\nInhalt"

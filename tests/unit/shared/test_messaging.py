@@ -1,0 +1,109 @@
+from types import SimpleNamespace
+from uuid import uuid4
+
+import pytest
+from docflow_shared.errors import DocumentError
+from docflow_shared.events import (
+    DocumentFailed,
+    DocumentUploaded,
+    ErrorCode,
+    Event,
+    Stage,
+    TextExtracted,
+)
+from docflow_shared.messaging import FailDocumentOnError, cloudevent_headers
+from pydantic import ValidationError
+
+
+def uploaded() -> DocumentUploaded:
+    return DocumentUploaded(
+        document_id=uuid4(),
+        tenant_id="acme",
+        correlation_id="c-1",
+        filename="a.pdf",
+        content_type="application/pdf",
+        size_bytes=10,
+        sha256="0" * 64,
+        blob_key="acme/x/original",
+    )
+
+
+def test_cloudevent_headers_describe_the_event_without_our_code() -> None:
+    event = uploaded()
+    headers = cloudevent_headers(event, "/docflow/gateway")
+    assert headers["ce_specversion"] == "1.0"
+    assert headers["ce_id"] == str(event.event_id)
+    assert headers["ce_type"] == "docflow.document.uploaded"
+    assert headers["ce_source"] == "/docflow/gateway"
+    assert headers["ce_time"] == event.occurred_at.isoformat()
+    assert headers["ce_subject"] == str(event.document_id)
+    assert headers["content-type"] == "application/json"
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+
+    async def __call__(self, event: Event) -> None:
+        self.events.append(event)
+
+
+def message(body: bytes) -> SimpleNamespace:
+    return SimpleNamespace(body=body)
+
+
+async def test_a_document_error_fails_the_document_with_its_code_and_reason() -> None:
+    publish = Recorder()
+    middleware = FailDocumentOnError(publish, stage=Stage.EXTRACTING, service="extractor")
+    event = uploaded()
+    await middleware.fail(
+        message(event.model_dump_json().encode()),
+        DocumentError(ErrorCode.ENCRYPTED, "needs a password"),
+    )
+    [failed] = publish.events
+    assert isinstance(failed, DocumentFailed)
+    assert failed.document_id == event.document_id
+    assert failed.correlation_id == event.correlation_id
+    assert (failed.error.code, failed.error.message) == (ErrorCode.ENCRYPTED, "needs a password")
+    assert failed.error.stage is Stage.EXTRACTING
+    assert failed.error.retryable is False
+
+
+async def test_an_unexpected_error_fails_the_document_as_internal_and_retryable() -> None:
+    publish = Recorder()
+    middleware = FailDocumentOnError(publish, stage=Stage.EMBEDDING, service="embedder")
+    await middleware.fail(message(uploaded().model_dump_json().encode()), OSError("disk full"))
+    [failed] = publish.events
+    assert isinstance(failed, DocumentFailed)
+    assert failed.error.code is ErrorCode.INTERNAL
+    assert failed.error.retryable is True
+    assert "disk full" in failed.error.message
+
+
+async def test_an_event_that_cannot_be_read_fails_its_document_permanently() -> None:
+    publish = Recorder()
+    middleware = FailDocumentOnError(publish, stage=Stage.EMBEDDING, service="embedder")
+    body = uploaded().model_dump_json().encode()
+    with pytest.raises(ValidationError) as caught:
+        TextExtracted.model_validate_json(body)
+    await middleware.fail(message(body), caught.value)
+    [failed] = publish.events
+    assert isinstance(failed, DocumentFailed)
+    assert failed.error.retryable is False
+
+
+@pytest.mark.parametrize("body", [b"not json", b"{}", b'{"document_id": "nope"}', b"[1, 2]"])
+async def test_a_message_naming_no_document_is_skipped(body: bytes) -> None:
+    publish = Recorder()
+    middleware = FailDocumentOnError(publish, stage=Stage.EXTRACTING, service="extractor")
+    await middleware.fail(message(body), ValueError("bad"))
+    assert publish.events == []
+
+
+async def test_when_the_failure_cannot_be_published_the_error_propagates() -> None:
+    async def broken(event: Event) -> None:
+        raise ConnectionError("Kafka unreachable")
+
+    middleware = FailDocumentOnError(broken, stage=Stage.EXTRACTING, service="extractor")
+    with pytest.raises(ConnectionError):
+        await middleware.fail(message(uploaded().model_dump_json().encode()), ValueError("x"))

@@ -1,0 +1,114 @@
+from __future__ import annotations
+
+import random
+from functools import reduce
+
+import pytest
+from docflow_shared.events import DocumentFailed, Event, Stage
+from docflow_status.domain.projection import NO_TEXT_MESSAGE, DocumentState, Status, evolve
+from support.histories import T0, failed_while_extracting, successful
+
+
+def fold(events: list[Event]) -> DocumentState:
+    state = reduce(evolve, events, None)
+    assert state is not None
+    return state
+
+
+def test_a_successful_history_ends_completed_with_every_field_set() -> None:
+    s = fold(successful(pages=10, per_batch=4, batches=3))
+    assert (s.status, s.stage, s.progress) == (Status.COMPLETED, Stage.INDEXED, 100)
+    assert (s.pages, s.chunks_total, s.chunks_embedded) == (10, 12, 12)
+    assert s.filename == "report.pdf"
+    assert s.created_at == T0
+    assert s.created_at < s.started_at < s.completed_at == s.updated_at
+    assert s.message == "Indexed 12 chunks from 10 pages"
+    assert s.error is None
+
+
+def test_progress_rises_in_several_steps_and_never_goes_back() -> None:
+    state, seen = None, []
+    for event in successful(pages=20, per_batch=5, batches=6):
+        state = evolve(state, event)
+        seen.append(state.progress)
+    assert seen == sorted(seen)
+    assert len(set(seen)) >= 6
+    assert seen[-1] == 100
+    assert all(p < 100 for p in seen[:-1])
+
+
+def test_status_and_stage_follow_the_work() -> None:
+    events = successful()
+    states = [fold(events[: i + 1]) for i in range(len(events))]
+    assert (states[0].status, states[0].stage) == (Status.PENDING, Stage.UPLOADED)
+    assert (states[1].status, states[1].stage) == (Status.PROCESSING, Stage.EXTRACTING)
+    assert states[1].message == "Extracting text: 0 of 10 pages read"
+    embedding = next(s for s in states if s.stage is Stage.EMBEDDING)
+    assert embedding.status is Status.PROCESSING
+    assert embedding.message.startswith("Embedded ")
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_any_delivery_order_with_duplicates_ends_in_the_same_final_state(seed: int) -> None:
+    events = successful()
+    rng = random.Random(seed)
+    shuffled = events + rng.sample(events, k=5)
+    rng.shuffle(shuffled)
+    in_order, out_of_order = fold(events), fold(shuffled)
+    for field in (
+        "status",
+        "stage",
+        "progress",
+        "message",
+        "pages",
+        "chunks_total",
+        "chunks_embedded",
+        "filename",
+        "created_at",
+        "started_at",
+        "completed_at",
+        "updated_at",
+    ):
+        assert getattr(out_of_order, field) == getattr(in_order, field), field
+
+
+def test_a_failure_is_terminal_and_keeps_its_reason() -> None:
+    events = failed_while_extracting()
+    late_work = successful(events[0].document_id)[1:]
+    s = fold(events + late_work)
+    assert s.status is Status.FAILED
+    assert s.stage is Stage.EXTRACTING
+    assert s.error is not None
+    assert s.error.code == "encrypted"
+    assert s.message == "needs a password"
+    assert s.completed_at == events[1].occurred_at
+
+
+def test_a_failed_document_shows_the_stage_that_failed() -> None:
+    s = fold(failed_while_extracting())
+    assert (s.status, s.stage) == (Status.FAILED, Stage.EXTRACTING)
+    assert s.started_at is not None
+
+
+def test_events_before_the_upload_event_create_the_document() -> None:
+    events = successful()
+    s = evolve(None, events[3])
+    assert s.filename is None
+    assert s.status is Status.PROCESSING
+    s = evolve(s, events[0])
+    assert s.filename == "report.pdf"
+    assert s.created_at == events[0].occurred_at
+
+
+def test_a_document_without_text_completes_and_says_so() -> None:
+    events = successful(per_batch=0, batches=1)
+    s = fold(events)
+    assert (s.status, s.chunks_total, s.progress) == (Status.COMPLETED, 0, 100)
+    assert s.message == NO_TEXT_MESSAGE
+
+
+def test_failure_after_completion_changes_nothing() -> None:
+    events = successful()
+    late = failed_while_extracting(events[0].document_id)[1]
+    assert isinstance(late, DocumentFailed)
+    assert fold([*events, late]).status is Status.COMPLETED

@@ -1,0 +1,67 @@
+"""The SQL read model on a real SQLite file."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC
+from pathlib import Path
+
+import pytest
+from docflow_status.adapters.read_model import SqlReadModel, create_engine
+from docflow_status.domain.projection import Status, evolve
+from support.histories import successful
+
+
+@pytest.fixture
+async def read_model(tmp_path: Path) -> AsyncIterator[SqlReadModel]:
+    model = SqlReadModel(create_engine(f"sqlite+aiosqlite:///{tmp_path / 'status.db'}"))
+    await model.create_schema()
+    yield model
+    await model.engine.dispose()
+
+
+async def test_applying_a_history_stores_the_folded_state(read_model: SqlReadModel) -> None:
+    events = successful()
+    for event in events:
+        assert await read_model.apply(event, evolve)
+    state = await read_model.get(events[0].document_id, "t1")
+    assert state is not None
+    assert (state.status, state.progress, state.chunks_total) == (Status.COMPLETED, 100, 12)
+    assert state.created_at == events[0].occurred_at
+    assert state.created_at.tzinfo == UTC
+
+
+async def test_an_event_is_applied_once_however_often_it_arrives(read_model: SqlReadModel) -> None:
+    calls = 0
+
+    def counting_fold(state, event):
+        nonlocal calls
+        calls += 1
+        return evolve(state, event)
+
+    event = successful()[0]
+    assert await read_model.apply(event, counting_fold) is True
+    assert await read_model.apply(event, counting_fold) is False
+    assert calls == 1
+
+
+async def test_a_failed_fold_writes_nothing(read_model: SqlReadModel) -> None:
+    event = successful()[0]
+
+    def broken_fold(state, event):
+        raise RuntimeError("bug")
+
+    with pytest.raises(RuntimeError):
+        await read_model.apply(event, broken_fold)
+    assert await read_model.get(event.document_id, "t1") is None
+    assert await read_model.apply(event, evolve) is True
+
+
+async def test_another_tenants_document_is_not_found(read_model: SqlReadModel) -> None:
+    event = successful()[0]
+    await read_model.apply(event, evolve)
+    assert await read_model.get(event.document_id, "someone-else") is None
+
+
+async def test_the_database_check_answers(read_model: SqlReadModel) -> None:
+    await read_model.check()

@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+from functools import reduce
+from uuid import UUID, uuid4
+
+from docflow_status.domain.projection import DocumentState, evolve
+from docflow_status.entrypoints.http import StatusApi, create_app
+from docflow_status.settings import StatusSettings
+from fastapi.testclient import TestClient
+from prometheus_client import CollectorRegistry
+from support.histories import successful
+
+
+class Documents:
+    def __init__(self, *states: DocumentState) -> None:
+        self.states = {(s.id, s.tenant_id): s for s in states}
+
+    async def get(self, document_id: UUID, tenant_id: str) -> DocumentState | None:
+        return self.states.get((document_id, tenant_id))
+
+
+def client(*states: DocumentState) -> TestClient:
+    api = StatusApi(
+        settings=StatusSettings(default_tenant="t1"),
+        documents=Documents(*states),
+        checks={},
+        registry=CollectorRegistry(),
+    )
+    return TestClient(create_app(api))
+
+
+def test_a_document_has_every_field_of_the_contract() -> None:
+    state = reduce(evolve, successful(), None)
+    body = client(state).get(f"/v1/documents/{state.id}").json()
+    assert set(body) == {
+        "id",
+        "filename",
+        "status",
+        "stage",
+        "progress",
+        "message",
+        "pages",
+        "chunks_total",
+        "chunks_embedded",
+        "error",
+        "created_at",
+        "started_at",
+        "completed_at",
+        "updated_at",
+    }
+    assert body["status"] == "completed"
+    assert body["stage"] == "indexed"
+    assert body["progress"] == 100
+    assert body["created_at"].startswith("2026-11-22T12:00:00")
+
+
+def test_an_unknown_id_is_a_404_problem() -> None:
+    for document_id in (str(uuid4()), "not-a-uuid"):
+        response = client().get(f"/v1/documents/{document_id}")
+        assert response.status_code == 404
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.json()["code"] == "document-not-found"
+
+
+def test_another_tenants_document_is_a_404() -> None:
+    events = successful()
+    state = reduce(evolve, events, None)
+    other = DocumentState(id=state.id, tenant_id="t2")
+    assert client(other).get(f"/v1/documents/{state.id}").status_code == 404
