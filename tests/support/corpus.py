@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-CORPUS = (REPO_ROOT.parent / "shared" / "corpus").resolve()
+# The corpus sits beside the repository (../shared/corpus) unless told otherwise.
+CORPUS = Path(
+    os.environ.get("DOCFLOW_CORPUS_DIR") or REPO_ROOT.parent / "shared" / "corpus"
+).resolve()
 
 # Damaged beyond what pypdf recovers ("Invalid object in /Pages"): the corpus
 # README allows `failed`/`corrupt` for such files. Measured, not guessed:
