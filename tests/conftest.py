@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from support.corpus import CORPUS
 from support.kafka import kafka_broker
 

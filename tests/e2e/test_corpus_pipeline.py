@@ -18,6 +18,8 @@ from typing import Any
 
 import httpx
 import pytest
+from qdrant_client import QdrantClient, models
+
 from docflow_embedder.adapters.minilm import MiniLMEmbedder
 from docflow_embedder.adapters.qdrant import collection_name
 from docflow_embedder.domain import point_id
@@ -25,7 +27,6 @@ from docflow_local.processes import free_port
 from docflow_local.stack import Stack, services
 from docflow_shared.kafka_admin import ensure_topics
 from docflow_shared.topics import specs
-from qdrant_client import QdrantClient, models
 from support.corpus import REPO_ROOT, Expected, expectations
 from support.waiting import wait_until
 

@@ -8,6 +8,7 @@ import uuid
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+
 from docflow_shared import topics
 from docflow_shared.events import DocumentUploaded, parse_event
 from docflow_shared.kafka_admin import ensure_topics

@@ -6,9 +6,10 @@ import uuid
 from pathlib import Path
 
 import numpy as np
+from qdrant_client import QdrantClient
+
 from docflow_embedder.adapters.qdrant import QdrantVectorStore, collection_name
 from docflow_embedder.domain import VectorPoint, point_id
-from qdrant_client import QdrantClient
 
 
 def points(document_id: uuid.UUID, n: int) -> list[VectorPoint]:

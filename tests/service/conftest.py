@@ -7,10 +7,11 @@ import asyncio
 from collections.abc import Iterator
 
 import pytest
+from faststream.kafka import KafkaBroker, KafkaMessage
+
 from docflow_shared.events import Event, parse_event
 from docflow_shared.kafka_admin import ensure_topics
 from docflow_shared.topics import specs
-from faststream.kafka import KafkaBroker, KafkaMessage
 
 
 @pytest.fixture(

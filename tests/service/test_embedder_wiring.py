@@ -8,6 +8,8 @@ from collections.abc import Sequence
 
 import numpy as np
 import numpy.typing as npt
+from faststream.kafka import TestKafkaBroker
+
 from docflow_embedder.bootstrap import wire
 from docflow_embedder.domain import VectorPoint
 from docflow_shared import topics
@@ -19,7 +21,6 @@ from docflow_shared.events import (
     TextExtracted,
 )
 from docflow_shared.messaging import make_broker
-from faststream.kafka import TestKafkaBroker
 from service.conftest import Collector
 from support.waiting import await_until
 

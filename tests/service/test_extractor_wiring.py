@@ -5,6 +5,8 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
+from faststream.kafka import TestKafkaBroker
+
 from docflow_extractor.bootstrap import wire
 from docflow_extractor.settings import ExtractorSettings
 from docflow_shared import topics
@@ -17,7 +19,6 @@ from docflow_shared.events import (
     TextExtracted,
 )
 from docflow_shared.messaging import make_broker
-from faststream.kafka import TestKafkaBroker
 from service.conftest import Collector
 from support.waiting import await_until
 

@@ -7,12 +7,13 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from faststream.kafka import TestKafkaBroker
+
 from docflow_shared import topics
 from docflow_shared.messaging import make_broker
 from docflow_status.adapters.read_model import SqlReadModel, create_engine
 from docflow_status.domain.projection import Status
 from docflow_status.entrypoints.consumer import register
-from faststream.kafka import TestKafkaBroker
 from support.histories import failed_while_extracting, successful
 from support.waiting import await_until
 

@@ -72,7 +72,9 @@ def make_broker(
         # as a side effect of a typo in a subscriber.
         allow_auto_create_topics=False,
         middlewares=middlewares,
-        # Per-message "Received/Processed" lines only at DEBUG.
+        # FastStream's records go through the service's own logging set-up;
+        # its per-message "Received/Processed" lines only at DEBUG.
+        logger=logging.getLogger(f"docflow.{service}.kafka"),
         log_level=logging.DEBUG,
         # On shutdown, in-flight handlers get this long to finish (their
         # messages are committed) before the consumer leaves without committing.
@@ -150,6 +152,16 @@ class _Envelope(BaseModel):
     correlation_id: str
 
 
+# A failure reason is read by people in the status API; an exception's text
+# can be huge (a validation error repeats the input, chunk texts included).
+_MAX_REASON_CHARS = 500
+
+
+def _reason(exc: Exception) -> str:
+    text = f"{type(exc).__name__}: {exc}"
+    return text if len(text) <= _MAX_REASON_CHARS else text[: _MAX_REASON_CHARS - 1] + "…"
+
+
 def _envelope_of(body: bytes) -> _Envelope | None:
     try:
         return _Envelope.model_validate(json.loads(body))
@@ -200,7 +212,7 @@ class FailDocumentOnError:
         elif isinstance(exc, ValidationError):
             error = ErrorInfo(
                 code=ErrorCode.INTERNAL,
-                message=f"the {self._service} could not read the event it received: {exc}",
+                message=f"the {self._service} could not read the event it received: {_reason(exc)}",
                 stage=self._stage,
                 retryable=False,
             )
@@ -208,7 +220,7 @@ class FailDocumentOnError:
         else:
             error = ErrorInfo(
                 code=ErrorCode.INTERNAL,
-                message=f"unexpected error in the {self._service}: {type(exc).__name__}: {exc}",
+                message=f"unexpected error in the {self._service}: {_reason(exc)}",
                 stage=self._stage,
                 retryable=True,
             )

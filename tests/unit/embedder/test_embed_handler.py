@@ -7,6 +7,7 @@ from uuid import uuid4
 
 import numpy as np
 import numpy.typing as npt
+
 from docflow_embedder.domain import VectorPoint, point_id
 from docflow_embedder.handlers import embed_chunks
 from docflow_shared.events import (

@@ -3,6 +3,7 @@ import json
 import re
 
 import pytest
+
 from docflow_extractor.domain.chunking import ChunkBatcher, ChunkingPolicy, split_text
 from docflow_shared.events import Chunk
 

@@ -1,10 +1,11 @@
 import io
 
 import pytest
+from pypdf import PdfWriter
+
 from docflow_extractor.domain.documents import open_document
 from docflow_shared.errors import DocumentError
 from docflow_shared.events import ErrorCode
-from pypdf import PdfWriter
 
 
 def read(path) -> io.BytesIO:
@@ -63,3 +64,13 @@ def test_text_is_one_unpaginated_page() -> None:
     [page] = list(document.pages())
     assert page.number is None
     assert page.text == "# Titel\n\nInhalt"
+
+
+def test_symbols_in_embedded_type1_fonts_are_decoded(corpus) -> None:
+    # GeoTopo's maths is set in CFF Type 1 fonts; without fontTools (pypdf's
+    # "fonts" extra) pypdf turns "(∀,∃)" into "(8;9)".
+    document = open_document(read(corpus / "pdf" / "GeoTopo-komprimiert.pdf"), "application/pdf")
+    text = "".join(page.text for page in document.pages())
+    assert "∀" in text
+    assert "∃" in text
+    assert "∅" in text

@@ -7,6 +7,7 @@ from pathlib import Path
 from uuid import uuid4
 
 import pytest
+
 from docflow_extractor.domain.chunking import ChunkBatcher, ChunkingPolicy
 from docflow_extractor.handlers import extract_document
 from docflow_shared.blobstore import LocalBlobStore, chunks_key, original_key

@@ -1,4 +1,5 @@
 import pytest
+
 from docflow_gateway.domain.files import (
     EmptyFileError,
     FileInspector,

@@ -5,12 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
+from prometheus_client import CollectorRegistry
+
 from docflow_gateway.entrypoints.http import Gateway, create_app
 from docflow_gateway.settings import GatewaySettings
 from docflow_shared.blobstore import LocalBlobStore
 from docflow_shared.events import DocumentUploaded, Event
-from fastapi.testclient import TestClient
-from prometheus_client import CollectorRegistry
 
 PDF = b"%PDF-1.4\n1 0 obj << >> endobj\ntrailer << >>\n%%EOF\n"
 

@@ -1,6 +1,7 @@
 from uuid import uuid4
 
 import pytest
+
 from docflow_shared.blobstore import BlobNotFoundError, LocalBlobStore, original_key
 
 

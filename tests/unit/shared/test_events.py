@@ -3,6 +3,8 @@ import re
 from uuid import uuid4
 
 import pytest
+from pydantic import ValidationError
+
 from docflow_shared import topics
 from docflow_shared.events import (
     EVENT_TYPES,
@@ -16,7 +18,6 @@ from docflow_shared.events import (
     TextExtracted,
     parse_event,
 )
-from pydantic import ValidationError
 
 
 def uploaded() -> DocumentUploaded:

@@ -2,6 +2,8 @@ from types import SimpleNamespace
 from uuid import uuid4
 
 import pytest
+from pydantic import ValidationError
+
 from docflow_shared.errors import DocumentError
 from docflow_shared.events import (
     DocumentFailed,
@@ -12,7 +14,6 @@ from docflow_shared.events import (
     TextExtracted,
 )
 from docflow_shared.messaging import FailDocumentOnError, cloudevent_headers
-from pydantic import ValidationError
 
 
 def uploaded() -> DocumentUploaded:
@@ -90,6 +91,15 @@ async def test_an_event_that_cannot_be_read_fails_its_document_permanently() -> 
     [failed] = publish.events
     assert isinstance(failed, DocumentFailed)
     assert failed.error.retryable is False
+
+
+async def test_a_failure_reason_stays_short_enough_to_read() -> None:
+    publish = Recorder()
+    middleware = FailDocumentOnError(publish, stage=Stage.EMBEDDING, service="embedder")
+    await middleware.fail(message(uploaded().model_dump_json().encode()), ValueError("x" * 100_000))
+    [failed] = publish.events
+    assert isinstance(failed, DocumentFailed)
+    assert len(failed.error.message) < 600
 
 
 @pytest.mark.parametrize("body", [b"not json", b"{}", b'{"document_id": "nope"}', b"[1, 2]"])

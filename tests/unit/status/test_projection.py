@@ -4,6 +4,7 @@ import random
 from functools import reduce
 
 import pytest
+
 from docflow_shared.events import DocumentFailed, Event, Stage
 from docflow_status.domain.projection import NO_TEXT_MESSAGE, DocumentState, Status, evolve
 from support.histories import T0, failed_while_extracting, successful

@@ -7,6 +7,7 @@ from datetime import UTC
 from pathlib import Path
 
 import pytest
+
 from docflow_status.adapters.read_model import SqlReadModel, create_engine
 from docflow_status.domain.projection import Status, evolve
 from support.histories import successful

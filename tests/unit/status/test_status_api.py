@@ -3,11 +3,12 @@ from __future__ import annotations
 from functools import reduce
 from uuid import UUID, uuid4
 
+from fastapi.testclient import TestClient
+from prometheus_client import CollectorRegistry
+
 from docflow_status.domain.projection import DocumentState, evolve
 from docflow_status.entrypoints.http import StatusApi, create_app
 from docflow_status.settings import StatusSettings
-from fastapi.testclient import TestClient
-from prometheus_client import CollectorRegistry
 from support.histories import successful
 
 

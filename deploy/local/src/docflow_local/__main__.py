@@ -15,13 +15,12 @@ import sys
 import time
 from types import FrameType
 
-from docflow_shared.kafka_admin import ensure_topics, wait_for_kafka
-from docflow_shared.logs import configure_logging
-from docflow_shared.topics import specs
-
 from docflow_local.kafka import KafkaStartError, LocalKafka, ensure_jars
 from docflow_local.settings import LocalSettings
 from docflow_local.stack import Stack, StackStartError, services
+from docflow_shared.kafka_admin import ensure_topics, wait_for_kafka
+from docflow_shared.logs import configure_logging
+from docflow_shared.topics import specs
 
 logger = logging.getLogger("docflow_local")
 

@@ -1,10 +1,10 @@
 """``python -m docflow_embedder``: run the embedder consumer."""
 
 import uvicorn
-from docflow_shared.logs import configure_logging
 
 from docflow_embedder.bootstrap import bootstrap
 from docflow_embedder.settings import EmbedderSettings
+from docflow_shared.logs import configure_logging
 
 
 def main() -> None:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+
 from anyio import to_thread
-from docflow_shared.events import DocumentFailed, DocumentIndexed, DocumentProgressed, Stage
-from docflow_shared.messaging import FailDocumentOnError, KafkaEventPublisher, make_broker
-from docflow_shared.probes import asgi_probe_routes, kafka_check
 from faststream.asgi import AsgiFastStream
 from faststream.kafka import KafkaBroker
 from prometheus_client import CollectorRegistry
@@ -16,6 +15,9 @@ from docflow_embedder.adapters.qdrant import QdrantVectorStore, collection_name
 from docflow_embedder.domain import Embedder, VectorStore
 from docflow_embedder.entrypoints.consumer import register
 from docflow_embedder.settings import EmbedderSettings
+from docflow_shared.events import DocumentFailed, DocumentIndexed, DocumentProgressed, Stage
+from docflow_shared.messaging import FailDocumentOnError, KafkaEventPublisher, make_broker
+from docflow_shared.probes import asgi_probe_routes, kafka_check
 
 SERVICE = "embedder"
 
@@ -57,6 +59,7 @@ def bootstrap(settings: EmbedderSettings | None = None) -> AsgiFastStream:
 
     return AsgiFastStream(
         broker,
+        logger=logging.getLogger(f"docflow.{SERVICE}"),
         asgi_routes=asgi_probe_routes(
             {"kafka": kafka_check(broker), "qdrant": qdrant_ready}, registry
         ),

@@ -8,10 +8,10 @@ when the document is indexed.
 from __future__ import annotations
 
 from anyio import to_thread
-from docflow_shared.events import DocumentIndexed, DocumentProgressed, Stage, TextExtracted
-from docflow_shared.messaging import Publish
 
 from docflow_embedder.domain import Embedder, VectorPoint, VectorStore, point_id
+from docflow_shared.events import DocumentIndexed, DocumentProgressed, Stage, TextExtracted
+from docflow_shared.messaging import Publish
 
 
 async def embed_chunks(

@@ -2,8 +2,9 @@
 
 from pathlib import Path
 
-from docflow_shared.settings import ServiceSettings
 from pydantic import AnyHttpUrl, Field
+
+from docflow_shared.settings import ServiceSettings
 
 
 class EmbedderSettings(ServiceSettings):

@@ -1,10 +1,10 @@
 """``python -m docflow_extractor``: run the extractor consumer."""
 
 import uvicorn
-from docflow_shared.logs import configure_logging
 
 from docflow_extractor.bootstrap import bootstrap
 from docflow_extractor.settings import ExtractorSettings
+from docflow_shared.logs import configure_logging
 
 
 def main() -> None:

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 import tempfile
 
-from docflow_shared.blobstore import BlobStore, LocalBlobStore
-from docflow_shared.events import DocumentFailed, DocumentProgressed, Stage, TextExtracted
-from docflow_shared.messaging import FailDocumentOnError, KafkaEventPublisher, make_broker
-from docflow_shared.probes import asgi_probe_routes, kafka_check
 from faststream.asgi import AsgiFastStream
 from faststream.kafka import KafkaBroker
 from prometheus_client import CollectorRegistry
 
 from docflow_extractor.entrypoints.consumer import register
 from docflow_extractor.settings import ExtractorSettings
+from docflow_shared.blobstore import BlobStore, LocalBlobStore
+from docflow_shared.events import DocumentFailed, DocumentProgressed, Stage, TextExtracted
+from docflow_shared.messaging import FailDocumentOnError, KafkaEventPublisher, make_broker
+from docflow_shared.probes import asgi_probe_routes, kafka_check
 
 SERVICE = "extractor"
 
@@ -55,6 +56,7 @@ def bootstrap(settings: ExtractorSettings | None = None) -> AsgiFastStream:
 
     return AsgiFastStream(
         broker,
+        logger=logging.getLogger(f"docflow.{SERVICE}"),
         asgi_routes=asgi_probe_routes(
             {"kafka": kafka_check(broker), "blob_store": blob_store_readable}, registry
         ),

@@ -12,6 +12,9 @@ from collections.abc import Callable, Iterator
 from typing import BinaryIO
 
 from anyio import to_thread
+
+from docflow_extractor.domain.chunking import ChunkBatcher, ChunkingPolicy, split_text
+from docflow_extractor.domain.documents import Document, Page, open_document
 from docflow_shared.blobstore import BlobNotFoundError, BlobStore, chunks_key
 from docflow_shared.errors import DocumentError
 from docflow_shared.events import (
@@ -23,9 +26,6 @@ from docflow_shared.events import (
     TextExtracted,
 )
 from docflow_shared.messaging import Publish
-
-from docflow_extractor.domain.chunking import ChunkBatcher, ChunkingPolicy, split_text
-from docflow_extractor.domain.documents import Document, Page, open_document
 
 
 def _next_page(pages: Iterator[Page]) -> Page | None:

@@ -1,6 +1,5 @@
 """Extractor configuration (``DOCFLOW_*`` environment variables)."""
 
-from docflow_shared.settings import ServiceSettings
 from pydantic import Field
 
 from docflow_extractor.domain.chunking import (
@@ -9,6 +8,7 @@ from docflow_extractor.domain.chunking import (
     ChunkBatcher,
     ChunkingPolicy,
 )
+from docflow_shared.settings import ServiceSettings
 
 
 class ExtractorSettings(ServiceSettings):

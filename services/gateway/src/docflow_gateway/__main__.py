@@ -1,10 +1,10 @@
 """``python -m docflow_gateway``: serve the upload API."""
 
 import uvicorn
-from docflow_shared.logs import configure_logging
 
 from docflow_gateway.bootstrap import bootstrap
 from docflow_gateway.settings import GatewaySettings
+from docflow_shared.logs import configure_logging
 
 
 def main() -> None:

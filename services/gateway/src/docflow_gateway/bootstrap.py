@@ -6,15 +6,15 @@ import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from docflow_shared.blobstore import LocalBlobStore
-from docflow_shared.events import DocumentUploaded
-from docflow_shared.messaging import KafkaEventPublisher, make_broker
-from docflow_shared.probes import kafka_check
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
 from docflow_gateway.entrypoints.http import Gateway, create_app
 from docflow_gateway.settings import GatewaySettings
+from docflow_shared.blobstore import LocalBlobStore
+from docflow_shared.events import DocumentUploaded
+from docflow_shared.messaging import KafkaEventPublisher, make_broker
+from docflow_shared.probes import kafka_check
 
 SERVICE = "gateway"
 

@@ -16,11 +16,11 @@ from typing import BinaryIO
 from uuid import UUID, uuid4
 
 from anyio import to_thread
+
+from docflow_gateway.domain.files import FileInspector
 from docflow_shared.blobstore import BlobStore, original_key
 from docflow_shared.events import DocumentUploaded
 from docflow_shared.messaging import Publish
-
-from docflow_gateway.domain.files import FileInspector
 
 logger = logging.getLogger(__name__)
 

@@ -1,7 +1,8 @@
 """Gateway configuration (``DOCFLOW_*`` environment variables)."""
 
-from docflow_shared.settings import ServiceSettings
 from pydantic import AnyHttpUrl, Field
+
+from docflow_shared.settings import ServiceSettings
 
 
 class GatewaySettings(ServiceSettings):

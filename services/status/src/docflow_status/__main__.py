@@ -1,8 +1,8 @@
 """``python -m docflow_status``: project events and serve the status API."""
 
 import uvicorn
-from docflow_shared.logs import configure_logging
 
+from docflow_shared.logs import configure_logging
 from docflow_status.bootstrap import bootstrap
 from docflow_status.settings import StatusSettings
 

@@ -6,11 +6,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from docflow_shared.messaging import make_broker
-from docflow_shared.probes import kafka_check
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
+from docflow_shared.messaging import make_broker
+from docflow_shared.probes import kafka_check
 from docflow_status.adapters.read_model import SqlReadModel, create_engine
 from docflow_status.entrypoints.consumer import register
 from docflow_status.entrypoints.http import StatusApi, create_app

@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import Protocol
 
 from docflow_shared.events import Event
-
 from docflow_status.domain.projection import Fold, evolve
 
 

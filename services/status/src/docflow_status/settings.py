@@ -1,7 +1,8 @@
 """Status service configuration (``DOCFLOW_*`` environment variables)."""
 
-from docflow_shared.settings import ServiceSettings
 from pydantic import Field
+
+from docflow_shared.settings import ServiceSettings
 
 
 class StatusSettings(ServiceSettings):

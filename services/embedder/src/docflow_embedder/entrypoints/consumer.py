@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from docflow_shared import topics
-from docflow_shared.events import TextExtracted
-from docflow_shared.messaging import Publish, subscriber
 from faststream.kafka import KafkaRouter
 
 from docflow_embedder.domain import Embedder, VectorStore
 from docflow_embedder.handlers import embed_chunks
+from docflow_shared import topics
+from docflow_shared.events import TextExtracted
+from docflow_shared.messaging import Publish, subscriber
 
 GROUP_ID = "docflow-embedder"
 

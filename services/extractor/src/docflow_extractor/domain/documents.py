@@ -13,9 +13,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO, Protocol
 
+from pypdf import PasswordType, PdfReader
+
 from docflow_shared.errors import DocumentError
 from docflow_shared.events import ContentType, ErrorCode
-from pypdf import PasswordType, PdfReader
 
 logger = logging.getLogger(__name__)
 

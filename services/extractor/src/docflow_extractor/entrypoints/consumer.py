@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from docflow_shared import topics
-from docflow_shared.blobstore import BlobStore
-from docflow_shared.events import DocumentUploaded
-from docflow_shared.messaging import Publish, subscriber
 from faststream.kafka import KafkaRouter
 
 from docflow_extractor.domain.chunking import ChunkBatcher, ChunkingPolicy
 from docflow_extractor.handlers import extract_document
+from docflow_shared import topics
+from docflow_shared.blobstore import BlobStore
+from docflow_shared.events import DocumentUploaded
+from docflow_shared.messaging import Publish, subscriber
 
 GROUP_ID = "docflow-extractor"
 

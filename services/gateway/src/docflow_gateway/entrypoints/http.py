@@ -8,11 +8,6 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 from uuid import UUID, uuid4
 
-from docflow_shared.blobstore import BlobStore
-from docflow_shared.events import ContentType, DocumentUploaded
-from docflow_shared.http import PROBLEM_JSON, Problem, install_problem_handlers, probe_router
-from docflow_shared.messaging import Publish
-from docflow_shared.probes import Check
 from fastapi import APIRouter, Depends, FastAPI, File, Header, Request, Response, UploadFile
 from prometheus_client import CollectorRegistry
 from pydantic import BaseModel
@@ -20,6 +15,11 @@ from pydantic import BaseModel
 from docflow_gateway.domain.files import EmptyFileError, UnsupportedFileError, display_name
 from docflow_gateway.handlers import IncomingFile, PublishError, accept_uploads
 from docflow_gateway.settings import GatewaySettings
+from docflow_shared.blobstore import BlobStore
+from docflow_shared.events import ContentType, DocumentUploaded
+from docflow_shared.http import PROBLEM_JSON, Problem, install_problem_handlers, probe_router
+from docflow_shared.messaging import Publish
+from docflow_shared.probes import Check
 
 # Seconds a client should wait before retrying when Kafka is unavailable.
 RETRY_AFTER_S = 5

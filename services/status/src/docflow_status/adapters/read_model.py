@@ -6,13 +6,13 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from docflow_shared.events import ErrorInfo, Event, Stage
 from sqlalchemy import JSON, DateTime, Integer, MetaData, String, TypeDecorator, Uuid, event, select
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from docflow_shared.events import ErrorInfo, Event, Stage
 from docflow_status.domain.projection import DocumentState, Fold, Status
 
 

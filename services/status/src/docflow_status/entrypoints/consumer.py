@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import logging
 
-from docflow_shared import topics
-from docflow_shared.events import parse_event
-from docflow_shared.messaging import subscriber
 from faststream.kafka import KafkaBroker, KafkaMessage
 from pydantic import ValidationError
 
+from docflow_shared import topics
+from docflow_shared.events import parse_event
+from docflow_shared.messaging import subscriber
 from docflow_status.handlers import ReadModel, project_event
 
 logger = logging.getLogger(__name__)

@@ -9,13 +9,13 @@ from datetime import datetime
 from typing import Annotated, Any, Protocol
 from uuid import UUID
 
-from docflow_shared.events import ErrorInfo, Stage
-from docflow_shared.http import PROBLEM_JSON, Problem, install_problem_handlers, probe_router
-from docflow_shared.probes import Check
 from fastapi import APIRouter, Depends, FastAPI, Request
 from prometheus_client import CollectorRegistry
 from pydantic import BaseModel
 
+from docflow_shared.events import ErrorInfo, Stage
+from docflow_shared.http import PROBLEM_JSON, Problem, install_problem_handlers, probe_router
+from docflow_shared.probes import Check
 from docflow_status.domain.projection import DocumentState, Status
 from docflow_status.settings import StatusSettings
 
