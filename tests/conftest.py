@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
+from docflow_status.adapters.read_model import SqlReadModel, create_engine
 from support.corpus import CORPUS
 from support.kafka import kafka_broker
 
@@ -32,3 +33,12 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real Kafka broker for the whole session (see support/kafka.py)."""
     with kafka_broker(tmp_path_factory.mktemp("kafka")) as bootstrap:
         yield bootstrap
+
+
+@pytest.fixture
+async def read_model(tmp_path: Path) -> AsyncIterator[SqlReadModel]:
+    """The status read model on a fresh SQLite file."""
+    model = SqlReadModel(create_engine(f"sqlite+aiosqlite:///{tmp_path / 'status.db'}"))
+    await model.create_schema()
+    yield model
+    await model.engine.dispose()

@@ -14,6 +14,7 @@ from docflow_shared.events import DocumentUploaded, parse_event
 from docflow_shared.kafka_admin import ensure_topics
 from docflow_shared.messaging import KafkaEventPublisher, make_broker, subscriber
 from docflow_shared.topics import TopicSpec, specs
+from support.uploads import an_upload
 from support.waiting import await_until
 
 
@@ -34,24 +35,11 @@ async def committed(bootstrap: str, group: str, topic: str) -> int | None:
     return None if meta is None or meta.offset < 0 else meta.offset
 
 
-def uploaded() -> DocumentUploaded:
-    return DocumentUploaded(
-        document_id=uuid.uuid4(),
-        tenant_id="t1",
-        correlation_id="corr",
-        filename="a.pdf",
-        content_type="application/pdf",
-        size_bytes=1,
-        sha256="0" * 64,
-        blob_key="t1/x/original",
-    )
-
-
 async def test_events_are_keyed_by_document_with_cloudevents_headers(kafka_bootstrap: str) -> None:
     await ensure_topics(kafka_bootstrap, specs())
     broker = make_broker(kafka_bootstrap, service="test")
     publish = KafkaEventPublisher(broker, source="/docflow/test", produces=[DocumentUploaded])
-    event = uploaded()
+    event = an_upload()
     async with broker:
         await broker.start()
         await publish(event)

@@ -10,34 +10,16 @@ from faststream.kafka import TestKafkaBroker
 from docflow_extractor.bootstrap import wire
 from docflow_extractor.settings import ExtractorSettings
 from docflow_shared import topics
-from docflow_shared.blobstore import LocalBlobStore, original_key
+from docflow_shared.blobstore import LocalBlobStore
 from docflow_shared.events import (
-    ContentType,
     DocumentFailed,
     DocumentProgressed,
-    DocumentUploaded,
     TextExtracted,
 )
 from docflow_shared.messaging import make_broker
 from service.conftest import Collector
+from support.uploads import stored_upload
 from support.waiting import await_until
-
-
-def upload(blobs: LocalBlobStore, path: Path, content_type: ContentType) -> DocumentUploaded:
-    document_id = uuid.uuid4()
-    key = original_key("t1", document_id)
-    with blobs.writer(key) as sink:
-        sink.write(path.read_bytes())
-    return DocumentUploaded(
-        document_id=document_id,
-        tenant_id="t1",
-        correlation_id=str(uuid.uuid4()),
-        filename=path.name,
-        content_type=content_type,
-        size_bytes=path.stat().st_size,
-        sha256="0" * 64,
-        blob_key=key,
-    )
 
 
 def extractor(bootstrap: str | None, tmp_path: Path) -> tuple:
@@ -54,7 +36,7 @@ async def test_an_upload_becomes_progress_and_chunk_batches(
     real_kafka: str | None, tmp_path: Path, corpus: Path
 ) -> None:
     broker, blobs, collector = extractor(real_kafka, tmp_path)
-    event = upload(blobs, corpus / "pdf" / "pdflatex-4-pages.pdf", "application/pdf")
+    event = stored_upload(blobs, corpus / "pdf" / "pdflatex-4-pages.pdf", "application/pdf")
     collector.document_ids.add(event.document_id)
     async with TestKafkaBroker(broker, with_real=real_kafka is not None) as br:
         await br.publish(event, topic=topics.UPLOADED, key=str(event.document_id).encode())
@@ -77,8 +59,10 @@ async def test_an_encrypted_pdf_fails_its_document_and_the_next_one_still_flows(
     real_kafka: str | None, tmp_path: Path, corpus: Path
 ) -> None:
     broker, blobs, collector = extractor(real_kafka, tmp_path)
-    locked = upload(blobs, corpus / "pdf" / "libreoffice-writer-password.pdf", "application/pdf")
-    fine = upload(blobs, corpus / "markdown" / "004_2fa5e17c5a412ea5.md", "text/markdown")
+    locked = stored_upload(
+        blobs, corpus / "pdf" / "libreoffice-writer-password.pdf", "application/pdf"
+    )
+    fine = stored_upload(blobs, corpus / "markdown" / "004_2fa5e17c5a412ea5.md", "text/markdown")
     collector.document_ids.update({locked.document_id, fine.document_id})
     async with TestKafkaBroker(broker, with_real=real_kafka is not None) as br:
         # Same key: same partition, so the good document waits behind the bad one.
@@ -100,7 +84,7 @@ async def test_a_message_that_is_not_an_event_does_not_stop_the_consumer(
     real_kafka: str | None, tmp_path: Path, corpus: Path
 ) -> None:
     broker, blobs, collector = extractor(real_kafka, tmp_path)
-    fine = upload(blobs, corpus / "pdf" / "minimal-document.pdf", "application/pdf")
+    fine = stored_upload(blobs, corpus / "pdf" / "minimal-document.pdf", "application/pdf")
     collector.document_ids.add(fine.document_id)
     async with TestKafkaBroker(broker, with_real=real_kafka is not None) as br:
         await br.publish(b"\x00 not json", topic=topics.UPLOADED, key=b"same-partition")

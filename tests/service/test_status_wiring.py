@@ -3,27 +3,16 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
-from pathlib import Path
 
-import pytest
 from faststream.kafka import TestKafkaBroker
 
 from docflow_shared import topics
 from docflow_shared.messaging import make_broker
-from docflow_status.adapters.read_model import SqlReadModel, create_engine
+from docflow_status.adapters.read_model import SqlReadModel
 from docflow_status.domain.projection import Status
 from docflow_status.entrypoints.consumer import register
 from support.histories import failed_while_extracting, successful
 from support.waiting import await_until
-
-
-@pytest.fixture
-async def read_model(tmp_path: Path) -> AsyncIterator[SqlReadModel]:
-    model = SqlReadModel(create_engine(f"sqlite+aiosqlite:///{tmp_path / 'status.db'}"))
-    await model.create_schema()
-    yield model
-    await model.engine.dispose()
 
 
 async def test_every_topic_feeds_the_read_model(

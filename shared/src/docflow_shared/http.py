@@ -8,7 +8,8 @@ person can act on. Needs the ``http`` extra (FastAPI).
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from http import HTTPStatus
 from typing import Any
 
@@ -136,3 +137,33 @@ def probe_router(checks: Mapping[str, Check], registry: CollectorRegistry) -> AP
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     return router
+
+
+Lifespan = Callable[[], AbstractAsyncContextManager[None]]
+"""Starts what a service needs (its Kafka client, database) and stops it after."""
+
+
+def service_app(
+    *,
+    title: str,
+    summary: str,
+    router: APIRouter,
+    checks: Mapping[str, Check],
+    registry: CollectorRegistry,
+    lifespan: Lifespan | None = None,
+) -> FastAPI:
+    """A docflow HTTP service: its routes, problem responses, probes and metrics."""
+
+    @asynccontextmanager
+    async def run(app: FastAPI) -> AsyncIterator[None]:
+        if lifespan is None:
+            yield
+            return
+        async with lifespan():
+            yield
+
+    app = FastAPI(title=title, version="1", summary=summary, lifespan=run)
+    install_problem_handlers(app)
+    app.include_router(router)
+    app.include_router(probe_router(checks, registry))
+    return app

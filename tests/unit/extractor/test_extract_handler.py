@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from uuid import uuid4
 
 import pytest
 
 from docflow_extractor.domain.chunking import ChunkBatcher, ChunkingPolicy
 from docflow_extractor.handlers import extract_document
-from docflow_shared.blobstore import LocalBlobStore, chunks_key, original_key
+from docflow_shared.blobstore import LocalBlobStore, chunks_key
 from docflow_shared.errors import DocumentError
 from docflow_shared.events import (
-    ContentType,
     DocumentProgressed,
     DocumentUploaded,
     ErrorCode,
@@ -21,6 +19,7 @@ from docflow_shared.events import (
     Stage,
     TextExtracted,
 )
+from support.uploads import stored_upload
 
 KAFKA_MESSAGE_LIMIT = 1024 * 1024
 
@@ -34,23 +33,6 @@ class Recorder:
 
     def of(self, kind: type[Event]) -> list:
         return [e for e in self.events if isinstance(e, kind)]
-
-
-def stored_upload(blobs: LocalBlobStore, path: Path, content_type: ContentType) -> DocumentUploaded:
-    document_id = uuid4()
-    key = original_key("t1", document_id)
-    with blobs.writer(key) as sink:
-        sink.write(path.read_bytes())
-    return DocumentUploaded(
-        document_id=document_id,
-        tenant_id="t1",
-        correlation_id="c",
-        filename=path.name,
-        content_type=content_type,
-        size_bytes=path.stat().st_size,
-        sha256="0" * 64,
-        blob_key=key,
-    )
 
 
 async def extract(blobs: LocalBlobStore, event: DocumentUploaded) -> Recorder:

@@ -1,6 +1,5 @@
 import json
 import re
-from uuid import uuid4
 
 import pytest
 from pydantic import ValidationError
@@ -18,23 +17,11 @@ from docflow_shared.events import (
     TextExtracted,
     parse_event,
 )
-
-
-def uploaded() -> DocumentUploaded:
-    return DocumentUploaded(
-        document_id=uuid4(),
-        tenant_id="acme",
-        correlation_id="corr-1",
-        filename="a.pdf",
-        content_type="application/pdf",
-        size_bytes=10,
-        sha256="0" * 64,
-        blob_key="acme/x/original",
-    )
+from support.uploads import an_upload
 
 
 def test_every_event_carries_the_envelope_on_the_wire() -> None:
-    body = json.loads(uploaded().model_dump_json())
+    body = json.loads(an_upload().model_dump_json())
     for field in (
         "event_id",
         "event_type",
@@ -50,20 +37,20 @@ def test_every_event_carries_the_envelope_on_the_wire() -> None:
 
 
 def test_parse_event_returns_the_model_named_by_event_type() -> None:
-    event = uploaded()
+    event = an_upload()
     parsed = parse_event(event.model_dump_json())
     assert type(parsed) is DocumentUploaded
     assert parsed == event
 
 
 def test_consumers_ignore_fields_added_by_a_newer_producer() -> None:
-    body = json.loads(uploaded().model_dump_json())
+    body = json.loads(an_upload().model_dump_json())
     body["added_in_a_later_version"] = {"anything": 1}
     assert type(parse_event(json.dumps(body))) is DocumentUploaded
 
 
 def test_caused_by_keeps_document_tenant_and_correlation() -> None:
-    cause = uploaded()
+    cause = an_upload()
     effect = DocumentProgressed.caused_by(cause, stage=Stage.EXTRACTING, done=0, total=3)
     assert (effect.document_id, effect.tenant_id, effect.correlation_id) == (
         cause.document_id,
@@ -75,8 +62,8 @@ def test_caused_by_keeps_document_tenant_and_correlation() -> None:
 
 def test_last_batch_must_say_how_many_chunks_there_are() -> None:
     with pytest.raises(ValidationError, match="chunks_total"):
-        TextExtracted.caused_by(uploaded(), batch=0, chunks=[], last=True)
-    done = TextExtracted.caused_by(uploaded(), batch=0, chunks=[], last=True, chunks_total=0)
+        TextExtracted.caused_by(an_upload(), batch=0, chunks=[], last=True)
+    done = TextExtracted.caused_by(an_upload(), batch=0, chunks=[], last=True, chunks_total=0)
     assert done.chunks_total == 0
 
 
@@ -90,7 +77,7 @@ def test_each_event_type_has_its_own_versioned_topic() -> None:
 
 def test_a_failure_round_trips_with_its_reason() -> None:
     failed = DocumentFailed.caused_by(
-        uploaded(),
+        an_upload(),
         error=ErrorInfo(
             code=ErrorCode.ENCRYPTED,
             message="needs a password",

@@ -1,5 +1,4 @@
 from types import SimpleNamespace
-from uuid import uuid4
 
 import pytest
 from pydantic import ValidationError
@@ -7,30 +6,17 @@ from pydantic import ValidationError
 from docflow_shared.errors import DocumentError
 from docflow_shared.events import (
     DocumentFailed,
-    DocumentUploaded,
     ErrorCode,
     Event,
     Stage,
     TextExtracted,
 )
 from docflow_shared.messaging import FailDocumentOnError, cloudevent_headers
-
-
-def uploaded() -> DocumentUploaded:
-    return DocumentUploaded(
-        document_id=uuid4(),
-        tenant_id="acme",
-        correlation_id="c-1",
-        filename="a.pdf",
-        content_type="application/pdf",
-        size_bytes=10,
-        sha256="0" * 64,
-        blob_key="acme/x/original",
-    )
+from support.uploads import an_upload
 
 
 def test_cloudevent_headers_describe_the_event_without_our_code() -> None:
-    event = uploaded()
+    event = an_upload()
     headers = cloudevent_headers(event, "/docflow/gateway")
     assert headers["ce_specversion"] == "1.0"
     assert headers["ce_id"] == str(event.event_id)
@@ -56,7 +42,7 @@ def message(body: bytes) -> SimpleNamespace:
 async def test_a_document_error_fails_the_document_with_its_code_and_reason() -> None:
     publish = Recorder()
     middleware = FailDocumentOnError(publish, stage=Stage.EXTRACTING, service="extractor")
-    event = uploaded()
+    event = an_upload()
     await middleware.fail(
         message(event.model_dump_json().encode()),
         DocumentError(ErrorCode.ENCRYPTED, "needs a password"),
@@ -73,7 +59,7 @@ async def test_a_document_error_fails_the_document_with_its_code_and_reason() ->
 async def test_an_unexpected_error_fails_the_document_as_internal_and_retryable() -> None:
     publish = Recorder()
     middleware = FailDocumentOnError(publish, stage=Stage.EMBEDDING, service="embedder")
-    await middleware.fail(message(uploaded().model_dump_json().encode()), OSError("disk full"))
+    await middleware.fail(message(an_upload().model_dump_json().encode()), OSError("disk full"))
     [failed] = publish.events
     assert isinstance(failed, DocumentFailed)
     assert failed.error.code is ErrorCode.INTERNAL
@@ -84,7 +70,7 @@ async def test_an_unexpected_error_fails_the_document_as_internal_and_retryable(
 async def test_an_event_that_cannot_be_read_fails_its_document_permanently() -> None:
     publish = Recorder()
     middleware = FailDocumentOnError(publish, stage=Stage.EMBEDDING, service="embedder")
-    body = uploaded().model_dump_json().encode()
+    body = an_upload().model_dump_json().encode()
     with pytest.raises(ValidationError) as caught:
         TextExtracted.model_validate_json(body)
     await middleware.fail(message(body), caught.value)
@@ -96,7 +82,9 @@ async def test_an_event_that_cannot_be_read_fails_its_document_permanently() -> 
 async def test_a_failure_reason_stays_short_enough_to_read() -> None:
     publish = Recorder()
     middleware = FailDocumentOnError(publish, stage=Stage.EMBEDDING, service="embedder")
-    await middleware.fail(message(uploaded().model_dump_json().encode()), ValueError("x" * 100_000))
+    await middleware.fail(
+        message(an_upload().model_dump_json().encode()), ValueError("x" * 100_000)
+    )
     [failed] = publish.events
     assert isinstance(failed, DocumentFailed)
     assert len(failed.error.message) < 600
@@ -116,4 +104,4 @@ async def test_when_the_failure_cannot_be_published_the_error_propagates() -> No
 
     middleware = FailDocumentOnError(broken, stage=Stage.EXTRACTING, service="extractor")
     with pytest.raises(ConnectionError):
-        await middleware.fail(message(uploaded().model_dump_json().encode()), ValueError("x"))
+        await middleware.fail(message(an_upload().model_dump_json().encode()), ValueError("x"))

@@ -2,23 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC
-from pathlib import Path
 
 import pytest
 
-from docflow_status.adapters.read_model import SqlReadModel, create_engine
+from docflow_status.adapters.read_model import SqlReadModel
 from docflow_status.domain.projection import Status, evolve
 from support.histories import successful
-
-
-@pytest.fixture
-async def read_model(tmp_path: Path) -> AsyncIterator[SqlReadModel]:
-    model = SqlReadModel(create_engine(f"sqlite+aiosqlite:///{tmp_path / 'status.db'}"))
-    await model.create_schema()
-    yield model
-    await model.engine.dispose()
 
 
 async def test_applying_a_history_stores_the_folded_state(read_model: SqlReadModel) -> None:

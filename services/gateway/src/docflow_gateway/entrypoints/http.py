@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any
 from uuid import UUID, uuid4
@@ -17,7 +16,7 @@ from docflow_gateway.handlers import IncomingFile, PublishError, accept_uploads
 from docflow_gateway.settings import GatewaySettings
 from docflow_shared.blobstore import BlobStore
 from docflow_shared.events import ContentType, DocumentUploaded
-from docflow_shared.http import PROBLEM_JSON, Problem, install_problem_handlers, probe_router
+from docflow_shared.http import PROBLEM_JSON, Lifespan, Problem, service_app
 from docflow_shared.messaging import Publish
 from docflow_shared.probes import Check
 
@@ -35,7 +34,7 @@ class Gateway:
     checks: Mapping[str, Check]
     registry: CollectorRegistry
     # Starts and stops what the publisher needs (the Kafka producer).
-    lifespan: Callable[[], AbstractAsyncContextManager[None]] | None = None
+    lifespan: Lifespan | None = None
 
     def status_url(self, document_id: UUID) -> str:
         base = str(self.settings.status_public_url).rstrip("/")
@@ -132,23 +131,13 @@ async def upload_documents(
 
 def create_app(gateway: Gateway) -> FastAPI:
     """The gateway ASGI app around the given wiring."""
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if gateway.lifespan is None:
-            yield
-            return
-        async with gateway.lifespan():
-            yield
-
-    app = FastAPI(
+    app = service_app(
         title="docflow gateway",
-        version="1",
         summary="Upload documents; follow each through its status link.",
-        lifespan=lifespan,
+        router=router,
+        checks=gateway.checks,
+        registry=gateway.registry,
+        lifespan=gateway.lifespan,
     )
     app.state.gateway = gateway
-    install_problem_handlers(app)
-    app.include_router(router)
-    app.include_router(probe_router(gateway.checks, gateway.registry))
     return app

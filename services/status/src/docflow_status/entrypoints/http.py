@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Protocol
@@ -14,7 +13,7 @@ from prometheus_client import CollectorRegistry
 from pydantic import BaseModel
 
 from docflow_shared.events import ErrorInfo, Stage
-from docflow_shared.http import PROBLEM_JSON, Problem, install_problem_handlers, probe_router
+from docflow_shared.http import PROBLEM_JSON, Lifespan, Problem, service_app
 from docflow_shared.probes import Check
 from docflow_status.domain.projection import DocumentState, Status
 from docflow_status.settings import StatusSettings
@@ -33,7 +32,7 @@ class StatusApi:
     checks: Mapping[str, Check]
     registry: CollectorRegistry
     # Starts and stops the schema, the projector's consumer and the engine.
-    lifespan: Callable[[], AbstractAsyncContextManager[None]] | None = None
+    lifespan: Lifespan | None = None
 
 
 def _api(request: Request) -> StatusApi:
@@ -95,23 +94,13 @@ async def get_document(document_id: str, api: StatusApiDep) -> DocumentStatus:
 
 def create_app(api: StatusApi) -> FastAPI:
     """The status ASGI app around the given wiring."""
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if api.lifespan is None:
-            yield
-            return
-        async with api.lifespan():
-            yield
-
-    app = FastAPI(
+    app = service_app(
         title="docflow status",
-        version="1",
         summary="Where each document is, how far along, and why it failed.",
-        lifespan=lifespan,
+        router=router,
+        checks=api.checks,
+        registry=api.registry,
+        lifespan=api.lifespan,
     )
     app.state.status_api = api
-    install_problem_handlers(app)
-    app.include_router(router)
-    app.include_router(probe_router(api.checks, api.registry))
     return app
