@@ -205,8 +205,6 @@ def test_qdrant_holds_one_point_per_chunk(qdrant: QdrantClient, corpus_run: Corp
         assert sorted(r.payload["chunk_index"] for r in records) == list(range(total)), name
         expected_total += total
     assert expected_total > 300
-    ours = sum(len(_points_of(qdrant, d["id"])) for d in corpus_run.documents.values())
-    assert ours == expected_total
 
 
 # Documents with text of their own. Not the LaTeX "blindtext" samples

@@ -46,7 +46,7 @@ async def test_an_upload_becomes_progress_and_chunk_batches(
 
         last = await await_until(last_batch, timeout_s=60, what="the last chunk batch")
         await await_until(
-            lambda: _async(any(p.done == 4 for p in collector.of(DocumentProgressed))),
+            lambda: any(p.done == 4 for p in collector.of(DocumentProgressed)),
             timeout_s=30,
             what="the final progress event",
         )
@@ -69,7 +69,7 @@ async def test_an_encrypted_pdf_fails_its_document_and_the_next_one_still_flows(
         for event in (locked, fine):
             await br.publish(event, topic=topics.UPLOADED, key=b"same-partition")
         await await_until(
-            lambda: _async(any(b.last for b in collector.of(TextExtracted))),
+            lambda: any(b.last for b in collector.of(TextExtracted)),
             timeout_s=60,
             what="the markdown file behind the encrypted one",
         )
@@ -90,12 +90,8 @@ async def test_a_message_that_is_not_an_event_does_not_stop_the_consumer(
         await br.publish(b"\x00 not json", topic=topics.UPLOADED, key=b"same-partition")
         await br.publish(fine, topic=topics.UPLOADED, key=b"same-partition")
         await await_until(
-            lambda: _async(any(b.last for b in collector.of(TextExtracted))),
+            lambda: any(b.last for b in collector.of(TextExtracted)),
             timeout_s=60,
             what="the upload behind the poison message",
         )
     assert collector.of(DocumentFailed) == []
-
-
-async def _async(value):  # await_until takes an async probe
-    return value

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
@@ -25,16 +26,18 @@ def wait_until(
 
 
 async def await_until(
-    probe: Callable[[], Awaitable[T | None]],
+    probe: Callable[[], Awaitable[T | None] | T | None],
     *,
     timeout_s: float,
     interval_s: float = 0.1,
     what: str = "",
 ) -> T:
-    """``wait_until`` for async probes."""
+    """``wait_until`` inside an event loop; ``probe`` may be sync or async."""
     deadline = time.monotonic() + timeout_s
     while True:
-        value = await probe()
+        value = probe()
+        if inspect.isawaitable(value):
+            value = await value
         if value:
             return value
         if time.monotonic() > deadline:

@@ -35,9 +35,7 @@ class QdrantVectorStore:
         self.client.upsert(
             self.collection,
             points=[
-                models.PointStruct(
-                    id=str(p.id), vector=list(map(float, p.vector)), payload=p.payload
-                )
+                models.PointStruct(id=str(p.id), vector=p.vector.tolist(), payload=p.payload)
                 for p in points
             ],
             wait=True,
