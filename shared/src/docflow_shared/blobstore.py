@@ -85,6 +85,11 @@ class LocalBlobStore:
         except FileNotFoundError:
             raise BlobNotFoundError(key) from None
 
+    async def check(self) -> None:
+        """Readiness: raises unless a file can be created in the store."""
+        with tempfile.TemporaryFile(dir=self.root):
+            pass
+
     def delete(self, key: str) -> None:
         path = self._path(key)
         path.unlink(missing_ok=True)

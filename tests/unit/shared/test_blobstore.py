@@ -41,3 +41,11 @@ def test_delete_removes_the_blob_and_tolerates_a_missing_one(tmp_path) -> None:
     store.delete(key)
     with pytest.raises(BlobNotFoundError):
         store.open(key)
+
+
+async def test_the_readiness_check_fails_when_the_store_is_gone(tmp_path) -> None:
+    store = LocalBlobStore(tmp_path / "blobs")
+    await store.check()
+    (tmp_path / "blobs").rmdir()
+    with pytest.raises(FileNotFoundError):
+        await store.check()

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC
+from pathlib import Path
 
 import pytest
 
-from docflow_status.adapters.read_model import SqlReadModel
+from docflow_status.adapters.read_model import SqlReadModel, create_engine
 from docflow_status.domain.projection import Status, evolve
 from support.histories import successful
 
@@ -56,3 +57,13 @@ async def test_another_tenants_document_is_not_found(read_model: SqlReadModel) -
 
 async def test_the_database_check_answers(read_model: SqlReadModel) -> None:
     await read_model.check()
+
+
+async def test_a_sqlite_database_in_a_missing_folder_is_created(tmp_path: Path) -> None:
+    model = SqlReadModel(create_engine(f"sqlite+aiosqlite:///{tmp_path / 'new' / 'status.db'}"))
+    try:
+        await model.create_schema()
+        await model.check()
+    finally:
+        await model.engine.dispose()
+    assert (tmp_path / "new" / "status.db").is_file()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import tempfile
 
 from faststream.asgi import AsgiFastStream
 from faststream.kafka import KafkaBroker
@@ -50,14 +49,10 @@ def bootstrap(settings: ExtractorSettings | None = None) -> AsgiFastStream:
     blobs = LocalBlobStore(settings.blob_dir)
     wire(broker, settings, blobs)
 
-    async def blob_store_readable() -> None:
-        with tempfile.TemporaryFile(dir=blobs.root):
-            pass
-
     return AsgiFastStream(
         broker,
         logger=logging.getLogger(f"docflow.{SERVICE}"),
         asgi_routes=asgi_probe_routes(
-            {"kafka": kafka_check(broker), "blob_store": blob_store_readable}, registry
+            {"kafka": kafka_check(broker), "blob_store": blobs.check}, registry
         ),
     )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -26,10 +25,6 @@ def bootstrap(settings: GatewaySettings | None = None) -> FastAPI:
     broker = make_broker(settings.kafka_bootstrap_servers, service=SERVICE, registry=registry)
     blobs = LocalBlobStore(settings.blob_dir)
 
-    async def blob_store_writable() -> None:
-        with tempfile.TemporaryFile(dir=blobs.root):
-            pass
-
     @asynccontextmanager
     async def lifespan() -> AsyncIterator[None]:
         await broker.start()
@@ -45,7 +40,7 @@ def bootstrap(settings: GatewaySettings | None = None) -> FastAPI:
             publish=KafkaEventPublisher(
                 broker, source=f"/docflow/{SERVICE}", produces=[DocumentUploaded]
             ),
-            checks={"kafka": kafka_check(broker), "blob_store": blob_store_writable},
+            checks={"kafka": kafka_check(broker), "blob_store": blobs.check},
             registry=registry,
             lifespan=lifespan,
         )

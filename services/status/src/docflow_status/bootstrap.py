@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
@@ -23,10 +22,7 @@ def bootstrap(settings: StatusSettings | None = None) -> FastAPI:
     """The status app on real Kafka and the configured database."""
     settings = settings or StatusSettings()
     registry = CollectorRegistry()
-    url = settings.effective_database_url
-    if url.startswith("sqlite"):
-        Path(url.split(":///", 1)[1]).parent.mkdir(parents=True, exist_ok=True)
-    read_model = SqlReadModel(create_engine(url))
+    read_model = SqlReadModel(create_engine(settings.effective_database_url))
     broker = make_broker(settings.kafka_bootstrap_servers, service=SERVICE, registry=registry)
     register(broker, read_model=read_model)
 

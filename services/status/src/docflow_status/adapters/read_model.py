@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
 from sqlalchemy import JSON, DateTime, Integer, MetaData, String, TypeDecorator, Uuid, event, select
-from sqlalchemy.engine import Dialect
+from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -156,8 +157,12 @@ class SqlReadModel:
 
 
 def create_engine(url: str) -> AsyncEngine:
-    """An engine for ``url``; SQLite gets WAL so API reads never wait for the projector."""
-    engine = create_async_engine(url)
+    """An engine for ``url``; SQLite gets its folder and WAL, so API reads never
+    wait for the projector."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_async_engine(parsed)
     if engine.dialect.name == "sqlite":
 
         @event.listens_for(engine.sync_engine, "connect")
