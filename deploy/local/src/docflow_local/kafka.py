@@ -129,6 +129,21 @@ class LocalKafka:
         )
         return config
 
+    def _format(self, config: Path, cluster_id: str) -> None:
+        # "--cluster-id=" keeps an id that starts with "-" from reading as an option.
+        formatted = subprocess.run(
+            self._java(
+                "kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}", "-c", str(config)
+            ),
+            capture_output=True,
+            text=True,
+        )
+        if formatted.returncode != 0:
+            raise KafkaStartError(
+                f"formatting Kafka storage in {self.home} failed:\n"
+                f"{formatted.stdout}{formatted.stderr}"
+            )
+
     def start(self, timeout_s: float = 120.0) -> None:
         """Format storage on first use, start the broker, wait until it answers."""
         for port in (self.port, self.controller_port):
@@ -139,13 +154,7 @@ class LocalKafka:
         self.home.mkdir(parents=True, exist_ok=True)
         config = self._write_config()
         if not (self.home / "data" / "meta.properties").exists():
-            subprocess.run(
-                self._java(
-                    "kafka.tools.StorageTool", "format", "-t", _cluster_id(), "-c", str(config)
-                ),
-                check=True,
-                capture_output=True,
-            )
+            self._format(config, _cluster_id())
         self._process = spawn(self._java("kafka.Kafka", str(config)), log=self.home / "stdout.log")
         deadline = time.monotonic() + timeout_s
         while not asyncio.run(_answers(self.bootstrap_servers)):
