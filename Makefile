@@ -15,7 +15,7 @@ export UV_PYTHON_DOWNLOADS := never
 
 PROJECTS := pyproject.toml uv.lock $(wildcard shared/pyproject.toml services/*/pyproject.toml deploy/local/pyproject.toml)
 
-.PHONY: help run test lint unit install kafka-jars clean
+.PHONY: help run test lint unit bench install kafka-jars clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -28,6 +28,9 @@ test: lint kafka-jars ## Every test: unit, service, integration, e2e (real Kafka
 
 unit: install ## Only the fast tiers (unit + in-memory service tests)
 	$(PY) -m pytest -m "unit or (service and not integration)"
+
+bench: install kafka-jars ## Benchmarks; JSON results in bench/results/
+	$(PY) bench/upload_latency.py
 
 lint: install ## ruff (format and lint) and mypy
 	$(PY) -m ruff format --check .

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from docflow_status.adapters.read_model import SqlReadModel, create_engine
+from docflow_shared.sql import create_engine
+from docflow_status.adapters.read_model import SqlReadModel
 from support.corpus import CORPUS
 from support.kafka import kafka_broker
 

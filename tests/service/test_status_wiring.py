@@ -28,9 +28,17 @@ async def test_every_topic_feeds_the_read_model(
             await br.publish(event, topic=event.TOPIC, key=str(event.document_id).encode())
 
         async def finished() -> bool:
+            # Topics are consumed independently: the terminal event may be
+            # projected before the uploaded one, so wait for its facts too.
             a = await read_model.get(done[0].document_id, "t1")
             b = await read_model.get(failed[0].document_id, "t1")
-            return bool(a and b and a.status is Status.COMPLETED and b.status is Status.FAILED)
+            return bool(
+                a
+                and b
+                and a.status is Status.COMPLETED
+                and a.filename is not None
+                and b.status is Status.FAILED
+            )
 
         await await_until(finished, timeout_s=60, what="both documents projected")
     completed = await read_model.get(done[0].document_id, "t1")

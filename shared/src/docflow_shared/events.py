@@ -89,6 +89,9 @@ class DocumentUploaded(Event):
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     # Claim check: where the bytes are in the blob store.
     blob_key: str
+    # How Markdown and text are encoded, as the gateway found it (Python codec
+    # name); None for PDFs. Added in schema 1 as optional: older events mean UTF-8.
+    charset: str | None = None
 
 
 class DocumentProgressed(Event):

@@ -11,15 +11,18 @@ import logging
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from http import HTTPStatus
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request, Security
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from docflow_shared.auth import Authenticator, UnknownKeyError
 from docflow_shared.probes import Check, readiness
 
 logger = logging.getLogger(__name__)
@@ -51,7 +54,32 @@ class Problem(Exception):
         self.detail = detail
         self.title = title or HTTPStatus(status).phrase
         self.headers = dict(headers or {})
-        self.extensions = extensions
+        # An extension without a value is left out.
+        self.extensions = {k: v for k, v in extensions.items() if v is not None}
+
+
+class ProblemDetails(BaseModel):
+    """An RFC 9457 problem document, as every docflow error answer is."""
+
+    type: str = Field(description="Stable URI of the problem kind: urn:docflow:problem:<code>")
+    title: str
+    status: int
+    detail: str = Field(description="What went wrong and what to do about it")
+    code: str = Field(description="Stable short name of the problem kind")
+    instance: str | None = None
+
+
+def problem_responses(described: Mapping[int, str]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for problem answers, by status code and description."""
+    schema = {"$ref": "#/components/schemas/ProblemDetails"}
+    return {
+        status: {
+            "model": ProblemDetails,
+            "description": text,
+            "content": {PROBLEM_JSON: {"schema": schema}},
+        }
+        for status, text in described.items()
+    }
 
 
 def problem_response(problem: Problem, instance: str | None = None) -> JSONResponse:
@@ -115,6 +143,56 @@ def install_problem_handlers(app: FastAPI) -> None:
         return problem_response(problem, request.url.path)
 
 
+_api_key_header = APIKeyHeader(
+    name="X-API-Key", auto_error=False, description="An API key (or send it as a Bearer token)"
+)
+_bearer = HTTPBearer(auto_error=False, description="An API key as a Bearer token")
+
+
+async def _caller_tenant(
+    request: Request,
+    api_key: Annotated[str | None, Security(_api_key_header)],
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
+) -> str:
+    # The security schemes above document the two ways to send a key; the
+    # headers are read here so that a credential sent malformed or empty
+    # counts as sent (and wrong), never as absent.
+    authenticator: Authenticator = request.app.state.authenticator
+    presented = []
+    if "x-api-key" in request.headers:
+        presented.append(request.headers["x-api-key"].strip())
+    if "authorization" in request.headers:
+        presented.append(_bearer_key(request.headers["authorization"]))
+    try:
+        if not presented:
+            return authenticator.tenant_for(None)
+        tenants = {authenticator.tenant_for(key) for key in presented}
+    except UnknownKeyError as exc:
+        raise _unauthorized(f"{exc}") from exc
+    if len(tenants) > 1:
+        raise _unauthorized("the API keys sent belong to different tenants")
+    return tenants.pop()
+
+
+def _bearer_key(authorization: str) -> str:
+    """The key of ``Bearer <key>``; any other scheme yields no usable key."""
+    scheme, _, credentials = authorization.strip().partition(" ")
+    return credentials.strip() if scheme.lower() == "bearer" else ""
+
+
+def _unauthorized(reason: str) -> Problem:
+    return Problem(
+        401,
+        "unauthorized",
+        f"{reason}: send your API key as `Authorization: Bearer <key>` or `X-API-Key: <key>`",
+        headers={"WWW-Authenticate": "Bearer"},
+    )
+
+
+Tenant = Annotated[str, Depends(_caller_tenant)]
+"""The calling tenant (a route parameter); answers 401 when auth is on and the key is unknown."""
+
+
 def probe_router(checks: Mapping[str, Check], registry: CollectorRegistry) -> APIRouter:
     """``/healthz``, ``/readyz`` and ``/metrics`` for a FastAPI service."""
     router = APIRouter(include_in_schema=False)
@@ -150,9 +228,16 @@ def service_app(
     router: APIRouter,
     checks: Mapping[str, Check],
     registry: CollectorRegistry,
+    authenticator: Authenticator,
     lifespan: Lifespan | None = None,
 ) -> FastAPI:
     """A docflow HTTP service: its routes, problem responses, probes and metrics."""
+    if not authenticator.enabled:
+        logger.warning(
+            "authentication is off: every request belongs to tenant %r "
+            "(set DOCFLOW_AUTH_ENABLED=true and DOCFLOW_API_KEYS to turn it on)",
+            authenticator.default_tenant,
+        )
 
     @asynccontextmanager
     async def run(app: FastAPI) -> AsyncIterator[None]:
@@ -163,6 +248,7 @@ def service_app(
             yield
 
     app = FastAPI(title=title, version="1", summary=summary, lifespan=run)
+    app.state.authenticator = authenticator
     install_problem_handlers(app)
     app.include_router(router)
     app.include_router(probe_router(checks, registry))

@@ -56,8 +56,17 @@ def make_broker(
     service: str,
     registry: CollectorRegistry | None = None,
     graceful_timeout: float = 30.0,
+    request_timeout_ms: int = 40_000,
+    idempotent: bool = True,
 ) -> KafkaBroker:
-    """A broker with docflow's producer guarantees and consume/publish metrics."""
+    """A broker with docflow's producer guarantees and consume/publish metrics.
+
+    ``idempotent=False`` is for a producer that must give up after
+    ``request_timeout_ms`` (the gateway answering 503): an idempotent aiokafka
+    producer never expires a batch, so a message a client was told was refused
+    would still be delivered once Kafka is back. Without idempotence a retry
+    may write an event twice; consumers ignore repeated ``event_id``s.
+    """
     middlewares = []
     if registry is not None:
         middlewares.append(
@@ -67,7 +76,7 @@ def make_broker(
         bootstrap_servers,
         client_id=f"docflow-{service}",
         acks="all",
-        enable_idempotence=True,
+        enable_idempotence=idempotent,
         # Topics are declared (topics.py, Strimzi in production), never created
         # as a side effect of a typo in a subscriber.
         allow_auto_create_topics=False,
@@ -79,6 +88,9 @@ def make_broker(
         # On shutdown, in-flight handlers get this long to finish (their
         # messages are committed) before the consumer leaves without committing.
         graceful_timeout=graceful_timeout,
+        # Bounds how long a publish waits for an acknowledgement (and how long
+        # an unsent message may wait in the producer before it is dropped).
+        request_timeout_ms=request_timeout_ms,
     )
 
 

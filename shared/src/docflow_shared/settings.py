@@ -5,10 +5,13 @@ from ``DOCFLOW_*`` environment variables, except the Kafka address, which
 also answers to the conventional ``KAFKA_BOOTSTRAP_SERVERS``.
 """
 
+import re
 from pathlib import Path
 
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from docflow_shared.auth import TENANT_PATTERN, Authenticator
 
 
 class ServiceSettings(BaseSettings):
@@ -40,3 +43,28 @@ class ServiceSettings(BaseSettings):
     def blob_dir(self) -> Path:
         """Where the local blob store keeps uploaded files and extracted text."""
         return self.data_dir / "blobs"
+
+
+class HttpServiceSettings(ServiceSettings):
+    """Settings of the services with a public API (gateway, status): who may call."""
+
+    # Off for local use: every request then belongs to ``default_tenant``.
+    auth_enabled: bool = False
+    # Tenant -> hashes of its API keys, as JSON:
+    # DOCFLOW_API_KEYS='{"acme": ["sha256:<hex>"]}' (python -m docflow_shared.auth new)
+    api_keys: dict[str, list[str]] = Field(default_factory=dict)
+    default_tenant: str = Field(default="default", pattern=TENANT_PATTERN)
+
+    @field_validator("api_keys")
+    @classmethod
+    def _tenants_are_names(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        pattern = re.compile(TENANT_PATTERN)
+        for tenant in value:
+            if not pattern.match(tenant):
+                raise ValueError(f"tenant {tenant!r} must match {TENANT_PATTERN}")
+        return value
+
+    def authenticator(self) -> Authenticator:
+        return Authenticator(
+            enabled=self.auth_enabled, default_tenant=self.default_tenant, keys=self.api_keys
+        )

@@ -66,6 +66,14 @@ def test_text_is_one_unpaginated_page() -> None:
     assert page.text == "# Titel\n\nInhalt"
 
 
+@pytest.mark.parametrize("charset", ["cp1252", "utf-16"])
+def test_text_is_decoded_in_the_charset_the_gateway_found(charset: str) -> None:
+    text = "Café “Zoë” — naïve"
+    document = open_document(io.BytesIO(text.encode(charset)), "text/plain", charset)
+    [page] = list(document.pages())
+    assert page.text == text
+
+
 def test_symbols_in_embedded_type1_fonts_are_decoded(corpus) -> None:
     # GeoTopo's maths is set in CFF Type 1 fonts; without fontTools (pypdf's
     # "fonts" extra) pypdf turns "(∀,∃)" into "(8;9)".

@@ -48,12 +48,34 @@ def test_a_multibyte_character_split_across_reads_is_valid_text() -> None:
 
 
 @pytest.mark.parametrize(
-    "data",
-    [b"caf\xe9 au lait", b"text with a NUL \x00 byte", b"truncated \xe2\x82"],
-    ids=["latin-1", "nul", "truncated-utf8"],
+    ("data", "charset"),
+    [
+        ("# Überblick — naïve".encode(), "utf-8"),
+        ("\ufeff# with a byte-order mark".encode(), "utf-8"),
+        ("café au lait, “quoted”".encode("cp1252"), "cp1252"),
+        ("UTF-16 with its mark: 한국어".encode("utf-16"), "utf-16"),
+    ],
+    ids=["utf-8", "utf-8-bom", "windows-1252", "utf-16"],
 )
-def test_bytes_that_are_not_utf8_text_are_refused(data: bytes) -> None:
-    with pytest.raises(UnsupportedFileError):
+def test_text_is_recognised_with_its_encoding(data: bytes, charset: str) -> None:
+    inspector = inspect(data[:5], data[5:])
+    assert inspector.content_type("notes.md") == "text/markdown"
+    assert inspector.charset() == charset
+    assert data.decode("utf-8-sig" if charset == "utf-8" else charset)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"text with a NUL \x00 byte",
+        b"\x81 is undefined in Windows-1252 and invalid UTF-8",
+        "UTF-16 without its mark".encode("utf-16-le"),
+        bytes(range(256)),
+    ],
+    ids=["nul", "undefined-byte", "utf-16-no-bom", "all-bytes"],
+)
+def test_bytes_that_are_not_text_are_refused(data: bytes) -> None:
+    with pytest.raises(UnsupportedFileError, match="binary data"):
         inspect(data).content_type("notes.txt")
 
 

@@ -1,17 +1,23 @@
-"""The upload API over HTTP, with a recording publisher and a real blob store."""
+"""The upload API over HTTP, with a recording publisher, a real blob store and SQLite."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import ExitStack, asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry
 
+from docflow_gateway.adapters.registry import SqlRegistry
 from docflow_gateway.entrypoints.http import Gateway, create_app
 from docflow_gateway.settings import GatewaySettings
+from docflow_shared.auth import hash_key
 from docflow_shared.blobstore import LocalBlobStore
 from docflow_shared.events import DocumentUploaded, Event
+from docflow_shared.sql import create_engine
 
 PDF = b"%PDF-1.4\n1 0 obj << >> endobj\ntrailer << >>\n%%EOF\n"
 
@@ -36,18 +42,40 @@ def blob_root(tmp_path: Path) -> Path:
     return tmp_path / "blobs"
 
 
-def client_for(blob_root: Path, publish: Recorder) -> TestClient:
-    gateway = Gateway(
-        settings=GatewaySettings(status_public_url="http://status.example:8001/"),
-        blobs=LocalBlobStore(blob_root),
-        publish=publish,
-        checks={},
-        registry=CollectorRegistry(),
-    )
-    return TestClient(create_app(gateway))
+ClientFor = Callable[..., TestClient]
 
 
-def test_one_file_is_accepted_with_a_status_link(blob_root: Path) -> None:
+@pytest.fixture
+def client_for(tmp_path: Path) -> Iterator[ClientFor]:
+    """A gateway app on a blob store and SQLite under tmp_path, started (lifespan run)."""
+    with ExitStack() as stack:
+
+        def make(blob_root: Path, publish: Recorder, **settings: Any) -> TestClient:
+            records = SqlRegistry(create_engine(f"sqlite+aiosqlite:///{tmp_path / 'gateway.db'}"))
+
+            @asynccontextmanager
+            async def lifespan() -> AsyncIterator[None]:
+                await records.create_schema()
+                yield
+                await records.engine.dispose()
+
+            gateway = Gateway(
+                settings=GatewaySettings(
+                    status_public_url="http://status.example:8001/", **settings
+                ),
+                blobs=LocalBlobStore(blob_root),
+                records=records,
+                publish=publish,
+                checks={},
+                registry=CollectorRegistry(),
+                lifespan=lifespan,
+            )
+            return stack.enter_context(TestClient(create_app(gateway)))
+
+        yield make
+
+
+def test_one_file_is_accepted_with_a_status_link(blob_root: Path, client_for: ClientFor) -> None:
     publish = Recorder()
     response = client_for(blob_root, publish).post(
         "/v1/documents", files={"file": ("report.pdf", PDF, "application/octet-stream")}
@@ -69,7 +97,7 @@ def test_one_file_is_accepted_with_a_status_link(blob_root: Path) -> None:
         assert stored.read() == PDF
 
 
-def test_several_files_in_one_request(blob_root: Path) -> None:
+def test_several_files_in_one_request(blob_root: Path, client_for: ClientFor) -> None:
     publish = Recorder()
     response = client_for(blob_root, publish).post(
         "/v1/documents",
@@ -86,7 +114,9 @@ def test_several_files_in_one_request(blob_root: Path) -> None:
     assert len({e.correlation_id for e in publish.events}) == 1
 
 
-def test_an_unsupported_file_is_a_415_problem_and_nothing_is_kept(blob_root: Path) -> None:
+def test_an_unsupported_file_is_a_415_problem_and_nothing_is_kept(
+    blob_root: Path, client_for: ClientFor
+) -> None:
     publish = Recorder()
     response = client_for(blob_root, publish).post(
         "/v1/documents",
@@ -105,14 +135,24 @@ def test_an_unsupported_file_is_a_415_problem_and_nothing_is_kept(blob_root: Pat
     assert files_in(blob_root) == []
 
 
-def test_no_file_part_is_a_422_problem(blob_root: Path) -> None:
-    response = client_for(blob_root, Recorder()).post("/v1/documents", data={"other": "x"})
+def test_no_file_part_is_a_422_problem(blob_root: Path, client_for: ClientFor) -> None:
+    client = client_for(blob_root, Recorder())
+    response = client.post("/v1/documents", files={"other": (None, "x")})
     assert response.status_code == 422
     assert response.headers["content-type"] == "application/problem+json"
     assert response.json()["code"] == "malformed-request"
+    assert "`file`" in response.json()["detail"]
 
 
-def test_an_empty_file_is_a_422_problem(blob_root: Path) -> None:
+def test_a_body_that_is_not_multipart_is_a_415_problem(
+    blob_root: Path, client_for: ClientFor
+) -> None:
+    response = client_for(blob_root, Recorder()).post("/v1/documents", data={"file": "x"})
+    assert response.status_code == 415
+    assert response.json()["code"] == "not-multipart"
+
+
+def test_an_empty_file_is_a_422_problem(blob_root: Path, client_for: ClientFor) -> None:
     response = client_for(blob_root, Recorder()).post(
         "/v1/documents", files={"file": ("empty.txt", b"", "text/plain")}
     )
@@ -121,7 +161,9 @@ def test_an_empty_file_is_a_422_problem(blob_root: Path) -> None:
     assert files_in(blob_root) == []
 
 
-def test_when_kafka_does_not_acknowledge_it_is_503_and_the_file_is_removed(blob_root: Path) -> None:
+def test_when_kafka_does_not_acknowledge_it_is_503_and_the_file_is_removed(
+    blob_root: Path, client_for: ClientFor
+) -> None:
     response = client_for(blob_root, Recorder(fail=True)).post(
         "/v1/documents", files={"file": ("report.pdf", PDF, "application/pdf")}
     )
@@ -131,7 +173,9 @@ def test_when_kafka_does_not_acknowledge_it_is_503_and_the_file_is_removed(blob_
     assert files_in(blob_root) == []
 
 
-def test_the_correlation_id_header_travels_in_the_event(blob_root: Path) -> None:
+def test_the_correlation_id_header_travels_in_the_event(
+    blob_root: Path, client_for: ClientFor
+) -> None:
     publish = Recorder()
     client_for(blob_root, publish).post(
         "/v1/documents",
@@ -141,8 +185,261 @@ def test_the_correlation_id_header_travels_in_the_event(blob_root: Path) -> None
     assert publish.events[0].correlation_id == "req-42"
 
 
-def test_probes_answer(blob_root: Path) -> None:
+def test_probes_answer(blob_root: Path, client_for: ClientFor) -> None:
     client = client_for(blob_root, Recorder())
     assert client.get("/healthz").json() == {"status": "ok"}
     assert client.get("/readyz").status_code == 200
     assert client.get("/metrics").status_code == 200
+
+
+def test_a_file_over_the_limit_is_a_413_problem_and_nothing_is_kept(
+    blob_root: Path, client_for: ClientFor
+) -> None:
+    publish = Recorder()
+    client = client_for(blob_root, publish, max_file_bytes=1000)
+    response = client.post(
+        "/v1/documents",
+        files=[
+            ("file", ("ok.txt", b"fits", "text/plain")),
+            ("file", ("big.txt", b"x" * 1001, "text/plain")),
+        ],
+    )
+    assert response.status_code == 413
+    problem = response.json()
+    assert problem["code"] == "file-too-large"
+    assert problem["file"] == "big.txt"
+    assert "1000 bytes" in problem["detail"]
+    assert publish.events == []
+    assert files_in(blob_root) == []
+    # Exactly at the limit is fine.
+    ok = client.post("/v1/documents", files={"file": ("edge.txt", b"x" * 1000, "text/plain")})
+    assert ok.status_code == 202
+
+
+def test_too_many_files_is_a_413_problem(blob_root: Path, client_for: ClientFor) -> None:
+    client = client_for(blob_root, Recorder(), max_files_per_request=2)
+    files = [("file", (f"{i}.txt", f"text {i}".encode(), "text/plain")) for i in range(3)]
+    response = client.post("/v1/documents", files=files)
+    assert response.status_code == 413
+    assert response.json()["code"] == "too-many-files"
+    assert files_in(blob_root) == []
+
+
+def test_a_body_cut_off_in_the_middle_is_a_422_problem_and_nothing_is_kept(
+    blob_root: Path, client_for: ClientFor
+) -> None:
+    body = (
+        b"--b\r\nContent-Disposition: form-data; name=file; filename=a.txt\r\n\r\n"
+        b"some text that never ends"
+    )
+    response = client_for(blob_root, Recorder()).post(
+        "/v1/documents", content=body, headers={"Content-Type": "multipart/form-data; boundary=b"}
+    )
+    assert response.status_code == 422
+    assert "closing boundary" in response.json()["detail"]
+    assert files_in(blob_root) == []
+
+
+def test_display_names_are_sanitized(blob_root: Path, client_for: ClientFor) -> None:
+    publish = Recorder()
+    response = client_for(blob_root, publish).post(
+        "/v1/documents",
+        files={"file": ("../../etc/passwd.txt", b"hello", "text/plain")},
+    )
+    [doc] = response.json()["documents"]
+    assert doc["filename"] == "passwd.txt"
+    [event] = publish.events
+    assert isinstance(event, DocumentUploaded)
+    assert "passwd" not in event.blob_key
+
+
+def test_legacy_encoded_text_is_accepted_with_its_charset(
+    blob_root: Path, client_for: ClientFor
+) -> None:
+    publish = Recorder()
+    response = client_for(blob_root, publish).post(
+        "/v1/documents", files={"file": ("menu.txt", "Café crème".encode("cp1252"))}
+    )
+    assert response.status_code == 202
+    [event] = publish.events
+    assert isinstance(event, DocumentUploaded)
+    assert event.charset == "cp1252"
+
+
+def test_the_same_bytes_again_point_at_the_existing_document(
+    blob_root: Path, client_for: ClientFor
+) -> None:
+    publish = Recorder()
+    client = client_for(blob_root, publish)
+    first = client.post("/v1/documents", files={"file": ("a.pdf", PDF)}).json()["documents"][0]
+
+    again = client.post("/v1/documents", files={"file": ("renamed.pdf", PDF)})
+    assert again.status_code == 202
+    [dup] = again.json()["documents"]
+    assert dup["status"] == "duplicate"
+    assert dup["id"] == first["id"]
+    assert dup["filename"] == "a.pdf"
+    assert again.headers["location"] == first["status_url"]
+    assert len(publish.events) == 1
+    assert len(files_in(blob_root)) == 1
+
+    # Switched off for one request, the same bytes become a new document.
+    fresh = client.post("/v1/documents?dedup=false", files={"file": ("b.pdf", PDF)})
+    [new] = fresh.json()["documents"]
+    assert new["status"] == "pending"
+    assert new["id"] != first["id"]
+    assert len(publish.events) == 2
+
+
+def test_duplicates_within_one_request_become_one_document(
+    blob_root: Path, client_for: ClientFor
+) -> None:
+    publish = Recorder()
+    response = client_for(blob_root, publish).post(
+        "/v1/documents", files=[("file", ("a.md", b"# A\n")), ("file", ("b.md", b"# A\n"))]
+    )
+    first, second = response.json()["documents"]
+    assert (first["status"], second["status"]) == ("pending", "duplicate")
+    assert first["id"] == second["id"]
+    assert len(publish.events) == 1
+    assert len(files_in(blob_root)) == 1
+
+
+def test_dedup_is_per_tenant(blob_root: Path, client_for: ClientFor) -> None:
+    publish = Recorder()
+    client = client_for(
+        blob_root,
+        publish,
+        auth_enabled=True,
+        api_keys={"acme": [hash_key("key-a")], "globex": [hash_key("key-g")]},
+    )
+    for key in ("key-a", "key-g"):
+        response = client.post(
+            "/v1/documents", files={"file": ("a.pdf", PDF)}, headers={"X-API-Key": key}
+        )
+        assert response.json()["documents"][0]["status"] == "pending"
+    assert [e.tenant_id for e in publish.events] == ["acme", "globex"]
+
+
+def test_an_idempotency_key_repeats_the_first_answer(
+    blob_root: Path, client_for: ClientFor
+) -> None:
+    publish = Recorder()
+    client = client_for(blob_root, publish, dedup=False)
+    headers = {"Idempotency-Key": "upload-7"}
+    first = client.post("/v1/documents", files={"file": ("a.pdf", PDF)}, headers=headers)
+    again = client.post("/v1/documents", files={"file": ("a.pdf", PDF)}, headers=headers)
+    assert again.status_code == first.status_code == 202
+    assert again.json() == first.json()
+    assert again.headers["location"] == first.headers["location"]
+    assert again.headers["idempotent-replayed"] == "true"
+    assert len(publish.events) == 1
+    assert len(files_in(blob_root)) == 1
+
+    other = client.post("/v1/documents", files={"file": ("b.md", b"# B\n")}, headers=headers)
+    assert other.status_code == 409
+    assert other.json()["code"] == "idempotency-key-reused"
+    assert len(publish.events) == 1
+    assert len(files_in(blob_root)) == 1
+
+
+def test_a_failed_request_frees_its_idempotency_key(blob_root: Path, client_for: ClientFor) -> None:
+    publish = Recorder(fail=True)
+    client = client_for(blob_root, publish)
+    headers = {"Idempotency-Key": "k1"}
+    assert (
+        client.post("/v1/documents", files={"file": ("a.pdf", PDF)}, headers=headers).status_code
+        == 503
+    )
+    publish.fail = False
+    retried = client.post("/v1/documents", files={"file": ("a.pdf", PDF)}, headers=headers)
+    assert retried.status_code == 202
+    assert len(publish.events) == 1
+
+
+@pytest.fixture
+def keys() -> dict[str, list[str]]:
+    return {"acme": [hash_key("acme-secret")], "globex": [hash_key("globex-secret")]}
+
+
+def test_with_auth_on_a_missing_or_unknown_key_is_401(
+    blob_root: Path, client_for: ClientFor, keys: dict[str, list[str]]
+) -> None:
+    publish = Recorder()
+    client = client_for(blob_root, publish, auth_enabled=True, api_keys=keys)
+    for headers in ({}, {"X-API-Key": "guess"}, {"Authorization": "Bearer guess"}):
+        response = client.post("/v1/documents", files={"file": ("a.pdf", PDF)}, headers=headers)
+        assert response.status_code == 401
+        assert response.json()["code"] == "unauthorized"
+        assert response.headers["www-authenticate"] == "Bearer"
+    assert publish.events == []
+    assert files_in(blob_root) == []
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{"X-API-Key": "globex-secret"}, {"Authorization": "Bearer globex-secret"}],
+    ids=["x-api-key", "bearer"],
+)
+def test_the_key_decides_the_tenant_that_travels_in_the_event(
+    blob_root: Path, client_for: ClientFor, keys: dict[str, list[str]], headers: dict[str, str]
+) -> None:
+    publish = Recorder()
+    client = client_for(blob_root, publish, auth_enabled=True, api_keys=keys)
+    response = client.post("/v1/documents", files={"file": ("a.pdf", PDF)}, headers=headers)
+    assert response.status_code == 202
+    [event] = publish.events
+    assert event.tenant_id == "globex"
+    assert isinstance(event, DocumentUploaded)
+    assert event.blob_key.startswith("globex/")
+
+
+def test_a_tenant_over_its_rate_is_429_with_retry_after(
+    blob_root: Path, client_for: ClientFor, keys: dict[str, list[str]]
+) -> None:
+    client = client_for(
+        blob_root, Recorder(), auth_enabled=True, api_keys=keys, rate_limit="2/minute"
+    )
+    acme = {"X-API-Key": "acme-secret"}
+    for i in range(2):
+        assert (
+            client.post(
+                "/v1/documents", files={"file": (f"{i}.txt", f"{i}".encode())}, headers=acme
+            ).status_code
+            == 202
+        )
+    limited = client.post("/v1/documents", files={"file": ("3.txt", b"3")}, headers=acme)
+    assert limited.status_code == 429
+    assert limited.json()["code"] == "rate-limited"
+    assert 1 <= int(limited.headers["retry-after"]) <= 60
+    # Another tenant has its own budget.
+    other = client.post(
+        "/v1/documents", files={"file": ("g.txt", b"g")}, headers={"X-API-Key": "globex-secret"}
+    )
+    assert other.status_code == 202
+
+
+def test_a_file_part_without_a_filename_is_a_422_problem(
+    blob_root: Path, client_for: ClientFor
+) -> None:
+    response = client_for(blob_root, Recorder()).post("/v1/documents", files={"file": (None, "x")})
+    assert response.status_code == 422
+    assert "no filename" in response.json()["detail"]
+    assert files_in(blob_root) == []
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"X-API-Key": "", "Authorization": "Bearer acme-secret"},
+        {"X-API-Key": "acme-secret", "Authorization": "Basic YWNtZTpzZWNyZXQ="},
+        {"X-API-Key": "acme-secret", "Authorization": "Bearer globex-secret"},
+    ],
+    ids=["empty-key-beside-a-good-one", "other-scheme", "two-tenants"],
+)
+def test_every_credential_sent_must_hold(
+    blob_root: Path, client_for: ClientFor, keys: dict[str, list[str]], headers: dict[str, str]
+) -> None:
+    client = client_for(blob_root, Recorder(), auth_enabled=True, api_keys=keys)
+    response = client.post("/v1/documents", files={"file": ("a.pdf", PDF)}, headers=headers)
+    assert response.status_code == 401

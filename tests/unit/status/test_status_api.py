@@ -1,11 +1,13 @@
 from __future__ import annotations
 
 from functools import reduce
+from typing import Any
 from uuid import UUID, uuid4
 
 from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry
 
+from docflow_shared.auth import hash_key
 from docflow_status.domain.projection import DocumentState, evolve
 from docflow_status.entrypoints.http import StatusApi, create_app
 from docflow_status.settings import StatusSettings
@@ -20,9 +22,9 @@ class Documents:
         return self.states.get((document_id, tenant_id))
 
 
-def client(*states: DocumentState) -> TestClient:
+def client(*states: DocumentState, **settings: Any) -> TestClient:
     api = StatusApi(
-        settings=StatusSettings(default_tenant="t1"),
+        settings=StatusSettings(**{"default_tenant": "t1", **settings}),
         documents=Documents(*states),
         checks={},
         registry=CollectorRegistry(),
@@ -68,3 +70,17 @@ def test_another_tenants_document_is_a_404() -> None:
     state = reduce(evolve, events, None)
     other = DocumentState(id=state.id, tenant_id="t2")
     assert client(other).get(f"/v1/documents/{state.id}").status_code == 404
+
+
+def test_with_auth_on_a_document_is_seen_only_with_its_tenants_key() -> None:
+    state = reduce(evolve, successful(), None)
+    keys = {"t1": [hash_key("key-1")], "t2": [hash_key("key-2")]}
+    api = client(state, auth_enabled=True, api_keys=keys)
+    url = f"/v1/documents/{state.id}"
+
+    assert api.get(url).status_code == 401
+    assert api.get(url, headers={"Authorization": "Bearer nope"}).status_code == 401
+    assert api.get(url, headers={"Authorization": "Bearer key-1"}).status_code == 200
+    other = api.get(url, headers={"X-API-Key": "key-2"})
+    assert other.status_code == 404
+    assert other.json()["code"] == "document-not-found"

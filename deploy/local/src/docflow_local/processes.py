@@ -84,6 +84,9 @@ def free_port() -> int:
 
 def port_is_free(port: int) -> bool:
     with socket.socket() as probe:
+        # As servers bind (Kafka's included): connections of a previous run
+        # still in TIME_WAIT do not make the port busy.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind(("127.0.0.1", port))
         except OSError:

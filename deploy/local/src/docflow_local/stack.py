@@ -60,13 +60,13 @@ class Stack:
         return next(s.url for s in self.services if s.name == name)
 
     def _env(self, service: Service) -> dict[str, str]:
-        by_name = {s.name: s for s in self.services}
+        status = next((s for s in self.services if s.name == "status"), None)
         return {
             **os.environ,
             "KAFKA_BOOTSTRAP_SERVERS": self.kafka_bootstrap_servers,
             "DOCFLOW_DATA_DIR": str(self.data_dir),
             "DOCFLOW_PORT": str(service.port),
-            "DOCFLOW_STATUS_PUBLIC_URL": by_name["status"].url,
+            **({"DOCFLOW_STATUS_PUBLIC_URL": status.url} if status else {}),
             **self.extra_env,
         }
 
@@ -110,6 +110,9 @@ class Stack:
     def _why(self, service: Service, what: str) -> str:
         log = self.log_file(service.name)
         return f"{service.name} {what}" + (f":\n{tail(log)}" if log else "")
+
+    def pid(self, name: str) -> int:
+        return self._processes[name].pid
 
     def dead(self) -> list[str]:
         """Services whose process has exited."""

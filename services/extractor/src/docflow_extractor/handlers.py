@@ -56,7 +56,9 @@ async def extract_document(
     with source, blobs.writer(chunks_key(event.tenant_id, event.document_id)) as chunk_log:
         # Parsing is CPU work on untrusted input: it runs off the event loop,
         # one page at a time, so the consumer keeps heartbeating meanwhile.
-        document: Document = await to_thread.run_sync(open_document, source, event.content_type)
+        document: Document = await to_thread.run_sync(
+            open_document, source, event.content_type, event.charset
+        )
         page_total = document.page_count
         units = page_total or 1  # unpaginated text is one unit of work
         report_every = max(1, math.ceil(units / progress_steps))

@@ -1,4 +1,4 @@
-"""Wires the gateway's real adapters: Kafka publisher and local blob store."""
+"""Wires the gateway's real adapters: Kafka publisher, blob store, SQL records."""
 
 from __future__ import annotations
 
@@ -8,39 +8,57 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
+from docflow_gateway.adapters.registry import SqlRegistry
 from docflow_gateway.entrypoints.http import Gateway, create_app
 from docflow_gateway.settings import GatewaySettings
 from docflow_shared.blobstore import LocalBlobStore
 from docflow_shared.events import DocumentUploaded
 from docflow_shared.messaging import KafkaEventPublisher, make_broker
 from docflow_shared.probes import kafka_check
+from docflow_shared.sql import create_engine
 
 SERVICE = "gateway"
 
 
 def bootstrap(settings: GatewaySettings | None = None) -> FastAPI:
-    """The gateway app on real Kafka and the local blob store."""
+    """The gateway app on real Kafka, the local blob store and its database."""
     settings = settings or GatewaySettings()
     registry = CollectorRegistry()
-    broker = make_broker(settings.kafka_bootstrap_servers, service=SERVICE, registry=registry)
+    broker = make_broker(
+        settings.kafka_bootstrap_servers,
+        service=SERVICE,
+        registry=registry,
+        # A refused upload must stay refused: publishes give up after the
+        # timeout instead of being retried until Kafka is back (make_broker).
+        request_timeout_ms=int(settings.publish_timeout_s * 1000),
+        idempotent=False,
+    )
     blobs = LocalBlobStore(settings.blob_dir)
+    records = SqlRegistry(create_engine(settings.effective_database_url))
 
     @asynccontextmanager
     async def lifespan() -> AsyncIterator[None]:
+        await records.create_schema()
         await broker.start()
         try:
             yield
         finally:
             await broker.stop()
+            await records.engine.dispose()
 
     return create_app(
         Gateway(
             settings=settings,
             blobs=blobs,
+            records=records,
             publish=KafkaEventPublisher(
                 broker, source=f"/docflow/{SERVICE}", produces=[DocumentUploaded]
             ),
-            checks={"kafka": kafka_check(broker), "blob_store": blobs.check},
+            checks={
+                "kafka": kafka_check(broker),
+                "blob_store": blobs.check,
+                "database": records.check,
+            },
             registry=registry,
             lifespan=lifespan,
         )

@@ -2,15 +2,33 @@
 
 from pydantic import AnyHttpUrl, Field
 
-from docflow_shared.settings import ServiceSettings
+from docflow_shared.settings import HttpServiceSettings
+
+MiB = 1024 * 1024
 
 
-class GatewaySettings(ServiceSettings):
+class GatewaySettings(HttpServiceSettings):
     """What the upload API needs to know."""
 
     port: int = Field(default=8000, ge=0, le=65535)
     # Where clients reach the status service; status links are built on it.
     status_public_url: AnyHttpUrl = AnyHttpUrl("http://127.0.0.1:8001")
-    # Authentication comes with tenants (issue 3); until then every document
-    # belongs to this tenant.
-    default_tenant: str = Field(default="default", pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    # SQLAlchemy async URL of the gateway's records (idempotency keys, content
+    # index); the default is a SQLite file under data_dir. Replicas share one
+    # PostgreSQL database.
+    database_url: str | None = None
+    # Counted on the bytes as they arrive.
+    max_file_bytes: int = Field(default=100 * MiB, ge=1)
+    max_files_per_request: int = Field(default=100, ge=1)
+    # A file whose bytes the tenant already uploaded points at that document
+    # (per request: ?dedup=false).
+    dedup: bool = True
+    # Per tenant and gateway replica, in the `limits` notation ("100/second",
+    # "20/second;1000/hour"); applies to uploads and document operations.
+    rate_limit: str = "100/second"
+    # How long an upload waits for Kafka's acknowledgement before answering 503.
+    publish_timeout_s: float = Field(default=10.0, gt=0)
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite+aiosqlite:///{self.data_dir / 'gateway.db'}"

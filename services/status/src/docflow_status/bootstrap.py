@@ -10,7 +10,8 @@ from prometheus_client import CollectorRegistry
 
 from docflow_shared.messaging import make_broker
 from docflow_shared.probes import kafka_check
-from docflow_status.adapters.read_model import SqlReadModel, create_engine
+from docflow_shared.sql import create_engine
+from docflow_status.adapters.read_model import SqlReadModel
 from docflow_status.entrypoints.consumer import register
 from docflow_status.entrypoints.http import StatusApi, create_app
 from docflow_status.settings import StatusSettings

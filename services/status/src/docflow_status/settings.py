@@ -2,17 +2,15 @@
 
 from pydantic import Field
 
-from docflow_shared.settings import ServiceSettings
+from docflow_shared.settings import HttpServiceSettings
 
 
-class StatusSettings(ServiceSettings):
+class StatusSettings(HttpServiceSettings):
     """What the status service needs to know."""
 
     port: int = Field(default=8001, ge=0, le=65535)
     # SQLAlchemy async URL; the default is a SQLite file under data_dir.
     database_url: str | None = None
-    # Until API keys map to tenants (issue 3), reads are for this tenant.
-    default_tenant: str = Field(default="default", pattern=r"^[A-Za-z0-9_-]{1,64}$")
 
     @property
     def effective_database_url(self) -> str:

@@ -86,24 +86,28 @@ class PdfDocument:
 
 
 class TextDocument:
-    """Markdown or plain text: one unpaginated body of UTF-8 text."""
+    """Markdown or plain text: one unpaginated body of text in the given encoding."""
 
     page_count = None
 
-    def __init__(self, stream: BinaryIO) -> None:
+    def __init__(self, stream: BinaryIO, charset: str | None = None) -> None:
+        # UTF-8 with or without a byte-order mark unless the gateway found otherwise.
+        encoding = "utf-8-sig" if charset in (None, "utf-8") else charset
         try:
-            self._text = stream.read().decode("utf-8-sig")
-        except UnicodeDecodeError as exc:
+            self._text = stream.read().decode(encoding)
+        except (UnicodeDecodeError, LookupError) as exc:
             raise DocumentError(
-                ErrorCode.UNSUPPORTED, f"the file is not valid UTF-8 text ({exc})"
+                ErrorCode.UNSUPPORTED, f"the file is not valid {encoding} text ({exc})"
             ) from exc
 
     def pages(self) -> Iterator[Page]:
         yield Page(None, self._text)
 
 
-def open_document(stream: BinaryIO, content_type: ContentType) -> Document:
+def open_document(
+    stream: BinaryIO, content_type: ContentType, charset: str | None = None
+) -> Document:
     """Open a stored document of a type the gateway accepted."""
     if content_type == "application/pdf":
         return PdfDocument(stream)
-    return TextDocument(stream)
+    return TextDocument(stream, charset)

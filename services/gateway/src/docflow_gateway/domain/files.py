@@ -8,6 +8,7 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath, PureWindowsPath
+from uuid import UUID
 
 from docflow_shared.events import ContentType
 
@@ -20,15 +21,31 @@ MAX_FILENAME_CHARS = 255
 # in text documents; they mark binary data that happens to decode as UTF-8.
 _BINARY_CONTROLS = re.compile(r"[\x00-\x08\x0b\x0e-\x1f]")
 
-SUPPORTED = "PDF, Markdown (.md, .markdown) and UTF-8 text (.txt)"
+SUPPORTED = "PDF, Markdown (.md, .markdown) and text (.txt), in UTF-8, UTF-16 or Windows-1252"
 
 
-class UnsupportedFileError(ValueError):
+class RejectedFileError(ValueError):
+    """A file docflow will not take; names the file."""
+
+    def __init__(self, detail: str, filename: str) -> None:
+        super().__init__(detail)
+        self.filename = filename
+
+
+class UnsupportedFileError(RejectedFileError):
     """The file is not one docflow can process."""
 
 
-class EmptyFileError(ValueError):
+class EmptyFileError(RejectedFileError):
     """The file has no bytes."""
+
+
+# Text is tried as UTF-8 first (a byte-order mark allowed), then as Windows-1252,
+# the usual legacy encoding of Western text: it leaves five byte values
+# undefined, so most binary data still fails to decode. UTF-16 is recognised
+# by its byte-order mark only.
+_UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+_TEXT_CHARSETS = ("utf-8", "cp1252")
 
 
 @dataclass
@@ -42,49 +59,68 @@ class FileInspector:
     size: int = 0
     _head: bytes = b""
     _sha256: hashlib._Hash = field(default_factory=hashlib.sha256)
-    _decoder: codecs.IncrementalDecoder = field(
-        default_factory=lambda: codecs.getincrementaldecoder("utf-8")()
-    )
-    _is_text: bool = True
+    # Encodings the bytes so far decode in, as text without binary controls.
+    _decoders: dict[str, codecs.IncrementalDecoder] | None = None
 
     def feed(self, data: bytes) -> None:
         self.size += len(data)
         self._sha256.update(data)
         if len(self._head) < len(PDF_MAGIC):
             self._head += data[: len(PDF_MAGIC) - len(self._head)]
-        if self._is_text:
-            self._check_text(data, final=False)
+            if self._head == PDF_MAGIC:
+                self._decoders = {}  # a PDF: whether it also decodes as text is moot
+        if self._decoders is None:
+            # The first bytes decide whether UTF-16 is a candidate.
+            charsets = ("utf-16",) if data.startswith(_UTF16_BOMS) else _TEXT_CHARSETS
+            self._decoders = {c: codecs.getincrementaldecoder(c)() for c in charsets}
+        self._decode(data, final=False)
 
-    def _check_text(self, data: bytes, *, final: bool) -> None:
-        try:
-            decoded = self._decoder.decode(data, final=final)
-        except UnicodeDecodeError:
-            self._is_text = False
-            return
-        if _BINARY_CONTROLS.search(decoded):
-            self._is_text = False
+    def _decode(self, data: bytes, *, final: bool) -> None:
+        for charset, decoder in list((self._decoders or {}).items()):
+            try:
+                decoded = decoder.decode(data, final=final)
+            except UnicodeDecodeError:
+                del self._decoders[charset]  # type: ignore[union-attr]
+                continue
+            if _BINARY_CONTROLS.search(decoded):
+                del self._decoders[charset]  # type: ignore[union-attr]
 
     @property
     def sha256(self) -> str:
         return self._sha256.hexdigest()
 
+    def charset(self) -> str | None:
+        """The encoding the whole file decodes in as text, or None for binary data."""
+        self._decode(b"", final=True)
+        return next(iter(self._decoders or {}), None)
+
     def content_type(self, filename: str) -> ContentType:
-        """PDF by its magic bytes; Markdown and text by name *and* valid UTF-8."""
+        """PDF by its magic bytes; Markdown and text by name *and* decodable text."""
         if self.size == 0:
-            raise EmptyFileError(f"{filename!r} is empty")
+            raise EmptyFileError(f"{filename!r} is empty", filename)
         if self._head == PDF_MAGIC:
             return "application/pdf"
-        if self._is_text:
-            self._check_text(b"", final=True)
+        is_text = self.charset() is not None
         suffix = PurePosixPath(filename).suffix.lower()
-        if self._is_text and suffix in MARKDOWN_SUFFIXES:
+        if is_text and suffix in MARKDOWN_SUFFIXES:
             return "text/markdown"
-        if self._is_text and suffix in TEXT_SUFFIXES:
+        if is_text and suffix in TEXT_SUFFIXES:
             return "text/plain"
-        what = "a text file with an unsupported extension" if self._is_text else "binary data"
+        what = "a text file with an unsupported extension" if is_text else "binary data"
         raise UnsupportedFileError(
-            f"{filename!r} is {what}, not a supported document; docflow accepts {SUPPORTED}"
+            f"{filename!r} is {what}, not a supported document; docflow accepts {SUPPORTED}",
+            filename,
         )
+
+
+@dataclass
+class ReceivedFile:
+    """An uploaded file, stored under a generated key; not yet accepted."""
+
+    filename: str
+    document_id: UUID
+    blob_key: str
+    inspector: FileInspector = field(default_factory=FileInspector)
 
 
 def display_name(raw: str | None) -> str:

@@ -2,21 +2,32 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 from uuid import UUID, uuid4
 
-from fastapi import APIRouter, Depends, FastAPI, File, Header, Request, Response, UploadFile
+from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, Response
+from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
-from docflow_gateway.domain.files import EmptyFileError, UnsupportedFileError, display_name
-from docflow_gateway.handlers import IncomingFile, PublishError, accept_uploads
+from docflow_gateway.adapters.registry import KeyState, SqlRegistry
+from docflow_gateway.domain.files import EmptyFileError, ReceivedFile, UnsupportedFileError
+from docflow_gateway.entrypoints.multipart import (
+    FILE_FIELD,
+    UploadError,
+    UploadLimits,
+    receive_files,
+)
+from docflow_gateway.entrypoints.ratelimit import TenantRateLimit
+from docflow_gateway.handlers import Outcome, PublishError, accept_uploads
 from docflow_gateway.settings import GatewaySettings
 from docflow_shared.blobstore import BlobStore
-from docflow_shared.events import ContentType, DocumentUploaded
-from docflow_shared.http import PROBLEM_JSON, Lifespan, Problem, service_app
+from docflow_shared.events import ContentType
+from docflow_shared.http import Lifespan, Problem, Tenant, problem_responses, service_app
 from docflow_shared.messaging import Publish
 from docflow_shared.probes import Check
 
@@ -30,11 +41,23 @@ class Gateway:
 
     settings: GatewaySettings
     blobs: BlobStore
+    records: SqlRegistry
     publish: Publish
     checks: Mapping[str, Check]
     registry: CollectorRegistry
-    # Starts and stops what the publisher needs (the Kafka producer).
+    # Starts and stops what the publisher needs (the Kafka producer, the database).
     lifespan: Lifespan | None = None
+    rate_limit: TenantRateLimit = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.rate_limit = TenantRateLimit(self.settings.rate_limit)
+
+    @property
+    def limits(self) -> UploadLimits:
+        return UploadLimits(
+            max_file_bytes=self.settings.max_file_bytes,
+            max_files=self.settings.max_files_per_request,
+        )
 
     def status_url(self, document_id: UUID) -> str:
         base = str(self.settings.status_public_url).rstrip("/")
@@ -49,15 +72,26 @@ def _gateway(request: Request) -> Gateway:
 GatewayDep = Annotated[Gateway, Depends(_gateway)]
 
 
+async def _rate_limited(gateway: GatewayDep, tenant: Tenant) -> str:
+    await gateway.rate_limit.check(tenant)
+    return tenant
+
+
+RateLimitedTenant = Annotated[str, Depends(_rate_limited)]
+
+
 class AcceptedDocument(BaseModel):
-    """A document docflow has stored and will process."""
+    """A document docflow has stored and will process (or already has)."""
 
     id: UUID
     filename: str
     content_type: ContentType
     size_bytes: int
     sha256: str
-    status: str = "pending"
+    status: str = Field(
+        description="`pending` for a new document; `duplicate` when the tenant already "
+        "uploaded these bytes: `id` and `status_url` are then the existing document's"
+    )
     status_url: str
 
 
@@ -67,18 +101,44 @@ class UploadAccepted(BaseModel):
     documents: list[AcceptedDocument]
 
 
-def _accepted(gateway: Gateway, event: DocumentUploaded) -> AcceptedDocument:
+def _answer(gateway: Gateway, outcome: Outcome) -> AcceptedDocument:
     return AcceptedDocument(
-        id=event.document_id,
-        filename=event.filename,
-        content_type=event.content_type,
-        size_bytes=event.size_bytes,
-        sha256=event.sha256,
-        status_url=gateway.status_url(event.document_id),
+        id=outcome.document_id,
+        filename=outcome.filename,
+        content_type=outcome.content_type,
+        size_bytes=outcome.size_bytes,
+        sha256=outcome.sha256,
+        status="duplicate" if outcome.duplicate else "pending",
+        status_url=gateway.status_url(outcome.document_id),
     )
 
 
-_PROBLEM: dict[str, Any] = {"content": {PROBLEM_JSON: {}}}
+def _fingerprint(files: list[ReceivedFile], dedup: bool) -> str:
+    """What makes two requests "the same" for an idempotency key: files and options."""
+    described = [[f.filename, f.inspector.sha256, f.inspector.size] for f in files]
+    return hashlib.sha256(json.dumps([described, dedup]).encode()).hexdigest()
+
+
+_UPLOAD_BODY: dict[str, Any] = {
+    "required": True,
+    "content": {
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "required": [FILE_FIELD],
+                "properties": {
+                    FILE_FIELD: {
+                        "type": "array",
+                        "minItems": 1,
+                        "items": {"type": "string", "format": "binary"},
+                        "description": "One or more documents: PDF, Markdown or text",
+                    }
+                },
+            },
+            "encoding": {FILE_FIELD: {"contentType": "application/octet-stream"}},
+        }
+    },
+}
 
 router = APIRouter()
 
@@ -86,34 +146,118 @@ router = APIRouter()
 @router.post(
     "/v1/documents",
     status_code=202,
-    responses={
-        415: {"description": "A file is not PDF, Markdown or text", **_PROBLEM},
-        422: {"description": "No `file` part, or an empty file", **_PROBLEM},
-        503: {"description": "Kafka did not acknowledge; retry later", **_PROBLEM},
-    },
+    response_model=UploadAccepted,
+    openapi_extra={"requestBody": _UPLOAD_BODY},
+    responses=problem_responses(
+        {
+            401: "Authentication is on and no valid API key was sent",
+            409: "The Idempotency-Key was used with a different request, or is in use",
+            413: "A file is over the size limit, or the request has too many files",
+            415: "A file is not PDF, Markdown or text, or the body is not multipart",
+            422: "No `file` part, an empty file, or a malformed request",
+            429: "The tenant sent too many requests; see Retry-After",
+            503: "Kafka did not acknowledge; nothing was kept, retry after Retry-After",
+        }
+    ),
 )
 async def upload_documents(
-    gateway: GatewayDep,
+    request: Request,
     response: Response,
-    file: Annotated[
-        list[UploadFile], File(description="One or more documents (PDF, Markdown, text)")
-    ],
+    gateway: GatewayDep,
+    tenant: RateLimitedTenant,
+    dedup: Annotated[
+        bool | None,
+        Query(
+            description="Point files the tenant already uploaded at that document "
+            "(default: the gateway's setting, on)"
+        ),
+    ] = None,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            min_length=1,
+            max_length=255,
+            pattern=r"^[\x21-\x7e]+$",
+            description="Repeat a request safely: the same key and files give the first answer",
+        ),
+    ] = None,
     x_correlation_id: Annotated[str | None, Header(max_length=128)] = None,
-) -> UploadAccepted:
+) -> UploadAccepted | JSONResponse:
     """Accept documents for processing; answers once Kafka holds each one's event."""
-    incoming = [IncomingFile(display_name(part.filename), part.file) for part in file]
+    dedup = gateway.settings.dedup if dedup is None else dedup
     try:
-        events = await accept_uploads(
-            incoming,
-            tenant_id=gateway.settings.default_tenant,
-            correlation_id=x_correlation_id or str(uuid4()),
+        files = await receive_files(
+            request.stream(),
+            request.headers.get("content-type"),
+            tenant_id=tenant,
             blobs=gateway.blobs,
+            limits=gateway.limits,
+        )
+    except UploadError as exc:
+        raise Problem(exc.status, exc.code, str(exc), file=exc.filename) from exc
+
+    if idempotency_key is not None:
+        claim = await gateway.records.claim_key(tenant, idempotency_key, _fingerprint(files, dedup))
+        if claim.state is not KeyState.CLAIMED:
+            for file in files:
+                gateway.blobs.delete(file.blob_key)
+        if claim.state is KeyState.REPLAY:
+            return _replay(claim.status_code or 202, claim.response or {})
+        if claim.state is KeyState.MISMATCH:
+            raise Problem(
+                409,
+                "idempotency-key-reused",
+                f"Idempotency-Key {idempotency_key!r} was used with different files or "
+                "options; use a new key for a new request",
+            )
+        if claim.state is KeyState.IN_PROGRESS:
+            raise Problem(
+                409,
+                "idempotency-key-in-use",
+                f"a request with Idempotency-Key {idempotency_key!r} is still being handled; "
+                "send this one again once it has been answered",
+                headers={"Retry-After": "1"},
+            )
+
+    try:
+        outcomes = await _accept(gateway, files, tenant, dedup, x_correlation_id)
+    except BaseException:
+        if idempotency_key is not None:
+            await gateway.records.release_key(tenant, idempotency_key)
+        raise
+    answer = UploadAccepted(documents=[_answer(gateway, outcome) for outcome in outcomes])
+    if idempotency_key is not None:
+        await gateway.records.complete_key(
+            tenant, idempotency_key, 202, answer.model_dump(mode="json")
+        )
+    if len(answer.documents) == 1:
+        response.headers["Location"] = answer.documents[0].status_url
+    return answer
+
+
+async def _accept(
+    gateway: Gateway,
+    files: list[ReceivedFile],
+    tenant: str,
+    dedup: bool,
+    correlation_id: str | None,
+) -> list[Outcome]:
+    try:
+        return await accept_uploads(
+            files,
+            tenant_id=tenant,
+            correlation_id=correlation_id or str(uuid4()),
+            dedup=dedup,
+            blobs=gateway.blobs,
+            registry=gateway.records,
             publish=gateway.publish,
         )
     except UnsupportedFileError as exc:
-        raise Problem(415, "unsupported-media-type", str(exc)) from exc
+        raise Problem(415, "unsupported-media-type", str(exc), file=exc.filename) from exc
     except EmptyFileError as exc:
-        raise Problem(422, "empty-file", f"{exc}; upload a file with content") from exc
+        raise Problem(
+            422, "empty-file", f"{exc}; upload a file with content", file=exc.filename
+        ) from exc
     except PublishError as exc:
         raise Problem(
             503,
@@ -121,12 +265,16 @@ async def upload_documents(
             f"the event store did not acknowledge {', '.join(map(repr, exc.failed))}; "
             "nothing was kept for those files, upload them again",
             headers={"Retry-After": str(RETRY_AFTER_S)},
-            documents=[_accepted(gateway, e).model_dump(mode="json") for e in exc.accepted],
+            documents=[_answer(gateway, o).model_dump(mode="json") for o in exc.accepted],
         ) from exc
-    accepted = [_accepted(gateway, event) for event in events]
-    if len(accepted) == 1:
-        response.headers["Location"] = accepted[0].status_url
-    return UploadAccepted(documents=accepted)
+
+
+def _replay(status_code: int, body: dict[str, Any]) -> JSONResponse:
+    headers = {"Idempotent-Replayed": "true"}
+    documents = body.get("documents", [])
+    if len(documents) == 1:
+        headers["Location"] = documents[0]["status_url"]
+    return JSONResponse(body, status_code=status_code, headers=headers)
 
 
 def create_app(gateway: Gateway) -> FastAPI:
@@ -137,6 +285,7 @@ def create_app(gateway: Gateway) -> FastAPI:
         router=router,
         checks=gateway.checks,
         registry=gateway.registry,
+        authenticator=gateway.settings.authenticator(),
         lifespan=gateway.lifespan,
     )
     app.state.gateway = gateway

@@ -1,35 +1,22 @@
-"""The read model in SQL (SQLAlchemy): SQLite by default, PostgreSQL in production."""
+"""The read model in SQL (SQLAlchemy): SQLite by default, PostgreSQL in production.
+
+The engine comes from ``docflow_shared.sql.create_engine``.
+"""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from pathlib import Path
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import JSON, DateTime, Integer, MetaData, String, TypeDecorator, Uuid, event, select
-from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy import JSON, Integer, MetaData, String, Uuid, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from docflow_shared.events import ErrorInfo, Event, Stage
+from docflow_shared.sql import UTCDateTime
 from docflow_status.domain.projection import DocumentState, Fold, Status
-
-
-class UTCDateTime(TypeDecorator[datetime]):
-    """Timezone-aware UTC datetimes on every backend (SQLite stores none)."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        return value.astimezone(UTC) if value is not None else None
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 class Base(DeclarativeBase):
@@ -154,22 +141,3 @@ class SqlReadModel:
         """Raises unless the database answers."""
         async with self.engine.connect() as connection:
             await connection.exec_driver_sql("SELECT 1")
-
-
-def create_engine(url: str) -> AsyncEngine:
-    """An engine for ``url``; SQLite gets its folder and WAL, so API reads never
-    wait for the projector."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_async_engine(parsed)
-    if engine.dialect.name == "sqlite":
-
-        @event.listens_for(engine.sync_engine, "connect")
-        def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-            cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA busy_timeout=5000")
-            cursor.close()
-
-    return engine

@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry
 from pydantic import BaseModel
 
 from docflow_shared.events import ErrorInfo, Stage
-from docflow_shared.http import PROBLEM_JSON, Lifespan, Problem, service_app
+from docflow_shared.http import PROBLEM_JSON, Lifespan, Problem, Tenant, service_app
 from docflow_shared.probes import Check
 from docflow_status.domain.projection import DocumentState, Status
 from docflow_status.settings import StatusSettings
@@ -73,15 +73,18 @@ router = APIRouter()
 
 @router.get(
     "/v1/documents/{document_id}",
-    responses={404: {"description": "No such document for this tenant", **_PROBLEM}},
+    responses={
+        401: {"description": "Authentication is on and no valid API key was sent", **_PROBLEM},
+        404: {"description": "No such document for this tenant", **_PROBLEM},
+    },
 )
-async def get_document(document_id: str, api: StatusApiDep) -> DocumentStatus:
+async def get_document(document_id: str, api: StatusApiDep, tenant: Tenant) -> DocumentStatus:
     """A document's status, stage and progress."""
     try:
         parsed = UUID(document_id)
     except ValueError:
         parsed = None
-    state = await api.documents.get(parsed, api.settings.default_tenant) if parsed else None
+    state = await api.documents.get(parsed, tenant) if parsed else None
     if state is None:
         raise Problem(
             404,
@@ -100,6 +103,7 @@ def create_app(api: StatusApi) -> FastAPI:
         router=router,
         checks=api.checks,
         registry=api.registry,
+        authenticator=api.settings.authenticator(),
         lifespan=api.lifespan,
     )
     app.state.status_api = api

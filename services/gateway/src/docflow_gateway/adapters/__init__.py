@@ -1,0 +1,1 @@
+"""The gateway's own SQL records (idempotency keys, content index)."""
