@@ -1,6 +1,7 @@
 """Upload latency of the running gateway: POST /v1/documents of a 1 MB PDF.
 
-Starts a real Kafka broker (from its jars) and the gateway as its own process,
+Starts a real Kafka broker (from its jars) and the gateway as its own process
+(with one and with two worker processes, one after the other),
 then sends the same 1 MB PDF (the first pages of a corpus PDF, written with
 pypdf) from 1, 16 and 64 concurrent clients; every answer is a 202 given only
 after Kafka acknowledged the event (acks=all). Writes p50/p99 and requests/s
@@ -98,6 +99,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=320, help="uploads per level")
     parser.add_argument("--levels", default="1,16,64", help="concurrent clients per level")
+    parser.add_argument(
+        "--workers", default="1,2", help="gateway worker processes to compare, one run each"
+    )
     args = parser.parse_args()
 
     pdf = one_megabyte_pdf()
@@ -107,30 +111,36 @@ def main() -> None:
             home=home / "kafka", port=free_port(), controller_port=free_port(), libs=ensure_jars()
         ) as kafka:
             asyncio.run(ensure_topics(kafka.bootstrap_servers, specs()))
-            gateway = Stack(
-                kafka_bootstrap_servers=kafka.bootstrap_servers,
-                data_dir=home / "data",
-                services=services(free_port())[:1],
-                log_dir=home / "logs",
-                extra_env={"DOCFLOW_RATE_LIMIT": "100000/second", "DOCFLOW_LOG_LEVEL": "WARNING"},
-            )
-            gateway.start()
-            try:
-                url = gateway.url("gateway")
-                asyncio.run(level(url, pdf, 4, 40))  # warm-up: connections, producer, SQLite
-                results = [
-                    asyncio.run(level(url, pdf, int(n), args.requests))
-                    for n in args.levels.split(",")
-                ]
-            finally:
-                gateway.stop()
+            results = {}
+            for workers in args.workers.split(","):
+                gateway = Stack(
+                    kafka_bootstrap_servers=kafka.bootstrap_servers,
+                    data_dir=home / f"data-{workers}",
+                    services=services(free_port())[:1],
+                    log_dir=home / "logs",
+                    extra_env={
+                        "DOCFLOW_RATE_LIMIT": "100000/second",
+                        "DOCFLOW_LOG_LEVEL": "WARNING",
+                        "DOCFLOW_WORKERS": workers,
+                    },
+                )
+                gateway.start()
+                try:
+                    url = gateway.url("gateway")
+                    asyncio.run(level(url, pdf, 4, 40))  # warm-up: connections, producer, SQLite
+                    results[f"gateway_workers_{workers}"] = [
+                        asyncio.run(level(url, pdf, int(n), args.requests))
+                        for n in args.levels.split(",")
+                    ]
+                finally:
+                    gateway.stop()
 
     report = {
         "benchmark": "upload_latency",
         "pdf_bytes": len(pdf),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "goal_at_16_clients": {"p50_ms": 20, "p99_ms": 100},
-        "levels": results,
+        "runs": results,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "upload_latency.json").write_text(json.dumps(report, indent=2) + "\n")

@@ -65,15 +65,22 @@ class Event(BaseModel):
     tenant_id: str
     # Ties together everything one upload caused, across services and logs.
     correlation_id: str
+    # Which processing attempt of the document this event belongs to: 1 for the
+    # upload, one more for each retry. Optional (added in schema 1): absent
+    # means 1.
+    attempt: int = Field(default=1, ge=1)
 
     @classmethod
     def caused_by(cls, cause: Event, **fields: Any) -> Self:
-        """A new event about the same document, in the same correlation."""
+        """A new event about the same document, in the same correlation and attempt."""
         return cls(
-            document_id=cause.document_id,
-            tenant_id=cause.tenant_id,
-            correlation_id=cause.correlation_id,
-            **fields,
+            **{
+                "document_id": cause.document_id,
+                "tenant_id": cause.tenant_id,
+                "correlation_id": cause.correlation_id,
+                "attempt": cause.attempt,
+                **fields,
+            }
         )
 
 
@@ -180,8 +187,47 @@ class DocumentFailed(Event):
     error: ErrorInfo
 
 
+class DocumentRetryRequested(Event):
+    """Start a new attempt for a failed or cancelled document (``attempt`` is its number).
+
+    Carries what the extractor needs to start again (the claim check), and
+    the stage to resume at: from ``embedding`` the stored chunks are sent
+    again without reading the file; otherwise the file is extracted anew.
+    """
+
+    TOPIC: ClassVar[str] = topics.RETRIED
+    event_type: Literal["docflow.document.retried"] = "docflow.document.retried"
+
+    from_stage: Literal[Stage.EXTRACTING, Stage.EMBEDDING]
+    filename: str
+    content_type: ContentType
+    charset: str | None = None
+    blob_key: str
+
+
+class DocumentCancelled(Event):
+    """Stop working on the document's current ``attempt``; stages stop at their next batch."""
+
+    TOPIC: ClassVar[str] = topics.CANCELLED
+    event_type: Literal["docflow.document.cancelled"] = "docflow.document.cancelled"
+
+
+class DocumentDeleted(Event):
+    """The document is gone: its blobs, vectors and status are removed."""
+
+    TOPIC: ClassVar[str] = topics.DELETED
+    event_type: Literal["docflow.document.deleted"] = "docflow.document.deleted"
+
+
 AnyEvent = Annotated[
-    DocumentUploaded | DocumentProgressed | TextExtracted | DocumentIndexed | DocumentFailed,
+    DocumentUploaded
+    | DocumentProgressed
+    | TextExtracted
+    | DocumentIndexed
+    | DocumentFailed
+    | DocumentRetryRequested
+    | DocumentCancelled
+    | DocumentDeleted,
     Field(discriminator="event_type"),
 ]
 """Any docflow event, told apart by ``event_type``."""
@@ -192,6 +238,9 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     TextExtracted,
     DocumentIndexed,
     DocumentFailed,
+    DocumentRetryRequested,
+    DocumentCancelled,
+    DocumentDeleted,
 )
 
 _any_event: TypeAdapter[AnyEvent] = TypeAdapter(AnyEvent)

@@ -162,6 +162,7 @@ class _Envelope(BaseModel):
     document_id: UUID
     tenant_id: str
     correlation_id: str
+    attempt: int = 1
 
 
 # A failure reason is read by people in the status API; an exception's text
@@ -244,6 +245,7 @@ class FailDocumentOnError:
                 document_id=envelope.document_id,
                 tenant_id=envelope.tenant_id,
                 correlation_id=envelope.correlation_id,
+                attempt=envelope.attempt,
                 error=error,
             )
         )

@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import DateTime, TypeDecorator, event
-from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy import DateTime, MetaData, TypeDecorator, event, inspect
+from sqlalchemy.engine import Connection, Dialect, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 
@@ -50,3 +50,32 @@ def create_engine(url: str) -> AsyncEngine:
             cursor.close()
 
     return engine
+
+
+class OutdatedSchemaError(RuntimeError):
+    """The database was made by an older docflow and lacks columns this one needs."""
+
+
+async def create_schema(engine: AsyncEngine, metadata: MetaData, owner: str) -> None:
+    """Create missing tables; refuse, with what to do, a table that lacks columns.
+
+    Until migrations exist (Alembic), an older database is not altered in place.
+    """
+
+    def create_and_compare(connection: Connection) -> list[str]:
+        metadata.create_all(connection)
+        inspector = inspect(connection)
+        missing = []
+        for table in metadata.sorted_tables:
+            present = {column["name"] for column in inspector.get_columns(table.name)}
+            missing += [f"{table.name}.{c.name}" for c in table.columns if c.name not in present]
+        return missing
+
+    async with engine.begin() as connection:
+        missing = await connection.run_sync(create_and_compare)
+    if missing:
+        raise OutdatedSchemaError(
+            f"the {owner} database {engine.url.render_as_string(hide_password=True)} was made "
+            f"by an older docflow (missing {', '.join(missing)}); remove it (`make clean` for "
+            "the local defaults) so it is created afresh"
+        )

@@ -14,8 +14,21 @@ PROGRESSED = "docflow.document.progressed.v1"
 EXTRACTED = "docflow.document.extracted.v1"
 INDEXED = "docflow.document.indexed.v1"
 FAILED = "docflow.document.failed.v1"
+# Document operations, requested through the gateway.
+RETRIED = "docflow.document.retried.v1"
+CANCELLED = "docflow.document.cancelled.v1"
+DELETED = "docflow.document.deleted.v1"
 
-ALL: tuple[str, ...] = (UPLOADED, PROGRESSED, EXTRACTED, INDEXED, FAILED)
+ALL: tuple[str, ...] = (
+    UPLOADED,
+    PROGRESSED,
+    EXTRACTED,
+    INDEXED,
+    FAILED,
+    RETRIED,
+    CANCELLED,
+    DELETED,
+)
 
 
 @dataclass(frozen=True)

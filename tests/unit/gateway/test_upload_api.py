@@ -2,77 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import ExitStack, asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
-from prometheus_client import CollectorRegistry
 
-from docflow_gateway.adapters.registry import SqlRegistry
-from docflow_gateway.entrypoints.http import Gateway, create_app
-from docflow_gateway.settings import GatewaySettings
 from docflow_shared.auth import hash_key
 from docflow_shared.blobstore import LocalBlobStore
-from docflow_shared.events import DocumentUploaded, Event
-from docflow_shared.sql import create_engine
-
-PDF = b"%PDF-1.4\n1 0 obj << >> endobj\ntrailer << >>\n%%EOF\n"
-
-
-class Recorder:
-    def __init__(self, fail: bool = False) -> None:
-        self.events: list[Event] = []
-        self.fail = fail
-
-    async def __call__(self, event: Event) -> None:
-        if self.fail:
-            raise ConnectionError("Kafka did not acknowledge")
-        self.events.append(event)
-
-
-def files_in(root: Path) -> list[Path]:
-    return [p for p in root.rglob("*") if p.is_file()]
-
-
-@pytest.fixture
-def blob_root(tmp_path: Path) -> Path:
-    return tmp_path / "blobs"
-
-
-ClientFor = Callable[..., TestClient]
-
-
-@pytest.fixture
-def client_for(tmp_path: Path) -> Iterator[ClientFor]:
-    """A gateway app on a blob store and SQLite under tmp_path, started (lifespan run)."""
-    with ExitStack() as stack:
-
-        def make(blob_root: Path, publish: Recorder, **settings: Any) -> TestClient:
-            records = SqlRegistry(create_engine(f"sqlite+aiosqlite:///{tmp_path / 'gateway.db'}"))
-
-            @asynccontextmanager
-            async def lifespan() -> AsyncIterator[None]:
-                await records.create_schema()
-                yield
-                await records.engine.dispose()
-
-            gateway = Gateway(
-                settings=GatewaySettings(
-                    status_public_url="http://status.example:8001/", **settings
-                ),
-                blobs=LocalBlobStore(blob_root),
-                records=records,
-                publish=publish,
-                checks={},
-                registry=CollectorRegistry(),
-                lifespan=lifespan,
-            )
-            return stack.enter_context(TestClient(create_app(gateway)))
-
-        yield make
+from docflow_shared.events import DocumentUploaded
+from support.gateway import PDF, ClientFor, Recorder, files_in
 
 
 def test_one_file_is_accepted_with_a_status_link(blob_root: Path, client_for: ClientFor) -> None:

@@ -1,13 +1,23 @@
 from __future__ import annotations
 
 import random
+from datetime import timedelta
 from functools import reduce
+from uuid import UUID, uuid4
 
 import pytest
 
-from docflow_shared.events import DocumentFailed, Event, Stage
+from docflow_shared.events import (
+    DocumentCancelled,
+    DocumentDeleted,
+    DocumentFailed,
+    DocumentRetryRequested,
+    DocumentUploaded,
+    Event,
+    Stage,
+)
 from docflow_status.domain.projection import NO_TEXT_MESSAGE, DocumentState, Status, evolve
-from support.histories import T0, failed_while_extracting, successful
+from support.histories import T0, envelope, failed_while_extracting, successful
 
 
 def fold(events: list[Event]) -> DocumentState:
@@ -113,3 +123,100 @@ def test_failure_after_completion_changes_nothing() -> None:
     late = failed_while_extracting(events[0].document_id)[1]
     assert isinstance(late, DocumentFailed)
     assert fold([*events, late]).status is Status.COMPLETED
+
+
+# -- operations: retry (attempts), cancel, delete ---------------------------
+
+
+def in_attempt(events: list[Event], attempt: int, after_s: float) -> list[Event]:
+    """The same history as another attempt, later in time, with new event ids."""
+    return [
+        e.model_copy(
+            update={
+                "attempt": attempt,
+                "event_id": uuid4(),
+                "occurred_at": e.occurred_at + timedelta(seconds=after_s),
+            }
+        )
+        for e in events
+        if not isinstance(e, DocumentUploaded)
+    ]
+
+
+def retry_of(document_id: UUID, attempt: int, second: float) -> DocumentRetryRequested:
+    return DocumentRetryRequested(
+        **envelope(document_id, second),
+        attempt=attempt,
+        from_stage=Stage.EXTRACTING,
+        filename="report.pdf",
+        content_type="application/pdf",
+        blob_key=f"t1/{document_id}/original",
+    )
+
+
+def retried_history() -> list[Event]:
+    """Attempt 1 fails while extracting; attempt 2 (a retry) completes."""
+    d = uuid4()
+    first = failed_while_extracting(d)
+    return [*first, retry_of(d, 2, 100), *in_attempt(successful(d), 2, 101)]
+
+
+def test_a_retry_starts_a_new_attempt_that_can_complete() -> None:
+    events = retried_history()
+    retry_at = next(i for i, e in enumerate(events) if isinstance(e, DocumentRetryRequested))
+    states, state = [], None
+    for event in events:
+        state = evolve(state, event)
+        states.append(state)
+
+    failed, restarted, final = states[retry_at - 1], states[retry_at], states[-1]
+    assert (failed.status, failed.attempt) == (Status.FAILED, 1)
+    assert (restarted.status, restarted.attempt, restarted.progress) == (Status.PENDING, 2, 0)
+    assert restarted.error is None
+    assert (final.status, final.attempt, final.progress) == (Status.COMPLETED, 2, 100)
+    assert final.filename == "report.pdf"
+    # Within the new attempt, progress never goes backwards.
+    attempt2 = [s.progress for s in states[retry_at:]]
+    assert attempt2 == sorted(attempt2)
+
+
+def test_a_late_event_of_an_earlier_attempt_changes_nothing() -> None:
+    events = retried_history()
+    late_failure = next(e for e in events if isinstance(e, DocumentFailed))
+    final = fold(events)
+    assert fold([*events, late_failure.model_copy(update={"event_id": uuid4()})]) == final
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_across_attempts_any_delivery_order_ends_in_the_same_final_state(seed: int) -> None:
+    events = retried_history()
+    rng = random.Random(seed)
+    shuffled = events + rng.sample(events, k=5)
+    rng.shuffle(shuffled)
+    in_order, out_of_order = fold(events), fold(shuffled)
+    for field in ("status", "stage", "progress", "attempt", "error", "chunks_total", "filename"):
+        assert getattr(out_of_order, field) == getattr(in_order, field), field
+
+
+def test_cancelling_ends_the_attempt_and_a_retry_can_start_another() -> None:
+    d = uuid4()
+    history = successful(d)
+    started = history[:4]
+    cancelled = DocumentCancelled(**envelope(d, 3))
+    rest = history[4:]
+
+    state = fold([*started, cancelled, *rest])
+    assert state.status is Status.CANCELLED
+    assert state.message.startswith("Cancelled")
+    assert state.progress < 100
+
+    again = fold([*started, cancelled, *rest, retry_of(d, 2, 50), *in_attempt(history, 2, 51)])
+    assert (again.status, again.attempt) == (Status.COMPLETED, 2)
+
+
+def test_a_deleted_document_stays_deleted_whatever_arrives_after() -> None:
+    d = uuid4()
+    history = successful(d)
+    deleted = DocumentDeleted(**envelope(d, 5))
+    state = fold([*history[:3], deleted, *history[3:]])
+    assert state.deleted_at == deleted.occurred_at

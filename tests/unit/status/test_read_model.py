@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from docflow_shared.sql import create_engine
+from docflow_shared.events import DocumentDeleted
+from docflow_shared.sql import OutdatedSchemaError, create_engine
 from docflow_status.adapters.read_model import SqlReadModel
 from docflow_status.domain.projection import Status, evolve
-from support.histories import successful
+from support.histories import envelope, successful
 
 
 async def test_applying_a_history_stores_the_folded_state(read_model: SqlReadModel) -> None:
@@ -68,3 +69,22 @@ async def test_a_sqlite_database_in_a_missing_folder_is_created(tmp_path: Path) 
     finally:
         await model.engine.dispose()
     assert (tmp_path / "new" / "status.db").is_file()
+
+
+async def test_a_deleted_document_is_not_found(read_model: SqlReadModel) -> None:
+    events = successful()
+    document_id = events[0].document_id
+    for event in [*events, DocumentDeleted(**envelope(document_id, 99))]:
+        await read_model.apply(event, evolve)
+    assert await read_model.get(document_id, "t1") is None
+
+
+async def test_a_database_from_an_older_version_is_refused_with_what_to_do(
+    tmp_path: Path,
+) -> None:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'old.db'}")
+    async with engine.begin() as connection:
+        await connection.exec_driver_sql("CREATE TABLE documents (id CHAR(32) PRIMARY KEY)")
+    with pytest.raises(OutdatedSchemaError, match="make clean"):
+        await SqlReadModel(engine).create_schema()
+    await engine.dispose()

@@ -50,6 +50,7 @@ def test_a_document_has_every_field_of_the_contract() -> None:
         "started_at",
         "completed_at",
         "updated_at",
+        "attempt",
     }
     assert body["status"] == "completed"
     assert body["stage"] == "indexed"

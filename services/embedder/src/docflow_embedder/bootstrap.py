@@ -13,8 +13,9 @@ from qdrant_client import QdrantClient
 from docflow_embedder.adapters.minilm import MiniLMEmbedder
 from docflow_embedder.adapters.qdrant import QdrantVectorStore, collection_name
 from docflow_embedder.domain import Embedder, VectorStore
-from docflow_embedder.entrypoints.consumer import register
+from docflow_embedder.entrypoints.consumer import register, register_deletions
 from docflow_embedder.settings import EmbedderSettings
+from docflow_shared.cancellations import Cancellations, follow_cancellations
 from docflow_shared.events import DocumentFailed, DocumentIndexed, DocumentProgressed, Stage
 from docflow_shared.messaging import FailDocumentOnError, KafkaEventPublisher, make_broker
 from docflow_shared.probes import asgi_probe_routes, kafka_check
@@ -31,8 +32,13 @@ def wire(broker: KafkaBroker, embedder: Embedder, vectors: VectorStore) -> None:
     )
     # Scoped to this service's subscribers: a handler error fails its document.
     router = FailDocumentOnError(publish, stage=Stage.EMBEDDING, service=SERVICE).router()
-    register(router, embedder=embedder, vectors=vectors, publish=publish)
+    cancellations = Cancellations()
+    register(
+        router, embedder=embedder, vectors=vectors, publish=publish, cancellations=cancellations
+    )
     broker.include_router(router)
+    register_deletions(broker, vectors=vectors)
+    follow_cancellations(broker, cancellations)
 
 
 def qdrant_client(settings: EmbedderSettings) -> QdrantClient:

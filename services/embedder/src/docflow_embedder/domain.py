@@ -43,3 +43,7 @@ class VectorStore(Protocol):
     collection: str
 
     def upsert(self, points: Sequence[VectorPoint]) -> None: ...
+
+    def delete_document(self, tenant_id: str, document_id: UUID) -> None:
+        """Remove every point of one document."""
+        ...

@@ -3,6 +3,10 @@
 A document's batches arrive in order on one partition and are handled one at
 a time, so when the last batch is stored every earlier one is too: that is
 when the document is indexed.
+
+Batches of a cancelled attempt are skipped; a deleted document's vectors are
+removed (``DocumentDeleted``), also when a batch of it was being embedded as
+the deletion arrived.
 """
 
 from __future__ import annotations
@@ -10,14 +14,29 @@ from __future__ import annotations
 from anyio import to_thread
 
 from docflow_embedder.domain import Embedder, VectorPoint, VectorStore, point_id
-from docflow_shared.events import DocumentIndexed, DocumentProgressed, Stage, TextExtracted
+from docflow_shared.cancellations import Cancellations
+from docflow_shared.events import (
+    DocumentDeleted,
+    DocumentIndexed,
+    DocumentProgressed,
+    Stage,
+    TextExtracted,
+)
 from docflow_shared.messaging import Publish
 
 
 async def embed_chunks(
-    event: TextExtracted, *, embedder: Embedder, vectors: VectorStore, publish: Publish
+    event: TextExtracted,
+    *,
+    embedder: Embedder,
+    vectors: VectorStore,
+    publish: Publish,
+    cancellations: Cancellations | None = None,
 ) -> None:
     """Embed one batch of chunks and store the vectors; announce progress and completion."""
+    cancellations = cancellations or Cancellations()
+    if cancellations.cancelled(event.document_id, event.attempt):
+        return
     if event.chunks:
         texts = [chunk.text for chunk in event.chunks]
         embeddings = await to_thread.run_sync(embedder.embed, texts)
@@ -38,6 +57,10 @@ async def embed_chunks(
             for chunk, vector in zip(event.chunks, embeddings, strict=True)
         ]
         await to_thread.run_sync(vectors.upsert, points)
+        if cancellations.deleted(event.document_id):
+            # Deleted while this batch was embedded: take its points away again.
+            await remove_vectors(DocumentDeleted.caused_by(event), vectors=vectors)
+            return
         await publish(
             DocumentProgressed.caused_by(
                 event,
@@ -55,3 +78,8 @@ async def embed_chunks(
                 embedding_model=embedder.model,
             )
         )
+
+
+async def remove_vectors(event: DocumentDeleted, *, vectors: VectorStore) -> None:
+    """Remove a deleted document's vectors."""
+    await to_thread.run_sync(vectors.delete_document, event.tenant_id, event.document_id)

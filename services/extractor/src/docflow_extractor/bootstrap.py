@@ -11,6 +11,7 @@ from prometheus_client import CollectorRegistry
 from docflow_extractor.entrypoints.consumer import register
 from docflow_extractor.settings import ExtractorSettings
 from docflow_shared.blobstore import BlobStore, LocalBlobStore
+from docflow_shared.cancellations import Cancellations, follow_cancellations
 from docflow_shared.events import DocumentFailed, DocumentProgressed, Stage, TextExtracted
 from docflow_shared.messaging import FailDocumentOnError, KafkaEventPublisher, make_broker
 from docflow_shared.probes import asgi_probe_routes, kafka_check
@@ -30,6 +31,7 @@ def wire(broker: KafkaBroker, settings: ExtractorSettings, blobs: BlobStore) -> 
     )
     # Scoped to this service's subscribers: a handler error fails its document.
     router = FailDocumentOnError(publish, stage=Stage.EXTRACTING, service=SERVICE).router()
+    cancellations = Cancellations()
     register(
         router,
         blobs=blobs,
@@ -37,8 +39,10 @@ def wire(broker: KafkaBroker, settings: ExtractorSettings, blobs: BlobStore) -> 
         policy=settings.chunking,
         new_batcher=settings.batcher,
         progress_steps=settings.progress_steps,
+        cancellations=cancellations,
     )
     broker.include_router(router)
+    follow_cancellations(broker, cancellations)
 
 
 def bootstrap(settings: ExtractorSettings | None = None) -> AsgiFastStream:

@@ -3,10 +3,16 @@
 Chunks leave in batches as pages are read, so the embedder starts on a long
 document before its extraction ends; the last batch says how many chunks
 there are in all, so the embedder knows exactly when the document is done.
+
+A retry (``DocumentRetryRequested``) extracts again, or, when it resumes at
+embedding and the chunks of a finished extraction are stored, sends those
+chunks again without reading the file. A cancelled attempt or a deleted
+document stops before its next page; what it wrote so far is discarded.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable, Iterator
 from typing import BinaryIO
@@ -16,10 +22,12 @@ from anyio import to_thread
 from docflow_extractor.domain.chunking import ChunkBatcher, ChunkingPolicy, split_text
 from docflow_extractor.domain.documents import Document, Page, open_document
 from docflow_shared.blobstore import BlobNotFoundError, BlobStore, chunks_key
+from docflow_shared.cancellations import Cancellations
 from docflow_shared.errors import DocumentError
 from docflow_shared.events import (
     Chunk,
     DocumentProgressed,
+    DocumentRetryRequested,
     DocumentUploaded,
     ErrorCode,
     Stage,
@@ -27,25 +35,57 @@ from docflow_shared.events import (
 )
 from docflow_shared.messaging import Publish
 
+logger = logging.getLogger(__name__)
+
+ExtractionRequest = DocumentUploaded | DocumentRetryRequested
+
+
+class _Cancelled(Exception):
+    """The attempt was cancelled (or the document deleted) while it was being extracted."""
+
 
 def _next_page(pages: Iterator[Page]) -> Page | None:
     return next(pages, None)
 
 
 async def extract_document(
-    event: DocumentUploaded,
+    event: ExtractionRequest,
     *,
     blobs: BlobStore,
     publish: Publish,
     policy: ChunkingPolicy,
     new_batcher: Callable[[], ChunkBatcher] = ChunkBatcher,
     progress_steps: int = 20,
+    cancellations: Cancellations | None = None,
 ) -> None:
     """Read the uploaded document page by page and publish its chunks.
 
     Raises ``DocumentError`` (encrypted, corrupt, ...) for a document that
     cannot be read; the consumer middleware turns that into its failure.
     """
+    cancellations = cancellations or Cancellations()
+    try:
+        await _extract(event, blobs, publish, policy, new_batcher, progress_steps, cancellations)
+    except _Cancelled:
+        logger.info(
+            "stopped extracting document %s (attempt %d): cancelled or deleted",
+            event.document_id,
+            event.attempt,
+        )
+        return
+    if cancellations.deleted(event.document_id):
+        blobs.delete(chunks_key(event.tenant_id, event.document_id))
+
+
+async def _extract(
+    event: ExtractionRequest,
+    blobs: BlobStore,
+    publish: Publish,
+    policy: ChunkingPolicy,
+    new_batcher: Callable[[], ChunkBatcher],
+    progress_steps: int,
+    cancellations: Cancellations,
+) -> None:
     try:
         source: BinaryIO = blobs.open(event.blob_key)
     except BlobNotFoundError:
@@ -72,6 +112,8 @@ async def extract_document(
         pages_done = 0
         pages = document.pages()
         while (page := await to_thread.run_sync(_next_page, pages)) is not None:
+            if cancellations.cancelled(event.document_id, event.attempt):
+                raise _Cancelled
             for start, end in split_text(page.text, policy):
                 chunk = Chunk(
                     index=chunk_count,
@@ -108,3 +150,52 @@ async def extract_document(
         await publish(
             DocumentProgressed.caused_by(event, stage=Stage.EXTRACTING, done=units, total=units)
         )
+
+
+async def resend_chunks(
+    event: DocumentRetryRequested,
+    *,
+    blobs: BlobStore,
+    publish: Publish,
+    new_batcher: Callable[[], ChunkBatcher] = ChunkBatcher,
+    cancellations: Cancellations | None = None,
+) -> bool:
+    """Send a finished extraction's stored chunks again, for a retry at embedding.
+
+    ``False`` when no chunks are stored (extraction never finished): the
+    caller extracts instead.
+    """
+    cancellations = cancellations or Cancellations()
+    try:
+        stored = blobs.open(chunks_key(event.tenant_id, event.document_id))
+    except BlobNotFoundError:
+        return False
+    with stored:
+        await publish(DocumentProgressed.caused_by(event, stage=Stage.EXTRACTING, done=0, total=1))
+        batcher = new_batcher()
+        batch_number = 0
+        chunk_count = 0
+        pages: set[int] = set()
+        for line in stored:
+            if cancellations.cancelled(event.document_id, event.attempt):
+                return True
+            chunk = Chunk.model_validate_json(line)
+            chunk_count += 1
+            if chunk.page is not None:
+                pages.add(chunk.page)
+            if ready := batcher.add(chunk):
+                await publish(
+                    TextExtracted.caused_by(event, batch=batch_number, chunks=ready, last=False)
+                )
+                batch_number += 1
+        await publish(
+            TextExtracted.caused_by(
+                event,
+                batch=batch_number,
+                chunks=batcher.flush(),
+                last=True,
+                chunks_total=chunk_count,
+            )
+        )
+        await publish(DocumentProgressed.caused_by(event, stage=Stage.EXTRACTING, done=1, total=1))
+    return True

@@ -10,14 +10,26 @@ from docflow_shared.logs import configure_logging
 def main() -> None:
     settings = GatewaySettings()
     configure_logging("gateway", settings.log_level)
+    # Several worker processes share the port; each builds its own app from
+    # the same environment (``serve``).
+    app = bootstrap(settings) if settings.workers == 1 else "docflow_gateway.__main__:serve"
     uvicorn.run(
-        bootstrap(settings),
+        app,
+        factory=settings.workers > 1,
+        workers=settings.workers,
         host=settings.host,
         port=settings.port,
         log_config=None,
         # Finish in-flight uploads on SIGTERM, but not forever.
         timeout_graceful_shutdown=20,
     )
+
+
+def serve() -> object:
+    """The app of one worker process (logging set up in that process)."""
+    settings = GatewaySettings()
+    configure_logging("gateway", settings.log_level)
+    return bootstrap(settings)
 
 
 if __name__ == "__main__":

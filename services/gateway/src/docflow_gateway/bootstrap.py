@@ -5,14 +5,21 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import httpx
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
 from docflow_gateway.adapters.registry import SqlRegistry
+from docflow_gateway.adapters.status_client import HttpStatusReader
 from docflow_gateway.entrypoints.http import Gateway, create_app
 from docflow_gateway.settings import GatewaySettings
 from docflow_shared.blobstore import LocalBlobStore
-from docflow_shared.events import DocumentUploaded
+from docflow_shared.events import (
+    DocumentCancelled,
+    DocumentDeleted,
+    DocumentRetryRequested,
+    DocumentUploaded,
+)
 from docflow_shared.messaging import KafkaEventPublisher, make_broker
 from docflow_shared.probes import kafka_check
 from docflow_shared.sql import create_engine
@@ -35,6 +42,8 @@ def bootstrap(settings: GatewaySettings | None = None) -> FastAPI:
     )
     blobs = LocalBlobStore(settings.blob_dir)
     records = SqlRegistry(create_engine(settings.effective_database_url))
+    status_client = httpx.AsyncClient(timeout=settings.publish_timeout_s)
+    status_url = str(settings.status_internal_url or settings.status_public_url)
 
     @asynccontextmanager
     async def lifespan() -> AsyncIterator[None]:
@@ -44,6 +53,7 @@ def bootstrap(settings: GatewaySettings | None = None) -> FastAPI:
             yield
         finally:
             await broker.stop()
+            await status_client.aclose()
             await records.engine.dispose()
 
     return create_app(
@@ -52,8 +62,16 @@ def bootstrap(settings: GatewaySettings | None = None) -> FastAPI:
             blobs=blobs,
             records=records,
             publish=KafkaEventPublisher(
-                broker, source=f"/docflow/{SERVICE}", produces=[DocumentUploaded]
+                broker,
+                source=f"/docflow/{SERVICE}",
+                produces=[
+                    DocumentUploaded,
+                    DocumentRetryRequested,
+                    DocumentCancelled,
+                    DocumentDeleted,
+                ],
             ),
+            status_for=lambda headers: HttpStatusReader(status_client, status_url, headers),
             checks={
                 "kafka": kafka_check(broker),
                 "blob_store": blobs.check,

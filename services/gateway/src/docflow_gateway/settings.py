@@ -13,6 +13,9 @@ class GatewaySettings(HttpServiceSettings):
     port: int = Field(default=8000, ge=0, le=65535)
     # Where clients reach the status service; status links are built on it.
     status_public_url: AnyHttpUrl = AnyHttpUrl("http://127.0.0.1:8001")
+    # Where the gateway itself reaches the status service (document operations
+    # check the document's status first); the public URL when not set.
+    status_internal_url: AnyHttpUrl | None = None
     # SQLAlchemy async URL of the gateway's records (idempotency keys, content
     # index); the default is a SQLite file under data_dir. Replicas share one
     # PostgreSQL database.
@@ -26,6 +29,8 @@ class GatewaySettings(HttpServiceSettings):
     # Per tenant and gateway replica, in the `limits` notation ("100/second",
     # "20/second;1000/hour"); applies to uploads and document operations.
     rate_limit: str = "100/second"
+    # Worker processes serving the API (each with its own Kafka producer).
+    workers: int = Field(default=1, ge=1)
     # How long an upload waits for Kafka's acknowledgement before answering 503.
     publish_timeout_s: float = Field(default=10.0, gt=0)
 

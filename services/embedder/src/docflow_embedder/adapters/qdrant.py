@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from typing import Any
+from uuid import UUID
 
 from qdrant_client import QdrantClient
 from qdrant_client.http import models
@@ -38,6 +39,25 @@ class QdrantVectorStore:
                 models.PointStruct(id=str(p.id), vector=p.vector.tolist(), payload=p.payload)
                 for p in points
             ],
+            wait=True,
+        )
+
+    def delete_document(self, tenant_id: str, document_id: UUID) -> None:
+        """Remove every point of one document (returns once applied)."""
+        self.client.delete(
+            self.collection,
+            points_selector=models.FilterSelector(
+                filter=models.Filter(
+                    must=[
+                        models.FieldCondition(
+                            key="tenant_id", match=models.MatchValue(value=tenant_id)
+                        ),
+                        models.FieldCondition(
+                            key="document_id", match=models.MatchValue(value=str(document_id))
+                        ),
+                    ]
+                )
+            ),
             wait=True,
         )
 

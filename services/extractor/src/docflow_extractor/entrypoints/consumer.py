@@ -7,10 +7,11 @@ from collections.abc import Callable
 from faststream.kafka import KafkaRouter
 
 from docflow_extractor.domain.chunking import ChunkBatcher, ChunkingPolicy
-from docflow_extractor.handlers import extract_document
+from docflow_extractor.handlers import extract_document, resend_chunks
 from docflow_shared import topics
 from docflow_shared.blobstore import BlobStore
-from docflow_shared.events import DocumentUploaded
+from docflow_shared.cancellations import Cancellations
+from docflow_shared.events import DocumentRetryRequested, DocumentUploaded, Stage
 from docflow_shared.messaging import Publish, subscriber
 
 GROUP_ID = "docflow-extractor"
@@ -24,12 +25,11 @@ def register(
     policy: ChunkingPolicy,
     new_batcher: Callable[[], ChunkBatcher],
     progress_steps: int,
+    cancellations: Cancellations,
 ) -> None:
-    """Subscribe the extractor to uploads."""
+    """Subscribe the extractor to uploads and retries."""
 
-    @subscriber(router, topics.UPLOADED, group_id=GROUP_ID)
-    async def on_document_uploaded(event: DocumentUploaded) -> None:
-        """Extract an uploaded document's text into chunk batches."""
+    async def extract(event: DocumentUploaded | DocumentRetryRequested) -> None:
         await extract_document(
             event,
             blobs=blobs,
@@ -37,4 +37,23 @@ def register(
             policy=policy,
             new_batcher=new_batcher,
             progress_steps=progress_steps,
+            cancellations=cancellations,
         )
+
+    @subscriber(router, topics.UPLOADED, group_id=GROUP_ID)
+    async def on_document_uploaded(event: DocumentUploaded) -> None:
+        """Extract an uploaded document's text into chunk batches."""
+        await extract(event)
+
+    @subscriber(router, topics.RETRIED, group_id=GROUP_ID)
+    async def on_retry_requested(event: DocumentRetryRequested) -> None:
+        """Start a document's new attempt: resend its stored chunks, or extract again."""
+        if event.from_stage is Stage.EMBEDDING and await resend_chunks(
+            event,
+            blobs=blobs,
+            publish=publish,
+            new_batcher=new_batcher,
+            cancellations=cancellations,
+        ):
+            return
+        await extract(event)

@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from docflow_shared.events import DocumentUploaded
-from docflow_shared.sql import UTCDateTime
+from docflow_shared.sql import UTCDateTime, create_schema
 
 
 class Base(DeclarativeBase):
@@ -104,8 +104,7 @@ class SqlRegistry:
         self._sessions = async_sessionmaker(engine, expire_on_commit=False)
 
     async def create_schema(self) -> None:
-        async with self.engine.begin() as connection:
-            await connection.run_sync(Base.metadata.create_all)
+        await create_schema(self.engine, Base.metadata, "gateway")
 
     async def check(self) -> None:
         """Readiness: raises unless the database answers."""

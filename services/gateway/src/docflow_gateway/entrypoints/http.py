@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 from uuid import UUID, uuid4
@@ -14,7 +14,9 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry
 from pydantic import BaseModel, Field
 
-from docflow_gateway.adapters.registry import KeyState, SqlRegistry
+from docflow_gateway import operations
+from docflow_gateway.adapters.registry import DocumentRecord, KeyState, SqlRegistry
+from docflow_gateway.adapters.status_client import StatusUnavailable
 from docflow_gateway.domain.files import EmptyFileError, ReceivedFile, UnsupportedFileError
 from docflow_gateway.entrypoints.multipart import (
     FILE_FIELD,
@@ -24,6 +26,7 @@ from docflow_gateway.entrypoints.multipart import (
 )
 from docflow_gateway.entrypoints.ratelimit import TenantRateLimit
 from docflow_gateway.handlers import Outcome, PublishError, accept_uploads
+from docflow_gateway.operations import OperationRefused, StatusReader
 from docflow_gateway.settings import GatewaySettings
 from docflow_shared.blobstore import BlobStore
 from docflow_shared.events import ContentType
@@ -45,6 +48,8 @@ class Gateway:
     publish: Publish
     checks: Mapping[str, Check]
     registry: CollectorRegistry
+    # The status service as seen by a caller (its credentials, given as headers).
+    status_for: Callable[[Mapping[str, str]], StatusReader]
     # Starts and stops what the publisher needs (the Kafka producer, the database).
     lifespan: Lifespan | None = None
     rate_limit: TenantRateLimit = field(init=False)
@@ -143,12 +148,24 @@ _UPLOAD_BODY: dict[str, Any] = {
 router = APIRouter()
 
 
-@router.post(
-    "/v1/documents",
-    status_code=202,
-    response_model=UploadAccepted,
-    openapi_extra={"requestBody": _UPLOAD_BODY},
-    responses=problem_responses(
+def _link(operation_id: str) -> dict[str, Any]:
+    return {
+        "operationId": operation_id,
+        "parameters": {"document_id": "$response.body#/documents/0/id"},
+    }
+
+
+_UPLOAD_RESPONSES: dict[int | str, dict[str, Any]] = {
+    202: {
+        "description": "Accepted: every file is stored and announced on Kafka",
+        # The operations that act on an uploaded document (OpenAPI links).
+        "links": {
+            "RetryDocument": _link("retry_document"),
+            "CancelDocument": _link("cancel_document"),
+            "DeleteDocument": _link("delete_document"),
+        },
+    },
+    **problem_responses(
         {
             401: "Authentication is on and no valid API key was sent",
             409: "The Idempotency-Key was used with a different request, or is in use",
@@ -159,6 +176,16 @@ router = APIRouter()
             503: "Kafka did not acknowledge; nothing was kept, retry after Retry-After",
         }
     ),
+}
+
+
+@router.post(
+    "/v1/documents",
+    status_code=202,
+    response_model=UploadAccepted,
+    operation_id="upload_documents",
+    openapi_extra={"requestBody": _UPLOAD_BODY},
+    responses=_UPLOAD_RESPONSES,
 )
 async def upload_documents(
     request: Request,
@@ -267,6 +294,144 @@ async def _accept(
             headers={"Retry-After": str(RETRY_AFTER_S)},
             documents=[_answer(gateway, o).model_dump(mode="json") for o in exc.accepted],
         ) from exc
+
+
+class OperationAccepted(BaseModel):
+    """An operation docflow accepted; its effect shows in the document's status."""
+
+    id: UUID
+    operation: str = Field(description="`retry`, `cancel` or `delete`")
+    attempt: int | None = Field(
+        description="The attempt a retry starts, or the one a cancel stops; null for delete"
+    )
+    status_url: str
+
+
+_OPERATION_PROBLEMS = problem_responses(
+    {
+        401: "Authentication is on and no valid API key was sent",
+        404: "No such document for this tenant",
+        409: "The document's status does not allow this operation now",
+        422: "Malformed request: an id that is not a UUID, an over-long header",
+        429: "The tenant sent too many requests; see Retry-After",
+        503: "Kafka or the status service is unavailable; retry after Retry-After",
+    }
+)
+
+
+async def _own_document(gateway: Gateway, document_id: UUID, tenant: str) -> DocumentRecord:
+    record = await gateway.records.get(document_id, tenant)
+    if record is None:
+        raise Problem(
+            404,
+            "document-not-found",
+            f"no document {str(document_id)!r}; use the id the upload answered with",
+        )
+    return record
+
+
+def _unavailable(what: str, exc: Exception) -> Problem:
+    return Problem(
+        503,
+        "unavailable",
+        f"{what} is unavailable ({exc}); nothing was done, send the request again",
+        headers={"Retry-After": str(RETRY_AFTER_S)},
+    )
+
+
+async def _operate(
+    gateway: Gateway,
+    request: Request,
+    document_id: UUID,
+    tenant: str,
+    name: str,
+    correlation_id: str | None,
+) -> OperationAccepted:
+    record = await _own_document(gateway, document_id, tenant)
+    correlation = correlation_id or str(uuid4())
+    try:
+        if name == "delete":
+            await operations.delete(
+                record,
+                correlation_id=correlation,
+                publish=gateway.publish,
+                blobs=gateway.blobs,
+                records=gateway.records,
+            )
+            attempt = None
+        else:
+            act = operations.retry if name == "retry" else operations.cancel
+            event = await act(
+                record,
+                gateway.status_for(request.headers),
+                correlation_id=correlation,
+                publish=gateway.publish,
+            )
+            attempt = event.attempt
+    except OperationRefused as exc:
+        raise Problem(409, "operation-not-allowed", str(exc)) from exc
+    except StatusUnavailable as exc:
+        raise _unavailable("the status service", exc) from exc
+    except Exception as exc:
+        # The publish is the only other step that can fail (Kafka unavailable).
+        raise _unavailable("the event store", exc) from exc
+    return OperationAccepted(
+        id=record.id, operation=name, attempt=attempt, status_url=gateway.status_url(record.id)
+    )
+
+
+CorrelationId = Annotated[str | None, Header(max_length=128)]
+
+
+@router.post(
+    "/v1/documents/{document_id}/retry",
+    status_code=202,
+    operation_id="retry_document",
+    responses=_OPERATION_PROBLEMS,
+)
+async def retry_document(
+    document_id: UUID,
+    request: Request,
+    gateway: GatewayDep,
+    tenant: RateLimitedTenant,
+    x_correlation_id: CorrelationId = None,
+) -> OperationAccepted:
+    """Process a failed or cancelled document again, from the stage where it stopped."""
+    return await _operate(gateway, request, document_id, tenant, "retry", x_correlation_id)
+
+
+@router.post(
+    "/v1/documents/{document_id}/cancel",
+    status_code=202,
+    operation_id="cancel_document",
+    responses=_OPERATION_PROBLEMS,
+)
+async def cancel_document(
+    document_id: UUID,
+    request: Request,
+    gateway: GatewayDep,
+    tenant: RateLimitedTenant,
+    x_correlation_id: CorrelationId = None,
+) -> OperationAccepted:
+    """Stop a pending or processing document; each stage stops at its next batch."""
+    return await _operate(gateway, request, document_id, tenant, "cancel", x_correlation_id)
+
+
+@router.delete(
+    "/v1/documents/{document_id}",
+    status_code=202,
+    operation_id="delete_document",
+    responses=_OPERATION_PROBLEMS,
+)
+async def delete_document(
+    document_id: UUID,
+    request: Request,
+    gateway: GatewayDep,
+    tenant: RateLimitedTenant,
+    x_correlation_id: CorrelationId = None,
+) -> OperationAccepted:
+    """Delete a document: its file, chunks, vectors and status go (status then answers 404)."""
+    return await _operate(gateway, request, document_id, tenant, "delete", x_correlation_id)
 
 
 def _replay(status_code: int, body: dict[str, Any]) -> JSONResponse:

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from docflow_shared.events import ErrorInfo, Event, Stage
-from docflow_shared.sql import UTCDateTime
+from docflow_shared.sql import UTCDateTime, create_schema
 from docflow_status.domain.projection import DocumentState, Fold, Status
 
 
@@ -48,6 +48,8 @@ class DocumentRow(Base):
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    attempt: Mapped[int] = mapped_column(Integer, default=1)
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class ProcessedEvent(Base):
@@ -94,8 +96,7 @@ class SqlReadModel:
         self._sessions = async_sessionmaker(engine, expire_on_commit=False)
 
     async def create_schema(self) -> None:
-        async with self.engine.begin() as connection:
-            await connection.run_sync(Base.metadata.create_all)
+        await create_schema(self.engine, Base.metadata, "status")
 
     async def apply(self, event: Event, fold: Fold) -> bool:
         """Fold ``event`` into its document; ``False`` if it was applied before.
@@ -128,11 +129,13 @@ class SqlReadModel:
         return True
 
     async def get(self, document_id: UUID, tenant_id: str) -> DocumentState | None:
-        """A tenant's document, or ``None``; another tenant's document is ``None`` too."""
+        """A tenant's document, or ``None``; another tenant's or a deleted one is ``None`` too."""
         async with self._sessions() as session:
             row = await session.scalar(
                 select(DocumentRow).where(
-                    DocumentRow.id == document_id, DocumentRow.tenant_id == tenant_id
+                    DocumentRow.id == document_id,
+                    DocumentRow.tenant_id == tenant_id,
+                    DocumentRow.deleted_at.is_(None),
                 )
             )
             return _to_state(row) if row is not None else None

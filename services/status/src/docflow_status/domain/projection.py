@@ -10,7 +10,13 @@ no order between them, so the fold is written to be indifferent to both:
 * ``stage`` only advances; ``completed``/``failed`` are terminal;
 * an event about a document not seen yet creates it (its upload event may
   still be on its way from another topic); the upload event then fills in
-  what only it knows.
+  what only it knows;
+* every event belongs to an attempt (1, then one more per retry): the first
+  event of a later attempt, whichever topic it comes from, starts that attempt
+  afresh (counters, error and progress reset), and events of earlier
+  attempts change nothing but the facts of the upload;
+* ``cancelled`` ends the current attempt; ``deleted`` hides the document for
+  good (``deleted_at``), whatever arrives after.
 
 Exact duplicates (same ``event_id``) are dropped before the fold, by the
 repository, in the same transaction as the change.
@@ -26,9 +32,12 @@ from enum import StrEnum
 from uuid import UUID
 
 from docflow_shared.events import (
+    DocumentCancelled,
+    DocumentDeleted,
     DocumentFailed,
     DocumentIndexed,
     DocumentProgressed,
+    DocumentRetryRequested,
     DocumentUploaded,
     ErrorInfo,
     Event,
@@ -84,6 +93,9 @@ class DocumentState:
     started_at: datetime | None = None
     completed_at: datetime | None = None
     updated_at: datetime | None = None
+    attempt: int = 1
+    # Set once the document is deleted: it is then not shown anywhere.
+    deleted_at: datetime | None = None
 
 
 Fold = Callable[[DocumentState | None, Event], DocumentState]
@@ -119,6 +131,8 @@ def _progress(s: DocumentState) -> int:
 def _message(s: DocumentState) -> str:
     if s.status is Status.FAILED and s.error is not None:
         return s.error.message
+    if s.status is Status.CANCELLED:
+        return f"Cancelled while {s.stage.value}" if s.stage is not Stage.UPLOADED else "Cancelled"
     if s.status is Status.COMPLETED:
         if not s.chunks_total:
             return NO_TEXT_MESSAGE
@@ -203,6 +217,10 @@ def _transition(s: DocumentState, event: Event) -> DocumentState:
             error=event.error,
             completed_at=at,
         )
+    if isinstance(event, DocumentCancelled):
+        return replace(s, status=Status.CANCELLED, completed_at=at)
+    if isinstance(event, DocumentRetryRequested):
+        return s  # the attempt it starts was started by _start_attempt
     if isinstance(event, DocumentProgressed):
         s = replace(s, stage=_later_stage(s.stage, event.stage))
     elif isinstance(event, TextExtracted):
@@ -212,14 +230,41 @@ def _transition(s: DocumentState, event: Event) -> DocumentState:
     return s
 
 
+def _start_attempt(s: DocumentState, attempt: int) -> DocumentState:
+    """A fresh attempt: what the document is stays, how far this attempt got resets."""
+    return replace(
+        s,
+        attempt=attempt,
+        status=Status.PENDING,
+        stage=Stage.UPLOADED,
+        progress=0,
+        message=f"Retry requested (attempt {attempt})",
+        extract_done=0,
+        extract_total=None,
+        chunks_extracted=0,
+        chunks_total=None,
+        chunks_embedded=0,
+        error=None,
+        started_at=None,
+        completed_at=None,
+    )
+
+
 def evolve(state: DocumentState | None, event: Event) -> DocumentState:
     """The document's state after ``event``."""
     s = state or DocumentState(id=event.document_id, tenant_id=event.tenant_id)
+    at = event.occurred_at
+    if isinstance(event, DocumentDeleted):
+        return replace(s, deleted_at=s.deleted_at or at, updated_at=_latest(s.updated_at, at))
+    if event.attempt < s.attempt:
+        # A late event of an earlier attempt: only the upload's facts still count.
+        return _facts(s, event) if isinstance(event, DocumentUploaded) else s
+    if event.attempt > s.attempt:
+        s = _start_attempt(s, event.attempt)
     s = _transition(_facts(s, event), event)
     if s.pages is None and s.content_type == "application/pdf" and s.extract_total:
         # The page count is known as soon as extraction starts.
         s = replace(s, pages=s.extract_total)
-    at = event.occurred_at
     s = replace(
         s,
         progress=max(s.progress, _progress(s)),

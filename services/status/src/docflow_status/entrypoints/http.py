@@ -10,7 +10,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from prometheus_client import CollectorRegistry
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from docflow_shared.events import ErrorInfo, Stage
 from docflow_shared.http import PROBLEM_JSON, Lifespan, Problem, Tenant, service_app
@@ -60,6 +60,7 @@ class DocumentStatus(BaseModel):
     started_at: datetime | None
     completed_at: datetime | None
     updated_at: datetime | None
+    attempt: int = Field(description="1 for the upload, one more for each retry")
 
     @classmethod
     def of(cls, state: DocumentState) -> DocumentStatus:

@@ -1,0 +1,142 @@
+"""Document operations: retry, cancel, delete — each an event the other services act on.
+
+The gateway checks what it can: that the document is the caller's (its own
+records) and, for retry and cancel, that the document's current status allows
+the operation (asked of the status service). Then it publishes the event and
+answers; the extractor, embedder and status service do the rest
+(docs/events.md, "Operations on a document").
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Protocol
+from uuid import UUID
+
+from anyio import to_thread
+
+from docflow_gateway.adapters.registry import DocumentRecord, SqlRegistry
+from docflow_shared.blobstore import BlobStore, chunks_key
+from docflow_shared.events import (
+    DocumentCancelled,
+    DocumentDeleted,
+    DocumentRetryRequested,
+    Stage,
+)
+from docflow_shared.messaging import Publish
+
+logger = logging.getLogger(__name__)
+
+TERMINAL = frozenset({"completed", "failed", "cancelled"})
+RETRYABLE = frozenset({"failed", "cancelled"})
+
+
+class StatusReader(Protocol):
+    """The status service, as the gateway asks it about one document."""
+
+    async def get(self, document_id: UUID) -> dict[str, Any] | None:
+        """The document's status (DESIGN.md), or None if the status service has none yet."""
+        ...
+
+
+class OperationRefused(Exception):
+    """The document's status does not allow the operation now."""
+
+
+@dataclass(frozen=True)
+class Current:
+    """What the operation needs of the document's status."""
+
+    status: str
+    stage: str
+    attempt: int
+    error_stage: str | None
+
+    @classmethod
+    def of(cls, status: dict[str, Any] | None) -> Current:
+        if status is None:
+            # Accepted (the gateway has its record) but not projected yet.
+            return cls(status="pending", stage=Stage.UPLOADED.value, attempt=1, error_stage=None)
+        error = status.get("error") or {}
+        return cls(
+            status=status["status"],
+            stage=status["stage"],
+            attempt=int(status.get("attempt", 1)),
+            error_stage=error.get("stage"),
+        )
+
+
+def _resume_at(current: Current) -> Stage:
+    """Where a retry starts: at embedding only when that is where the attempt stopped."""
+    stopped_at = current.error_stage or current.stage
+    return Stage.EMBEDDING if stopped_at == Stage.EMBEDDING.value else Stage.EXTRACTING
+
+
+async def retry(
+    record: DocumentRecord, status: StatusReader, *, correlation_id: str, publish: Publish
+) -> DocumentRetryRequested:
+    """Start a new attempt of a failed or cancelled document, at the stage it stopped."""
+    current = Current.of(await status.get(record.id))
+    if current.status not in RETRYABLE:
+        raise OperationRefused(
+            f"document {record.id} is {current.status}; only failed or cancelled documents "
+            "can be retried"
+        )
+    event = DocumentRetryRequested(
+        document_id=record.id,
+        tenant_id=record.tenant_id,
+        correlation_id=correlation_id,
+        attempt=current.attempt + 1,
+        from_stage=_resume_at(current),
+        filename=record.filename,
+        content_type=record.content_type,
+        charset=record.charset,
+        blob_key=record.blob_key,
+    )
+    await publish(event)
+    return event
+
+
+async def cancel(
+    record: DocumentRecord, status: StatusReader, *, correlation_id: str, publish: Publish
+) -> DocumentCancelled:
+    """Stop a pending or processing document at the next batch of each stage."""
+    current = Current.of(await status.get(record.id))
+    if current.status in TERMINAL:
+        raise OperationRefused(
+            f"document {record.id} is already {current.status}; only pending or processing "
+            "documents can be cancelled"
+        )
+    event = DocumentCancelled(
+        document_id=record.id,
+        tenant_id=record.tenant_id,
+        correlation_id=correlation_id,
+        attempt=current.attempt,
+    )
+    await publish(event)
+    return event
+
+
+async def delete(
+    record: DocumentRecord,
+    *,
+    correlation_id: str,
+    publish: Publish,
+    blobs: BlobStore,
+    records: SqlRegistry,
+) -> DocumentDeleted:
+    """Announce the deletion, then remove the blobs and the gateway's record.
+
+    The event goes first: once Kafka has it, the embedder removes the vectors
+    and the status service hides the document, even if this process stops
+    before removing the blobs.
+    """
+    event = DocumentDeleted(
+        document_id=record.id, tenant_id=record.tenant_id, correlation_id=correlation_id
+    )
+    await publish(event)
+    for key in (record.blob_key, chunks_key(record.tenant_id, record.id)):
+        await to_thread.run_sync(blobs.delete, key)
+    await records.remove([record.id])
+    return event

@@ -1,0 +1,71 @@
+"""Which documents were cancelled or deleted, as every replica of a stage sees it.
+
+The extractor and the embedder check this between batches, so a cancelled
+attempt (or a deleted document) stops at its next batch. Every replica reads
+``docflow.document.cancelled.v1`` and ``docflow.document.deleted.v1`` in full,
+without a consumer group (each replica needs every cancellation, not a share
+of them), from the earliest retained offset, so a replica that starts late
+still knows about earlier cancellations.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections import OrderedDict
+from uuid import UUID
+
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker, KafkaMessage, KafkaRouter
+from pydantic import ValidationError
+
+from docflow_shared import topics
+from docflow_shared.events import DocumentCancelled, DocumentDeleted, parse_event
+
+logger = logging.getLogger(__name__)
+
+_DELETED = sys.maxsize  # a deleted document is cancelled in every attempt
+
+
+class Cancellations:
+    """The latest cancelled attempt per document, bounded in memory (oldest forgotten)."""
+
+    def __init__(self, capacity: int = 200_000) -> None:
+        self.capacity = capacity
+        self._attempts: OrderedDict[UUID, int] = OrderedDict()
+
+    def record(self, event: DocumentCancelled | DocumentDeleted) -> None:
+        attempt = _DELETED if isinstance(event, DocumentDeleted) else event.attempt
+        current = self._attempts.pop(event.document_id, 0)
+        self._attempts[event.document_id] = max(current, attempt)
+        while len(self._attempts) > self.capacity:
+            self._attempts.popitem(last=False)
+
+    def cancelled(self, document_id: UUID, attempt: int) -> bool:
+        """Whether work on this attempt of the document should stop."""
+        return self._attempts.get(document_id, 0) >= attempt
+
+    def deleted(self, document_id: UUID) -> bool:
+        return self._attempts.get(document_id, 0) == _DELETED
+
+
+def follow_cancellations(broker: KafkaBroker | KafkaRouter, cancellations: Cancellations) -> None:
+    """Subscribe this replica (no consumer group) to cancellations and deletions."""
+
+    @broker.subscriber(
+        topics.CANCELLED,
+        topics.DELETED,
+        group_id=None,
+        auto_offset_reset="earliest",
+        # Nothing to commit without a group: every start reads them all again.
+        ack_policy=AckPolicy.ACK_FIRST,
+    )
+    async def on_cancellation(message: KafkaMessage) -> None:
+        """Remember that a document's attempt was cancelled, or the document deleted."""
+        try:
+            event = parse_event(message.body)
+        except ValidationError as exc:
+            logger.error("skipping unreadable cancellation: %s", exc)
+            return
+        if isinstance(event, DocumentCancelled | DocumentDeleted):
+            cancellations.record(event)

@@ -1,0 +1,200 @@
+"""Retry, cancel and delete through the running system (the four services as
+processes on a real Kafka broker), checked in the status API, on Kafka itself
+and in Qdrant.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from qdrant_client import QdrantClient, models
+
+from docflow_embedder.adapters.minilm import MiniLMEmbedder
+from docflow_embedder.adapters.qdrant import collection_name
+from docflow_local.processes import free_port
+from docflow_local.stack import Stack, services
+from docflow_shared import topics
+from docflow_shared.events import (
+    DocumentIndexed,
+    DocumentProgressed,
+    Event,
+    Stage,
+    parse_event,
+)
+from docflow_shared.kafka_admin import ensure_topics
+from docflow_shared.topics import specs
+from support.corpus import CORRUPT, REPO_ROOT, expectations
+from support.kafka import read_topic
+from support.waiting import wait_until
+
+LONG_PDF = "GeoTopo-komprimiert.pdf"
+
+
+@pytest.fixture(scope="module")
+def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    asyncio.run(ensure_topics(kafka_bootstrap, specs()))
+    running = Stack(
+        kafka_bootstrap_servers=kafka_bootstrap,
+        data_dir=tmp_path_factory.mktemp("operations") / "data",
+        services=services(free_port(), free_port(), free_port(), free_port()),
+        log_dir=REPO_ROOT / ".artifacts" / "e2e" / "logs" / "operations",
+    )
+    running.start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def http() -> Iterator[httpx.Client]:
+    with httpx.Client(timeout=60) as client:
+        yield client
+
+
+def _corpus_file(name: str) -> bytes:
+    return next(e.path for e in expectations() if e.path.name == name).read_bytes()
+
+
+def _upload(http: httpx.Client, stack: Stack, name: str, data: bytes) -> dict[str, Any]:
+    response = http.post(f"{stack.url('gateway')}/v1/documents", files={"file": (name, data)})
+    assert response.status_code == 202, response.text
+    document: dict[str, Any] = response.json()["documents"][0]
+    return document
+
+
+def _status(http: httpx.Client, document: dict[str, Any]) -> dict[str, Any] | None:
+    response = http.get(document["status_url"])
+    return response.json() if response.status_code == 200 else None
+
+
+def _until(http: httpx.Client, document: dict[str, Any], condition: Any, what: str) -> Any:
+    def probe() -> dict[str, Any] | None:
+        status = _status(http, document)
+        return status if status is not None and condition(status) else None
+
+    return wait_until(probe, timeout_s=300, interval_s=0.2, what=what)
+
+
+def _events_of(stack: Stack, topic: str, document_id: str) -> list[Event]:
+    values = asyncio.run(read_topic(stack.kafka_bootstrap_servers, topic))
+    events = [parse_event(value) for value in values]
+    return [e for e in events if str(e.document_id) == document_id]
+
+
+def _operate(http: httpx.Client, stack: Stack, method: str, path: str) -> httpx.Response:
+    return http.request(method, f"{stack.url('gateway')}/v1/documents/{path}")
+
+
+@pytest.fixture(scope="module")
+def long_document(stack: Stack, http: httpx.Client) -> dict[str, Any]:
+    """The long PDF, cancelled while it was being embedded, then retried to completion."""
+    document = _upload(http, stack, LONG_PDF, _corpus_file(LONG_PDF))
+    _until(http, document, lambda s: s["chunks_embedded"] > 0, "embedding under way")
+
+    cancel = _operate(http, stack, "POST", f"{document['id']}/cancel")
+    assert cancel.status_code == 202, cancel.text
+    assert cancel.json()["attempt"] == 1
+    cancelled = _until(http, document, lambda s: s["status"] == "cancelled", "cancelled")
+    document["cancelled"] = cancelled
+    assert _operate(http, stack, "POST", f"{document['id']}/cancel").status_code == 409
+
+    retry = _operate(http, stack, "POST", f"{document['id']}/retry")
+    assert retry.status_code == 202, retry.text
+    assert retry.json()["attempt"] == 2
+    document["completed"] = _until(
+        http,
+        document,
+        lambda s: s["attempt"] == 2 and s["status"] in ("completed", "failed"),
+        "the retry finishes",
+    )
+    return document
+
+
+def test_a_cancelled_attempt_stops_before_its_end(
+    stack: Stack, long_document: dict[str, Any]
+) -> None:
+    cancelled = long_document["cancelled"]
+    assert cancelled["message"].startswith("Cancelled")
+    assert cancelled["progress"] < 100
+    # On Kafka: the embedder stopped attempt 1 part-way, and never indexed it.
+    embedded_1 = [
+        e.done
+        for e in _events_of(stack, topics.PROGRESSED, long_document["id"])
+        if isinstance(e, DocumentProgressed) and e.stage is Stage.EMBEDDING and e.attempt == 1
+    ]
+    total = long_document["completed"]["chunks_total"]
+    assert max(embedded_1) < total
+    indexed = _events_of(stack, topics.INDEXED, long_document["id"])
+    assert [e.attempt for e in indexed if isinstance(e, DocumentIndexed)] == [2]
+
+
+def test_a_retry_completes_the_document_from_its_stored_chunks(
+    stack: Stack, long_document: dict[str, Any]
+) -> None:
+    completed = long_document["completed"]
+    assert (completed["status"], completed["progress"], completed["error"]) == (
+        "completed",
+        100,
+        None,
+    )
+    assert completed["chunks_embedded"] == completed["chunks_total"] > 400
+    # Resumed at embedding: the file was not extracted again (no page progress
+    # for attempt 2), its stored chunks were sent again.
+    extracting_2 = [
+        e
+        for e in _events_of(stack, topics.PROGRESSED, long_document["id"])
+        if isinstance(e, DocumentProgressed) and e.stage is Stage.EXTRACTING and e.attempt == 2
+    ]
+    assert {e.total for e in extracting_2} == {1}
+
+
+def test_a_failed_document_is_retried_and_fails_again_with_its_reason(
+    stack: Stack, http: httpx.Client
+) -> None:
+    name = sorted(CORRUPT)[0]
+    document = _upload(http, stack, name, _corpus_file(name))
+    first = _until(http, document, lambda s: s["status"] == "failed", "the first failure")
+    assert first["error"]["code"] == "corrupt"
+
+    retry = _operate(http, stack, "POST", f"{document['id']}/retry")
+    assert retry.status_code == 202
+    again = _until(
+        http, document, lambda s: s["attempt"] == 2 and s["status"] == "failed", "the second"
+    )
+    assert again["error"]["code"] == "corrupt"
+
+
+def test_a_deleted_document_is_gone_everywhere(
+    stack: Stack, http: httpx.Client, long_document: dict[str, Any]
+) -> None:
+    document_id = long_document["id"]
+    blob_folder = stack.data_dir / "blobs" / "default" / document_id
+    assert blob_folder.is_dir()
+
+    response = _operate(http, stack, "DELETE", document_id)
+    assert response.status_code == 202
+    wait_until(lambda: _status(http, long_document) is None, timeout_s=60, what="status 404")
+    assert http.get(long_document["status_url"]).json()["code"] == "document-not-found"
+    assert not blob_folder.exists()
+    assert _operate(http, stack, "POST", f"{document_id}/retry").status_code == 404
+
+    # Qdrant local mode admits one process: read it once the services are stopped.
+    stack.stop()
+    client = QdrantClient(path=str(stack.data_dir / "qdrant"))
+    try:
+        count = client.count(
+            collection_name(MiniLMEmbedder.model, 384),
+            count_filter=models.Filter(
+                must=[
+                    models.FieldCondition(
+                        key="document_id", match=models.MatchValue(value=document_id)
+                    )
+                ]
+            ),
+        ).count
+    finally:
+        client.close()
+    assert count == 0

@@ -1,0 +1,85 @@
+"""Gateway test helpers: a recording publisher, a fake status service, an app factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import ExitStack, asynccontextmanager
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+from fastapi.testclient import TestClient
+from prometheus_client import CollectorRegistry
+
+from docflow_gateway.adapters.registry import SqlRegistry
+from docflow_gateway.adapters.status_client import StatusUnavailable
+from docflow_gateway.entrypoints.http import Gateway, create_app
+from docflow_gateway.settings import GatewaySettings
+from docflow_shared.blobstore import LocalBlobStore
+from docflow_shared.events import Event
+from docflow_shared.sql import create_engine
+
+PDF = b"%PDF-1.4\n1 0 obj << >> endobj\ntrailer << >>\n%%EOF\n"
+
+
+class Recorder:
+    def __init__(self, fail: bool = False) -> None:
+        self.events: list[Event] = []
+        self.fail = fail
+
+    async def __call__(self, event: Event) -> None:
+        if self.fail:
+            raise ConnectionError("Kafka did not acknowledge")
+        self.events.append(event)
+
+
+class Statuses:
+    """The status service as the gateway sees it: status documents by id."""
+
+    def __init__(self) -> None:
+        self.by_id: dict[UUID, dict[str, Any]] = {}
+        self.down = False
+
+    async def get(self, document_id: UUID) -> dict[str, Any] | None:
+        if self.down:
+            raise StatusUnavailable("connection refused")
+        return self.by_id.get(document_id)
+
+
+def files_in(root: Path) -> list[Path]:
+    return [p for p in root.rglob("*") if p.is_file()]
+
+
+ClientFor = Callable[..., TestClient]
+
+
+def gateway_clients(tmp_path: Path) -> Iterator[ClientFor]:
+    """A gateway app on a blob store and SQLite under tmp_path, started (lifespan run)."""
+    with ExitStack() as stack:
+
+        def make(
+            blob_root: Path, publish: Recorder, statuses: Statuses | None = None, **settings: Any
+        ) -> TestClient:
+            records = SqlRegistry(create_engine(f"sqlite+aiosqlite:///{tmp_path / 'gateway.db'}"))
+
+            @asynccontextmanager
+            async def lifespan() -> AsyncIterator[None]:
+                await records.create_schema()
+                yield
+                await records.engine.dispose()
+
+            gateway = Gateway(
+                settings=GatewaySettings(
+                    status_public_url="http://status.example:8001/", **settings
+                ),
+                blobs=LocalBlobStore(blob_root),
+                records=records,
+                publish=publish,
+                checks={},
+                registry=CollectorRegistry(),
+                status_for=lambda headers: statuses or Statuses(),
+                lifespan=lifespan,
+            )
+            return stack.enter_context(TestClient(create_app(gateway)))
+
+        yield make
