@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import BinaryIO
 
 from anyio import to_thread
@@ -42,6 +43,37 @@ ExtractionRequest = DocumentUploaded | DocumentRetryRequested
 
 class _Cancelled(Exception):
     """The attempt was cancelled (or the document deleted) while it was being extracted."""
+
+
+@dataclass
+class _ChunkSender:
+    """Publishes one attempt's chunks in numbered batches; the last batch tells the total."""
+
+    event: ExtractionRequest
+    publish: Publish
+    batcher: ChunkBatcher
+    batches: int = 0
+    chunks: int = 0
+
+    async def add(self, chunk: Chunk) -> None:
+        self.chunks += 1
+        if ready := self.batcher.add(chunk):
+            await self.publish(
+                TextExtracted.caused_by(self.event, batch=self.batches, chunks=ready, last=False)
+            )
+            self.batches += 1
+
+    async def finish(self, *, pages: int | None) -> None:
+        await self.publish(
+            TextExtracted.caused_by(
+                self.event,
+                batch=self.batches,
+                chunks=self.batcher.flush(),
+                last=True,
+                chunks_total=self.chunks,
+                pages=pages,
+            )
+        )
 
 
 def _next_page(pages: Iterator[Page]) -> Page | None:
@@ -106,9 +138,7 @@ async def _extract(
             DocumentProgressed.caused_by(event, stage=Stage.EXTRACTING, done=0, total=units)
         )
 
-        batcher = new_batcher()
-        batch_number = 0
-        chunk_count = 0
+        sender = _ChunkSender(event, publish, new_batcher())
         pages_done = 0
         pages = document.pages()
         while (page := await to_thread.run_sync(_next_page, pages)) is not None:
@@ -116,19 +146,14 @@ async def _extract(
                 raise _Cancelled
             for start, end in split_text(page.text, policy):
                 chunk = Chunk(
-                    index=chunk_count,
+                    index=sender.chunks,
                     text=page.text[start:end],
                     page=page.number,
                     char_start=start,
                     char_end=end,
                 )
-                chunk_count += 1
                 chunk_log.write(chunk.model_dump_json().encode() + b"\n")
-                if ready := batcher.add(chunk):
-                    await publish(
-                        TextExtracted.caused_by(event, batch=batch_number, chunks=ready, last=False)
-                    )
-                    batch_number += 1
+                await sender.add(chunk)
             pages_done += 1
             if pages_done % report_every == 0 and pages_done < units:
                 await publish(
@@ -137,16 +162,7 @@ async def _extract(
                     )
                 )
 
-        await publish(
-            TextExtracted.caused_by(
-                event,
-                batch=batch_number,
-                chunks=batcher.flush(),
-                last=True,
-                chunks_total=chunk_count,
-                pages=page_total,
-            )
-        )
+        await sender.finish(pages=page_total)
         await publish(
             DocumentProgressed.caused_by(event, stage=Stage.EXTRACTING, done=units, total=units)
         )
@@ -172,30 +188,11 @@ async def resend_chunks(
         return False
     with stored:
         await publish(DocumentProgressed.caused_by(event, stage=Stage.EXTRACTING, done=0, total=1))
-        batcher = new_batcher()
-        batch_number = 0
-        chunk_count = 0
-        pages: set[int] = set()
+        sender = _ChunkSender(event, publish, new_batcher())
         for line in stored:
             if cancellations.cancelled(event.document_id, event.attempt):
                 return True
-            chunk = Chunk.model_validate_json(line)
-            chunk_count += 1
-            if chunk.page is not None:
-                pages.add(chunk.page)
-            if ready := batcher.add(chunk):
-                await publish(
-                    TextExtracted.caused_by(event, batch=batch_number, chunks=ready, last=False)
-                )
-                batch_number += 1
-        await publish(
-            TextExtracted.caused_by(
-                event,
-                batch=batch_number,
-                chunks=batcher.flush(),
-                last=True,
-                chunks_total=chunk_count,
-            )
-        )
+            await sender.add(Chunk.model_validate_json(line))
+        await sender.finish(pages=None)
         await publish(DocumentProgressed.caused_by(event, stage=Stage.EXTRACTING, done=1, total=1))
     return True

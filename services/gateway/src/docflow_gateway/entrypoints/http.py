@@ -383,55 +383,50 @@ async def _operate(
 CorrelationId = Annotated[str | None, Header(max_length=128)]
 
 
-@router.post(
-    "/v1/documents/{document_id}/retry",
-    status_code=202,
-    operation_id="retry_document",
-    responses=_OPERATION_PROBLEMS,
-)
-async def retry_document(
-    document_id: UUID,
-    request: Request,
-    gateway: GatewayDep,
-    tenant: RateLimitedTenant,
-    x_correlation_id: CorrelationId = None,
-) -> OperationAccepted:
-    """Process a failed or cancelled document again, from the stage where it stopped."""
-    return await _operate(gateway, request, document_id, tenant, "retry", x_correlation_id)
+def _operation_endpoint(name: str, summary: str) -> Callable[..., Any]:
+    async def endpoint(
+        document_id: UUID,
+        request: Request,
+        gateway: GatewayDep,
+        tenant: RateLimitedTenant,
+        x_correlation_id: CorrelationId = None,
+    ) -> OperationAccepted:
+        return await _operate(gateway, request, document_id, tenant, name, x_correlation_id)
+
+    endpoint.__doc__ = summary
+    endpoint.__name__ = f"{name}_document"
+    return endpoint
 
 
-@router.post(
-    "/v1/documents/{document_id}/cancel",
-    status_code=202,
-    operation_id="cancel_document",
-    responses=_OPERATION_PROBLEMS,
-)
-async def cancel_document(
-    document_id: UUID,
-    request: Request,
-    gateway: GatewayDep,
-    tenant: RateLimitedTenant,
-    x_correlation_id: CorrelationId = None,
-) -> OperationAccepted:
-    """Stop a pending or processing document; each stage stops at its next batch."""
-    return await _operate(gateway, request, document_id, tenant, "cancel", x_correlation_id)
-
-
-@router.delete(
-    "/v1/documents/{document_id}",
-    status_code=202,
-    operation_id="delete_document",
-    responses=_OPERATION_PROBLEMS,
-)
-async def delete_document(
-    document_id: UUID,
-    request: Request,
-    gateway: GatewayDep,
-    tenant: RateLimitedTenant,
-    x_correlation_id: CorrelationId = None,
-) -> OperationAccepted:
-    """Delete a document: its file, chunks, vectors and status go (status then answers 404)."""
-    return await _operate(gateway, request, document_id, tenant, "delete", x_correlation_id)
+for _name, _method, _path, _summary in (
+    (
+        "retry",
+        "POST",
+        "/v1/documents/{document_id}/retry",
+        "Process a failed or cancelled document again, from the stage where it stopped.",
+    ),
+    (
+        "cancel",
+        "POST",
+        "/v1/documents/{document_id}/cancel",
+        "Stop a pending or processing document; each stage stops at its next batch.",
+    ),
+    (
+        "delete",
+        "DELETE",
+        "/v1/documents/{document_id}",
+        "Delete a document: its file, chunks, vectors and status go (status then answers 404).",
+    ),
+):
+    router.add_api_route(
+        _path,
+        _operation_endpoint(_name, _summary),
+        methods=[_method],
+        status_code=202,
+        response_model=OperationAccepted,
+        operation_id=f"{_name}_document",
+        responses=_OPERATION_PROBLEMS,
+    )
 
 
 def _replay(status_code: int, body: dict[str, Any]) -> JSONResponse:
