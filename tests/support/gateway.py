@@ -23,12 +23,15 @@ PDF = b"%PDF-1.4\n1 0 obj << >> endobj\ntrailer << >>\n%%EOF\n"
 
 
 class Recorder:
-    def __init__(self, fail: bool = False) -> None:
+    """Records published events; ``fail`` refuses all, ``refuse`` the uploads of some files."""
+
+    def __init__(self, fail: bool = False, refuse: frozenset[str] = frozenset()) -> None:
         self.events: list[Event] = []
         self.fail = fail
+        self.refuse = refuse
 
     async def __call__(self, event: Event) -> None:
-        if self.fail:
+        if self.fail or getattr(event, "filename", None) in self.refuse:
             raise ConnectionError("Kafka did not acknowledge")
         self.events.append(event)
 

@@ -8,7 +8,7 @@ import pytest
 
 from docflow_shared.auth import hash_key
 from docflow_shared.blobstore import LocalBlobStore
-from docflow_shared.events import DocumentUploaded
+from docflow_shared.events import DocumentDeleted, DocumentUploaded
 from support.gateway import PDF, ClientFor, Recorder, files_in
 
 
@@ -107,6 +107,23 @@ def test_when_kafka_does_not_acknowledge_it_is_503_and_the_file_is_removed(
     assert response.status_code == 503
     assert response.headers["retry-after"].isdigit()
     assert response.json()["code"] == "unavailable"
+    assert files_in(blob_root) == []
+
+
+def test_when_kafka_takes_only_some_files_the_others_are_withdrawn(
+    blob_root: Path, client_for: ClientFor
+) -> None:
+    publish = Recorder(refuse=frozenset({"b.md"}))
+    response = client_for(blob_root, publish).post(
+        "/v1/documents",
+        files=[("file", ("a.pdf", PDF)), ("file", ("b.md", b"# B\n"))],
+    )
+    assert response.status_code == 503
+    assert response.json()["documents"] == []
+    uploaded, withdrawn = publish.events
+    assert isinstance(uploaded, DocumentUploaded)
+    assert isinstance(withdrawn, DocumentDeleted)
+    assert withdrawn.document_id == uploaded.document_id
     assert files_in(blob_root) == []
 
 

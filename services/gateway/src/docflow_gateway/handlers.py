@@ -1,10 +1,11 @@
 """Accepting uploads: check what was received, then announce it on Kafka.
 
 A document exists for the rest of docflow only once its ``DocumentUploaded``
-event is acknowledged by Kafka (acks=all). A request is all or nothing for
-bad files: one file that is empty or not a document rejects the request and
-none of its files is kept. A file whose event Kafka does not acknowledge is
-removed again, so no blob is left that no event points to.
+event is acknowledged by Kafka (acks=all). A request is all or nothing: one
+file that is empty or not a document rejects the request and none of its
+files is kept; a file whose event Kafka does not acknowledge is removed
+again (no blob is left that no event points to), and the request's other
+files, already announced, are withdrawn with ``DocumentDeleted``.
 
 With content dedup on, a file whose bytes the tenant already uploaded is not
 stored again: the answer points at the existing document. The document is
@@ -26,7 +27,7 @@ from anyio import to_thread
 from docflow_gateway.adapters.registry import DocumentRecord, SqlRegistry
 from docflow_gateway.domain.files import ReceivedFile
 from docflow_shared.blobstore import BlobStore
-from docflow_shared.events import ContentType, DocumentUploaded
+from docflow_shared.events import ContentType, DocumentDeleted, DocumentUploaded
 from docflow_shared.messaging import Publish
 
 logger = logging.getLogger(__name__)
@@ -94,8 +95,9 @@ async def accept_uploads(
 
     Raises ``UnsupportedFileError``/``EmptyFileError`` naming the first bad
     file (and keeps none of the request's files), or ``PublishError`` when
-    Kafka did not acknowledge some of them (those are removed; the rest are
-    accepted).
+    Kafka did not acknowledge some of them: those are removed, and the others
+    are withdrawn again with ``DocumentDeleted`` (any that cannot be are
+    named in the error as kept).
     """
     try:
         types = [file.inspector.content_type(file.filename) for file in files]
@@ -134,22 +136,39 @@ async def accept_uploads(
     events = [o for o in outcomes if isinstance(o, DocumentUploaded)]
     results = await asyncio.gather(*(publish(event) for event in events), return_exceptions=True)
     failed: list[DocumentUploaded] = []
+    announced: list[DocumentUploaded] = []
     for event, result in zip(events, results, strict=True):
         if isinstance(result, BaseException):
             logger.error("Kafka did not acknowledge upload %s: %s", event.document_id, result)
             failed.append(event)
         else:
-            await _record(registry, event, dedup=dedup)
+            announced.append(event)
     await _delete(blobs, [event.blob_key for event in failed])
-
-    answered = [_new(o) if isinstance(o, DocumentUploaded) else o for o in outcomes]
     if failed:
-        failed_ids = {event.document_id for event in failed}
-        raise PublishError(
-            [o for o in answered if o.document_id not in failed_ids],
-            [event.filename for event in failed],
-        )
-    return answered
+        # All or nothing: the files Kafka did take are withdrawn again.
+        kept = await _withdraw(announced, blobs=blobs, publish=publish)
+        for event in kept:
+            await _record(registry, event, dedup=dedup)
+        raise PublishError([_new(event) for event in kept], [event.filename for event in failed])
+    for event in announced:
+        await _record(registry, event, dedup=dedup)
+    return [_new(o) if isinstance(o, DocumentUploaded) else o for o in outcomes]
+
+
+async def _withdraw(
+    events: Sequence[DocumentUploaded], *, blobs: BlobStore, publish: Publish
+) -> list[DocumentUploaded]:
+    """Delete announced documents of a request that failed; those that could not be, kept."""
+    kept = []
+    for event in events:
+        try:
+            await publish(DocumentDeleted.caused_by(event))
+        except Exception as exc:
+            logger.error("could not withdraw upload %s: %s", event.document_id, exc)
+            kept.append(event)
+        else:
+            await _delete(blobs, [event.blob_key])
+    return kept
 
 
 def _as_duplicate(outcome: Outcome) -> Outcome:
