@@ -10,7 +10,7 @@ Any failure removes every blob the request stored.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractContextManager, suppress
 from dataclasses import dataclass, field
 from typing import BinaryIO
@@ -102,13 +102,13 @@ class _Receiver:
         self._events: list[tuple[str, bytes]] = []
 
     def callbacks(self) -> dict[str, object]:
-        def data(kind: str):  # type: ignore[no-untyped-def]
+        def data(kind: str) -> Callable[[bytes, int, int], None]:
             def on(buf: bytes, start: int, end: int) -> None:
                 self._events.append((kind, bytes(buf[start:end])))
 
             return on
 
-        def mark(kind: str):  # type: ignore[no-untyped-def]
+        def mark(kind: str) -> Callable[[], None]:
             def on() -> None:
                 self._events.append((kind, b""))
 
