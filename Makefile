@@ -31,6 +31,7 @@ unit: install ## Only the fast tiers (unit + in-memory service tests)
 
 bench: install kafka-jars ## Benchmarks; JSON results in bench/results/
 	$(PY) bench/upload_latency.py
+	$(PY) bench/extractor_sandbox.py
 
 lint: install ## ruff (format and lint) and mypy
 	$(PY) -m ruff format --check .

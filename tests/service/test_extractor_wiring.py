@@ -18,6 +18,7 @@ from docflow_shared.events import (
 )
 from docflow_shared.messaging import make_broker
 from service.conftest import Collector
+from support import hostile
 from support.uploads import stored_upload
 from support.waiting import await_until
 
@@ -95,3 +96,42 @@ async def test_a_message_that_is_not_an_event_does_not_stop_the_consumer(
             what="the upload behind the poison message",
         )
     assert collector.of(DocumentFailed) == []
+
+
+async def test_hostile_files_fail_their_own_documents_and_a_good_one_behind_them_completes(
+    real_kafka: str | None, tmp_path: Path, corpus: Path
+) -> None:
+    broker = make_broker(real_kafka or "127.0.0.1:1", service="extractor")
+    blobs = LocalBlobStore(tmp_path / "blobs")
+    # A tight time limit, so that a page of 1.9 million operators (under pypdf's
+    # own limit, seconds to parse) stands for a parse that never ends.
+    settings = ExtractorSettings(data_dir=tmp_path, sandbox_timeout_s=1.0)
+    wire(broker, settings, blobs)
+    collector = Collector(
+        broker, topics.PROGRESSED, topics.EXTRACTED, topics.FAILED, group_id=f"test-{uuid.uuid4()}"
+    )
+    (tmp_path / "bomb.pdf").write_bytes(hostile.flate_bomb())
+    (tmp_path / "nested.pdf").write_bytes(hostile.deeply_nested())
+    (tmp_path / "slow.pdf").write_bytes(hostile.endless_operators(1_900_000))
+    bomb = stored_upload(blobs, tmp_path / "bomb.pdf", "application/pdf")
+    nested = stored_upload(blobs, tmp_path / "nested.pdf", "application/pdf")
+    endless = stored_upload(blobs, tmp_path / "slow.pdf", "application/pdf")
+    good = stored_upload(blobs, corpus / "pdf" / "pdflatex-4-pages.pdf", "application/pdf")
+    hostile_ids = {bomb.document_id, nested.document_id, endless.document_id}
+    collector.document_ids.update({*hostile_ids, good.document_id})
+    async with TestKafkaBroker(broker, with_real=real_kafka is not None) as br:
+        for event in (bomb, nested, endless, good):
+            await br.publish(event, topic=topics.UPLOADED, key=b"one-partition")
+        await await_until(
+            lambda: any(
+                b.last and b.document_id == good.document_id for b in collector.of(TextExtracted)
+            ),
+            timeout_s=120,
+            what="the good PDF behind the hostile ones",
+        )
+    failures = {f.document_id: f.error for f in collector.of(DocumentFailed)}
+    assert set(failures) == hostile_ids
+    assert failures[bomb.document_id].code == "limit_exceeded"
+    assert failures[nested.document_id].code == "limit_exceeded"
+    assert failures[endless.document_id].code == "timeout"
+    assert "1 s" in failures[endless.document_id].message

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+from functools import partial
 
 from faststream.asgi import AsgiFastStream
 from faststream.kafka import KafkaBroker
 from prometheus_client import CollectorRegistry
 
+from docflow_extractor.adapters.sandbox import open_sandboxed
 from docflow_extractor.entrypoints.consumer import register
 from docflow_extractor.settings import ExtractorSettings
 from docflow_shared.blobstore import BlobStore, LocalBlobStore
@@ -40,6 +42,8 @@ def wire(broker: KafkaBroker, settings: ExtractorSettings, blobs: BlobStore) -> 
         new_batcher=settings.batcher,
         progress_steps=settings.progress_steps,
         cancellations=cancellations,
+        # Untrusted files are parsed in a worker process under memory and time limits.
+        opener=partial(open_sandboxed, limits=settings.sandbox),
     )
     broker.include_router(router)
     follow_cancellations(broker, cancellations)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -27,6 +28,7 @@ from docflow_shared.cancellations import Cancellations
 from docflow_shared.errors import DocumentError
 from docflow_shared.events import (
     Chunk,
+    ContentType,
     DocumentProgressed,
     DocumentRetryRequested,
     DocumentUploaded,
@@ -39,6 +41,9 @@ from docflow_shared.messaging import Publish
 logger = logging.getLogger(__name__)
 
 ExtractionRequest = DocumentUploaded | DocumentRetryRequested
+
+Opener = Callable[[BinaryIO, ContentType, str | None], Document]
+"""Opens a stored document for reading (in production: in the parser sandbox)."""
 
 
 class _Cancelled(Exception):
@@ -76,6 +81,17 @@ class _ChunkSender:
         )
 
 
+@contextmanager
+def _stopped_after(document: Document) -> Iterator[None]:
+    """Close a document that has a worker behind it (the sandbox), whatever happens."""
+    try:
+        yield
+    finally:
+        close = getattr(document, "close", None)
+        if close is not None:
+            close()
+
+
 def _next_page(pages: Iterator[Page]) -> Page | None:
     return next(pages, None)
 
@@ -89,6 +105,7 @@ async def extract_document(
     new_batcher: Callable[[], ChunkBatcher] = ChunkBatcher,
     progress_steps: int = 20,
     cancellations: Cancellations | None = None,
+    opener: Opener = open_document,
 ) -> None:
     """Read the uploaded document page by page and publish its chunks.
 
@@ -97,7 +114,9 @@ async def extract_document(
     """
     cancellations = cancellations or Cancellations()
     try:
-        await _extract(event, blobs, publish, policy, new_batcher, progress_steps, cancellations)
+        await _extract(
+            event, blobs, publish, policy, new_batcher, progress_steps, cancellations, opener
+        )
     except _Cancelled:
         logger.info(
             "stopped extracting document %s (attempt %d): cancelled or deleted",
@@ -117,6 +136,7 @@ async def _extract(
     new_batcher: Callable[[], ChunkBatcher],
     progress_steps: int,
     cancellations: Cancellations,
+    opener: Opener,
 ) -> None:
     try:
         source: BinaryIO = blobs.open(event.blob_key)
@@ -129,43 +149,44 @@ async def _extract(
         # Parsing is CPU work on untrusted input: it runs off the event loop,
         # one page at a time, so the consumer keeps heartbeating meanwhile.
         document: Document = await to_thread.run_sync(
-            open_document, source, event.content_type, event.charset
+            opener, source, event.content_type, event.charset
         )
-        page_total = document.page_count
-        units = page_total or 1  # unpaginated text is one unit of work
-        report_every = max(1, math.ceil(units / progress_steps))
-        await publish(
-            DocumentProgressed.caused_by(event, stage=Stage.EXTRACTING, done=0, total=units)
-        )
+        with _stopped_after(document):
+            page_total = document.page_count
+            units = page_total or 1  # unpaginated text is one unit of work
+            report_every = max(1, math.ceil(units / progress_steps))
+            await publish(
+                DocumentProgressed.caused_by(event, stage=Stage.EXTRACTING, done=0, total=units)
+            )
 
-        sender = _ChunkSender(event, publish, new_batcher())
-        pages_done = 0
-        pages = document.pages()
-        while (page := await to_thread.run_sync(_next_page, pages)) is not None:
-            if cancellations.cancelled(event.document_id, event.attempt):
-                raise _Cancelled
-            for start, end in split_text(page.text, policy):
-                chunk = Chunk(
-                    index=sender.chunks,
-                    text=page.text[start:end],
-                    page=page.number,
-                    char_start=start,
-                    char_end=end,
-                )
-                chunk_log.write(chunk.model_dump_json().encode() + b"\n")
-                await sender.add(chunk)
-            pages_done += 1
-            if pages_done % report_every == 0 and pages_done < units:
-                await publish(
-                    DocumentProgressed.caused_by(
-                        event, stage=Stage.EXTRACTING, done=pages_done, total=units
+            sender = _ChunkSender(event, publish, new_batcher())
+            pages_done = 0
+            pages = document.pages()
+            while (page := await to_thread.run_sync(_next_page, pages)) is not None:
+                if cancellations.cancelled(event.document_id, event.attempt):
+                    raise _Cancelled
+                for start, end in split_text(page.text, policy):
+                    chunk = Chunk(
+                        index=sender.chunks,
+                        text=page.text[start:end],
+                        page=page.number,
+                        char_start=start,
+                        char_end=end,
                     )
-                )
+                    chunk_log.write(chunk.model_dump_json().encode() + b"\n")
+                    await sender.add(chunk)
+                pages_done += 1
+                if pages_done % report_every == 0 and pages_done < units:
+                    await publish(
+                        DocumentProgressed.caused_by(
+                            event, stage=Stage.EXTRACTING, done=pages_done, total=units
+                        )
+                    )
 
-        await sender.finish(pages=page_total)
-        await publish(
-            DocumentProgressed.caused_by(event, stage=Stage.EXTRACTING, done=units, total=units)
-        )
+            await sender.finish(pages=page_total)
+            await publish(
+                DocumentProgressed.caused_by(event, stage=Stage.EXTRACTING, done=units, total=units)
+            )
 
 
 async def resend_chunks(

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import BinaryIO, Protocol
 
 from pypdf import PasswordType, PdfReader
+from pypdf.errors import LimitReachedError
 
 from docflow_shared.errors import DocumentError
 from docflow_shared.events import ContentType, ErrorCode
@@ -40,6 +41,14 @@ class Document(Protocol):
 
 def _corrupt(what: str, exc: BaseException) -> DocumentError:
     reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    if isinstance(exc, LimitReachedError | RecursionError):
+        # pypdf's own resource limits (decompressed size, element counts,
+        # nesting): the file is built to exhaust a parser, or far too big.
+        return DocumentError(
+            ErrorCode.LIMIT_EXCEEDED,
+            f"{what}: it exceeds a parsing limit ({reason}); docflow does not process "
+            "files built like this",
+        )
     return DocumentError(
         ErrorCode.CORRUPT,
         f"{what} ({reason}); the file is damaged or not a valid PDF, "
@@ -65,8 +74,8 @@ class PdfDocument:
                     "the PDF is protected by a password; upload a copy saved without one",
                 )
             self._page_count = len(self._reader.pages)
-        except DocumentError:
-            raise
+        except (DocumentError, MemoryError):
+            raise  # out of memory is the sandbox's to report, with its limit
         except Exception as exc:
             raise _corrupt("the PDF could not be opened", exc) from exc
 
@@ -78,6 +87,8 @@ class PdfDocument:
         for number in range(1, self._page_count + 1):
             try:
                 text = self._reader.pages[number - 1].extract_text()
+            except MemoryError:
+                raise
             except Exception as exc:
                 raise _corrupt(
                     f"page {number} of {self._page_count} could not be read", exc

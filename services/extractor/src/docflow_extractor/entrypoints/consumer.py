@@ -7,7 +7,7 @@ from collections.abc import Callable
 from faststream.kafka import KafkaRouter
 
 from docflow_extractor.domain.chunking import ChunkBatcher, ChunkingPolicy
-from docflow_extractor.handlers import extract_document, resend_chunks
+from docflow_extractor.handlers import Opener, extract_document, resend_chunks
 from docflow_shared import topics
 from docflow_shared.blobstore import BlobStore
 from docflow_shared.cancellations import Cancellations
@@ -26,6 +26,7 @@ def register(
     new_batcher: Callable[[], ChunkBatcher],
     progress_steps: int,
     cancellations: Cancellations,
+    opener: Opener,
 ) -> None:
     """Subscribe the extractor to uploads and retries."""
 
@@ -38,6 +39,7 @@ def register(
             new_batcher=new_batcher,
             progress_steps=progress_steps,
             cancellations=cancellations,
+            opener=opener,
         )
 
     @subscriber(router, topics.UPLOADED, group_id=GROUP_ID)

@@ -1,0 +1,1 @@
+"""The extractor's adapters: the parser sandbox."""
