@@ -33,7 +33,9 @@ logger = logging.getLogger(__name__)
 MiB = 1024 * 1024
 
 _context = multiprocessing.get_context("forkserver")
-_context.set_forkserver_preload(["pypdf", "docflow_extractor.domain.documents"])
+_context.set_forkserver_preload(
+    ["docflow_extractor.adapters.sandbox", "docflow_extractor.adapters.parser_warmup"]
+)
 
 
 @dataclass(frozen=True)
