@@ -3,6 +3,7 @@ time and memory with the outcome it deserves, and nothing outlives it."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 from collections.abc import Callable
 from pathlib import Path
@@ -85,3 +86,27 @@ def test_a_good_pdf_reads_as_without_the_sandbox(corpus: Path) -> None:
 def test_a_stream_that_is_not_a_file_is_spooled_for_the_worker() -> None:
     document = open_sandboxed(io.BytesIO(b"# Title\n\ntext"), "text/markdown", None, LIMITS)
     assert [page.text for page in document.pages()] == ["# Title\n\ntext"]
+
+
+def opened(path: Path, limits: SandboxLimits = LIMITS) -> int | None:
+    """Read a document through; the pid of the worker that read it."""
+    with path.open("rb") as stream:
+        document = open_sandboxed(stream, "application/pdf", None, limits)
+        with contextlib.suppress(DocumentError):
+            list(document.pages())
+        return document.worker_pid
+
+
+def test_a_worker_reads_the_next_document_unless_it_hit_a_limit(
+    corpus: Path, tmp_path: Path
+) -> None:
+    small = corpus / "pdf" / "pdflatex-4-pages.pdf"
+    first = opened(small)
+    assert opened(small) == first  # a clean finish: the same worker reads on
+    assert opened(written(tmp_path, hostile.flate_bomb())) == first  # a reported failure too
+
+    # That worker, stopped at the time limit, is never used again.
+    quick = SandboxLimits(memory_bytes=LIMITS.memory_bytes, wall_clock_s=0.5)
+    with pytest.raises(DocumentError, match="took longer"):
+        read(corpus / "pdf" / "GeoTopo-komprimiert.pdf", quick)
+    assert opened(small) != first

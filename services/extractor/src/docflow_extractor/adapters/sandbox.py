@@ -1,10 +1,12 @@
 """Parsing untrusted documents in a worker process with memory and time limits.
 
-Each document is opened in its own process (forked from a forkserver that has
-pypdf loaded already, so a start costs milliseconds). The worker lowers its
-own address-space limit (``RLIMIT_AS``) before it touches the file and sends
-the pages back one at a time; the service enforces a wall-clock limit for the
-whole document and kills the worker when it is exceeded. A hostile file (a
+Documents are read in worker processes (forked from a forkserver that has
+pypdf loaded and warmed up). A worker lowers its own address-space limit
+(``RLIMIT_AS``) before it touches any file and sends the pages back one at a
+time; the service enforces a wall-clock limit per document and kills the
+worker when it is exceeded. A worker that finished a document cleanly reads
+the next one, so small files do not each pay for a process start; one that hit
+a limit is never reused. A hostile file (a
 decompression bomb, absurd nesting, a parse that never ends) therefore fails
 its own document, ``limit_exceeded`` or ``timeout`` with the limit named,
 and the service goes on with the next message.
@@ -17,6 +19,7 @@ import multiprocessing
 import resource
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -31,6 +34,7 @@ from docflow_shared.events import ContentType, ErrorCode
 logger = logging.getLogger(__name__)
 
 MiB = 1024 * 1024
+_LOGS_PER_DOCUMENT = 100
 
 _context = multiprocessing.get_context("forkserver")
 _context.set_forkserver_preload(
@@ -60,33 +64,95 @@ class _ForwardLogs(logging.Handler):
             self.conn.send(("log", record.name, record.getMessage()))
 
 
-def _work(
-    conn: Connection, path: str, content_type: ContentType, charset: str | None, memory: int
-) -> None:
-    """The worker: open the document, send its page count, then each page."""
+def _serve(conn: Connection, memory: int) -> None:
+    """A worker: read documents one after the other, as the service asks.
+
+    For each request it sends the page count, then each page, then ``end``
+    (or an error). It stops when asked, when the service goes away, or after
+    running out of memory (what is left of its heap is not to be trusted).
+    """
     resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+    logs = _ForwardLogs(conn)
     # Nothing the parser logs reaches the console; the service logs it at DEBUG.
-    logging.basicConfig(level=logging.DEBUG, handlers=[_ForwardLogs(conn)], force=True)
-    try:
-        with Path(path).open("rb") as stream:
-            document = open_document(stream, content_type, charset)
-            conn.send(("opened", document.page_count))
-            for page in document.pages():
-                conn.send(("page", page.number, page.text))
-        conn.send(("end",))
-    except DocumentError as exc:
-        conn.send(("error", exc.code.value, exc.message))
-    except MemoryError:
-        conn.send(("memory",))
-    finally:
-        conn.close()
+    logging.basicConfig(level=logging.DEBUG, handlers=[logs], force=True)
+    while True:
+        try:
+            request = conn.recv()
+        except EOFError:
+            return
+        if request is None:
+            return
+        path, content_type, charset = request
+        logs.left = _LOGS_PER_DOCUMENT
+        try:
+            with Path(path).open("rb") as stream:
+                document = open_document(stream, content_type, charset)
+                conn.send(("opened", document.page_count))
+                for page in document.pages():
+                    conn.send(("page", page.number, page.text))
+            conn.send(("end",))
+        except DocumentError as exc:
+            conn.send(("error", exc.code.value, exc.message))
+        except MemoryError:
+            conn.send(("memory",))
+            return
+
+
+class _Worker:
+    """A worker process and the service's end of its pipe."""
+
+    def __init__(self, memory: int) -> None:
+        self.memory = memory
+        self.documents = 0
+        self.conn, child = _context.Pipe(duplex=True)
+        self.process = _context.Process(target=_serve, args=(child, memory), daemon=True)
+        self.process.start()
+        child.close()
+
+    def stop(self) -> None:
+        if self.process.is_alive():
+            self.process.kill()
+        self.process.join(5)
+        self.conn.close()
+
+
+class _Pool:
+    """Idle workers, reused for the next document; a worker that failed is never reused."""
+
+    def __init__(self, keep: int = 2, documents_per_worker: int = 200) -> None:
+        self.keep = keep
+        self.documents_per_worker = documents_per_worker
+        self._idle: list[_Worker] = []
+        self._lock = threading.Lock()
+
+    def take(self, memory: int) -> _Worker:
+        with self._lock:
+            for worker in self._idle:
+                if worker.memory == memory and worker.process.is_alive():
+                    self._idle.remove(worker)
+                    return worker
+        return _Worker(memory)
+
+    def give_back(self, worker: _Worker) -> None:
+        worker.documents += 1
+        with self._lock:
+            if worker.documents < self.documents_per_worker and len(self._idle) < self.keep:
+                self._idle.append(worker)
+                return
+        worker.stop()
+
+
+_pool = _Pool()
 
 
 class SandboxedDocument:
     """A document parsed in a worker process; pages arrive as the worker reads them.
 
     Blocking calls (``open``, iterating ``pages``) are meant to run in a
-    thread, as the handler already does for parsing.
+    thread, as the handler already does for parsing. A worker that finished a
+    document cleanly (its pages, or an error it reported) reads the next one;
+    one that hit a limit, or whose document was abandoned half-read, is
+    stopped.
     """
 
     def __init__(
@@ -105,16 +171,11 @@ class SandboxedDocument:
             with tempfile.NamedTemporaryFile(prefix="docflow-sandbox-", delete=False) as spool:
                 shutil.copyfileobj(stream, spool)
             path = self._spooled = spool.name
-        receive, send = _context.Pipe(duplex=False)
-        self._conn = receive
-        self._process = _context.Process(
-            target=_work,
-            args=(send, path, content_type, charset, limits.memory_bytes),
-            daemon=True,
-        )
-        self._process.start()
-        send.close()
+        self._worker: _Worker | None = _pool.take(limits.memory_bytes)
+        # Which process reads this document (a worker reads several in turn).
+        self.worker_pid = self._worker.process.pid
         try:
+            self._worker.conn.send((path, content_type, charset))
             message = self._receive()
         except BaseException:
             self.close()
@@ -132,31 +193,36 @@ class SandboxedDocument:
         try:
             while (message := self._receive())[0] == "page":
                 yield Page(message[1], message[2])
+            self._release()  # "end": the worker is ready for another document
         finally:
             self.close()
 
     def _receive(self) -> tuple:  # type: ignore[type-arg]
-        remaining = self._deadline - time.monotonic()
-        if remaining <= 0 or not self._conn.poll(remaining):
-            self.close()
-            raise DocumentError(
-                ErrorCode.TIMEOUT,
-                f"reading the document took longer than {self._limits.wall_clock_s:g} s, "
-                "the limit per document; split it into smaller files",
-            )
-        try:
-            message: tuple = self._conn.recv()  # type: ignore[type-arg]
-        except EOFError:
-            message = ("died",)
-        if message[0] == "log":
+        assert self._worker is not None
+        conn = self._worker.conn
+        while True:
+            remaining = self._deadline - time.monotonic()
+            if remaining <= 0 or not conn.poll(remaining):
+                self.close()
+                raise DocumentError(
+                    ErrorCode.TIMEOUT,
+                    f"reading the document took longer than {self._limits.wall_clock_s:g} s, "
+                    "the limit per document; split it into smaller files",
+                )
+            try:
+                message: tuple = conn.recv()  # type: ignore[type-arg]
+            except EOFError:
+                message = ("died",)
+            if message[0] != "log":
+                break
             logger.debug("parser (%s): %s", message[1], message[2])
-            return self._receive()
         if message[0] == "error":
-            self.close()
+            self._release()  # the worker reported the failure and reads on
             raise DocumentError(ErrorCode(message[1]), message[2])
         if message[0] == "died":
+            self._worker.process.join(5)
+            code = self._worker.process.exitcode
             self.close()
-            code = self._process.exitcode
             if code is None or code >= 0:
                 raise DocumentError(
                     ErrorCode.INTERNAL,
@@ -174,12 +240,16 @@ class SandboxedDocument:
             )
         return message
 
+    def _release(self) -> None:
+        if self._worker is not None:
+            _pool.give_back(self._worker)
+            self._worker = None
+
     def close(self) -> None:
-        """Stop the worker (if it still runs) and remove any spooled copy."""
-        if self._process.is_alive():
-            self._process.kill()
-        self._process.join(5)
-        self._conn.close()
+        """Stop a worker still busy with this document, and remove any spooled copy."""
+        if self._worker is not None:
+            self._worker.stop()
+            self._worker = None
         if self._spooled:
             Path(self._spooled).unlink(missing_ok=True)
             self._spooled = None
