@@ -10,19 +10,16 @@ bench/results/extractor_sandbox.json.
 
 from __future__ import annotations
 
-import json
-import os
 import statistics
 import time
 from pathlib import Path
+
+from harness import CORPUS, write_report
 
 from docflow_extractor.adapters.sandbox import open_sandboxed
 from docflow_extractor.domain.documents import open_document
 from docflow_shared.errors import DocumentError
 
-ROOT = Path(__file__).resolve().parents[1]
-CORPUS = Path(os.environ.get("DOCFLOW_CORPUS_DIR", ROOT.parent / "shared" / "corpus"))
-RESULTS = ROOT / "bench" / "results"
 ROUNDS = 3
 
 
@@ -55,7 +52,6 @@ def main() -> None:
         pages, seconds = read_all(paths, sandboxed=True)
         sandbox.append(pages / seconds)
     report = {
-        "benchmark": "extractor_sandbox",
         "pdfs": len(paths),
         "pages_per_round": pages,
         "bare_pypdf_pages_per_s": round(statistics.median(bare), 1),
@@ -64,9 +60,7 @@ def main() -> None:
         "goal_ratio": 0.9,
         "rounds": ROUNDS,
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "extractor_sandbox.json").write_text(json.dumps(report, indent=2) + "\n")
-    print(json.dumps(report, indent=2))
+    write_report("extractor_sandbox", report)
 
 
 if __name__ == "__main__":

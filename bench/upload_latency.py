@@ -18,15 +18,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
-import json
-import os
-import platform
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
 import httpx
+from harness import CORPUS, write_report
 from pypdf import PdfReader, PdfWriter
 
 from docflow_local.kafka import LocalKafka, ensure_jars
@@ -35,9 +33,6 @@ from docflow_local.stack import Stack, services
 from docflow_shared.kafka_admin import ensure_topics
 from docflow_shared.topics import specs
 
-ROOT = Path(__file__).resolve().parents[1]
-CORPUS = Path(os.environ.get("DOCFLOW_CORPUS_DIR", ROOT.parent / "shared" / "corpus"))
-RESULTS = ROOT / "bench" / "results"
 TARGET_BYTES = 1_000_000
 
 
@@ -135,16 +130,14 @@ def main() -> None:
                 finally:
                     gateway.stop()
 
-    report = {
-        "benchmark": "upload_latency",
-        "pdf_bytes": len(pdf),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-        "goal_at_16_clients": {"p50_ms": 20, "p99_ms": 100},
-        "runs": results,
-    }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "upload_latency.json").write_text(json.dumps(report, indent=2) + "\n")
-    print(json.dumps(report, indent=2))
+    write_report(
+        "upload_latency",
+        {
+            "pdf_bytes": len(pdf),
+            "goal_at_16_clients": {"p50_ms": 20, "p99_ms": 100},
+            "runs": results,
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from docflow_extractor.domain.chunking import ChunkBatcher, ChunkingPolicy
-from docflow_extractor.handlers import extract_document
+from docflow_extractor.handlers import Reading, extract_document
 from docflow_shared.blobstore import LocalBlobStore, chunks_key
 from docflow_shared.errors import DocumentError
 from docflow_shared.events import (
@@ -38,7 +38,10 @@ class Recorder:
 async def extract(blobs: LocalBlobStore, event: DocumentUploaded) -> Recorder:
     publish = Recorder()
     await extract_document(
-        event, blobs=blobs, publish=publish, policy=ChunkingPolicy(), new_batcher=ChunkBatcher
+        event,
+        blobs=blobs,
+        publish=publish,
+        reading=Reading(policy=ChunkingPolicy(), new_batcher=ChunkBatcher),
     )
     return publish
 

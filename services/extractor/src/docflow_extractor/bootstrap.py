@@ -11,6 +11,7 @@ from prometheus_client import CollectorRegistry
 
 from docflow_extractor.adapters.sandbox import open_sandboxed
 from docflow_extractor.entrypoints.consumer import register
+from docflow_extractor.handlers import Reading
 from docflow_extractor.settings import ExtractorSettings
 from docflow_shared.blobstore import BlobStore, LocalBlobStore
 from docflow_shared.cancellations import Cancellations, follow_cancellations
@@ -38,12 +39,14 @@ def wire(broker: KafkaBroker, settings: ExtractorSettings, blobs: BlobStore) -> 
         router,
         blobs=blobs,
         publish=publish,
-        policy=settings.chunking,
-        new_batcher=settings.batcher,
-        progress_steps=settings.progress_steps,
+        reading=Reading(
+            policy=settings.chunking,
+            new_batcher=settings.batcher,
+            progress_steps=settings.progress_steps,
+            # Untrusted files are parsed in a worker process under memory and time limits.
+            opener=partial(open_sandboxed, limits=settings.sandbox),
+        ),
         cancellations=cancellations,
-        # Untrusted files are parsed in a worker process under memory and time limits.
-        opener=partial(open_sandboxed, limits=settings.sandbox),
     )
     broker.include_router(router)
     follow_cancellations(broker, cancellations)

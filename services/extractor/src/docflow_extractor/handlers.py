@@ -16,7 +16,7 @@ import logging
 import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from anyio import to_thread
@@ -44,6 +44,17 @@ ExtractionRequest = DocumentUploaded | DocumentRetryRequested
 
 Opener = Callable[[BinaryIO, ContentType, str | None], Document]
 """Opens a stored document for reading (in production: in the parser sandbox)."""
+
+
+@dataclass(frozen=True)
+class Reading:
+    """How the extractor reads and cuts documents: parser, chunks, batches, progress."""
+
+    policy: ChunkingPolicy = field(default_factory=ChunkingPolicy)
+    new_batcher: Callable[[], ChunkBatcher] = ChunkBatcher
+    # How many progress events a long document reports while being read.
+    progress_steps: int = 20
+    opener: Opener = open_document
 
 
 class _Cancelled(Exception):
@@ -101,11 +112,8 @@ async def extract_document(
     *,
     blobs: BlobStore,
     publish: Publish,
-    policy: ChunkingPolicy,
-    new_batcher: Callable[[], ChunkBatcher] = ChunkBatcher,
-    progress_steps: int = 20,
+    reading: Reading | None = None,
     cancellations: Cancellations | None = None,
-    opener: Opener = open_document,
 ) -> None:
     """Read the uploaded document page by page and publish its chunks.
 
@@ -114,9 +122,7 @@ async def extract_document(
     """
     cancellations = cancellations or Cancellations()
     try:
-        await _extract(
-            event, blobs, publish, policy, new_batcher, progress_steps, cancellations, opener
-        )
+        await _extract(event, blobs, publish, reading or Reading(), cancellations)
     except _Cancelled:
         logger.info(
             "stopped extracting document %s (attempt %d): cancelled or deleted",
@@ -132,11 +138,8 @@ async def _extract(
     event: ExtractionRequest,
     blobs: BlobStore,
     publish: Publish,
-    policy: ChunkingPolicy,
-    new_batcher: Callable[[], ChunkBatcher],
-    progress_steps: int,
+    reading: Reading,
     cancellations: Cancellations,
-    opener: Opener,
 ) -> None:
     try:
         source: BinaryIO = blobs.open(event.blob_key)
@@ -149,23 +152,23 @@ async def _extract(
         # Parsing is CPU work on untrusted input: it runs off the event loop,
         # one page at a time, so the consumer keeps heartbeating meanwhile.
         document: Document = await to_thread.run_sync(
-            opener, source, event.content_type, event.charset
+            reading.opener, source, event.content_type, event.charset
         )
         with _stopped_after(document):
             page_total = document.page_count
             units = page_total or 1  # unpaginated text is one unit of work
-            report_every = max(1, math.ceil(units / progress_steps))
+            report_every = max(1, math.ceil(units / reading.progress_steps))
             await publish(
                 DocumentProgressed.caused_by(event, stage=Stage.EXTRACTING, done=0, total=units)
             )
 
-            sender = _ChunkSender(event, publish, new_batcher())
+            sender = _ChunkSender(event, publish, reading.new_batcher())
             pages_done = 0
             pages = document.pages()
             while (page := await to_thread.run_sync(_next_page, pages)) is not None:
                 if cancellations.cancelled(event.document_id, event.attempt):
                     raise _Cancelled
-                for start, end in split_text(page.text, policy):
+                for start, end in split_text(page.text, reading.policy):
                     chunk = Chunk(
                         index=sender.chunks,
                         text=page.text[start:end],

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from faststream.kafka import KafkaRouter
 
-from docflow_extractor.domain.chunking import ChunkBatcher, ChunkingPolicy
-from docflow_extractor.handlers import Opener, extract_document, resend_chunks
+from docflow_extractor.handlers import Reading, extract_document, resend_chunks
 from docflow_shared import topics
 from docflow_shared.blobstore import BlobStore
 from docflow_shared.cancellations import Cancellations
@@ -22,11 +19,8 @@ def register(
     *,
     blobs: BlobStore,
     publish: Publish,
-    policy: ChunkingPolicy,
-    new_batcher: Callable[[], ChunkBatcher],
-    progress_steps: int,
+    reading: Reading,
     cancellations: Cancellations,
-    opener: Opener,
 ) -> None:
     """Subscribe the extractor to uploads and retries."""
 
@@ -35,11 +29,8 @@ def register(
             event,
             blobs=blobs,
             publish=publish,
-            policy=policy,
-            new_batcher=new_batcher,
-            progress_steps=progress_steps,
+            reading=reading,
             cancellations=cancellations,
-            opener=opener,
         )
 
     @subscriber(router, topics.UPLOADED, group_id=GROUP_ID)
@@ -54,7 +45,7 @@ def register(
             event,
             blobs=blobs,
             publish=publish,
-            new_batcher=new_batcher,
+            new_batcher=reading.new_batcher,
             cancellations=cancellations,
         ):
             return
