@@ -32,6 +32,8 @@ unit: install ## Only the fast tiers (unit + in-memory service tests)
 bench: install kafka-jars ## Benchmarks; JSON results in bench/results/
 	$(PY) bench/upload_latency.py
 	$(PY) bench/extractor_sandbox.py
+	$(PY) bench/pdf_fallback.py
+	$(PY) bench/pipelining.py
 
 lint: install ## ruff (format and lint) and mypy
 	$(PY) -m ruff format --check .

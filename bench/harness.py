@@ -7,6 +7,13 @@ import os
 import platform
 from pathlib import Path
 from typing import Any
+from uuid import UUID
+
+# First: importing the embedder sets OpenBLAS's options before numpy loads,
+# so that what is measured in this process runs as the service does.
+import docflow_embedder  # noqa: F401
+from docflow_shared.blobstore import BlobStore
+from docflow_shared.events import DocumentUploaded
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = Path(os.environ.get("DOCFLOW_CORPUS_DIR", ROOT.parent / "shared" / "corpus"))
@@ -23,3 +30,51 @@ def write_report(name: str, report: dict[str, Any]) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{name}.json").write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report, indent=2))
+
+
+def stored_pdf(blobs: BlobStore, path: Path, number: int) -> DocumentUploaded:
+    """``path`` put in the blob store, and the upload event the gateway would send for it."""
+    event = DocumentUploaded(
+        document_id=UUID(int=number),
+        tenant_id="bench",
+        correlation_id="bench",
+        filename=path.name,
+        content_type="application/pdf",
+        size_bytes=path.stat().st_size,
+        sha256="0" * 64,
+        blob_key=f"bench/{number}/{path.name}",
+    )
+    with blobs.writer(event.blob_key) as out:
+        out.write(path.read_bytes())
+    return event
+
+
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(*roots: int) -> float:
+    """CPU time used so far by processes ``roots`` and all their descendants (Linux /proc).
+
+    Counts each live process's own time and what its finished children used
+    (``cutime``/``cstime``), so worker processes that came and went are included.
+    """
+    parent: dict[int, int] = {}
+    used: dict[int, float] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue  # it ended meanwhile
+        fields = stat[stat.rindex(")") + 2 :].split()
+        pid = int(entry.name)
+        parent[pid] = int(fields[1])
+        used[pid] = sum(int(f) for f in fields[11:15]) / _TICKS
+    wanted = set(roots)
+    grew = True
+    while grew:
+        more = {pid for pid, ppid in parent.items() if ppid in wanted} - wanted
+        wanted |= more
+        grew = bool(more)
+    return sum(used.get(pid, 0.0) for pid in wanted)

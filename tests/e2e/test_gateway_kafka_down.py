@@ -21,10 +21,9 @@ from docflow_local.processes import free_port
 from docflow_local.stack import Stack, services
 from docflow_shared import topics
 from docflow_shared.events import parse_event
-from docflow_shared.kafka_admin import ensure_topics
+from docflow_shared.kafka_admin import ensure_topics, read_topic
 from docflow_shared.topics import specs
 from support.corpus import REPO_ROOT
-from support.kafka import read_topic
 from support.waiting import wait_until
 
 PUBLISH_TIMEOUT_S = 3

@@ -6,6 +6,7 @@ import uuid
 from pathlib import Path
 
 from faststream.kafka import TestKafkaBroker
+from pypdf import PdfWriter
 
 from docflow_extractor.bootstrap import wire
 from docflow_extractor.settings import ExtractorSettings
@@ -135,3 +136,66 @@ async def test_hostile_files_fail_their_own_documents_and_a_good_one_behind_them
     assert failures[nested.document_id].code == "limit_exceeded"
     assert failures[endless.document_id].code == "timeout"
     assert "1 s" in failures[endless.document_id].message
+
+
+def _encrypted_copy(source: Path, target: Path, algorithm: str) -> Path:
+    writer = PdfWriter(clone_from=str(source))
+    writer.encrypt(user_password="", owner_password="owner-secret", algorithm=algorithm)
+    with target.open("wb") as out:
+        writer.write(out)
+    return target
+
+
+async def test_locked_damaged_and_markdown_files_each_reach_the_outcome_they_deserve(
+    real_kafka: str | None, tmp_path: Path, corpus: Path
+) -> None:
+    broker, blobs, collector = extractor(real_kafka, tmp_path)
+    pdf = corpus / "pdf" / "pdflatex-4-pages.pdf"
+    no_eof = tmp_path / "no-eof.pdf"
+    no_eof.write_bytes(pdf.read_bytes().replace(b"%%EOF", b""))  # pypdf refuses, PDFium reads
+    readable = {
+        name: stored_upload(blobs, path, "application/pdf")
+        for name, path in {
+            "aes-128": _encrypted_copy(pdf, tmp_path / "aes128.pdf", "AES-128"),
+            "aes-256": _encrypted_copy(pdf, tmp_path / "aes256.pdf", "AES-256"),
+            "no-eof": no_eof,
+        }.items()
+    }
+    locked = stored_upload(
+        blobs, corpus / "pdf" / "libreoffice-writer-password.pdf", "application/pdf"
+    )
+    markdown = stored_upload(
+        blobs, corpus / "markdown" / "000_e21e99f4fa213ba2.md", "text/markdown"
+    )
+    events = [*readable.values(), locked, markdown]
+    collector.document_ids.update(e.document_id for e in events)
+    async with TestKafkaBroker(broker, with_real=real_kafka is not None) as br:
+        for event in events:
+            await br.publish(event, topic=topics.UPLOADED, key=b"same-partition")
+        await await_until(
+            lambda: any(
+                b.last and b.document_id == markdown.document_id
+                for b in collector.of(TextExtracted)
+            ),
+            timeout_s=60,
+            what="the markdown file behind the PDFs",
+        )
+    [failed] = collector.of(DocumentFailed)
+    assert (failed.document_id, failed.error.code) == (locked.document_id, "encrypted")
+    for name, event in readable.items():
+        [last] = [
+            b for b in collector.of(TextExtracted) if b.document_id == event.document_id and b.last
+        ]
+        assert last.pages == 4, name
+        assert last.chunks_total > 4, name
+    # Markdown: no chunk ends with a heading cut off from the text under it.
+    chunks = [
+        c.text
+        for b in collector.of(TextExtracted)
+        if b.document_id == markdown.document_id
+        for c in b.chunks
+    ]
+    assert len(chunks) > 10
+    for text in chunks:
+        last_line = [line for line in text.splitlines() if line.strip()][-1]
+        assert not last_line.startswith("#"), text[-200:]

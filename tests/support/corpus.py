@@ -13,9 +13,9 @@ CORPUS = Path(
     os.environ.get("DOCFLOW_CORPUS_DIR") or REPO_ROOT.parent / "shared" / "corpus"
 ).resolve()
 
-# Damaged beyond what pypdf recovers ("Invalid object in /Pages"): the corpus
-# README allows `failed`/`corrupt` for such files. Measured, not guessed:
-# every other unencrypted PDF of the corpus opens.
+# Damaged beyond what pypdf ("Invalid object in /Pages") or PDFium recovers:
+# the corpus README allows `failed`/`corrupt` for such files. Measured, not
+# guessed: every other unencrypted PDF of the corpus opens.
 CORRUPT = frozenset({"unreadablemetadata.pdf"})
 # Scans and pictures without a text layer: `completed` with no chunks.
 IMAGE_ONLY = frozenset(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import zlib
 
 PAGE_TEXT = b"BT /F1 12 Tf 72 720 Td (A page of honest text) Tj ET"
@@ -104,3 +105,12 @@ def endless_operators(count: int = 3_000_000) -> bytes:
     compressor = zlib.compressobj(9)
     data = compressor.compress(b"(x) Tj " * count) + compressor.flush()
     return one_page(stream(data, b"/Filter /FlateDecode"))
+
+
+def overwritten(data: bytes, count: int = 32) -> bytes:
+    """``count`` bytes past the first tenth overwritten, the same ones on every run."""
+    noise = random.Random(len(data))
+    damaged = bytearray(data)
+    for _ in range(count):
+        damaged[noise.randrange(len(data) // 10, len(data))] = noise.randrange(256)
+    return bytes(damaged)

@@ -14,9 +14,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
-
 from docflow_local.kafka import LocalKafka, ensure_jars
 from docflow_local.processes import free_port
 from docflow_local.settings import LocalSettings
@@ -90,28 +87,3 @@ def kafka_broker(workdir: Path) -> Iterator[str]:
             home=workdir, port=free_port(), controller_port=free_port(), libs=ensure_jars()
         ) as kafka:
             yield kafka.bootstrap_servers
-
-
-async def read_topic(bootstrap: str, topic: str) -> list[bytes]:
-    """Every message value on ``topic`` from offset 0 to its current end."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        [described] = await admin.describe_topics([topic])
-    finally:
-        await admin.close()
-    partitions = [TopicPartition(topic, p["partition"]) for p in described["partitions"]]
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        ends = await consumer.end_offsets(partitions)
-        values: list[bytes] = []
-        for tp in partitions:
-            while await consumer.position(tp) < ends[tp]:
-                batch = await consumer.getmany(tp, timeout_ms=1000)
-                values += [record.value for record in batch.get(tp, []) if record.value]
-        return values
-    finally:
-        await consumer.stop()

@@ -124,9 +124,13 @@ class Chunk(BaseModel):
 
     index: int = Field(ge=0)
     text: str
-    # 1-based page number for paginated documents (PDF); None otherwise.
-    page: int | None = None
-    # Character offsets of the chunk within its page's (or document's) text.
+    # 1-based number of the page the chunk starts on (PDF); None for unpaginated text.
+    page: int | None = Field(default=None, ge=1)
+    # The page it ends on: the same page, or a later one when it runs across a
+    # page break. Absent in events written before chunks could span pages.
+    page_end: int | None = Field(default=None, ge=1)
+    # Where the chunk starts in the text of ``page`` and ends in the text of
+    # ``page_end`` (for unpaginated text, in the document's text).
     char_start: int = Field(ge=0)
     char_end: int = Field(ge=0)
 

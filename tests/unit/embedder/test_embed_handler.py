@@ -63,7 +63,7 @@ def batch(
         correlation_id="c",
         batch=number,
         chunks=[
-            Chunk(index=i, text=f"chunk {i}", page=1, char_start=0, char_end=7)
+            Chunk(index=i, text=f"chunk {i}", page=1, page_end=2, char_start=0, char_end=7)
             for i in range(first, first + count)
         ],
         last=last,
@@ -82,6 +82,7 @@ async def test_a_batch_becomes_points_and_progress() -> None:
         "document_id": str(DOC),
         "chunk_index": 1,
         "page": 1,
+        "page_end": 2,
         "char_start": 0,
         "char_end": 7,
         "text": "chunk 1",

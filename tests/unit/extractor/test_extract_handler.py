@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from docflow_extractor.domain.chunking import ChunkBatcher, ChunkingPolicy
 from docflow_extractor.handlers import Reading, extract_document
 from docflow_shared.blobstore import LocalBlobStore, chunks_key
 from docflow_shared.errors import DocumentError
@@ -22,6 +21,7 @@ from docflow_shared.events import (
 from support.uploads import stored_upload
 
 KAFKA_MESSAGE_LIMIT = 1024 * 1024
+READING = Reading()  # the default chunking, tokenizer loaded once
 
 
 class Recorder:
@@ -41,7 +41,7 @@ async def extract(blobs: LocalBlobStore, event: DocumentUploaded) -> Recorder:
         event,
         blobs=blobs,
         publish=publish,
-        reading=Reading(policy=ChunkingPolicy(), new_batcher=ChunkBatcher),
+        reading=READING,
     )
     return publish
 

@@ -49,6 +49,7 @@ async def embed_chunks(
                     "document_id": str(event.document_id),
                     "chunk_index": chunk.index,
                     "page": chunk.page,
+                    "page_end": chunk.page_end,
                     "char_start": chunk.char_start,
                     "char_end": chunk.char_end,
                     "text": chunk.text,

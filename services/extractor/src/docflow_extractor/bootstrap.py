@@ -10,6 +10,7 @@ from faststream.kafka import KafkaBroker
 from prometheus_client import CollectorRegistry
 
 from docflow_extractor.adapters.sandbox import open_sandboxed
+from docflow_extractor.domain.chunking import Chunking
 from docflow_extractor.entrypoints.consumer import register
 from docflow_extractor.handlers import Reading
 from docflow_extractor.settings import ExtractorSettings
@@ -20,6 +21,17 @@ from docflow_shared.messaging import FailDocumentOnError, KafkaEventPublisher, m
 from docflow_shared.probes import asgi_probe_routes, kafka_check
 
 SERVICE = "extractor"
+
+
+def reading_for(settings: ExtractorSettings) -> Reading:
+    """How the service reads documents: in the sandbox, cut into chunks, sent in batches."""
+    return Reading(
+        chunking=Chunking(settings.chunking_policy()),
+        new_batcher=settings.batcher,
+        progress_steps=settings.progress_steps,
+        # Untrusted files are parsed in a worker process under memory and time limits.
+        opener=partial(open_sandboxed, limits=settings.sandbox),
+    )
 
 
 def wire(broker: KafkaBroker, settings: ExtractorSettings, blobs: BlobStore) -> None:
@@ -39,13 +51,7 @@ def wire(broker: KafkaBroker, settings: ExtractorSettings, blobs: BlobStore) -> 
         router,
         blobs=blobs,
         publish=publish,
-        reading=Reading(
-            policy=settings.chunking,
-            new_batcher=settings.batcher,
-            progress_steps=settings.progress_steps,
-            # Untrusted files are parsed in a worker process under memory and time limits.
-            opener=partial(open_sandboxed, limits=settings.sandbox),
-        ),
+        reading=reading_for(settings),
         cancellations=cancellations,
     )
     broker.include_router(router)

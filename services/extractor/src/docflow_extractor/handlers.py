@@ -21,7 +21,7 @@ from typing import BinaryIO
 
 from anyio import to_thread
 
-from docflow_extractor.domain.chunking import ChunkBatcher, ChunkingPolicy, split_text
+from docflow_extractor.domain.chunking import ChunkBatcher, Chunking, DocumentChunker, Piece
 from docflow_extractor.domain.documents import Document, Page, open_document
 from docflow_shared.blobstore import BlobNotFoundError, BlobStore, chunks_key
 from docflow_shared.cancellations import Cancellations
@@ -50,7 +50,7 @@ Opener = Callable[[BinaryIO, ContentType, str | None], Document]
 class Reading:
     """How the extractor reads and cuts documents: parser, chunks, batches, progress."""
 
-    policy: ChunkingPolicy = field(default_factory=ChunkingPolicy)
+    chunking: Chunking = field(default_factory=Chunking)
     new_batcher: Callable[[], ChunkBatcher] = ChunkBatcher
     # How many progress events a long document reports while being read.
     progress_steps: int = 20
@@ -70,6 +70,13 @@ class _ChunkSender:
     batcher: ChunkBatcher
     batches: int = 0
     chunks: int = 0
+
+    async def add_pieces(self, pieces: list[Piece], log: BinaryIO) -> None:
+        """Number new pieces, keep them in the chunk log and send full batches."""
+        for piece in pieces:
+            chunk = piece.chunk(self.chunks)
+            log.write(chunk.model_dump_json().encode() + b"\n")
+            await self.add(chunk)
 
     async def add(self, chunk: Chunk) -> None:
         self.chunks += 1
@@ -103,8 +110,10 @@ def _stopped_after(document: Document) -> Iterator[None]:
             close()
 
 
-def _next_page(pages: Iterator[Page]) -> Page | None:
-    return next(pages, None)
+def _read_and_cut(pages: Iterator[Page], chunker: DocumentChunker) -> list[Piece] | None:
+    """The next page's finished chunks, ``None`` after the last page (runs in a thread)."""
+    page = next(pages, None)
+    return None if page is None else chunker.add(page)
 
 
 async def extract_document(
@@ -164,20 +173,12 @@ async def _extract(
 
             sender = _ChunkSender(event, publish, reading.new_batcher())
             pages_done = 0
+            chunker = reading.chunking.for_document(event.content_type)
             pages = document.pages()
-            while (page := await to_thread.run_sync(_next_page, pages)) is not None:
+            while (pieces := await to_thread.run_sync(_read_and_cut, pages, chunker)) is not None:
                 if cancellations.cancelled(event.document_id, event.attempt):
                     raise _Cancelled
-                for start, end in split_text(page.text, reading.policy):
-                    chunk = Chunk(
-                        index=sender.chunks,
-                        text=page.text[start:end],
-                        page=page.number,
-                        char_start=start,
-                        char_end=end,
-                    )
-                    chunk_log.write(chunk.model_dump_json().encode() + b"\n")
-                    await sender.add(chunk)
+                await sender.add_pieces(pieces, chunk_log)
                 pages_done += 1
                 if pages_done % report_every == 0 and pages_done < units:
                     await publish(
@@ -186,6 +187,7 @@ async def _extract(
                         )
                     )
 
+            await sender.add_pieces(chunker.finish(), chunk_log)
             await sender.finish(pages=page_total)
             await publish(
                 DocumentProgressed.caused_by(event, stage=Stage.EXTRACTING, done=units, total=units)

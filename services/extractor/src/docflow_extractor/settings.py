@@ -1,9 +1,12 @@
 """Extractor configuration (``DOCFLOW_*`` environment variables)."""
 
-from pydantic import Field
+from __future__ import annotations
+
+from pydantic import Field, model_validator
 
 from docflow_extractor.adapters.sandbox import SandboxLimits
 from docflow_extractor.domain.chunking import (
+    BUNDLED_TOKENIZER,
     DEFAULT_BATCH_BYTES,
     DEFAULT_BATCH_CHUNKS,
     ChunkBatcher,
@@ -16,8 +19,11 @@ class ExtractorSettings(ServiceSettings):
     """What the extractor needs to know."""
 
     port: int = Field(default=8002, ge=0, le=65535)
-    chunk_size: int = Field(default=ChunkingPolicy.size, ge=16)
-    chunk_overlap: int = Field(default=ChunkingPolicy.overlap, ge=0)
+    # Chunk size and overlap in tokens of ``chunk_tokenizer``, which should be
+    # the embedding model's (see ChunkingPolicy).
+    chunk_tokens: int = Field(default=ChunkingPolicy.tokens, ge=8)
+    chunk_overlap_tokens: int = Field(default=ChunkingPolicy.overlap, ge=0)
+    chunk_tokenizer: str = BUNDLED_TOKENIZER
     batch_max_chunks: int = Field(default=DEFAULT_BATCH_CHUNKS, ge=1)
     # Kafka's default message limit is 1 MiB; stay well below it.
     batch_max_bytes: int = Field(default=DEFAULT_BATCH_BYTES, ge=16 * 1024, le=768 * 1024)
@@ -34,9 +40,17 @@ class ExtractorSettings(ServiceSettings):
             wall_clock_s=self.sandbox_timeout_s,
         )
 
-    @property
-    def chunking(self) -> ChunkingPolicy:
-        return ChunkingPolicy(size=self.chunk_size, overlap=self.chunk_overlap)
+    @model_validator(mode="after")
+    def _chunking_makes_sense(self) -> ExtractorSettings:
+        self.chunking_policy()  # refuses nonsense at start-up, naming the setting
+        return self
+
+    def chunking_policy(self) -> ChunkingPolicy:
+        return ChunkingPolicy(
+            tokens=self.chunk_tokens,
+            overlap=self.chunk_overlap_tokens,
+            tokenizer=self.chunk_tokenizer,
+        )
 
     def batcher(self) -> ChunkBatcher:
         return ChunkBatcher(max_chunks=self.batch_max_chunks, max_bytes=self.batch_max_bytes)

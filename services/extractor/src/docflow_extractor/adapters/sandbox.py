@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import resource
 import shutil
 import tempfile
@@ -72,6 +73,9 @@ def _serve(conn: Connection, memory: int) -> None:
     running out of memory (what is left of its heap is not to be trusted).
     """
     resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+    # Parsing yields the CPU to the service's own loop (Kafka heartbeats) and
+    # to other services on the same cores, whatever a file makes it do.
+    os.nice(10)
     logs = _ForwardLogs(conn)
     # Nothing the parser logs reaches the console; the service logs it at DEBUG.
     logging.basicConfig(level=logging.DEBUG, handlers=[logs], force=True)
@@ -211,7 +215,7 @@ class SandboxedDocument:
                 )
             try:
                 message: tuple = conn.recv()  # type: ignore[type-arg]
-            except EOFError:
+            except (EOFError, OSError):  # the worker is gone (or never started)
                 message = ("died",)
             if message[0] != "log":
                 break

@@ -59,8 +59,8 @@ _STAGE_ORDER = {stage: rank for rank, stage in enumerate(Stage)}
 
 # Share of the progress bar that extraction fills; embedding fills the rest.
 # On the local CPU model, embedding takes several times longer than reading
-# the pages (GeoTopo-komprimiert.pdf under `make run` on 2 cores: ~6 s to
-# extract 117 pages, ~45 s to embed their 442 chunks), so it gets most of it.
+# the pages (GeoTopo-komprimiert.pdf on 2 cores, bench/pipelining.py: ~3 s
+# to extract 117 pages, ~23 s to embed their 362 chunks), so it gets most of it.
 EXTRACTION_SHARE = 20
 
 NO_TEXT_MESSAGE = (
