@@ -140,6 +140,12 @@ class SqlReadModel:
             )
             return _to_state(row) if row is not None else None
 
+    async def everything(self) -> list[DocumentState]:
+        """Every document, deleted ones too, in id order: to compare two read models."""
+        async with self._sessions() as session:
+            rows = await session.scalars(select(DocumentRow).order_by(DocumentRow.id))
+            return [_to_state(row) for row in rows]
+
     async def check(self) -> None:
         """Raises unless the database answers."""
         async with self.engine.connect() as connection:

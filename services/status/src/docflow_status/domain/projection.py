@@ -6,8 +6,11 @@ Delivery is at-least-once and the status service reads several topics with
 no order between them, so the fold is written to be indifferent to both:
 
 * every counter only grows (``max``), so a late or repeated progress event
-  never moves a document backwards;
-* ``stage`` only advances; ``completed``/``failed`` are terminal;
+  never moves a document backwards, and ``progress`` is computed from the
+  counters alone, so it ends the same whatever order they came in;
+* ``stage`` only advances; ``completed``/``failed`` are terminal, and a
+  failed document shows the stage that failed (with pipelining, embedding
+  may have started before extraction failed);
 * an event about a document not seen yet creates it (its upload event may
   still be on its way from another topic); the upload event then fills in
   what only it knows;
@@ -15,8 +18,13 @@ no order between them, so the fold is written to be indifferent to both:
   event of a later attempt, whichever topic it comes from, starts that attempt
   afresh (counters, error and progress reset), and events of earlier
   attempts change nothing but the facts of the upload;
-* ``cancelled`` ends the current attempt; ``deleted`` hides the document for
-  good (``deleted_at``), whatever arrives after.
+* ``cancelled`` ends the current attempt, whose stage still shows how far
+  the work in flight got; ``deleted`` hides the document for good
+  (``deleted_at``), whatever arrives after.
+
+``tests/unit/status/test_projection_properties.py`` checks all of this on
+random histories (hypothesis): any interleaving of the topics, with
+redeliveries, ends exactly where delivery in order ends.
 
 Exact duplicates (same ``event_id``) are dropped before the fold, by the
 repository, in the same transaction as the change.
@@ -114,16 +122,17 @@ def _latest(current: datetime | None, new: datetime) -> datetime:
 
 
 def _progress(s: DocumentState) -> int:
-    """0-100 from pages read and chunks embedded; 100 only once indexed."""
+    """0-100 from pages read and chunks embedded; 100 only once indexed.
+
+    It only grows as facts arrive, in whatever order they do: embedded
+    chunks count once their total is known (extraction has ended). An
+    estimate of the total from the pages read so far would rise and fall
+    with the order events come in, and a replay would then end elsewhere.
+    """
     if s.status is Status.COMPLETED:
         return 100
     extracted = s.extract_done / s.extract_total if s.extract_total else 0.0
-    expected_chunks: float | None = s.chunks_total
-    if expected_chunks is None and extracted > 0:
-        # Total not known until extraction ends: extrapolate from what the
-        # pages read so far produced.
-        expected_chunks = s.chunks_extracted / extracted
-    embedded = min(1.0, s.chunks_embedded / expected_chunks) if expected_chunks else 0.0
+    embedded = min(1.0, s.chunks_embedded / s.chunks_total) if s.chunks_total else 0.0
     value = EXTRACTION_SHARE * min(1.0, extracted) + (100 - EXTRACTION_SHARE) * embedded
     return min(99, math.floor(value))
 
@@ -202,29 +211,38 @@ def _facts(s: DocumentState, event: Event) -> DocumentState:
     return s
 
 
+def _stage_reached(s: DocumentState, event: Event) -> DocumentState:
+    """The furthest stage the attempt's work has reported."""
+    if isinstance(event, DocumentProgressed):
+        return replace(s, stage=_later_stage(s.stage, event.stage))
+    if isinstance(event, TextExtracted):
+        return replace(s, stage=_later_stage(s.stage, Stage.EXTRACTING))
+    return s
+
+
 def _transition(s: DocumentState, event: Event) -> DocumentState:
-    """Move stage and status forward; a terminal document stays as it is."""
+    """Move stage and status forward; a terminal document stays where it ended.
+
+    A cancelled attempt still shows how far its work got: pages and batches
+    in flight when the cancel came report after it, in any order.
+    """
+    if s.status is Status.CANCELLED:
+        return _stage_reached(s, event)
     if s.status in TERMINAL:
         return s
     at = event.occurred_at
     if isinstance(event, DocumentIndexed):
         return replace(s, stage=Stage.INDEXED, status=Status.COMPLETED, completed_at=at)
     if isinstance(event, DocumentFailed):
+        # The stage that failed, even if later stages had started (pipelining).
         return replace(
-            s,
-            stage=_later_stage(s.stage, event.error.stage),
-            status=Status.FAILED,
-            error=event.error,
-            completed_at=at,
+            s, stage=event.error.stage, status=Status.FAILED, error=event.error, completed_at=at
         )
     if isinstance(event, DocumentCancelled):
         return replace(s, status=Status.CANCELLED, completed_at=at)
     if isinstance(event, DocumentRetryRequested):
         return s  # the attempt it starts was started by _start_attempt
-    if isinstance(event, DocumentProgressed):
-        s = replace(s, stage=_later_stage(s.stage, event.stage))
-    elif isinstance(event, TextExtracted):
-        s = replace(s, stage=_later_stage(s.stage, Stage.EXTRACTING))
+    s = _stage_reached(s, event)
     if s.stage is not Stage.UPLOADED:
         s = replace(s, status=Status.PROCESSING)
     return s
@@ -253,15 +271,20 @@ def _start_attempt(s: DocumentState, attempt: int) -> DocumentState:
 def evolve(state: DocumentState | None, event: Event) -> DocumentState:
     """The document's state after ``event``."""
     s = state or DocumentState(id=event.document_id, tenant_id=event.tenant_id)
-    at = event.occurred_at
     if isinstance(event, DocumentDeleted):
-        return replace(s, deleted_at=s.deleted_at or at, updated_at=_latest(s.updated_at, at))
-    if event.attempt < s.attempt:
+        s = replace(s, deleted_at=_earliest(s.deleted_at, event.occurred_at))
+    elif event.attempt < s.attempt:
         # A late event of an earlier attempt: only the upload's facts still count.
-        return _facts(s, event) if isinstance(event, DocumentUploaded) else s
-    if event.attempt > s.attempt:
-        s = _start_attempt(s, event.attempt)
-    s = _transition(_facts(s, event), event)
+        s = _facts(s, event) if isinstance(event, DocumentUploaded) else s
+    else:
+        if event.attempt > s.attempt:
+            s = _start_attempt(s, event.attempt)
+        s = _transition(_facts(s, event), event)
+    return _derived(s, event.occurred_at)
+
+
+def _derived(s: DocumentState, at: datetime) -> DocumentState:
+    """What follows from the facts, whichever event brought the last of them."""
     if s.pages is None and s.content_type == "application/pdf" and s.extract_total:
         # The page count is known as soon as extraction starts.
         s = replace(s, pages=s.extract_total)

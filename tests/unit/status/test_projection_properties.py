@@ -1,0 +1,99 @@
+"""The fold under at-least-once delivery, on random histories (hypothesis).
+
+Whatever order the topics interleave in and whatever is delivered twice, a
+document's status ends exactly as when its events arrive one by one in the
+order they happened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from docflow_shared.events import Event
+from docflow_shared.sql import create_engine
+from docflow_status.adapters.read_model import SqlReadModel
+from docflow_status.domain.projection import DocumentState, evolve
+from support.histories import deliveries, histories
+
+
+def brief(events: list[Event]) -> list[str]:
+    """Events in a line each: type, attempt, time, and what they say."""
+    out = []
+    for e in events:
+        what = {
+            k: v
+            for k, v in e.model_dump(mode="json").items()
+            if k in ("stage", "done", "total", "batch", "last", "chunks_total", "error")
+        }
+        out.append(f"{type(e).__name__}#{e.attempt}@{e.occurred_at:%S} {what}")
+    return out
+
+
+def differences(a: DocumentState | None, b: DocumentState | None) -> dict:
+    assert a is not None
+    assert b is not None
+    return {
+        name: (getattr(a, name), getattr(b, name))
+        for name in DocumentState.__dataclass_fields__
+        if getattr(a, name) != getattr(b, name)
+    }
+
+
+def project(events: list[Event]) -> DocumentState | None:
+    """What the read model does: drop an event seen before, fold the rest."""
+    seen: set = set()
+    state = None
+    for event in events:
+        if event.event_id not in seen:
+            seen.add(event.event_id)
+            state = evolve(state, event)
+    return state
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_any_delivery_ends_where_delivery_in_order_ends(data: st.DataObject) -> None:
+    events = data.draw(histories())
+    delivered = data.draw(deliveries(events))
+    in_order, as_delivered = project(events), project(delivered)
+    assert as_delivered == in_order, (differences(as_delivered, in_order), brief(delivered))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.data())
+def test_progress_never_goes_back_within_an_attempt(data: st.DataObject) -> None:
+    delivered = data.draw(deliveries(data.draw(histories())))
+    seen: set = set()
+    state: DocumentState | None = None
+    for event in delivered:
+        if event.event_id in seen:
+            continue
+        seen.add(event.event_id)
+        before, state = state, evolve(state, event)
+        if before is not None and before.attempt == state.attempt:
+            assert state.progress >= before.progress, (before, event, state)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_the_sql_read_model_ends_where_delivery_in_order_ends(data: st.DataObject) -> None:
+    """The same on the real read model, whose duplicates are dropped by the database."""
+    events = data.draw(histories())
+    delivered = data.draw(deliveries(events))
+
+    async def stored() -> list[DocumentState]:
+        with tempfile.TemporaryDirectory() as folder:
+            model = SqlReadModel(create_engine(f"sqlite+aiosqlite:///{folder}/status.db"))
+            try:
+                await model.create_schema()
+                for event in delivered:
+                    await model.apply(event, evolve)
+                return await model.everything()
+            finally:
+                await model.engine.dispose()
+
+    assert asyncio.run(stored()) == [project(events)]
