@@ -15,7 +15,7 @@ export UV_PYTHON_DOWNLOADS := never
 
 PROJECTS := pyproject.toml uv.lock $(wildcard shared/pyproject.toml services/*/pyproject.toml deploy/local/pyproject.toml)
 
-.PHONY: help run test lint unit bench install kafka-jars clean
+.PHONY: help run test lint unit bench install kafka-jars postgres clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -23,11 +23,11 @@ help: ## Show the targets
 run: install kafka-jars ## Start Kafka and the four services on 127.0.0.1:8000-8003 (Ctrl-C stops all)
 	@exec $(PY) -m docflow_local
 
-test: lint kafka-jars ## Every test: unit, service, integration, e2e (real Kafka, Qdrant, SQLite)
+test: lint kafka-jars postgres ## Every test: unit, service, integration, e2e (real Kafka, PostgreSQL, Qdrant, SQLite)
 	$(PY) -m pytest
 
 unit: install ## Only the fast tiers (unit + in-memory service tests)
-	$(PY) -m pytest -m "unit or (service and not integration)"
+	$(PY) -m pytest -m "(unit or service) and not integration"
 
 bench: install kafka-jars ## Benchmarks; JSON results in bench/results/
 	$(PY) bench/upload_latency.py
@@ -52,6 +52,12 @@ $(UV):
 
 kafka-jars: install ## Fetch the Kafka broker's jars with Maven (once per pom change)
 	@$(PY) -c "from docflow_local.kafka import ensure_jars; ensure_jars()"
+
+# The tests start their own PostgreSQL server from Debian's packages.
+postgres: ## Install PostgreSQL from Debian's packages if it is missing (the tests start it)
+	@ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || command -v postgres >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && apt-get install -y -q --no-install-recommends postgresql; \
+	  else echo "PostgreSQL is needed by the tests: sudo apt-get install postgresql" >&2; exit 1; fi; }
 
 clean: ## Remove make run's data (.docflow) and test artifacts
 	rm -rf .docflow .artifacts

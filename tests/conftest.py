@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
+from docflow_local.postgres import LocalPostgres
+from docflow_local.processes import free_port
 from docflow_shared.sql import create_engine
 from docflow_status.adapters.read_model import SqlReadModel
 from support.corpus import CORPUS
@@ -36,10 +41,43 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield bootstrap
 
 
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[LocalPostgres]:
+    """A PostgreSQL server from the machine's packages for the whole session.
+
+    Its folder is outside pytest's (which only root may enter), so that the
+    server's own user can reach it when the tests run as root.
+    """
+    home = Path(tempfile.mkdtemp(prefix="docflow-postgres-"))
+    home.chmod(0o755)
+    try:
+        with LocalPostgres(home=home / "server", port=free_port(), durable=False) as server:
+            yield server
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("sqlite", id="sqlite"),
+        pytest.param("postgresql", id="postgresql", marks=pytest.mark.integration),
+    ]
+)
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """A fresh, empty database: a SQLite file, and a PostgreSQL database on the session's server."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'test.db'}"
+        return
+    server: LocalPostgres = request.getfixturevalue("postgres")
+    name = f"test_{uuid.uuid4().hex}"
+    yield await server.create_database(name)
+    await server.drop_database(name)
+
+
 @pytest.fixture
-async def read_model(tmp_path: Path) -> AsyncIterator[SqlReadModel]:
-    """The status read model on a fresh SQLite file."""
-    model = SqlReadModel(create_engine(f"sqlite+aiosqlite:///{tmp_path / 'status.db'}"))
-    await model.create_schema()
+async def read_model(database_url: str) -> AsyncIterator[SqlReadModel]:
+    """The status read model on a fresh database of each kind."""
+    model = SqlReadModel(create_engine(database_url))
+    await model.migrate()
     yield model
     await model.engine.dispose()

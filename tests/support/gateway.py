@@ -56,18 +56,20 @@ def files_in(root: Path) -> list[Path]:
 ClientFor = Callable[..., TestClient]
 
 
-def gateway_clients(tmp_path: Path) -> Iterator[ClientFor]:
-    """A gateway app on a blob store and SQLite under tmp_path, started (lifespan run)."""
+def gateway_clients(tmp_path: Path, database_url: str | None = None) -> Iterator[ClientFor]:
+    """A gateway app on a blob store under tmp_path and a database (SQLite there by
+    default), started (lifespan run)."""
+    url = database_url or f"sqlite+aiosqlite:///{tmp_path / 'gateway.db'}"
     with ExitStack() as stack:
 
         def make(
             blob_root: Path, publish: Recorder, statuses: Statuses | None = None, **settings: Any
         ) -> TestClient:
-            records = SqlRegistry(create_engine(f"sqlite+aiosqlite:///{tmp_path / 'gateway.db'}"))
+            records = SqlRegistry(create_engine(url))
 
             @asynccontextmanager
             async def lifespan() -> AsyncIterator[None]:
-                await records.create_schema()
+                await records.migrate()
                 yield
                 await records.engine.dispose()
 

@@ -10,6 +10,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.config import Config
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import DateTime, MetaData, TypeDecorator, event, inspect
 from sqlalchemy.engine import Connection, Dialect, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -53,29 +58,85 @@ def create_engine(url: str) -> AsyncEngine:
 
 
 class OutdatedSchemaError(RuntimeError):
-    """The database was made by an older docflow and lacks columns this one needs."""
+    """The database was made by an older docflow in a way no migration can bring up to date."""
 
 
-async def create_schema(engine: AsyncEngine, metadata: MetaData, owner: str) -> None:
-    """Create missing tables; refuse, with what to do, a table that lacks columns.
+def _version_table(owner: str) -> str:
+    return f"{owner}_schema_version"
 
-    Until migrations exist (Alembic), an older database is not altered in place.
+
+async def migrate(engine: AsyncEngine, migrations: Path, metadata: MetaData, owner: str) -> None:
+    """Bring the database up to the newest schema with the Alembic migrations in ``migrations``.
+
+    Each service keeps its own migrations and version table
+    (``<owner>_schema_version``), so two services may share one PostgreSQL
+    database. A database made before migrations existed (tables, no version
+    table) is adopted as the first revision when it has every column that
+    revision made, and refused with what to do otherwise.
     """
 
-    def create_and_compare(connection: Connection) -> list[str]:
-        metadata.create_all(connection)
-        inspector = inspect(connection)
-        missing = []
-        for table in metadata.sorted_tables:
-            present = {column["name"] for column in inspector.get_columns(table.name)}
-            missing += [f"{table.name}.{c.name}" for c in table.columns if c.name not in present]
-        return missing
+    def upgrade(connection: Connection) -> None:
+        config = Config()
+        config.set_main_option("script_location", str(migrations))
+        config.attributes.update(
+            connection=connection, metadata=metadata, version_table=_version_table(owner)
+        )
+        tables = set(inspect(connection).get_table_names())
+        if _version_table(owner) not in tables and tables & set(metadata.tables):
+            missing = _missing_columns(connection, metadata)
+            if missing:
+                raise OutdatedSchemaError(
+                    f"the {owner} database {engine.url.render_as_string(hide_password=True)} "
+                    f"was made by an older docflow (missing {', '.join(missing)}); remove it "
+                    "(`make clean` for the local defaults) so it is created afresh"
+                )
+            command.stamp(config, _first_revision(config))
+        command.upgrade(config, "head")
 
     async with engine.begin() as connection:
-        missing = await connection.run_sync(create_and_compare)
-    if missing:
-        raise OutdatedSchemaError(
-            f"the {owner} database {engine.url.render_as_string(hide_password=True)} was made "
-            f"by an older docflow (missing {', '.join(missing)}); remove it (`make clean` for "
-            "the local defaults) so it is created afresh"
-        )
+        await connection.run_sync(upgrade)
+
+
+def _first_revision(config: Config) -> str:
+    base = ScriptDirectory.from_config(config).get_base()
+    assert isinstance(base, str), "migrations must start from one revision"
+    return base
+
+
+def _missing_columns(connection: Connection, metadata: MetaData) -> list[str]:
+    inspector = inspect(connection)
+    present_tables = set(inspector.get_table_names())
+    missing = []
+    for table in metadata.sorted_tables:
+        if table.name not in present_tables:
+            missing.append(table.name)
+            continue
+        present = {column["name"] for column in inspector.get_columns(table.name)}
+        missing += [f"{table.name}.{c.name}" for c in table.columns if c.name not in present]
+    return missing
+
+
+def run_migrations_here() -> None:
+    """The body of every service's migrations ``env.py``: migrate on the caller's connection."""
+    from alembic import context
+
+    attributes = context.config.attributes
+    context.configure(
+        connection=attributes["connection"],
+        target_metadata=attributes["metadata"],
+        version_table=attributes["version_table"],
+        # SQLite alters tables by copying them: migrations stay portable.
+        render_as_batch=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def schema_differences(connection: Connection, metadata: MetaData) -> list[Any]:
+    """What the migrated database lacks or has beyond ``metadata`` (a test of the migrations)."""
+
+    def ours(name: str | None, kind: str, parents: Any) -> bool:
+        return not (kind == "table" and name is not None and name.endswith("_schema_version"))
+
+    migration_context = MigrationContext.configure(connection, opts={"include_name": ours})
+    return list(compare_metadata(migration_context, metadata))

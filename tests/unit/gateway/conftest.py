@@ -12,6 +12,6 @@ def blob_root(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def client_for(tmp_path: Path) -> Iterator[ClientFor]:
-    """A gateway app on a blob store and SQLite under tmp_path, started (lifespan run)."""
-    yield from gateway_clients(tmp_path)
+def client_for(tmp_path: Path, database_url: str) -> Iterator[ClientFor]:
+    """A gateway app on a blob store under tmp_path and a fresh database of each kind."""
+    yield from gateway_clients(tmp_path, database_url)

@@ -8,11 +8,16 @@ order they happened.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import tempfile
+import uuid
+from collections.abc import Callable, Iterator
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from docflow_local.postgres import LocalPostgres
 from docflow_shared.events import Event
 from docflow_shared.sql import create_engine
 from docflow_status.adapters.read_model import SqlReadModel
@@ -78,22 +83,54 @@ def test_progress_never_goes_back_within_an_attempt(data: st.DataObject) -> None
             assert state.progress >= before.progress, (before, event, state)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.data())
-def test_the_sql_read_model_ends_where_delivery_in_order_ends(data: st.DataObject) -> None:
+@pytest.fixture(
+    params=[
+        pytest.param("sqlite", id="sqlite"),
+        pytest.param("postgresql", id="postgresql", marks=pytest.mark.integration),
+    ]
+)
+def empty_database(request: pytest.FixtureRequest) -> Iterator[Callable[[], str]]:
+    """Gives an empty database for each hypothesis example (of one kind per test)."""
+    if request.param == "sqlite":
+        with tempfile.TemporaryDirectory() as folder:
+            files = (f"sqlite+aiosqlite:///{folder}/{n}.db" for n in itertools.count())
+            yield lambda: next(files)
+        return
+    server: LocalPostgres = request.getfixturevalue("postgres")
+    names: list[str] = []
+
+    def fresh() -> str:
+        names.append(f"property_{uuid.uuid4().hex}")
+        return asyncio.run(server.create_database(names[-1]))
+
+    yield fresh
+    for name in names:
+        asyncio.run(server.drop_database(name))
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(data=st.data())
+def test_the_sql_read_model_ends_where_delivery_in_order_ends(
+    empty_database: Callable[[], str], data: st.DataObject
+) -> None:
     """The same on the real read model, whose duplicates are dropped by the database."""
     events = data.draw(histories())
     delivered = data.draw(deliveries(events))
 
+    url = empty_database()
+
     async def stored() -> list[DocumentState]:
-        with tempfile.TemporaryDirectory() as folder:
-            model = SqlReadModel(create_engine(f"sqlite+aiosqlite:///{folder}/status.db"))
-            try:
-                await model.create_schema()
-                for event in delivered:
-                    await model.apply(event, evolve)
-                return await model.everything()
-            finally:
-                await model.engine.dispose()
+        model = SqlReadModel(create_engine(url))
+        try:
+            await model.migrate()
+            for event in delivered:
+                await model.apply(event, evolve)
+            return await model.everything()
+        finally:
+            await model.engine.dispose()
 
     assert asyncio.run(stored()) == [project(events)]

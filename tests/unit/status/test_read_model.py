@@ -1,4 +1,5 @@
-"""The SQL read model on a real SQLite file."""
+"""The SQL read model on a real SQLite file and a real PostgreSQL database, and the
+migrations of both services' databases."""
 
 from __future__ import annotations
 
@@ -7,8 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from docflow_gateway.adapters import registry
+from docflow_gateway.adapters.registry import SqlRegistry
 from docflow_shared.events import DocumentDeleted
-from docflow_shared.sql import OutdatedSchemaError, create_engine
+from docflow_shared.sql import OutdatedSchemaError, create_engine, schema_differences
+from docflow_status.adapters import read_model
 from docflow_status.adapters.read_model import SqlReadModel
 from docflow_status.domain.projection import Status, evolve
 from support.histories import envelope, successful
@@ -64,7 +68,7 @@ async def test_the_database_check_answers(read_model: SqlReadModel) -> None:
 async def test_a_sqlite_database_in_a_missing_folder_is_created(tmp_path: Path) -> None:
     model = SqlReadModel(create_engine(f"sqlite+aiosqlite:///{tmp_path / 'new' / 'status.db'}"))
     try:
-        await model.create_schema()
+        await model.migrate()
         await model.check()
     finally:
         await model.engine.dispose()
@@ -86,5 +90,45 @@ async def test_a_database_from_an_older_version_is_refused_with_what_to_do(
     async with engine.begin() as connection:
         await connection.exec_driver_sql("CREATE TABLE documents (id CHAR(32) PRIMARY KEY)")
     with pytest.raises(OutdatedSchemaError, match="make clean"):
-        await SqlReadModel(engine).create_schema()
+        await SqlReadModel(engine).migrate()
     await engine.dispose()
+
+
+MIGRATED = [
+    pytest.param(SqlReadModel, id="status"),
+    pytest.param(SqlRegistry, id="gateway"),
+]
+
+
+@pytest.mark.parametrize("store", MIGRATED)
+async def test_the_migrations_make_exactly_the_tables_the_code_declares(
+    database_url: str, store: type[SqlReadModel] | type[SqlRegistry]
+) -> None:
+    engine = create_engine(database_url)
+    try:
+        await store(engine).migrate()
+        await store(engine).migrate()  # a second start finds nothing to do
+        metadata = (read_model.Base if store is SqlReadModel else registry.Base).metadata
+        async with engine.connect() as connection:
+            assert await connection.run_sync(schema_differences, metadata) == []
+    finally:
+        await engine.dispose()
+
+
+async def test_a_database_made_before_migrations_is_adopted_as_it_is(tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'status.db'}")
+    try:
+        async with engine.begin() as connection:
+            await connection.run_sync(read_model.Base.metadata.create_all)
+        model = SqlReadModel(engine)
+        event = successful()[0]
+        await model.apply(event, evolve)
+        await model.migrate()
+        assert await model.get(event.document_id, "t1") is not None
+        async with engine.connect() as connection:
+            version = await connection.exec_driver_sql(
+                "SELECT version_num FROM status_schema_version"
+            )
+            assert version.scalar_one() == "0001"
+    finally:
+        await engine.dispose()

@@ -29,10 +29,12 @@ def spawn(
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
     log: Path | None = None,
+    user: str | None = None,
 ) -> subprocess.Popen[bytes]:
     """Start ``args`` in its own session (a terminal's Ctrl-C reaches only us).
 
-    Output goes to ``log`` when given, else to our own stdout/stderr.
+    Output goes to ``log`` when given, else to our own stdout/stderr; ``user``
+    runs it as another user (we must be root then).
     """
     out = log.open("ab") if log else None
     try:
@@ -45,6 +47,7 @@ def spawn(
             stdin=subprocess.DEVNULL,
             start_new_session=True,
             preexec_fn=_die_with_parent,
+            user=user,
         )
     finally:
         if out:

@@ -47,7 +47,7 @@ def bootstrap(settings: GatewaySettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan() -> AsyncIterator[None]:
-        await records.create_schema()
+        await records.migrate()
         await broker.start()
         try:
             yield

@@ -29,7 +29,7 @@ def bootstrap(settings: StatusSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan() -> AsyncIterator[None]:
-        await read_model.create_schema()
+        await read_model.migrate()
         await broker.start()
         try:
             yield

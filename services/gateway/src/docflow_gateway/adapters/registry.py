@@ -17,6 +17,7 @@ import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -26,7 +27,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from docflow_shared.events import DocumentUploaded
-from docflow_shared.sql import UTCDateTime, create_schema
+from docflow_shared.sql import UTCDateTime, migrate
+
+MIGRATIONS = Path(__file__).resolve().parents[1] / "migrations"
 
 
 class Base(DeclarativeBase):
@@ -103,8 +106,9 @@ class SqlRegistry:
         self.key_ttl = key_ttl
         self._sessions = async_sessionmaker(engine, expire_on_commit=False)
 
-    async def create_schema(self) -> None:
-        await create_schema(self.engine, Base.metadata, "gateway")
+    async def migrate(self) -> None:
+        """Create or update the tables (Alembic migrations in ``docflow_gateway/migrations``)."""
+        await migrate(self.engine, MIGRATIONS, Base.metadata, "gateway")
 
     async def check(self) -> None:
         """Readiness: raises unless the database answers."""

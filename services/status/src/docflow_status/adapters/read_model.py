@@ -6,6 +6,7 @@ The engine comes from ``docflow_shared.sql.create_engine``.
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -15,8 +16,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from docflow_shared.events import ErrorInfo, Event, Stage
-from docflow_shared.sql import UTCDateTime, create_schema
+from docflow_shared.sql import UTCDateTime, migrate
 from docflow_status.domain.projection import DocumentState, Fold, Status
+
+MIGRATIONS = Path(__file__).resolve().parents[1] / "migrations"
 
 
 class Base(DeclarativeBase):
@@ -95,8 +98,9 @@ class SqlReadModel:
         self.engine = engine
         self._sessions = async_sessionmaker(engine, expire_on_commit=False)
 
-    async def create_schema(self) -> None:
-        await create_schema(self.engine, Base.metadata, "status")
+    async def migrate(self) -> None:
+        """Create or update the tables (Alembic migrations in ``docflow_status/migrations``)."""
+        await migrate(self.engine, MIGRATIONS, Base.metadata, "status")
 
     async def apply(self, event: Event, fold: Fold) -> bool:
         """Fold ``event`` into its document; ``False`` if it was applied before.
