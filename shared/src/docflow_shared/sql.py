@@ -16,6 +16,7 @@ from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import DateTime, MetaData, TypeDecorator, event, inspect
+from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy.engine import Connection, Dialect, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -83,7 +84,7 @@ async def migrate(engine: AsyncEngine, migrations: Path, metadata: MetaData, own
         )
         tables = set(inspect(connection).get_table_names())
         if _version_table(owner) not in tables and tables & set(metadata.tables):
-            missing = _missing_columns(connection, metadata)
+            missing = _missing_columns(connection, _first_revision_schema(config))
             if missing:
                 raise OutdatedSchemaError(
                     f"the {owner} database {engine.url.render_as_string(hide_password=True)} "
@@ -95,6 +96,24 @@ async def migrate(engine: AsyncEngine, migrations: Path, metadata: MetaData, own
 
     async with engine.begin() as connection:
         await connection.run_sync(upgrade)
+
+
+def _first_revision_schema(config: Config) -> MetaData:
+    """The tables the first revision makes: what a database from before migrations has."""
+    scratch = create_sync_engine("sqlite://")
+    try:
+        with scratch.begin() as connection:
+            first = Config()
+            first.set_main_option("script_location", str(config.get_main_option("script_location")))
+            first.attributes.update(config.attributes, connection=connection)
+            command.upgrade(first, _first_revision(config))
+            schema = MetaData()
+            schema.reflect(connection)
+            version = schema.tables[config.attributes["version_table"]]
+            schema.remove(version)
+            return schema
+    finally:
+        scratch.dispose()
 
 
 def _first_revision(config: Config) -> str:

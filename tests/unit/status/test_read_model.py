@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC
 from pathlib import Path
+from uuid import UUID
 
 import pytest
 
@@ -118,17 +119,47 @@ async def test_the_migrations_make_exactly_the_tables_the_code_declares(
 async def test_a_database_made_before_migrations_is_adopted_as_it_is(tmp_path: Path) -> None:
     engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'status.db'}")
     try:
+        # What the service made before migrations: the first revision's tables, no version.
         async with engine.begin() as connection:
-            await connection.run_sync(read_model.Base.metadata.create_all)
+            await connection.exec_driver_sql(LEGACY_DOCUMENTS)
+            await connection.exec_driver_sql(LEGACY_PROCESSED_EVENTS)
+            for index in LEGACY_INDEXES:
+                await connection.exec_driver_sql(index)
+            await connection.exec_driver_sql(
+                "INSERT INTO documents VALUES ('aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa', 't1', "
+                "'old.pdf', 'application/pdf', 10, 'completed', 'indexed', 100, "
+                "'Indexed 1 chunks', 1, 1, 1, 1, 1, 1, NULL, "
+                "'2026-11-01 10:00:00', NULL, NULL, NULL, 1, NULL)"
+            )
         model = SqlReadModel(engine)
-        event = successful()[0]
-        await model.apply(event, evolve)
         await model.migrate()
-        assert await model.get(event.document_id, "t1") is not None
+        old = await model.get(UUID("a" * 32), "t1")
+        assert old is not None
+        assert old.status is Status.COMPLETED
         async with engine.connect() as connection:
             version = await connection.exec_driver_sql(
                 "SELECT version_num FROM status_schema_version"
             )
-            assert version.scalar_one() == "0001"
+            assert version.scalar_one() == "0002"
+            assert await connection.run_sync(schema_differences, read_model.Base.metadata) == []
     finally:
         await engine.dispose()
+
+
+# As SQLAlchemy's create_all wrote them for SQLite before migrations existed.
+LEGACY_DOCUMENTS = """CREATE TABLE documents (
+    id CHAR(32) NOT NULL, tenant_id VARCHAR(64) NOT NULL, filename VARCHAR(255),
+    content_type VARCHAR(64), size_bytes INTEGER, status VARCHAR(16) NOT NULL,
+    stage VARCHAR(16) NOT NULL, progress INTEGER NOT NULL, message VARCHAR(2000) NOT NULL,
+    pages INTEGER, extract_done INTEGER NOT NULL, extract_total INTEGER,
+    chunks_extracted INTEGER NOT NULL, chunks_total INTEGER, chunks_embedded INTEGER NOT NULL,
+    error JSON, created_at DATETIME, started_at DATETIME, completed_at DATETIME,
+    updated_at DATETIME, attempt INTEGER NOT NULL, deleted_at DATETIME, PRIMARY KEY (id))"""
+LEGACY_PROCESSED_EVENTS = """CREATE TABLE processed_events (
+    event_id CHAR(32) NOT NULL, document_id CHAR(32) NOT NULL,
+    event_type VARCHAR(64) NOT NULL, PRIMARY KEY (event_id))"""
+LEGACY_INDEXES = [
+    "CREATE INDEX ix_documents_tenant_id ON documents (tenant_id)",
+    "CREATE INDEX ix_documents_status ON documents (status)",
+    "CREATE INDEX ix_processed_events_document_id ON processed_events (document_id)",
+]

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import JSON, Integer, MetaData, String, Uuid, select
+from sqlalchemy import JSON, Boolean, Integer, MetaData, String, Uuid, false, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -18,6 +18,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from docflow_shared.events import ErrorInfo, Event, Stage
 from docflow_shared.sql import UTCDateTime, migrate
 from docflow_status.domain.projection import DocumentState, Fold, Status
+from docflow_status.domain.queries import DocumentQuery, Page
+from docflow_status.domain.timeline import TimelineEntry, timeline_entry
 
 MIGRATIONS = Path(__file__).resolve().parents[1] / "migrations"
 
@@ -47,7 +49,7 @@ class DocumentRow(Base):
     chunks_total: Mapped[int | None] = mapped_column(Integer)
     chunks_embedded: Mapped[int] = mapped_column(Integer)
     error: Mapped[dict[str, Any] | None] = mapped_column(JSON)
-    created_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -63,6 +65,38 @@ class ProcessedEvent(Base):
     event_id: Mapped[UUID] = mapped_column(Uuid, primary_key=True)
     document_id: Mapped[UUID] = mapped_column(Uuid, index=True)
     event_type: Mapped[str] = mapped_column(String(64))
+    # What the timeline shows (None for events applied before revision 0002).
+    attempt: Mapped[int] = mapped_column(Integer, server_default="1")
+    occurred_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    stage: Mapped[str | None] = mapped_column(String(16))
+    error: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    ends_stage: Mapped[bool] = mapped_column(Boolean, server_default=false())
+
+    @classmethod
+    def of(cls, event: Event) -> ProcessedEvent:
+        entry = timeline_entry(event)
+        return cls(
+            event_id=event.event_id,
+            document_id=event.document_id,
+            event_type=event.event_type,
+            attempt=entry.attempt,
+            occurred_at=entry.occurred_at,
+            stage=entry.stage.value if entry.stage else None,
+            error=entry.error.model_dump(mode="json") if entry.error else None,
+            ends_stage=entry.ends_stage,
+        )
+
+    def entry(self) -> TimelineEntry | None:
+        if self.occurred_at is None:
+            return None
+        return TimelineEntry(
+            event_type=self.event_type,
+            attempt=self.attempt,
+            occurred_at=self.occurred_at,
+            stage=Stage(self.stage) if self.stage else None,
+            error=ErrorInfo.model_validate(self.error) if self.error else None,
+            ends_stage=self.ends_stage,
+        )
 
 
 # Columns copied as they are; status, stage and error are converted.
@@ -120,13 +154,7 @@ class SqlReadModel:
                     session.add(_to_row(state, DocumentRow()))
                 else:
                     _to_row(state, row)
-                session.add(
-                    ProcessedEvent(
-                        event_id=event.event_id,
-                        document_id=event.document_id,
-                        event_type=event.event_type,
-                    )
-                )
+                session.add(ProcessedEvent.of(event))
         except IntegrityError:
             # Another transaction applied the same event first.
             return False
@@ -143,6 +171,63 @@ class SqlReadModel:
                 )
             )
             return _to_state(row) if row is not None else None
+
+    def _visible(self, tenant_id: str) -> Any:
+        return (DocumentRow.tenant_id == tenant_id) & DocumentRow.deleted_at.is_(None)
+
+    async def find(self, tenant_id: str, query: DocumentQuery) -> Page:
+        """A tenant's documents, newest first, filtered; at most ``query.limit`` per page."""
+        statement = select(DocumentRow).where(self._visible(tenant_id))
+        if query.status is not None:
+            statement = statement.where(DocumentRow.status == query.status.value)
+        if query.stage is not None:
+            statement = statement.where(DocumentRow.stage == query.stage.value)
+        if query.created_from is not None:
+            statement = statement.where(DocumentRow.created_at >= query.created_from)
+        if query.created_before is not None:
+            statement = statement.where(DocumentRow.created_at < query.created_before)
+        if query.after is not None:
+            # Keyset pagination: rows strictly after the last one of the previous page.
+            created_at, last_id = query.after
+            statement = statement.where(
+                (DocumentRow.created_at < created_at)
+                | ((DocumentRow.created_at == created_at) & (DocumentRow.id < last_id))
+            )
+        statement = statement.order_by(DocumentRow.created_at.desc(), DocumentRow.id.desc())
+        async with self._sessions() as session:
+            rows = list(await session.scalars(statement.limit(query.limit + 1)))
+        states = [_to_state(row) for row in rows[: query.limit]]
+        more = len(rows) > query.limit
+        last = states[-1] if more else None
+        return Page(states, (last.created_at, last.id) if last and last.created_at else None)
+
+    async def counts(self, tenant_id: str) -> dict[Status, int]:
+        """How many of a tenant's documents are in each status (every status, zeros too)."""
+        statement = (
+            select(DocumentRow.status, func.count())
+            .where(self._visible(tenant_id))
+            .group_by(DocumentRow.status)
+        )
+        async with self._sessions() as session:
+            found = {Status(status): count for status, count in await session.execute(statement)}
+        return {status: found.get(status, 0) for status in Status}
+
+    async def history(self, document_id: UUID, tenant_id: str) -> list[TimelineEntry] | None:
+        """What was applied for a tenant's document, in time order; ``None`` if not theirs."""
+        async with self._sessions() as session:
+            visible = await session.scalar(
+                select(DocumentRow.id).where(
+                    (DocumentRow.id == document_id) & self._visible(tenant_id)
+                )
+            )
+            if visible is None:
+                return None
+            rows = await session.scalars(
+                select(ProcessedEvent)
+                .where(ProcessedEvent.document_id == document_id)
+                .order_by(ProcessedEvent.occurred_at, ProcessedEvent.event_id)
+            )
+            return [entry for row in rows if (entry := row.entry()) is not None]
 
     async def everything(self) -> list[DocumentState]:
         """Every document, deleted ones too, in id order: to compare two read models."""

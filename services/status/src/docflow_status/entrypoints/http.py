@@ -5,22 +5,36 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any, Protocol
+from typing import Annotated, Protocol
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from prometheus_client import CollectorRegistry
-from pydantic import BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, Field
 
 from docflow_shared.events import ErrorInfo, Stage
-from docflow_shared.http import PROBLEM_JSON, Lifespan, Problem, Tenant, service_app
+from docflow_shared.http import Lifespan, Problem, Tenant, problem_responses, service_app
 from docflow_shared.probes import Check
 from docflow_status.domain.projection import DocumentState, Status
+from docflow_status.domain.queries import (
+    CURSOR_PATTERN,
+    DocumentQuery,
+    Page,
+    decode_cursor,
+    encode_cursor,
+)
+from docflow_status.domain.timeline import TimelineEntry, stage_spans
 from docflow_status.settings import StatusSettings
 
 
 class DocumentReader(Protocol):
     async def get(self, document_id: UUID, tenant_id: str) -> DocumentState | None: ...
+
+    async def find(self, tenant_id: str, query: DocumentQuery) -> Page: ...
+
+    async def counts(self, tenant_id: str) -> dict[Status, int]: ...
+
+    async def history(self, document_id: UUID, tenant_id: str) -> list[TimelineEntry] | None: ...
 
 
 @dataclass
@@ -67,32 +81,183 @@ class DocumentStatus(BaseModel):
         return cls.model_validate(state, from_attributes=True)
 
 
-_PROBLEM: dict[str, Any] = {"content": {PROBLEM_JSON: {}}}
-
 router = APIRouter()
+
+
+class DocumentList(BaseModel):
+    """One page of a tenant's documents, newest first."""
+
+    documents: list[DocumentStatus]
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null on the last page"
+    )
+
+
+class DocumentCounts(BaseModel):
+    """How many of the tenant's documents are in each status."""
+
+    pending: int
+    processing: int
+    completed: int
+    failed: int
+    cancelled: int
+    total: int
+
+
+class StageSpanOut(BaseModel):
+    """One stage of one attempt."""
+
+    stage: Stage
+    attempt: int
+    started_at: datetime
+    ended_at: datetime
+    duration_s: float
+    outcome: str = Field(
+        description="completed, failed, cancelled, stopped (the other stage failed) or running"
+    )
+    error: ErrorInfo | None
+
+
+class TimelineEvent(BaseModel):
+    """An event applied to the document."""
+
+    event_type: str
+    attempt: int
+    occurred_at: datetime
+    stage: Stage | None
+    error: ErrorInfo | None
+
+
+class Timeline(BaseModel):
+    """Every stage of every attempt, and the events behind them, in time order."""
+
+    id: UUID
+    stages: list[StageSpanOut]
+    events: list[TimelineEvent]
+
+
+_NOT_FOUND = "No such document for this tenant"
+_UNAUTHORIZED = "Authentication is on and no valid API key was sent"
+
+
+@router.get(
+    "/v1/documents",
+    responses=problem_responses(
+        {
+            401: _UNAUTHORIZED,
+            422: "A filter is not valid: an unknown status or stage, a time without a zone, "
+            "a limit outside 1-500, a cursor not of the form next_cursor has",
+        }
+    ),
+)
+async def list_documents(
+    api: StatusApiDep,
+    tenant: Tenant,
+    status: Status | None = None,
+    stage: Stage | None = None,
+    created_from: Annotated[
+        AwareDatetime | None, Query(description="Created at or after (with a time zone)")
+    ] = None,
+    created_before: Annotated[
+        AwareDatetime | None, Query(description="Created before (with a time zone)")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[
+        str | None,
+        Query(description="next_cursor of the previous page", pattern=CURSOR_PATTERN),
+    ] = None,
+) -> DocumentList:
+    """The caller's documents, newest first, by status, stage and creation time."""
+    after = decode_cursor(cursor) if cursor else None
+    page = await api.documents.find(
+        tenant,
+        DocumentQuery(
+            status=status,
+            stage=stage,
+            created_from=created_from,
+            created_before=created_before,
+            limit=limit,
+            after=after,
+        ),
+    )
+    return DocumentList(
+        documents=[DocumentStatus.of(state) for state in page.documents],
+        next_cursor=encode_cursor(page.next) if page.next else None,
+    )
+
+
+@router.get("/v1/documents/counts", responses=problem_responses({401: _UNAUTHORIZED}))
+async def count_documents(api: StatusApiDep, tenant: Tenant) -> DocumentCounts:
+    """How many of the caller's documents are pending, processing, completed, failed, cancelled."""
+    counts = await api.documents.counts(tenant)
+    return DocumentCounts(
+        **{status.value: count for status, count in counts.items()}, total=sum(counts.values())
+    )
+
+
+def _not_found(document_id: str) -> Problem:
+    return Problem(
+        404,
+        "document-not-found",
+        f"no document {document_id!r}; use the status_url the upload answered with "
+        "(a document appears here within moments of its upload being accepted)",
+    )
+
+
+def _uuid(document_id: str) -> UUID | None:
+    try:
+        return UUID(document_id)
+    except ValueError:
+        return None
+
+
+@router.get(
+    "/v1/documents/{document_id}/events",
+    responses=problem_responses({401: _UNAUTHORIZED, 404: _NOT_FOUND}),
+)
+async def document_timeline(document_id: str, api: StatusApiDep, tenant: Tenant) -> Timeline:
+    """Every stage of every attempt (start, end, duration, outcome, error), and its events."""
+    parsed = _uuid(document_id)
+    entries = await api.documents.history(parsed, tenant) if parsed else None
+    if parsed is None or entries is None:
+        raise _not_found(document_id)
+    return Timeline(
+        id=parsed,
+        stages=[
+            StageSpanOut(
+                stage=span.stage,
+                attempt=span.attempt,
+                started_at=span.started_at,
+                ended_at=span.ended_at,
+                duration_s=span.duration_s,
+                outcome=span.outcome,
+                error=span.error,
+            )
+            for span in stage_spans(entries)
+        ],
+        events=[
+            TimelineEvent(
+                event_type=e.event_type,
+                attempt=e.attempt,
+                occurred_at=e.occurred_at,
+                stage=e.stage,
+                error=e.error,
+            )
+            for e in entries
+        ],
+    )
 
 
 @router.get(
     "/v1/documents/{document_id}",
-    responses={
-        401: {"description": "Authentication is on and no valid API key was sent", **_PROBLEM},
-        404: {"description": "No such document for this tenant", **_PROBLEM},
-    },
+    responses=problem_responses({401: _UNAUTHORIZED, 404: _NOT_FOUND}),
 )
 async def get_document(document_id: str, api: StatusApiDep, tenant: Tenant) -> DocumentStatus:
     """A document's status, stage and progress."""
-    try:
-        parsed = UUID(document_id)
-    except ValueError:
-        parsed = None
+    parsed = _uuid(document_id)
     state = await api.documents.get(parsed, tenant) if parsed else None
     if state is None:
-        raise Problem(
-            404,
-            "document-not-found",
-            f"no document {document_id!r}; use the status_url the upload answered with "
-            "(a document appears here within moments of its upload being accepted)",
-        )
+        raise _not_found(document_id)
     return DocumentStatus.of(state)
 
 

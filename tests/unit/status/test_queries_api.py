@@ -1,0 +1,211 @@
+"""Listing, counting and a document's timeline, through HTTP on the real read model
+(SQLite, and PostgreSQL marked integration)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID, uuid4
+
+import httpx
+import pytest
+from prometheus_client import CollectorRegistry
+
+from docflow_shared.events import DocumentDeleted, DocumentRetryRequested, Event, Stage
+from docflow_status.adapters.read_model import SqlReadModel
+from docflow_status.domain.projection import evolve
+from docflow_status.entrypoints.http import StatusApi, create_app
+from docflow_status.settings import StatusSettings
+from support.histories import T0, envelope, failed_while_extracting, successful
+
+
+def shifted(events: list[Event], minutes: int, **update: Any) -> list[Event]:
+    """The same history ``minutes`` later (new ids), with ``update`` applied to every event."""
+    return [
+        e.model_copy(
+            update={
+                "event_id": uuid4(),
+                "occurred_at": e.occurred_at + timedelta(minutes=minutes),
+                **update,
+            }
+        )
+        for e in events
+    ]
+
+
+@pytest.fixture
+async def http(read_model: SqlReadModel) -> AsyncIterator[httpx.AsyncClient]:
+    api = StatusApi(
+        settings=StatusSettings(default_tenant="t1"),
+        documents=read_model,
+        checks={},
+        registry=CollectorRegistry(),
+    )
+    transport = httpx.ASGITransport(app=create_app(api))
+    async with httpx.AsyncClient(transport=transport, base_url="http://status") as client:
+        yield client
+
+
+async def apply(read_model: SqlReadModel, events: list[Event]) -> UUID:
+    for event in events:
+        await read_model.apply(event, evolve)
+    return events[0].document_id
+
+
+@pytest.fixture
+async def documents(read_model: SqlReadModel) -> dict[str, UUID]:
+    """Tenant t1: six documents a minute apart, in every status; tenant t2: one."""
+    uploaded = successful()[:1]
+    processing = successful()[:4]
+    ids = {
+        "completed-1": await apply(read_model, shifted(successful(), 0)),
+        "failed": await apply(read_model, shifted(failed_while_extracting(), 1)),
+        "processing": await apply(read_model, shifted(processing, 2, document_id=uuid4())),
+        "pending": await apply(read_model, shifted(uploaded, 3, document_id=uuid4())),
+        "completed-2": await apply(read_model, shifted(successful(), 4)),
+        "deleted": await apply(read_model, shifted(successful(), 5)),
+        "other-tenant": await apply(read_model, shifted(successful(), 6, tenant_id="t2")),
+    }
+    await read_model.apply(DocumentDeleted(**envelope(ids["deleted"], 9000)), evolve)
+    return ids
+
+
+async def test_the_list_is_newest_first_and_only_the_callers_visible_documents(
+    http: httpx.AsyncClient, documents: dict[str, UUID]
+) -> None:
+    body = (await http.get("/v1/documents")).json()
+    listed = [UUID(d["id"]) for d in body["documents"]]
+    expected = ["completed-2", "pending", "processing", "failed", "completed-1"]
+    assert listed == [documents[name] for name in expected]
+    assert body["next_cursor"] is None
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ({"status": "completed"}, ["completed-2", "completed-1"]),
+        ({"status": "failed"}, ["failed"]),
+        ({"stage": "extracting"}, ["processing", "failed"]),
+        (
+            {"created_from": (T0 + timedelta(minutes=2)).isoformat()},
+            ["completed-2", "pending", "processing"],
+        ),
+        ({"created_before": (T0 + timedelta(minutes=2)).isoformat()}, ["failed", "completed-1"]),
+        ({"status": "processing", "created_before": T0.isoformat()}, []),
+    ],
+)
+async def test_filters_narrow_the_list(
+    http: httpx.AsyncClient, documents: dict[str, UUID], query: dict, expected: list[str]
+) -> None:
+    body = (await http.get("/v1/documents", params=query)).json()
+    assert [UUID(d["id"]) for d in body["documents"]] == [documents[n] for n in expected]
+
+
+async def test_pages_follow_each_other_with_nothing_lost_or_repeated(
+    http: httpx.AsyncClient, documents: dict[str, UUID]
+) -> None:
+    seen: list[str] = []
+    cursor = None
+    pages = 0
+    while True:
+        params = {"limit": 2, **({"cursor": cursor} if cursor else {})}
+        body = (await http.get("/v1/documents", params=params)).json()
+        seen += [d["id"] for d in body["documents"]]
+        pages += 1
+        cursor = body["next_cursor"]
+        if cursor is None:
+            break
+    assert pages == 3
+    everything = (await http.get("/v1/documents")).json()["documents"]
+    assert seen == [d["id"] for d in everything]
+
+
+@pytest.mark.parametrize(
+    "cursor", ["nonsense", "12.34", "1.%s" % ("g" * 32), "9" * 17 + "." + "0" * 32]
+)
+async def test_a_string_not_of_the_cursors_form_is_a_422_problem(
+    http: httpx.AsyncClient, cursor: str
+) -> None:
+    response = await http.get("/v1/documents", params={"cursor": cursor})
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
+    assert "cursor" in response.json()["detail"]
+
+
+async def test_any_cursor_of_the_right_form_is_a_position(
+    http: httpx.AsyncClient, documents: dict[str, UUID]
+) -> None:
+    # Before everything: an empty last page. After everything: the whole list.
+    for cursor, count in (("0." + "0" * 32, 0), ("9" * 16 + "." + "f" * 32, 5)):
+        body = (await http.get("/v1/documents", params={"cursor": cursor})).json()
+        assert (len(body["documents"]), body["next_cursor"]) == (count, None)
+
+
+async def test_a_time_without_a_zone_is_refused(http: httpx.AsyncClient) -> None:
+    response = await http.get("/v1/documents", params={"created_from": "2026-11-22T12:00:00"})
+    assert response.status_code == 422
+
+
+async def test_counts_cover_every_status_of_the_callers_visible_documents(
+    http: httpx.AsyncClient, documents: dict[str, UUID]
+) -> None:
+    assert (await http.get("/v1/documents/counts")).json() == {
+        "pending": 1,
+        "processing": 1,
+        "completed": 2,
+        "failed": 1,
+        "cancelled": 0,
+        "total": 5,
+    }
+
+
+async def test_the_timeline_shows_every_stage_of_every_attempt(
+    http: httpx.AsyncClient, read_model: SqlReadModel
+) -> None:
+    d = uuid4()
+    first = failed_while_extracting(d)
+    retry = DocumentRetryRequested(
+        **envelope(d, 100),
+        attempt=2,
+        from_stage=Stage.EXTRACTING,
+        filename="report.pdf",
+        content_type="application/pdf",
+        blob_key=f"t1/{d}/original",
+    )
+    second = [
+        e.model_copy(
+            update={
+                "attempt": 2,
+                "event_id": uuid4(),
+                "occurred_at": e.occurred_at + timedelta(seconds=101),
+            }
+        )
+        for e in successful(d)
+        if e.event_type != "docflow.document.uploaded"
+    ]
+    # Delivered out of order: the timeline is in time order all the same.
+    await apply(read_model, [*reversed(second), retry, *first])
+
+    body = (await http.get(f"/v1/documents/{d}/events")).json()
+    stages = [(s["stage"], s["attempt"], s["outcome"]) for s in body["stages"]]
+    assert stages == [
+        ("extracting", 1, "failed"),
+        ("extracting", 2, "completed"),
+        ("embedding", 2, "completed"),
+    ]
+    assert body["stages"][0]["error"]["code"] == "encrypted"
+    embedding = body["stages"][2]
+    assert embedding["duration_s"] == pytest.approx(2.5)  # first to last embedding event
+    times = [datetime.fromisoformat(e["occurred_at"]) for e in body["events"]]
+    assert times == sorted(times)
+    assert len(body["events"]) == len(first) + 1 + len(second)
+
+
+async def test_another_tenants_timeline_is_a_404(
+    http: httpx.AsyncClient, documents: dict[str, UUID]
+) -> None:
+    for document_id in (documents["other-tenant"], documents["deleted"], uuid4(), "not-a-uuid"):
+        response = await http.get(f"/v1/documents/{document_id}/events")
+        assert response.status_code == 404
+        assert response.json()["code"] == "document-not-found"
