@@ -223,28 +223,8 @@ async def document_timeline(document_id: str, api: StatusApiDep, tenant: Tenant)
         raise _not_found(document_id)
     return Timeline(
         id=parsed,
-        stages=[
-            StageSpanOut(
-                stage=span.stage,
-                attempt=span.attempt,
-                started_at=span.started_at,
-                ended_at=span.ended_at,
-                duration_s=span.duration_s,
-                outcome=span.outcome,
-                error=span.error,
-            )
-            for span in stage_spans(entries)
-        ],
-        events=[
-            TimelineEvent(
-                event_type=e.event_type,
-                attempt=e.attempt,
-                occurred_at=e.occurred_at,
-                stage=e.stage,
-                error=e.error,
-            )
-            for e in entries
-        ],
+        stages=[StageSpanOut.model_validate(s, from_attributes=True) for s in stage_spans(entries)],
+        events=[TimelineEvent.model_validate(e, from_attributes=True) for e in entries],
     )
 
 
