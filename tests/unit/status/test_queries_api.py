@@ -1,8 +1,10 @@
-"""Listing, counting and a document's timeline, through HTTP on the real read model
-(SQLite, and PostgreSQL marked integration)."""
+"""Listing, counting, a document's timeline and its status stream, through HTTP on
+the real read model (SQLite, and PostgreSQL marked integration)."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Any
@@ -37,7 +39,7 @@ def shifted(events: list[Event], minutes: int, **update: Any) -> list[Event]:
 @pytest.fixture
 async def http(read_model: SqlReadModel) -> AsyncIterator[httpx.AsyncClient]:
     api = StatusApi(
-        settings=StatusSettings(default_tenant="t1"),
+        settings=StatusSettings(default_tenant="t1", stream_poll_s=0.01),
         documents=read_model,
         checks={},
         registry=CollectorRegistry(),
@@ -142,9 +144,13 @@ async def test_any_cursor_of_the_right_form_is_a_position(
         assert (len(body["documents"]), body["next_cursor"]) == (count, None)
 
 
-async def test_a_time_without_a_zone_is_refused(http: httpx.AsyncClient) -> None:
-    response = await http.get("/v1/documents", params={"created_from": "2026-11-22T12:00:00"})
+@pytest.mark.parametrize("when", ["2026-11-22T12:00:00", "1444467", "yesterday"])
+async def test_a_time_that_is_not_rfc_3339_with_a_zone_is_refused(
+    http: httpx.AsyncClient, when: str
+) -> None:
+    response = await http.get("/v1/documents", params={"created_from": when})
     assert response.status_code == 422
+    assert "created_from" in response.json()["detail"]
 
 
 async def test_counts_cover_every_status_of_the_callers_visible_documents(
@@ -209,3 +215,81 @@ async def test_another_tenants_timeline_is_a_404(
         response = await http.get(f"/v1/documents/{document_id}/events")
         assert response.status_code == 404
         assert response.json()["code"] == "document-not-found"
+
+
+def server_sent(text: str) -> list[dict[str, str]]:
+    """The events of a text/event-stream body (comments and pings left out)."""
+    events = []
+    for block in text.replace("\r\n", "\n").split("\n\n"):
+        fields = dict(
+            line.split(": ", 1) for line in block.splitlines() if line and not line.startswith(":")
+        )
+        if fields:
+            events.append(fields)
+    return events
+
+
+async def test_the_stream_sends_every_change_and_ends_with_the_document(
+    http: httpx.AsyncClient, read_model: SqlReadModel
+) -> None:
+    events = successful()
+    document_id = await apply(read_model, events[:2])
+
+    async def the_rest_of_the_work() -> None:
+        for event in events[2:]:
+            await asyncio.sleep(0.03)
+            await read_model.apply(event, evolve)
+
+    work = asyncio.create_task(the_rest_of_the_work())
+    response = await asyncio.wait_for(http.get(f"/v1/documents/{document_id}/stream"), 30)
+    await work
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/event-stream")
+    sent = server_sent(response.text)
+    assert {e["event"] for e in sent} == {"status"}
+    versions = [int(e["id"]) for e in sent]
+    assert versions == sorted(set(versions))
+    states = [json.loads(e["data"]) for e in sent]
+    progress = [s["progress"] for s in states]
+    assert progress == sorted(progress)
+    assert len(set(progress)) >= 3, "the stream shows the document advancing"
+    assert states[-1]["status"] == "completed"
+    assert versions[-1] == len(events)
+
+
+async def test_a_stream_resumes_after_the_last_event_it_sent(
+    http: httpx.AsyncClient, read_model: SqlReadModel
+) -> None:
+    events = successful()
+    document_id = await apply(read_model, events)
+    url = f"/v1/documents/{document_id}/stream"
+    caught_up = await http.get(url, headers={"Last-Event-ID": str(len(events))})
+    assert server_sent(caught_up.text) == []
+    behind = server_sent((await http.get(url, headers={"Last-Event-ID": "3"})).text)
+    assert [(e["id"], json.loads(e["data"])["status"]) for e in behind] == [
+        (str(len(events)), "completed")
+    ]
+
+
+async def test_a_document_deleted_while_streamed_ends_the_stream_saying_so(
+    http: httpx.AsyncClient, read_model: SqlReadModel
+) -> None:
+    events = successful()
+    document_id = await apply(read_model, events[:3])
+
+    async def delete() -> None:
+        await asyncio.sleep(0.05)
+        await read_model.apply(DocumentDeleted(**envelope(document_id, 50)), evolve)
+
+    deleting = asyncio.create_task(delete())
+    response = await asyncio.wait_for(http.get(f"/v1/documents/{document_id}/stream"), 30)
+    await deleting
+    assert [e["event"] for e in server_sent(response.text)] == ["status", "deleted"]
+
+
+async def test_streaming_another_tenants_document_is_a_404(
+    http: httpx.AsyncClient, documents: dict[str, UUID]
+) -> None:
+    response = await http.get(f"/v1/documents/{documents['other-tenant']}/stream")
+    assert response.status_code == 404
+    assert response.json()["code"] == "document-not-found"

@@ -11,6 +11,9 @@ class StatusSettings(HttpServiceSettings):
     port: int = Field(default=8001, ge=0, le=65535)
     # SQLAlchemy async URL; the default is a SQLite file under data_dir.
     database_url: str | None = None
+    # How often a status stream looks for changes (the read model may be
+    # written by another replica, so it is read, not waited on).
+    stream_poll_s: float = Field(default=0.5, gt=0, le=10)
 
     @property
     def effective_database_url(self) -> str:

@@ -55,6 +55,8 @@ class DocumentRow(Base):
     updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     attempt: Mapped[int] = mapped_column(Integer, default=1)
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # One more for each event applied: tells a change from no change (the stream).
+    version: Mapped[int] = mapped_column(Integer, server_default="0")
 
 
 class ProcessedEvent(Base):
@@ -103,7 +105,7 @@ class ProcessedEvent(Base):
 _STATE_FIELDS = [
     column.key
     for column in DocumentRow.__table__.columns
-    if column.key not in ("status", "stage", "error")
+    if column.key not in ("status", "stage", "error", "version")
 ]
 
 
@@ -151,9 +153,10 @@ class SqlReadModel:
                 row = await session.get(DocumentRow, event.document_id)
                 state = fold(_to_state(row) if row is not None else None, event)
                 if row is None:
-                    session.add(_to_row(state, DocumentRow()))
+                    session.add(_to_row(state, DocumentRow(version=1)))
                 else:
                     _to_row(state, row)
+                    row.version += 1
                 session.add(ProcessedEvent.of(event))
         except IntegrityError:
             # Another transaction applied the same event first.
@@ -171,6 +174,18 @@ class SqlReadModel:
                 )
             )
             return _to_state(row) if row is not None else None
+
+    async def versioned(
+        self, document_id: UUID, tenant_id: str
+    ) -> tuple[int, DocumentState] | None:
+        """A tenant's document with its version, or ``None`` (as ``get``)."""
+        async with self._sessions() as session:
+            row = await session.scalar(
+                select(DocumentRow).where(
+                    (DocumentRow.id == document_id) & self._visible(tenant_id)
+                )
+            )
+            return (row.version, _to_state(row)) if row is not None else None
 
     def _visible(self, tenant_id: str) -> Any:
         return (DocumentRow.tenant_id == tenant_id) & DocumentRow.deleted_at.is_(None)

@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+import json
+import re
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Protocol
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
 from prometheus_client import CollectorRegistry
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, Field
+from sse_starlette import EventSourceResponse
 
 from docflow_shared.events import ErrorInfo, Stage
 from docflow_shared.http import Lifespan, Problem, Tenant, problem_responses, service_app
 from docflow_shared.probes import Check
-from docflow_status.domain.projection import DocumentState, Status
+from docflow_status.domain.projection import TERMINAL, DocumentState, Status
 from docflow_status.domain.queries import (
     CURSOR_PATTERN,
     DocumentQuery,
@@ -35,6 +39,10 @@ class DocumentReader(Protocol):
     async def counts(self, tenant_id: str) -> dict[Status, int]: ...
 
     async def history(self, document_id: UUID, tenant_id: str) -> list[TimelineEntry] | None: ...
+
+    async def versioned(
+        self, document_id: UUID, tenant_id: str
+    ) -> tuple[int, DocumentState] | None: ...
 
 
 @dataclass
@@ -136,6 +144,18 @@ class Timeline(BaseModel):
     events: list[TimelineEvent]
 
 
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})")
+
+
+def _rfc3339_only(value: object) -> object:
+    # Pydantic would also take a number of seconds; the schema says date-time.
+    if not (isinstance(value, str) and _RFC3339.fullmatch(value)):
+        raise ValueError("expected an RFC 3339 date-time with a time zone")
+    return value
+
+
+Instant = Annotated[AwareDatetime, BeforeValidator(_rfc3339_only)]
+
 _NOT_FOUND = "No such document for this tenant"
 _UNAUTHORIZED = "Authentication is on and no valid API key was sent"
 
@@ -156,10 +176,10 @@ async def list_documents(
     status: Status | None = None,
     stage: Stage | None = None,
     created_from: Annotated[
-        AwareDatetime | None, Query(description="Created at or after (with a time zone)")
+        Instant | None, Query(description="Created at or after (RFC 3339, with a time zone)")
     ] = None,
     created_before: Annotated[
-        AwareDatetime | None, Query(description="Created before (with a time zone)")
+        Instant | None, Query(description="Created before (RFC 3339, with a time zone)")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[
@@ -226,6 +246,60 @@ async def document_timeline(document_id: str, api: StatusApiDep, tenant: Tenant)
         stages=[StageSpanOut.model_validate(s, from_attributes=True) for s in stage_spans(entries)],
         events=[TimelineEvent.model_validate(e, from_attributes=True) for e in entries],
     )
+
+
+@router.get(
+    "/v1/documents/{document_id}/stream",
+    response_class=EventSourceResponse,
+    responses={
+        200: {
+            "description": "Server-Sent Events: one `status` event (a document status as "
+            "JSON, its id the document's version) per change, ending after a terminal status",
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        },
+        **problem_responses({401: _UNAUTHORIZED, 404: _NOT_FOUND}),
+    },
+)
+async def stream_document(
+    document_id: str,
+    api: StatusApiDep,
+    tenant: Tenant,
+    last_event_id: Annotated[
+        str | None,
+        Header(alias="Last-Event-ID", description="Resume after this event (sent by browsers)"),
+    ] = None,
+) -> EventSourceResponse:
+    """A document's status changes as they happen, resumable with ``Last-Event-ID``."""
+    parsed = _uuid(document_id)
+    current = await api.documents.versioned(parsed, tenant) if parsed else None
+    if parsed is None or current is None:
+        raise _not_found(document_id)
+    seen = int(last_event_id) if last_event_id and last_event_id.isdigit() else 0
+    return EventSourceResponse(
+        _changes(api, parsed, tenant, current, seen), ping=15, send_timeout=30
+    )
+
+
+async def _changes(
+    api: StatusApi, document_id: UUID, tenant: str, current: tuple[int, DocumentState], seen: int
+) -> AsyncIterator[dict[str, str]]:
+    version, state = current
+    while True:
+        if version > seen:
+            yield {
+                "id": str(version),
+                "event": "status",
+                "data": DocumentStatus.of(state).model_dump_json(),
+            }
+            seen = version
+        if state.status in TERMINAL:
+            return
+        await asyncio.sleep(api.settings.stream_poll_s)
+        latest = await api.documents.versioned(document_id, tenant)
+        if latest is None:
+            yield {"event": "deleted", "data": json.dumps({"id": str(document_id)})}
+            return
+        version, state = latest
 
 
 @router.get(
