@@ -29,11 +29,12 @@ test: lint kafka-jars postgres ## Every test: unit, service, integration, e2e (r
 unit: install ## Only the fast tiers (unit + in-memory service tests)
 	$(PY) -m pytest -m "(unit or service) and not integration"
 
-bench: install kafka-jars ## Benchmarks; JSON results in bench/results/
+bench: install kafka-jars postgres ## Benchmarks; JSON results in bench/results/
 	$(PY) bench/upload_latency.py
 	$(PY) bench/extractor_sandbox.py
 	$(PY) bench/pdf_fallback.py
 	$(PY) bench/pipelining.py
+	$(PY) bench/status_projection.py
 
 lint: install ## ruff (format and lint) and mypy
 	$(PY) -m ruff format --check .
