@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Protocol
+from typing import Annotated, Protocol, TypeVar
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
@@ -29,6 +29,8 @@ from docflow_status.domain.queries import (
 )
 from docflow_status.domain.timeline import TimelineEntry, stage_spans
 from docflow_status.settings import StatusSettings
+
+T = TypeVar("T")
 
 
 class DocumentReader(Protocol):
@@ -224,23 +226,28 @@ def _not_found(document_id: str) -> Problem:
     )
 
 
-def _uuid(document_id: str) -> UUID | None:
+async def _found(document_id: str, lookup: Callable[[UUID], Awaitable[T | None]]) -> tuple[UUID, T]:
+    """The id and what ``lookup`` finds for it; 404 for a malformed id or nothing found."""
     try:
-        return UUID(document_id)
+        parsed = UUID(document_id)
     except ValueError:
-        return None
+        raise _not_found(document_id) from None
+    found = await lookup(parsed)
+    if found is None:
+        raise _not_found(document_id)
+    return parsed, found
+
+
+_DOCUMENT_PROBLEMS = problem_responses({401: _UNAUTHORIZED, 404: _NOT_FOUND})
 
 
 @router.get(
     "/v1/documents/{document_id}/events",
-    responses=problem_responses({401: _UNAUTHORIZED, 404: _NOT_FOUND}),
+    responses=_DOCUMENT_PROBLEMS,
 )
 async def document_timeline(document_id: str, api: StatusApiDep, tenant: Tenant) -> Timeline:
     """Every stage of every attempt (start, end, duration, outcome, error), and its events."""
-    parsed = _uuid(document_id)
-    entries = await api.documents.history(parsed, tenant) if parsed else None
-    if parsed is None or entries is None:
-        raise _not_found(document_id)
+    parsed, entries = await _found(document_id, lambda d: api.documents.history(d, tenant))
     return Timeline(
         id=parsed,
         stages=[StageSpanOut.model_validate(s, from_attributes=True) for s in stage_spans(entries)],
@@ -257,7 +264,7 @@ async def document_timeline(document_id: str, api: StatusApiDep, tenant: Tenant)
             "JSON, its id the document's version) per change, ending after a terminal status",
             "content": {"text/event-stream": {"schema": {"type": "string"}}},
         },
-        **problem_responses({401: _UNAUTHORIZED, 404: _NOT_FOUND}),
+        **_DOCUMENT_PROBLEMS,
     },
 )
 async def stream_document(
@@ -270,10 +277,7 @@ async def stream_document(
     ] = None,
 ) -> EventSourceResponse:
     """A document's status changes as they happen, resumable with ``Last-Event-ID``."""
-    parsed = _uuid(document_id)
-    current = await api.documents.versioned(parsed, tenant) if parsed else None
-    if parsed is None or current is None:
-        raise _not_found(document_id)
+    parsed, current = await _found(document_id, lambda d: api.documents.versioned(d, tenant))
     seen = int(last_event_id) if last_event_id and last_event_id.isdigit() else 0
     return EventSourceResponse(
         _changes(api, parsed, tenant, current, seen), ping=15, send_timeout=30
@@ -304,14 +308,11 @@ async def _changes(
 
 @router.get(
     "/v1/documents/{document_id}",
-    responses=problem_responses({401: _UNAUTHORIZED, 404: _NOT_FOUND}),
+    responses=_DOCUMENT_PROBLEMS,
 )
 async def get_document(document_id: str, api: StatusApiDep, tenant: Tenant) -> DocumentStatus:
     """A document's status, stage and progress."""
-    parsed = _uuid(document_id)
-    state = await api.documents.get(parsed, tenant) if parsed else None
-    if state is None:
-        raise _not_found(document_id)
+    _, state = await _found(document_id, lambda d: api.documents.get(d, tenant))
     return DocumentStatus.of(state)
 
 
