@@ -15,7 +15,7 @@ export UV_PYTHON_DOWNLOADS := never
 
 PROJECTS := pyproject.toml uv.lock $(wildcard shared/pyproject.toml services/*/pyproject.toml deploy/local/pyproject.toml)
 
-.PHONY: help run test lint unit bench install kafka-jars postgres clean
+.PHONY: help run test lint unit bench install kafka-jars postgres kcat hey asyncapi rebuild clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -23,13 +23,13 @@ help: ## Show the targets
 run: install kafka-jars ## Start Kafka and the four services on 127.0.0.1:8000-8003 (Ctrl-C stops all)
 	@exec $(PY) -m docflow_local
 
-test: lint kafka-jars postgres ## Every test: unit, service, integration, e2e (real Kafka, PostgreSQL, Qdrant, SQLite)
+test: lint kafka-jars postgres kcat ## Every test: unit, service, integration, e2e (real Kafka, PostgreSQL, Qdrant, SQLite)
 	$(PY) -m pytest
 
 unit: install ## Only the fast tiers (unit + in-memory service tests)
 	$(PY) -m pytest -m "(unit or service) and not integration"
 
-bench: install kafka-jars postgres ## Benchmarks; JSON results in bench/results/
+bench: install kafka-jars postgres hey ## Benchmarks; JSON results in bench/results/
 	$(PY) bench/upload_latency.py
 	$(PY) bench/extractor_sandbox.py
 	$(PY) bench/pdf_fallback.py
@@ -59,6 +59,21 @@ postgres: ## Install PostgreSQL from Debian's packages if it is missing (the tes
 	@ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || command -v postgres >/dev/null || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && apt-get install -y -q --no-install-recommends postgresql; \
 	  else echo "PostgreSQL is needed by the tests: sudo apt-get install postgresql" >&2; exit 1; fi; }
+
+rebuild: install ## Rebuild the status read model from the topics (make run's Kafka and .docflow/status.db)
+	KAFKA_BOOTSTRAP_SERVERS=$${KAFKA_BOOTSTRAP_SERVERS:-127.0.0.1:9092} DOCFLOW_DATA_DIR=$${DOCFLOW_DATA_DIR:-.docflow} \
+	  $(PY) -m docflow_status rebuild
+
+asyncapi: install ## Regenerate docs/asyncapi.yaml from the services' wiring (a test checks it)
+	$(PY) docs/asyncapi.py
+
+hey: ## Build hey (HTTP load generator, Go) into .cache/go/bin for the benchmarks
+	@test -x .cache/go/bin/hey || GOPATH="$(CURDIR)/.cache/go" GOFLAGS=-modcacherw go install github.com/rakyll/hey@v0.1.5
+
+kcat: ## Install kcat from Debian's packages if it is missing (a test reads the status topic with it)
+	@command -v kcat >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && apt-get install -y -q --no-install-recommends kcat; \
+	  else echo "kcat is needed by the tests: sudo apt-get install kcat" >&2; exit 1; fi; }
 
 clean: ## Remove make run's data (.docflow) and test artifacts
 	rm -rf .docflow .artifacts

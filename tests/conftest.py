@@ -80,4 +80,4 @@ async def read_model(database_url: str) -> AsyncIterator[SqlReadModel]:
     model = SqlReadModel(create_engine(database_url))
     await model.migrate()
     yield model
-    await model.engine.dispose()
+    await model.close()

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
+import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -25,6 +27,7 @@ from docflow_embedder.adapters.qdrant import collection_name
 from docflow_embedder.domain import point_id
 from docflow_local.processes import free_port
 from docflow_local.stack import Stack, services
+from docflow_shared import topics
 from docflow_shared.kafka_admin import ensure_topics
 from docflow_shared.topics import specs
 from support.corpus import REPO_ROOT, Expected, expectations
@@ -230,3 +233,52 @@ def test_similar_text_finds_its_own_chunk_first(
     [vector] = model.embed([query])
     [best] = qdrant.query_points(COLLECTION, query=vector.tolist(), limit=1).points
     assert best.id == str(point_id(document_id, record.payload["chunk_index"], model.model))
+
+
+def _kcat_status_topic(bootstrap: str) -> list[dict[str, Any]]:
+    """Every record on the status topic, as kcat (librdkafka, not our code) reads it."""
+    kcat = shutil.which("kcat")
+    if kcat is None:
+        pytest.fail("kcat is needed (Debian package kcat): `make kcat` installs it")
+    out = subprocess.run(
+        [kcat, "-C", "-b", bootstrap, "-t", topics.STATUS, "-o", "beginning", "-e", "-J", "-q"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+
+def test_other_systems_read_each_documents_status_from_the_status_topic(
+    kafka_bootstrap: str, corpus_run: CorpusRun
+) -> None:
+    wanted = {doc["id"]: name for name, doc in corpus_run.accepted.items()}
+
+    def latest_snapshots() -> dict[str, tuple[dict[str, Any], dict[str, str]]] | None:
+        latest: dict[str, tuple[dict[str, Any], dict[str, str]]] = {}
+        for record in _kcat_status_topic(kafka_bootstrap):
+            if record["key"] not in wanted:
+                continue  # other tests' documents share the broker
+            body = json.loads(record["payload"])
+            headers = dict(zip(record["headers"][::2], record["headers"][1::2], strict=True))
+            if record["key"] not in latest or body["version"] > latest[record["key"]][0]["version"]:
+                latest[record["key"]] = (body, headers)
+        final = all(
+            latest.get(i, ({}, {}))[0].get("status") == corpus_run.documents[name]["status"]
+            for i, name in wanted.items()
+        )
+        return latest if final else None
+
+    latest = wait_until(latest_snapshots, timeout_s=60, what="every final status on the topic")
+    for document_id, name in wanted.items():
+        body, headers = latest[document_id]
+        seen = corpus_run.documents[name]
+        assert body["document_id"] == document_id
+        for key in ("status", "stage", "progress", "message", "pages", "chunks_total", "error"):
+            assert body[key] == seen[key], (name, key)
+        assert body["stalled"] is False
+        assert body["deleted"] is False
+        assert headers["ce_type"] == "docflow.document.status"
+        assert headers["ce_subject"] == document_id
+        assert headers["ce_source"] == "/docflow/status"

@@ -9,9 +9,9 @@ from collections.abc import Iterator
 import pytest
 from faststream.kafka import KafkaBroker, KafkaMessage
 
-from docflow_shared.events import Event, parse_event
+from docflow_shared.events import DocumentStatusChanged, Event, parse_event
 from docflow_shared.kafka_admin import ensure_topics
-from docflow_shared.topics import specs
+from docflow_shared.topics import STATUS, specs
 
 
 @pytest.fixture(
@@ -39,7 +39,11 @@ class Collector:
 
         @broker.subscriber(*topics, group_id=group_id, auto_offset_reset="earliest")
         async def collect(message: KafkaMessage) -> None:
-            event = parse_event(message.body)
+            event = (
+                DocumentStatusChanged.model_validate_json(message.body)
+                if message.raw_message.topic == STATUS
+                else parse_event(message.body)
+            )
             if event.document_id in self.document_ids:
                 self.events.append(event)
 

@@ -15,6 +15,7 @@ from docflow_shared.events import (
     DocumentIndexed,
     DocumentProgressed,
     DocumentRetryRequested,
+    DocumentStalled,
     DocumentUploaded,
     ErrorCode,
     ErrorInfo,
@@ -223,12 +224,21 @@ def histories(draw: st.DrawFn) -> list[Event]:
                 code=ErrorCode.CORRUPT, message="damaged", stage=stage, retryable=False
             )
             work.append(attempt_event(DocumentFailed, error=error))
+        # The watchdog may find the attempt stalled anywhere along the way
+        # (``since`` is set below, once times are known).
+        for _ in range(draw(st.integers(0, 2))):
+            position = draw(st.integers(0, len(work)))
+            work.insert(position, attempt_event(DocumentStalled, since=T0, stage=Stage.EXTRACTING))
         events += work
     if draw(st.booleans()):
         events.append(DocumentDeleted(**at()))
-    # Times in the order of the list, whatever was inserted where.
+    # Times in the order of the list, whatever was inserted where; a stall
+    # is seen after the event before it, with nothing since.
     return [
-        e.model_copy(update={"occurred_at": T0 + timedelta(seconds=n)})
+        e.model_copy(
+            update={"occurred_at": T0 + timedelta(seconds=n)}
+            | ({"since": T0 + timedelta(seconds=n - 1)} if isinstance(e, DocumentStalled) else {})
+        )
         for n, e in enumerate(events)
     ]
 

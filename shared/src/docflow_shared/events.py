@@ -32,6 +32,16 @@ class Stage(StrEnum):
     INDEXED = "indexed"
 
 
+class Status(StrEnum):
+    """What became of a document (DESIGN.md, status contract)."""
+
+    PENDING = "pending"
+    PROCESSING = "processing"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
 class ErrorCode(StrEnum):
     """Stable failure codes clients can branch on (DESIGN.md, status contract)."""
 
@@ -223,6 +233,56 @@ class DocumentDeleted(Event):
     event_type: Literal["docflow.document.deleted"] = "docflow.document.deleted"
 
 
+class DocumentStalled(Event):
+    """The status service saw no progress on the document's ``attempt`` since ``since``.
+
+    Published by the status service's watchdog and folded like any other
+    event, so a replay shows the same stall. The document is stalled until an
+    event of the attempt that happened after ``since`` arrives.
+    """
+
+    TOPIC: ClassVar[str] = topics.STALLED
+    event_type: Literal["docflow.document.stalled"] = "docflow.document.stalled"
+
+    # When the attempt last made progress (the document's ``updated_at`` then).
+    since: AwareDatetime
+    # The stage it has been in since then.
+    stage: Stage
+
+
+class DocumentStatusChanged(Event):
+    """The latest status of a document, on the compacted status topic.
+
+    Keyed by document id; compaction keeps the newest per document.
+    ``version`` grows by one for each event the status service applied to the
+    document: keep the highest one seen (a snapshot may be published again
+    after a crash, with the same ``event_id`` and ``version``). The fields are
+    those of ``GET /v1/documents/{id}``; a deleted document's last snapshot
+    has ``deleted: true``.
+    """
+
+    TOPIC: ClassVar[str] = topics.STATUS
+    event_type: Literal["docflow.document.status"] = "docflow.document.status"
+
+    version: int = Field(ge=1)
+    filename: str | None
+    content_type: ContentType | None
+    status: Status
+    stage: Stage
+    progress: int = Field(ge=0, le=100)
+    message: str
+    pages: int | None
+    chunks_total: int | None
+    chunks_embedded: int
+    error: ErrorInfo | None
+    stalled: bool
+    deleted: bool
+    created_at: AwareDatetime | None
+    started_at: AwareDatetime | None
+    completed_at: AwareDatetime | None
+    updated_at: AwareDatetime | None
+
+
 AnyEvent = Annotated[
     DocumentUploaded
     | DocumentProgressed
@@ -231,10 +291,11 @@ AnyEvent = Annotated[
     | DocumentFailed
     | DocumentRetryRequested
     | DocumentCancelled
-    | DocumentDeleted,
+    | DocumentDeleted
+    | DocumentStalled,
     Field(discriminator="event_type"),
 ]
-"""Any docflow event, told apart by ``event_type``."""
+"""Any document event (the topics in ``topics.ALL``), told apart by ``event_type``."""
 
 EVENT_TYPES: tuple[type[Event], ...] = (
     DocumentUploaded,
@@ -245,6 +306,7 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     DocumentRetryRequested,
     DocumentCancelled,
     DocumentDeleted,
+    DocumentStalled,
 )
 
 _any_event: TypeAdapter[AnyEvent] = TypeAdapter(AnyEvent)

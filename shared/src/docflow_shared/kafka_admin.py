@@ -9,10 +9,11 @@ import argparse
 import asyncio
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError
 
 from docflow_shared.topics import TopicSpec, specs
@@ -57,12 +58,29 @@ async def ensure_topics(
         missing = [spec for spec in specs if spec.name not in existing]
         if missing:
             response = await admin.create_topics(
-                [NewTopic(s.name, s.partitions, s.replication_factor) for s in missing]
+                [
+                    NewTopic(s.name, s.partitions, s.replication_factor, topic_configs=s.config)
+                    for s in missing
+                ]
             )
             for name, code, *rest in response.topic_errors:
                 if code not in (0, _TOPIC_ALREADY_EXISTS):
                     message = rest[0] if rest else ""
                     raise RuntimeError(f"could not create topic {name}: error {code} {message}")
+        # Topics made by an older version get today's configuration (the
+        # whole topic-level set: AlterConfigs replaces it).
+        kept = [
+            ConfigResource(ConfigResourceType.TOPIC, spec.name, configs=spec.config)
+            for spec in specs
+            if spec.name in existing and spec.config
+        ]
+        if kept:
+            for response in await admin.alter_configs(kept):
+                for code, message, _, name in response.resources:
+                    if code != 0:
+                        raise RuntimeError(
+                            f"could not configure topic {name}: error {code} {message}"
+                        )
         deadline = time.monotonic() + timeout_s
         names = [spec.name for spec in specs]
         while True:
@@ -105,15 +123,25 @@ if __name__ == "__main__":
     main()
 
 
-async def read_topic(bootstrap: str, topic: str) -> list[bytes]:
-    """Every message value on ``topic`` from offset 0 to its current end (tests, benchmarks)."""
+async def partitions_of(bootstrap: str, topics: Sequence[str]) -> list[TopicPartition]:
+    """Every partition of ``topics``, in topic and partition order."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
-        [described] = await admin.describe_topics([topic])
+        described = await admin.describe_topics(list(topics))
     finally:
         await admin.close()
-    partitions = [TopicPartition(topic, p["partition"]) for p in described["partitions"]]
+    by_name = {d["topic"]: d for d in described}
+    return [
+        TopicPartition(topic, p["partition"])
+        for topic in topics
+        for p in sorted(by_name[topic]["partitions"], key=lambda p: p["partition"])
+    ]
+
+
+async def read_topic(bootstrap: str, topic: str) -> list[bytes]:
+    """Every message value on ``topic`` from offset 0 to its current end (tests, benchmarks)."""
+    partitions = await partitions_of(bootstrap, [topic])
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:

@@ -36,7 +36,7 @@ from docflow_shared.events import DocumentFailed, ErrorCode, ErrorInfo, Event, S
 if TYPE_CHECKING:
     from faststream._internal.context.repository import ContextRepo
     from faststream.kafka.publisher.usecase import DefaultPublisher
-    from faststream.kafka.subscriber.usecase import DefaultSubscriber
+    from faststream.kafka.subscriber.usecase import BatchSubscriber, DefaultSubscriber
     from faststream.message import StreamMessage
     from prometheus_client import CollectorRegistry
 
@@ -108,6 +108,32 @@ def subscriber(
         # Commit after the handler's effects are durable; redeliver on error.
         ack_policy=AckPolicy.NACK_ON_ERROR,
         max_poll_interval_ms=max_poll_interval_ms,
+    )
+
+
+def batch_subscriber(
+    broker: KafkaBroker | KafkaRouter,
+    *topics: str,
+    group_id: str,
+    max_records: int,
+    max_poll_interval_ms: int = DEFAULT_MAX_POLL_INTERVAL_MS,
+) -> BatchSubscriber:
+    """Like ``subscriber``, for a handler that takes what one poll returned (up to
+    ``max_records`` messages, from any of its partitions) at once.
+
+    The batch is committed after the handler returned; if it raises, every
+    partition in the batch is rewound to its first message in it.
+    """
+    return broker.subscriber(
+        *topics,
+        group_id=group_id,
+        auto_offset_reset="earliest",
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        max_poll_interval_ms=max_poll_interval_ms,
+        batch=True,
+        max_records=max_records,
+        # A poll returns as soon as anything is there; this bounds the wait when nothing is.
+        batch_timeout_ms=200,
     )
 
 

@@ -7,7 +7,7 @@ within a topic. Who produces and who consumes each topic is listed in
 ``docflow_shared.events`` whose ``TOPIC`` names it.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 UPLOADED = "docflow.document.uploaded.v1"
 PROGRESSED = "docflow.document.progressed.v1"
@@ -18,6 +18,13 @@ FAILED = "docflow.document.failed.v1"
 RETRIED = "docflow.document.retried.v1"
 CANCELLED = "docflow.document.cancelled.v1"
 DELETED = "docflow.document.deleted.v1"
+# The status service's announcements: a document made no progress for too long.
+STALLED = "docflow.document.stalled.v1"
+
+# Published by the status service for other systems: the latest status of
+# each document, compacted. Not a document event: the status service does
+# not consume it (it is the projection's output, not its input).
+STATUS = "docflow.document.status.v1"
 
 ALL: tuple[str, ...] = (
     UPLOADED,
@@ -28,7 +35,9 @@ ALL: tuple[str, ...] = (
     RETRIED,
     CANCELLED,
     DELETED,
+    STALLED,
 )
+"""The document events: what happened, kept so that replaying them rebuilds the read model."""
 
 
 @dataclass(frozen=True)
@@ -44,8 +53,28 @@ class TopicSpec:
     # in parallel, so it is the upper bound for scaling the extractor/embedder.
     partitions: int = 6
     replication_factor: int = 1
+    # Topic-level configuration (retention, clean-up policy).
+    config: dict[str, str] = field(default_factory=dict)
+
+
+# The document events are the source of truth: the status read model is
+# rebuilt by replaying them from offset 0 (``python -m docflow_status
+# rebuild``), so they are kept, not expired. Size the disks for it (a chunk
+# batch is at most ~256 KiB; docs/events.md).
+EVENTS_CONFIG = {"cleanup.policy": "delete", "retention.ms": "-1", "retention.bytes": "-1"}
+
+# The status topic keeps the latest snapshot per document (key = document
+# id). Segments roll hourly so compaction has closed segments to work on.
+STATUS_CONFIG = {
+    "cleanup.policy": "compact",
+    "segment.ms": str(60 * 60 * 1000),
+    "min.cleanable.dirty.ratio": "0.5",
+}
 
 
 def specs(partitions: int = 6, replication_factor: int = 1) -> list[TopicSpec]:
     """The topics docflow needs, with the given sizing."""
-    return [TopicSpec(name, partitions, replication_factor) for name in ALL]
+    return [
+        *(TopicSpec(name, partitions, replication_factor, dict(EVENTS_CONFIG)) for name in ALL),
+        TopicSpec(STATUS, partitions, replication_factor, dict(STATUS_CONFIG)),
+    ]

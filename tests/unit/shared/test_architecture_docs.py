@@ -5,7 +5,7 @@ from pathlib import Path
 from docflow_embedder.entrypoints import consumer as embedder_consumer
 from docflow_extractor.entrypoints import consumer as extractor_consumer
 from docflow_shared import topics
-from docflow_shared.events import EVENT_TYPES
+from docflow_shared.events import EVENT_TYPES, DocumentStatusChanged
 from docflow_status.entrypoints import consumer as status_consumer
 
 DOC = Path(__file__).resolve().parents[3] / "docs" / "events.md"
@@ -13,11 +13,11 @@ DOC = Path(__file__).resolve().parents[3] / "docs" / "events.md"
 
 def test_every_event_and_topic_is_on_the_map() -> None:
     text = DOC.read_text()
-    for cls in EVENT_TYPES:
+    for cls in (*EVENT_TYPES, DocumentStatusChanged):
         row = next((line for line in text.splitlines() if f"`{cls.__name__}`" in line), None)
         assert row is not None, f"{cls.__name__} is missing from docs/events.md"
         assert f"`{cls.TOPIC}`" in row, f"{cls.__name__} is listed with the wrong topic"
-    for name in topics.ALL:
+    for name in (*topics.ALL, topics.STATUS):
         assert f"`{name}`" in text
 
 

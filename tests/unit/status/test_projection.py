@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from datetime import timedelta
 from functools import reduce
 from uuid import UUID, uuid4
@@ -12,6 +13,7 @@ from docflow_shared.events import (
     DocumentDeleted,
     DocumentFailed,
     DocumentRetryRequested,
+    DocumentStalled,
     DocumentUploaded,
     Event,
     Stage,
@@ -220,3 +222,67 @@ def test_a_deleted_document_stays_deleted_whatever_arrives_after() -> None:
     deleted = DocumentDeleted(**envelope(d, 5))
     state = fold([*history[:3], deleted, *history[3:]])
     assert state.deleted_at == deleted.occurred_at
+
+
+def stall(events: list[Event], attempt: int = 1) -> DocumentStalled:
+    """What the watchdog announces after ``events``: nothing since the last of them."""
+    last = max(e.occurred_at for e in events)
+    return DocumentStalled(
+        **envelope(events[0].document_id, 1000),
+        attempt=attempt,
+        since=last,
+        stage=Stage.EXTRACTING,
+    )
+
+
+def test_a_stall_shows_until_something_newer_arrives() -> None:
+    events = successful()
+    before = events[:4]
+    s = fold([*before, stall(before)])
+    assert s.stalled
+    assert s.status is Status.PROCESSING
+    assert s.message.startswith("Stalled: no progress while extracting since")
+    # The announcement is not progress: updated_at still says when work last happened.
+    assert s.updated_at == before[-1].occurred_at
+    resumed = fold([*before, stall(before), events[4]])
+    assert not resumed.stalled
+    assert not resumed.message.startswith("Stalled")
+
+
+def test_an_event_older_than_the_stall_does_not_clear_it() -> None:
+    events = successful()
+    # The fourth event comes late from its topic, after the stall was announced.
+    s = fold([*events[:3], events[4], stall(events[:5]), events[3]])
+    assert s.stalled
+
+
+def test_a_stall_announced_late_for_a_document_that_moved_on_changes_nothing() -> None:
+    events = successful()
+    s = fold([*events[:6], stall(events[:4])])
+    assert not s.stalled
+    # Only the announcement itself is kept.
+    assert replace(s, stalled_since=None) == fold(events[:6])
+
+
+def test_a_finished_document_is_never_stalled() -> None:
+    events = successful()
+    assert not fold([*events, stall(events)]).stalled
+    failed = failed_while_extracting()
+    assert not fold([*failed, stall(failed)]).stalled
+
+
+def test_a_retry_clears_the_stall_of_the_attempt_before() -> None:
+    events = successful()
+    d = events[0].document_id
+    retry = DocumentRetryRequested(
+        **envelope(d, 2000),
+        attempt=2,
+        from_stage=Stage.EXTRACTING,
+        filename="report.pdf",
+        content_type="application/pdf",
+        blob_key="k",
+    )
+    s = fold([*events[:4], stall(events[:4]), retry])
+    assert (s.attempt, s.stalled, s.stalled_since) == (2, False, None)
+    # A stall of attempt 1 arriving after the retry is old news.
+    assert not fold([*events[:4], retry, stall(events[:4])]).stalled

@@ -74,7 +74,7 @@ async def test_a_sqlite_database_in_a_missing_folder_is_created(tmp_path: Path) 
         await model.migrate()
         await model.check()
     finally:
-        await model.engine.dispose()
+        await model.close()
     assert (tmp_path / "new" / "status.db").is_file()
 
 

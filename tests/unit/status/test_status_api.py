@@ -51,6 +51,7 @@ def test_a_document_has_every_field_of_the_contract() -> None:
         "completed_at",
         "updated_at",
         "attempt",
+        "stalled",
     }
     assert body["status"] == "completed"
     assert body["stage"] == "indexed"

@@ -98,6 +98,13 @@ class LocalKafka:
         return f"127.0.0.1:{self.port}"
 
     @property
+    def pid(self) -> int:
+        """The broker's process id (while it runs)."""
+        if self._process is None:
+            raise RuntimeError("the broker is not running")
+        return self._process.pid
+
+    @property
     def log_file(self) -> Path:
         return self.home / "server.log"
 

@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 import httpx
 from fastapi import FastAPI
+from faststream.kafka import KafkaBroker
 from prometheus_client import CollectorRegistry
 
 from docflow_gateway.adapters.registry import SqlRegistry
@@ -25,6 +26,15 @@ from docflow_shared.probes import kafka_check
 from docflow_shared.sql import create_engine
 
 SERVICE = "gateway"
+
+
+def event_publisher(broker: KafkaBroker) -> KafkaEventPublisher:
+    """The events the gateway publishes, declared on ``broker``."""
+    return KafkaEventPublisher(
+        broker,
+        source=f"/docflow/{SERVICE}",
+        produces=[DocumentUploaded, DocumentRetryRequested, DocumentCancelled, DocumentDeleted],
+    )
 
 
 def bootstrap(settings: GatewaySettings | None = None) -> FastAPI:
@@ -61,16 +71,7 @@ def bootstrap(settings: GatewaySettings | None = None) -> FastAPI:
             settings=settings,
             blobs=blobs,
             records=records,
-            publish=KafkaEventPublisher(
-                broker,
-                source=f"/docflow/{SERVICE}",
-                produces=[
-                    DocumentUploaded,
-                    DocumentRetryRequested,
-                    DocumentCancelled,
-                    DocumentDeleted,
-                ],
-            ),
+            publish=event_publisher(broker),
             status_for=lambda headers: HttpStatusReader(status_client, status_url, headers),
             checks={
                 "kafka": kafka_check(broker),

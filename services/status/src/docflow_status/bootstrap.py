@@ -1,22 +1,40 @@
-"""Wires the status service: Kafka projector, SQL read model, HTTP API."""
+"""Wires the status service: Kafka projector, SQL read model, watchdog, HTTP API."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 from fastapi import FastAPI
+from faststream.kafka import KafkaBroker
 from prometheus_client import CollectorRegistry
 
-from docflow_shared.messaging import make_broker
+from docflow_shared.events import DocumentStalled, DocumentStatusChanged
+from docflow_shared.messaging import KafkaEventPublisher, make_broker
 from docflow_shared.probes import kafka_check
 from docflow_shared.sql import create_engine
 from docflow_status.adapters.read_model import SqlReadModel
 from docflow_status.entrypoints.consumer import register
 from docflow_status.entrypoints.http import StatusApi, create_app
+from docflow_status.entrypoints.watchdog import WatchdogMetrics, run_watchdog
+from docflow_status.handlers import Watchdog
 from docflow_status.settings import StatusSettings
 
 SERVICE = "status"
+
+
+def wire(broker: KafkaBroker, read_model: SqlReadModel, settings: StatusSettings) -> Watchdog:
+    """Attach the projector and the status publisher to ``broker``; returns the watchdog."""
+    publish = KafkaEventPublisher(
+        broker,
+        source=f"/docflow/{SERVICE}",
+        produces=[DocumentStatusChanged, DocumentStalled],
+    )
+    register(broker, read_model=read_model, announce=publish)
+    return Watchdog(read_model, publish, stall_after=timedelta(seconds=settings.stall_after_s))
 
 
 def bootstrap(settings: StatusSettings | None = None) -> FastAPI:
@@ -25,17 +43,24 @@ def bootstrap(settings: StatusSettings | None = None) -> FastAPI:
     registry = CollectorRegistry()
     read_model = SqlReadModel(create_engine(settings.effective_database_url))
     broker = make_broker(settings.kafka_bootstrap_servers, service=SERVICE, registry=registry)
-    register(broker, read_model=read_model)
+    watchdog = wire(broker, read_model, settings)
+    metrics = WatchdogMetrics(registry)
 
     @asynccontextmanager
     async def lifespan() -> AsyncIterator[None]:
         await read_model.migrate()
         await broker.start()
+        watching = asyncio.create_task(
+            run_watchdog(watchdog, read_model.census, metrics, every_s=settings.watchdog_every_s)
+        )
         try:
             yield
         finally:
+            watching.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watching
             await broker.stop()
-            await read_model.engine.dispose()
+            await read_model.close()
 
     return create_app(
         StatusApi(

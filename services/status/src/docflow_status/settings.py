@@ -14,6 +14,12 @@ class StatusSettings(HttpServiceSettings):
     # How often a status stream looks for changes (the read model may be
     # written by another replica, so it is read, not waited on).
     stream_poll_s: float = Field(default=0.5, gt=0, le=10)
+    # A document whose current attempt reports nothing for this long is
+    # marked stalled (and announced on the status topic) until work resumes.
+    stall_after_s: float = Field(default=300, gt=0)
+    # How often the watchdog looks, and the metrics of documents by status
+    # are refreshed.
+    watchdog_every_s: float = Field(default=15, gt=0)
 
     @property
     def effective_database_url(self) -> str:

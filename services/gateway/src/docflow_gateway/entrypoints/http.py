@@ -69,7 +69,8 @@ class Gateway:
         return f"{base}/v1/documents/{document_id}"
 
 
-def _gateway(request: Request) -> Gateway:
+async def _gateway(request: Request) -> Gateway:
+    # async: FastAPI runs a plain def dependency in a worker thread, on every request.
     gateway: Gateway = request.app.state.gateway
     return gateway
 

@@ -5,23 +5,44 @@ The engine comes from ``docflow_shared.sql.create_engine``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import JSON, Boolean, Integer, MetaData, String, Uuid, false, func, select
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Integer,
+    MetaData,
+    String,
+    Uuid,
+    bindparam,
+    delete,
+    event,
+    false,
+    func,
+    insert,
+    select,
+    text,
+)
+from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.sql import ColumnElement, Select
 
 from docflow_shared.events import ErrorInfo, Event, Stage
-from docflow_shared.sql import UTCDateTime, migrate
-from docflow_status.domain.projection import DocumentState, Fold, Status
+from docflow_shared.sql import Reader, UTCDateTime, create_engine, migrate
+from docflow_status.domain.projection import DocumentState, Fold, Projected, Status
 from docflow_status.domain.queries import DocumentQuery, Page
 from docflow_status.domain.timeline import TimelineEntry, timeline_entry
 
 MIGRATIONS = Path(__file__).resolve().parents[1] / "migrations"
+
+# How often a batch is read again after another writer got in first.
+_CONFLICT_RETRIES = 3
 
 
 class Base(DeclarativeBase):
@@ -57,6 +78,8 @@ class DocumentRow(Base):
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # One more for each event applied: tells a change from no change (the stream).
     version: Mapped[int] = mapped_column(Integer, server_default="0")
+    stalled_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    stalled: Mapped[bool] = mapped_column(Boolean, server_default=false())
 
 
 class ProcessedEvent(Base):
@@ -74,31 +97,20 @@ class ProcessedEvent(Base):
     error: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     ends_stage: Mapped[bool] = mapped_column(Boolean, server_default=false())
 
-    @classmethod
-    def of(cls, event: Event) -> ProcessedEvent:
+    @staticmethod
+    def values_of(event: Event) -> dict[str, Any]:
+        """The row that records ``event`` as applied."""
         entry = timeline_entry(event)
-        return cls(
-            event_id=event.event_id,
-            document_id=event.document_id,
-            event_type=event.event_type,
-            attempt=entry.attempt,
-            occurred_at=entry.occurred_at,
-            stage=entry.stage.value if entry.stage else None,
-            error=entry.error.model_dump(mode="json") if entry.error else None,
-            ends_stage=entry.ends_stage,
-        )
-
-    def entry(self) -> TimelineEntry | None:
-        if self.occurred_at is None:
-            return None
-        return TimelineEntry(
-            event_type=self.event_type,
-            attempt=self.attempt,
-            occurred_at=self.occurred_at,
-            stage=Stage(self.stage) if self.stage else None,
-            error=ErrorInfo.model_validate(self.error) if self.error else None,
-            ends_stage=self.ends_stage,
-        )
+        return {
+            "event_id": event.event_id,
+            "document_id": event.document_id,
+            "event_type": event.event_type,
+            "attempt": entry.attempt,
+            "occurred_at": entry.occurred_at,
+            "stage": entry.stage.value if entry.stage else None,
+            "error": entry.error.model_dump(mode="json") if entry.error else None,
+            "ends_stage": entry.ends_stage,
+        }
 
 
 # Columns copied as they are; status, stage and error are converted.
@@ -109,7 +121,37 @@ _STATE_FIELDS = [
 ]
 
 
-def _to_state(row: DocumentRow) -> DocumentState:
+_DOCUMENTS = DocumentRow.__table__
+
+
+def _visible(tenant_id: str) -> ColumnElement[bool]:
+    return (DocumentRow.tenant_id == tenant_id) & DocumentRow.deleted_at.is_(None)
+
+
+# The status API's hot path, built once.
+_ONE_DOCUMENT = select(_DOCUMENTS).where(
+    DocumentRow.id == bindparam("id"),
+    DocumentRow.tenant_id == bindparam("tenant"),
+    DocumentRow.deleted_at.is_(None),
+)
+
+
+def _entry(row: Any) -> TimelineEntry | None:
+    """A processed event's row as a timeline entry (``None`` if applied before revision 0002)."""
+    if row.occurred_at is None:
+        return None
+    return TimelineEntry(
+        event_type=row.event_type,
+        attempt=row.attempt,
+        occurred_at=row.occurred_at,
+        stage=Stage(row.stage) if row.stage else None,
+        error=ErrorInfo.model_validate(row.error) if row.error else None,
+        ends_stage=row.ends_stage,
+    )
+
+
+def _to_state(row: Any) -> DocumentState:
+    """A document row (ORM object or result row) as the fold's state."""
     return DocumentState(
         **{name: getattr(row, name) for name in _STATE_FIELDS},
         status=Status(row.status),
@@ -133,66 +175,102 @@ class SqlReadModel:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self._sessions = async_sessionmaker(engine, expire_on_commit=False)
+        # Queries for the API, the stream and the watchdog.
+        self._read = Reader(engine)
 
     async def migrate(self) -> None:
         """Create or update the tables (Alembic migrations in ``docflow_status/migrations``)."""
         await migrate(self.engine, MIGRATIONS, Base.metadata, "status")
 
     async def apply(self, event: Event, fold: Fold) -> bool:
-        """Fold ``event`` into its document; ``False`` if it was applied before.
+        """Fold one event into its document; ``False`` if it was applied before."""
+        return (await self.apply_all([event], fold)).applied == 1
 
-        Delivery is at-least-once, so the same event can arrive twice (a
-        redelivery after a crash before the offset commit). Recording its id
-        in the same transaction as the change makes applying it idempotent:
-        either both are written or neither is.
+    async def apply_all(self, events: Sequence[Event], fold: Fold) -> Projected:
+        """Fold a batch of events into their documents, in order, in one transaction.
+
+        Delivery is at-least-once, so an event can arrive twice (a redelivery
+        after a crash before the offset commit). Recording each applied
+        ``event_id`` in the same transaction as the change makes applying it
+        idempotent: the batch's changes and its ids are written together or
+        not at all, and an id found among those already applied is skipped.
+
+        One transaction per batch, not per event: the ids are checked in one
+        query and each document is read and written once.
         """
-        try:
-            async with self._sessions.begin() as session:
-                if await session.get(ProcessedEvent, event.event_id) is not None:
-                    return False
-                row = await session.get(DocumentRow, event.document_id)
-                state = fold(_to_state(row) if row is not None else None, event)
+        for _ in range(_CONFLICT_RETRIES):
+            try:
+                return await self._apply_all(events, fold)
+            except IntegrityError:
+                # Another replica (a rebalance in progress) applied some of
+                # these events or created one of the documents first: read again.
+                continue
+        return await self._apply_all(events, fold)
+
+    async def _apply_all(self, events: Sequence[Event], fold: Fold) -> Projected:
+        unique = list({event.event_id: event for event in events}.values())
+        if not unique:
+            return Projected(0, {})
+        async with self._sessions.begin() as session:
+            seen = set(
+                await session.scalars(
+                    select(ProcessedEvent.event_id).where(
+                        ProcessedEvent.event_id.in_([e.event_id for e in unique])
+                    )
+                )
+            )
+            rows = {
+                row.id: row
+                for row in await session.scalars(
+                    select(DocumentRow).where(DocumentRow.id.in_({e.document_id for e in unique}))
+                )
+            }
+            states = {document_id: _to_state(row) for document_id, row in rows.items()}
+            fresh = [event for event in unique if event.event_id not in seen]
+            changes: dict[UUID, int] = {}
+            for event in fresh:
+                states[event.document_id] = fold(states.get(event.document_id), event)
+                changes[event.document_id] = changes.get(event.document_id, 0) + 1
+            for document_id, count in changes.items():
+                row = rows.get(document_id)
                 if row is None:
-                    session.add(_to_row(state, DocumentRow(version=1)))
-                else:
-                    _to_row(state, row)
-                    row.version += 1
-                session.add(ProcessedEvent.of(event))
-        except IntegrityError:
-            # Another transaction applied the same event first.
-            return False
-        return True
+                    row = rows[document_id] = DocumentRow(version=0)
+                    session.add(row)
+                _to_row(states[document_id], row)
+                row.version += count
+            if fresh:
+                await session.execute(
+                    insert(ProcessedEvent), [ProcessedEvent.values_of(e) for e in fresh]
+                )
+        return Projected(
+            len(fresh),
+            {
+                document_id: (rows[document_id].version, state)
+                for document_id, state in states.items()
+            },
+        )
 
     async def get(self, document_id: UUID, tenant_id: str) -> DocumentState | None:
         """A tenant's document, or ``None``; another tenant's or a deleted one is ``None`` too."""
-        async with self._sessions() as session:
-            row = await session.scalar(
-                select(DocumentRow).where(
-                    DocumentRow.id == document_id,
-                    DocumentRow.tenant_id == tenant_id,
-                    DocumentRow.deleted_at.is_(None),
-                )
-            )
-            return _to_state(row) if row is not None else None
+        found = await self.versioned(document_id, tenant_id)
+        return found[1] if found is not None else None
 
     async def versioned(
         self, document_id: UUID, tenant_id: str
     ) -> tuple[int, DocumentState] | None:
         """A tenant's document with its version, or ``None`` (as ``get``)."""
-        async with self._sessions() as session:
-            row = await session.scalar(
-                select(DocumentRow).where(
-                    (DocumentRow.id == document_id) & self._visible(tenant_id)
-                )
-            )
+
+        def query(connection: Connection) -> tuple[int, DocumentState] | None:
+            row = connection.execute(
+                _ONE_DOCUMENT, {"id": document_id, "tenant": tenant_id}
+            ).first()
             return (row.version, _to_state(row)) if row is not None else None
 
-    def _visible(self, tenant_id: str) -> Any:
-        return (DocumentRow.tenant_id == tenant_id) & DocumentRow.deleted_at.is_(None)
+        return await self._read(query)
 
     async def find(self, tenant_id: str, query: DocumentQuery) -> Page:
         """A tenant's documents, newest first, filtered; at most ``query.limit`` per page."""
-        statement = select(DocumentRow).where(self._visible(tenant_id))
+        statement = select(_DOCUMENTS).where(_visible(tenant_id))
         if query.status is not None:
             statement = statement.where(DocumentRow.status == query.status.value)
         if query.stage is not None:
@@ -208,11 +286,12 @@ class SqlReadModel:
                 (DocumentRow.created_at < created_at)
                 | ((DocumentRow.created_at == created_at) & (DocumentRow.id < last_id))
             )
-        statement = statement.order_by(DocumentRow.created_at.desc(), DocumentRow.id.desc())
-        async with self._sessions() as session:
-            rows = list(await session.scalars(statement.limit(query.limit + 1)))
-        states = [_to_state(row) for row in rows[: query.limit]]
-        more = len(rows) > query.limit
+        statement = statement.order_by(DocumentRow.created_at.desc(), DocumentRow.id.desc()).limit(
+            query.limit + 1
+        )
+        states = await self._states(statement)
+        more = len(states) > query.limit
+        states = states[: query.limit]
         last = states[-1] if more else None
         return Page(states, (last.created_at, last.id) if last and last.created_at else None)
 
@@ -220,37 +299,153 @@ class SqlReadModel:
         """How many of a tenant's documents are in each status (every status, zeros too)."""
         statement = (
             select(DocumentRow.status, func.count())
-            .where(self._visible(tenant_id))
+            .where(_visible(tenant_id))
             .group_by(DocumentRow.status)
         )
-        async with self._sessions() as session:
-            found = {Status(status): count for status, count in await session.execute(statement)}
-        return {status: found.get(status, 0) for status in Status}
+
+        def query(connection: Connection) -> dict[Status, int]:
+            found = {Status(status): n for status, n in connection.execute(statement)}
+            return {status: found.get(status, 0) for status in Status}
+
+        return await self._read(query)
 
     async def history(self, document_id: UUID, tenant_id: str) -> list[TimelineEntry] | None:
         """What was applied for a tenant's document, in time order; ``None`` if not theirs."""
-        async with self._sessions() as session:
-            visible = await session.scalar(
-                select(DocumentRow.id).where(
-                    (DocumentRow.id == document_id) & self._visible(tenant_id)
-                )
+
+        def query(connection: Connection) -> list[TimelineEntry] | None:
+            visible = connection.scalar(
+                select(DocumentRow.id).where((DocumentRow.id == document_id) & _visible(tenant_id))
             )
             if visible is None:
                 return None
-            rows = await session.scalars(
-                select(ProcessedEvent)
+            rows = connection.execute(
+                select(ProcessedEvent.__table__)
                 .where(ProcessedEvent.document_id == document_id)
                 .order_by(ProcessedEvent.occurred_at, ProcessedEvent.event_id)
             )
-            return [entry for row in rows if (entry := row.entry()) is not None]
+            return [entry for row in rows if (entry := _entry(row)) is not None]
+
+        return await self._read(query)
+
+    async def quiet_since(self, cutoff: datetime, limit: int = 500) -> list[DocumentState]:
+        """Unfinished documents, not yet known to be stalled, with nothing new since ``cutoff``."""
+        return await self._states(
+            select(_DOCUMENTS)
+            .where(
+                DocumentRow.status.in_([Status.PENDING.value, Status.PROCESSING.value]),
+                DocumentRow.deleted_at.is_(None),
+                DocumentRow.stalled == false(),
+                DocumentRow.updated_at < cutoff,
+            )
+            .order_by(DocumentRow.updated_at)
+            .limit(limit)
+        )
+
+    async def census(self) -> tuple[dict[Status, int], int]:
+        """All tenants' documents by status, and how many are stalled (for metrics)."""
+        statement = (
+            select(DocumentRow.status, DocumentRow.stalled, func.count())
+            .where(DocumentRow.deleted_at.is_(None))
+            .group_by(DocumentRow.status, DocumentRow.stalled)
+        )
+
+        def query(connection: Connection) -> tuple[dict[Status, int], int]:
+            by_status = dict.fromkeys(Status, 0)
+            stalled = 0
+            for status, is_stalled, count in connection.execute(statement):
+                by_status[Status(status)] += count
+                stalled += count if is_stalled else 0
+            return by_status, stalled
+
+        return await self._read(query)
 
     async def everything(self) -> list[DocumentState]:
         """Every document, deleted ones too, in id order: to compare two read models."""
-        async with self._sessions() as session:
-            rows = await session.scalars(select(DocumentRow).order_by(DocumentRow.id))
-            return [_to_state(row) for row in rows]
+        return await self._states(select(_DOCUMENTS).order_by(DocumentRow.id))
+
+    async def _states(self, statement: Select[Any]) -> list[DocumentState]:
+        def query(connection: Connection) -> list[DocumentState]:
+            return [_to_state(row) for row in connection.execute(statement)]
+
+        return await self._read(query)
 
     async def check(self) -> None:
         """Raises unless the database answers."""
         async with self.engine.connect() as connection:
             await connection.exec_driver_sql("SELECT 1")
+
+    async def close(self) -> None:
+        """Close every connection."""
+        self._read.close()
+        await self.engine.dispose()
+
+
+# Where a rebuild folds the replayed events: a schema of its own (PostgreSQL),
+# or a database file attached under that name (SQLite).
+REBUILD_SCHEMA = "status_rebuild"
+
+
+class Rebuild:
+    """A fresh read model beside the live one, and the swap that makes it live.
+
+    The replay is folded into tables of their own (``REBUILD_SCHEMA``) while
+    the service keeps answering from the live ones; ``swap_in`` then replaces
+    the live rows by the rebuilt ones in one transaction, so readers see the
+    old model or the new one, never a mix.
+    """
+
+    def __init__(self, url: str) -> None:
+        self._url = make_url(url)
+        self._sqlite_file: Path | None = None
+        self.engine = create_engine(url)
+        if self.engine.dialect.name == "sqlite":
+            live = Path(self._url.database or "")
+            self._sqlite_file = live.with_name(live.name + ".rebuild")
+
+            @event.listens_for(self.engine.sync_engine, "connect")
+            def _attach(dbapi_connection: Any, _record: Any) -> None:
+                dbapi_connection.execute(
+                    f"ATTACH DATABASE ? AS {REBUILD_SCHEMA}", (str(self._sqlite_file),)
+                )
+
+        # The rebuilt model: the read model's own code, on the rebuild's tables.
+        self.model = SqlReadModel(
+            self.engine.execution_options(schema_translate_map={None: REBUILD_SCHEMA})
+        )
+
+    async def start(self) -> None:
+        """Empty rebuild tables, whatever an interrupted rebuild left."""
+        async with self.engine.begin() as connection:
+            if self._sqlite_file is None:
+                await connection.execute(text(f"CREATE SCHEMA IF NOT EXISTS {REBUILD_SCHEMA}"))
+            translated = await connection.execution_options(
+                schema_translate_map={None: REBUILD_SCHEMA}
+            )
+            await translated.run_sync(Base.metadata.drop_all)
+            await translated.run_sync(Base.metadata.create_all)
+
+    async def swap_in(self) -> None:
+        """Replace the live read model's rows by the rebuilt ones, in one transaction."""
+        rebuilt = MetaData(schema=REBUILD_SCHEMA)
+        async with self.engine.begin() as connection:
+            # Children first out, parents first in (no foreign keys today; kept tidy).
+            for table in reversed(Base.metadata.sorted_tables):
+                await connection.execute(delete(table))
+            for table in Base.metadata.sorted_tables:
+                source = table.to_metadata(rebuilt)
+                columns = [column.name for column in table.columns]
+                await connection.execute(
+                    insert(table).from_select(columns, select(*source.columns))
+                )
+
+    async def close(self) -> None:
+        """Drop the rebuild tables and close every connection."""
+        async with self.engine.begin() as connection:
+            translated = await connection.execution_options(
+                schema_translate_map={None: REBUILD_SCHEMA}
+            )
+            await translated.run_sync(Base.metadata.drop_all)
+        await self.model.close()
+        await self.engine.dispose()
+        if self._sqlite_file is not None:
+            self._sqlite_file.unlink(missing_ok=True)

@@ -36,7 +36,6 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
-from enum import StrEnum
 from uuid import UUID
 
 from docflow_shared.events import (
@@ -46,20 +45,16 @@ from docflow_shared.events import (
     DocumentIndexed,
     DocumentProgressed,
     DocumentRetryRequested,
+    DocumentStalled,
     DocumentUploaded,
     ErrorInfo,
     Event,
     Stage,
+    Status,
     TextExtracted,
 )
 
-
-class Status(StrEnum):
-    PENDING = "pending"
-    PROCESSING = "processing"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
+__all__ = ["TERMINAL", "DocumentState", "Fold", "Projected", "Status", "evolve"]
 
 
 TERMINAL = frozenset({Status.COMPLETED, Status.FAILED, Status.CANCELLED})
@@ -104,9 +99,25 @@ class DocumentState:
     attempt: int = 1
     # Set once the document is deleted: it is then not shown anywhere.
     deleted_at: datetime | None = None
+    # The latest ``since`` of a DocumentStalled of this attempt: the attempt is
+    # stalled while nothing happened after it.
+    stalled_since: datetime | None = None
+    stalled: bool = False
 
 
 Fold = Callable[[DocumentState | None, Event], DocumentState]
+
+
+@dataclass(frozen=True)
+class Projected:
+    """What applying a batch of events to the read model did."""
+
+    # Events applied (duplicates not counted).
+    applied: int
+    # Every document the batch was about, changed or not, as now stored:
+    # (version, state). A document whose events were all duplicates is here
+    # too, so whatever announces its status after a crash announces it again.
+    documents: dict[UUID, tuple[int, DocumentState]]
 
 
 def _later_stage(current: Stage, new: Stage) -> Stage:
@@ -138,6 +149,15 @@ def _progress(s: DocumentState) -> int:
 
 
 def _message(s: DocumentState) -> str:
+    if s.stalled and s.stalled_since is not None:
+        since = s.stalled_since.isoformat(timespec="seconds")
+        if s.stage is Stage.UPLOADED:
+            return f"Stalled: waiting since {since} for the extractor to start (is it running?)"
+        return f"Stalled: no progress while {s.stage.value} since {since}; {_progress_message(s)}"
+    return _progress_message(s)
+
+
+def _progress_message(s: DocumentState) -> str:
     if s.status is Status.FAILED and s.error is not None:
         return s.error.message
     if s.status is Status.CANCELLED:
@@ -208,6 +228,8 @@ def _facts(s: DocumentState, event: Event) -> DocumentState:
     if isinstance(event, DocumentFailed):
         # Work had started by the time something could fail.
         return replace(s, started_at=_earliest(s.started_at, at))
+    if isinstance(event, DocumentStalled):
+        return replace(s, stalled_since=_latest(s.stalled_since, event.since))
     return s
 
 
@@ -265,6 +287,7 @@ def _start_attempt(s: DocumentState, attempt: int) -> DocumentState:
         error=None,
         started_at=None,
         completed_at=None,
+        stalled_since=None,
     )
 
 
@@ -280,19 +303,27 @@ def evolve(state: DocumentState | None, event: Event) -> DocumentState:
         if event.attempt > s.attempt:
             s = _start_attempt(s, event.attempt)
         s = _transition(_facts(s, event), event)
-    return _derived(s, event.occurred_at)
+    # A stall announcement is not news about the work: it does not move updated_at.
+    worked = None if isinstance(event, DocumentStalled) else event.occurred_at
+    return _derived(s, event.occurred_at, worked)
 
 
-def _derived(s: DocumentState, at: datetime) -> DocumentState:
+def _derived(s: DocumentState, at: datetime, worked: datetime | None) -> DocumentState:
     """What follows from the facts, whichever event brought the last of them."""
     if s.pages is None and s.content_type == "application/pdf" and s.extract_total:
         # The page count is known as soon as extraction starts.
         s = replace(s, pages=s.extract_total)
+    updated_at = _latest(s.updated_at, worked) if worked is not None else s.updated_at
     s = replace(
         s,
         progress=max(s.progress, _progress(s)),
         # Provisional until the upload event, which may come later, sets it.
         created_at=s.created_at or at,
-        updated_at=_latest(s.updated_at, at),
+        updated_at=updated_at,
+        stalled=(
+            s.status not in TERMINAL
+            and s.stalled_since is not None
+            and (updated_at is None or updated_at <= s.stalled_since)
+        ),
     )
     return replace(s, message=_message(s))

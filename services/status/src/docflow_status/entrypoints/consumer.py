@@ -8,35 +8,42 @@ from faststream.kafka import KafkaBroker, KafkaMessage
 from pydantic import ValidationError
 
 from docflow_shared import topics
-from docflow_shared.events import parse_event
-from docflow_shared.messaging import subscriber
-from docflow_status.handlers import ReadModel, project_event
+from docflow_shared.events import Event, parse_event
+from docflow_shared.messaging import Publish, batch_subscriber
+from docflow_status.handlers import ReadModel, project_events
 
 logger = logging.getLogger(__name__)
 
 GROUP_ID = "docflow-status"
 
+# Events applied in one transaction at most. Larger batches project faster
+# (bench/status_projection.py) but hold the event loop longer, which the
+# status API's readers feel.
+MAX_BATCH = 500
 
-def register(broker: KafkaBroker, *, read_model: ReadModel) -> None:
+
+def register(broker: KafkaBroker, *, read_model: ReadModel, announce: Publish) -> None:
     """Subscribe the projector to every ``docflow.document.*`` topic."""
 
-    @subscriber(broker, *topics.ALL, group_id=GROUP_ID)
-    async def on_document_event(message: KafkaMessage) -> None:
-        """Project any document event into the read model."""
-        try:
-            event = parse_event(message.body)
-        except ValidationError as exc:
-            # Redelivering a message that can never be read would block the
-            # partition; it is skipped, loudly.
-            record = message.raw_message
-            logger.error(
-                "skipping unreadable message %s[%s]@%s: %s",
-                getattr(record, "topic", "?"),
-                getattr(record, "partition", "?"),
-                getattr(record, "offset", "?"),
-                exc,
-            )
-            return
-        # A database error propagates: the offset is not committed and the
-        # event comes back.
-        await project_event(event, read_model=read_model)
+    @batch_subscriber(broker, *topics.ALL, group_id=GROUP_ID, max_records=MAX_BATCH)
+    async def on_document_events(message: KafkaMessage) -> None:
+        """Project what one poll returned into the read model, then announce it."""
+        records = message.raw_message if isinstance(message.raw_message, tuple) else ()
+        events: list[Event] = []
+        for n, body in enumerate(message.body):
+            try:
+                events.append(parse_event(body))
+            except ValidationError as exc:
+                # Redelivering a message that can never be read would block the
+                # partition; it is skipped, loudly.
+                record = records[n] if n < len(records) else None
+                logger.error(
+                    "skipping unreadable message %s[%s]@%s: %s",
+                    getattr(record, "topic", "?"),
+                    getattr(record, "partition", "?"),
+                    getattr(record, "offset", "?"),
+                    exc,
+                )
+        # A database or Kafka error propagates: nothing of the batch is
+        # committed and it comes back.
+        await project_events(events, read_model=read_model, announce=announce)

@@ -59,7 +59,8 @@ class StatusApi:
     lifespan: Lifespan | None = None
 
 
-def _api(request: Request) -> StatusApi:
+async def _api(request: Request) -> StatusApi:
+    # async: FastAPI runs a plain def dependency in a worker thread, on every request.
     api: StatusApi = request.app.state.status_api
     return api
 
@@ -85,6 +86,10 @@ class DocumentStatus(BaseModel):
     completed_at: datetime | None
     updated_at: datetime | None
     attempt: int = Field(description="1 for the upload, one more for each retry")
+    stalled: bool = Field(
+        description="No progress for longer than the service's stall limit; "
+        "clears when work resumes"
+    )
 
     @classmethod
     def of(cls, state: DocumentState) -> DocumentStatus:

@@ -1,0 +1,60 @@
+"""The status service's background loop: announce stalls, refresh the document gauges."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from docflow_shared.events import Status
+from docflow_status.handlers import Watchdog
+
+logger = logging.getLogger(__name__)
+
+Census = Callable[[], Awaitable[tuple[dict[Status, int], int]]]
+
+
+class WatchdogMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.documents = Gauge(
+            "docflow_documents",
+            "Documents by status (deleted ones not counted), all tenants",
+            ["status"],
+            registry=registry,
+        )
+        self.stalled = Gauge(
+            "docflow_documents_stalled",
+            "Unfinished documents with no progress for longer than DOCFLOW_STALL_AFTER_S",
+            registry=registry,
+        )
+        self.announced = Counter(
+            "docflow_stalls_announced",
+            "Stalls this replica announced on docflow.document.stalled.v1",
+            registry=registry,
+        )
+
+
+async def run_watchdog(
+    watchdog: Watchdog, census: Census, metrics: WatchdogMetrics, *, every_s: float
+) -> None:
+    """Sweep every ``every_s`` seconds until cancelled; an error is logged, not fatal."""
+    while True:
+        try:
+            stalls = await watchdog.sweep()
+            for stall in stalls:
+                logger.warning(
+                    "document %s stalled: no progress while %s since %s",
+                    stall.document_id,
+                    stall.stage.value,
+                    stall.since.isoformat(timespec="seconds"),
+                )
+            metrics.announced.inc(len(stalls))
+            by_status, stalled = await census()
+            for status, count in by_status.items():
+                metrics.documents.labels(status.value).set(count)
+            metrics.stalled.set(stalled)
+        except Exception:  # the database or Kafka is away: try again next round
+            logger.exception("watchdog sweep failed")
+        await asyncio.sleep(every_s)

@@ -1,0 +1,57 @@
+"""Topic configuration on the real broker: what replay and the status topic rely on."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+from docflow_shared.kafka_admin import ensure_topics
+from docflow_shared.topics import EVENTS_CONFIG, STATUS_CONFIG, TopicSpec
+
+pytestmark = pytest.mark.integration
+
+
+async def configs(bootstrap: str, name: str) -> dict[str, str]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        [response] = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name)])
+    finally:
+        await admin.close()
+    [(_, _, _, _, entries)] = response.resources
+    return {entry[0]: entry[1] for entry in entries}
+
+
+async def test_event_topics_keep_everything_and_the_status_topic_is_compacted(
+    kafka_bootstrap: str,
+) -> None:
+    suffix = uuid.uuid4().hex[:8]
+    events, status = f"test.events.{suffix}", f"test.status.{suffix}"
+    await ensure_topics(
+        kafka_bootstrap,
+        [
+            TopicSpec(events, 1, 1, dict(EVENTS_CONFIG)),
+            TopicSpec(status, 1, 1, dict(STATUS_CONFIG)),
+        ],
+    )
+    found = await configs(kafka_bootstrap, events)
+    assert (found["cleanup.policy"], found["retention.ms"], found["retention.bytes"]) == (
+        "delete",
+        "-1",
+        "-1",
+    )
+    assert (await configs(kafka_bootstrap, status))["cleanup.policy"] == "compact"
+
+
+async def test_a_topic_made_by_an_older_version_gets_todays_configuration(
+    kafka_bootstrap: str,
+) -> None:
+    name = f"test.old.{uuid.uuid4().hex[:8]}"
+    await ensure_topics(kafka_bootstrap, [TopicSpec(name, 1, 1)])
+    # (The local broker keeps time forever already; its size limit is 1 GiB.)
+    assert (await configs(kafka_bootstrap, name))["retention.bytes"] != "-1"
+    await ensure_topics(kafka_bootstrap, [TopicSpec(name, 1, 1, dict(EVENTS_CONFIG))])
+    assert (await configs(kafka_bootstrap, name))["retention.bytes"] == "-1"
