@@ -173,6 +173,40 @@ def test_running_services_answer_probes_and_problems(stack: Stack, corpus_run: C
         assert missing.status_code == 404
 
 
+# A sentence of each document, as it is in the file (the search must find
+# the document by it among all the corpus's chunks).
+SEARCHES = [
+    ("crazyones-pdfa.pdf", 0, "Here's to the crazy ones. The misfits. The rebels."),
+    (
+        "google-doc-document.pdf",
+        0,
+        "Beautiful is better than ugly. Explicit is better than implicit.",
+    ),
+    ("GeoTopo-komprimiert.pdf", 40, "Ein 1D-Simplizialkomplex heißt Graph."),
+]
+
+
+@pytest.mark.parametrize(("filename", "page", "sentence"), SEARCHES, ids=[s[0] for s in SEARCHES])
+def test_search_finds_the_document_a_sentence_comes_from(
+    stack: Stack, corpus_run: CorpusRun, filename: str, page: int, sentence: str
+) -> None:
+    with httpx.Client(timeout=30) as http:
+        response = http.get(f"{stack.url('gateway')}/v1/search", params={"q": sentence, "limit": 5})
+    assert response.status_code == 200, response.text
+    results = response.json()["results"]
+    assert results[0]["document_id"] == corpus_run.documents[filename]["id"], [
+        (r["filename"], r["score"]) for r in results
+    ]
+    assert results[0]["filename"] == filename
+    # The chunk holding the sentence is among the results (a neighbouring
+    # chunk on the same subject may come first).
+    assert any(
+        r["document_id"] == results[0]["document_id"] and r["page"] <= page + 1 <= r["page_end"]
+        for r in results
+    )
+    assert results[0]["score"] > results[-1]["score"]
+
+
 @pytest.fixture(scope="module")
 def qdrant(stack: Stack, corpus_run: CorpusRun) -> Iterator[QdrantClient]:
     # Local mode admits one process at a time: stop the embedder's first.

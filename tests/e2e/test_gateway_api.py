@@ -37,11 +37,12 @@ GLOBEX = {"X-API-Key": "globex-key"}
 @pytest.fixture(scope="module")
 def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     asyncio.run(ensure_topics(kafka_bootstrap, specs()))
-    gateway, status = services(free_port(), free_port())[:2]
+    # The embedder answers searches; no extractor: nothing here needs reading.
+    gateway, status, _, embedder = services(free_port(), free_port(), free_port(), free_port())
     running = Stack(
         kafka_bootstrap_servers=kafka_bootstrap,
         data_dir=tmp_path_factory.mktemp("gateway-api") / "data",
-        services=[gateway, status],
+        services=[gateway, status, embedder],
         log_dir=ARTIFACTS / "logs" / "gateway-api",
         extra_env={
             "DOCFLOW_AUTH_ENABLED": "true",

@@ -5,11 +5,14 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
+import httpx
 import numpy as np
 from qdrant_client import QdrantClient
 
+from docflow_embedder.adapters.minilm import MiniLMEmbedder
 from docflow_embedder.adapters.qdrant import QdrantVectorStore, collection_name
 from docflow_embedder.domain import VectorPoint, point_id
+from docflow_embedder.entrypoints.http import search_route
 
 
 def points(document_id: uuid.UUID, n: int) -> list[VectorPoint]:
@@ -60,3 +63,63 @@ def test_points_survive_reopening_the_local_store(tmp_path: Path) -> None:
         assert reopened.count("docflow_test_8").count == 3
     finally:
         reopened.close()
+
+
+TEXTS = [
+    "The invoice is due within thirty days of delivery.",
+    "Glaciers in the Alps have lost half their volume since 1900.",
+    "Preheat the oven to 200 degrees and bake the bread for forty minutes.",
+]
+
+
+async def test_search_finds_the_closest_chunk_of_the_callers_tenant_only(tmp_path: Path) -> None:
+    model = MiniLMEmbedder()
+    client = QdrantClient(path=str(tmp_path / "qdrant"))
+    try:
+        store = QdrantVectorStore(
+            client, collection_name(model.model, model.dimension), model.dimension
+        )
+        for tenant, texts in (
+            ("acme", TEXTS),
+            ("globex", ["Ice sheets and glaciers are melting."]),
+        ):
+            document_id = uuid.uuid4()
+            store.upsert(
+                [
+                    VectorPoint(
+                        id=point_id(document_id, i, model.model),
+                        vector=vector,
+                        payload={
+                            "tenant_id": tenant,
+                            "document_id": str(document_id),
+                            "chunk_index": i,
+                            "page": 1,
+                            "page_end": 1,
+                            "text": text,
+                        },
+                    )
+                    for i, (text, vector) in enumerate(zip(texts, model.embed(texts), strict=True))
+                ]
+            )
+        route = search_route(model, store)[1]
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=route), base_url="http://embedder"
+        ) as http:
+            found = await http.get(
+                "/internal/search", params={"q": "how fast is the ice melting", "tenant": "acme"}
+            )
+            assert found.status_code == 200
+            hits = found.json()["hits"]
+            assert hits[0]["text"] == TEXTS[1]
+            assert {h["text"] for h in hits} == set(TEXTS)  # globex's chunk is not acme's
+            assert hits[0]["score"] > hits[1]["score"]
+            assert found.json()["model"] == model.model
+
+            one = await http.get(
+                "/internal/search", params={"q": "when to pay", "tenant": "acme", "limit": 1}
+            )
+            assert [h["text"] for h in one.json()["hits"]] == [TEXTS[0]]
+            missing = await http.get("/internal/search", params={"tenant": "acme"})
+            assert missing.status_code == 422
+    finally:
+        client.close()

@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry
 
 from docflow_gateway.adapters.registry import SqlRegistry
+from docflow_gateway.adapters.search_client import SearchUnavailable
 from docflow_gateway.adapters.status_client import StatusUnavailable
 from docflow_gateway.entrypoints.http import Gateway, create_app
 from docflow_gateway.settings import GatewaySettings
@@ -49,6 +50,21 @@ class Statuses:
         return self.by_id.get(document_id)
 
 
+class Searches:
+    """The embedder's search as the gateway sees it: fixed hits, recorded calls."""
+
+    def __init__(self, hits: list[dict[str, Any]] | None = None) -> None:
+        self.hits = hits or []
+        self.calls: list[tuple[str, str, int]] = []
+        self.down = False
+
+    async def __call__(self, query: str, tenant_id: str, limit: int) -> dict[str, Any]:
+        if self.down:
+            raise SearchUnavailable("connection refused")
+        self.calls.append((query, tenant_id, limit))
+        return {"model": "test-model", "collection": "c", "hits": self.hits[:limit]}
+
+
 def files_in(root: Path) -> list[Path]:
     return [p for p in root.rglob("*") if p.is_file()]
 
@@ -63,7 +79,11 @@ def gateway_clients(tmp_path: Path, database_url: str | None = None) -> Iterator
     with ExitStack() as stack:
 
         def make(
-            blob_root: Path, publish: Recorder, statuses: Statuses | None = None, **settings: Any
+            blob_root: Path,
+            publish: Recorder,
+            statuses: Statuses | None = None,
+            searches: Searches | None = None,
+            **settings: Any,
         ) -> TestClient:
             records = SqlRegistry(create_engine(url))
 
@@ -83,6 +103,7 @@ def gateway_clients(tmp_path: Path, database_url: str | None = None) -> Iterator
                 checks={},
                 registry=CollectorRegistry(),
                 status_for=lambda headers: statuses or Statuses(),
+                search=searches or Searches(),
                 lifespan=lifespan,
             )
             return stack.enter_context(TestClient(create_app(gateway)))

@@ -61,12 +61,14 @@ class Stack:
 
     def _env(self, service: Service) -> dict[str, str]:
         status = next((s for s in self.services if s.name == "status"), None)
+        embedder = next((s for s in self.services if s.name == "embedder"), None)
         return {
             **os.environ,
             "KAFKA_BOOTSTRAP_SERVERS": self.kafka_bootstrap_servers,
             "DOCFLOW_DATA_DIR": str(self.data_dir),
             "DOCFLOW_PORT": str(service.port),
             **({"DOCFLOW_STATUS_PUBLIC_URL": status.url} if status else {}),
+            **({"DOCFLOW_EMBEDDER_INTERNAL_URL": embedder.url} if embedder else {}),
             **self.extra_env,
         }
 

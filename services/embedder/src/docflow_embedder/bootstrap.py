@@ -14,6 +14,7 @@ from docflow_embedder.adapters.minilm import MiniLMEmbedder
 from docflow_embedder.adapters.qdrant import QdrantVectorStore, collection_name
 from docflow_embedder.domain import Embedder, VectorStore
 from docflow_embedder.entrypoints.consumer import register, register_deletions
+from docflow_embedder.entrypoints.http import search_route
 from docflow_embedder.settings import EmbedderSettings
 from docflow_shared.cancellations import Cancellations, follow_cancellations
 from docflow_shared.events import DocumentFailed, DocumentIndexed, DocumentProgressed, Stage
@@ -56,7 +57,10 @@ def bootstrap(settings: EmbedderSettings | None = None) -> AsgiFastStream:
     embedder = MiniLMEmbedder(batch_size=settings.model_batch_size)
     client = qdrant_client(settings)
     vectors = QdrantVectorStore(
-        client, collection_name(embedder.model, embedder.dimension), embedder.dimension
+        client,
+        collection_name(embedder.model, embedder.dimension),
+        embedder.dimension,
+        index_payload=settings.qdrant_url is not None,
     )
     wire(broker, embedder, vectors)
 
@@ -66,9 +70,10 @@ def bootstrap(settings: EmbedderSettings | None = None) -> AsgiFastStream:
     return AsgiFastStream(
         broker,
         logger=logging.getLogger(f"docflow.{SERVICE}"),
-        asgi_routes=asgi_probe_routes(
-            {"kafka": kafka_check(broker), "qdrant": qdrant_ready}, registry
-        ),
+        asgi_routes=[
+            *asgi_probe_routes({"kafka": kafka_check(broker), "qdrant": qdrant_ready}, registry),
+            search_route(embedder, vectors),
+        ],
         # Local mode holds a lock on its folder until closed.
         after_shutdown=[client.close],
     )

@@ -28,6 +28,18 @@ class VectorPoint:
     payload: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class SearchHit:
+    """One stored chunk that matches a query, best first."""
+
+    document_id: UUID
+    chunk_index: int
+    page: int | None
+    page_end: int | None
+    score: float
+    text: str
+
+
 class Embedder(Protocol):
     """The model port: texts in, unit vectors out (CPU-bound, synchronous)."""
 
@@ -46,4 +58,10 @@ class VectorStore(Protocol):
 
     def delete_document(self, tenant_id: str, document_id: UUID) -> None:
         """Remove every point of one document."""
+        ...
+
+    def search(
+        self, vector: npt.NDArray[np.float32], tenant_id: str, limit: int
+    ) -> list[SearchHit]:
+        """The tenant's chunks nearest to ``vector``, best first."""
         ...

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from anyio import to_thread
 
-from docflow_embedder.domain import Embedder, VectorPoint, VectorStore, point_id
+from docflow_embedder.domain import Embedder, SearchHit, VectorPoint, VectorStore, point_id
 from docflow_shared.cancellations import Cancellations
 from docflow_shared.events import (
     DocumentDeleted,
@@ -79,6 +79,14 @@ async def embed_chunks(
                 embedding_model=embedder.model,
             )
         )
+
+
+async def search_chunks(
+    query: str, tenant_id: str, limit: int, *, embedder: Embedder, vectors: VectorStore
+) -> list[SearchHit]:
+    """The tenant's chunks closest in meaning to ``query``, with the model that embedded them."""
+    [vector] = await to_thread.run_sync(embedder.embed, [query])
+    return await to_thread.run_sync(vectors.search, vector, tenant_id, limit)
 
 
 async def remove_vectors(event: DocumentDeleted, *, vectors: VectorStore) -> None:

@@ -11,6 +11,7 @@ from faststream.kafka import KafkaBroker
 from prometheus_client import CollectorRegistry
 
 from docflow_gateway.adapters.registry import SqlRegistry
+from docflow_gateway.adapters.search_client import HttpSearch
 from docflow_gateway.adapters.status_client import HttpStatusReader
 from docflow_gateway.entrypoints.http import Gateway, create_app
 from docflow_gateway.settings import GatewaySettings
@@ -73,6 +74,7 @@ def bootstrap(settings: GatewaySettings | None = None) -> FastAPI:
             records=records,
             publish=event_publisher(broker),
             status_for=lambda headers: HttpStatusReader(status_client, status_url, headers),
+            search=HttpSearch(status_client, str(settings.embedder_internal_url)),
             checks={
                 "kafka": kafka_check(broker),
                 "blob_store": blobs.check,

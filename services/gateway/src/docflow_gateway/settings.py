@@ -16,6 +16,9 @@ class GatewaySettings(HttpServiceSettings):
     # Where the gateway itself reaches the status service (document operations
     # check the document's status first); the public URL when not set.
     status_internal_url: AnyHttpUrl | None = None
+    # Where the gateway reaches the embedder, which embeds search queries with
+    # its model and searches the vectors (an internal port, like /metrics).
+    embedder_internal_url: AnyHttpUrl = AnyHttpUrl("http://127.0.0.1:8003")
     # SQLAlchemy async URL of the gateway's records (idempotency keys, content
     # index); the default is a SQLite file under data_dir. Replicas share one
     # PostgreSQL database.

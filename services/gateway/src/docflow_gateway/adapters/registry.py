@@ -14,7 +14,7 @@ the content index.
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -144,6 +144,19 @@ class SqlRegistry:
                 await session.execute(
                     delete(DocumentRecord).where(DocumentRecord.id.in_(document_ids))
                 )
+
+    async def filenames(self, tenant_id: str, document_ids: Iterable[UUID]) -> dict[UUID, str]:
+        """The names of those of ``document_ids`` that are the tenant's (and not deleted)."""
+        wanted = set(document_ids)
+        if not wanted:
+            return {}
+        async with self._sessions() as session:
+            rows = await session.execute(
+                select(DocumentRecord.id, DocumentRecord.filename).where(
+                    DocumentRecord.tenant_id == tenant_id, DocumentRecord.id.in_(wanted)
+                )
+            )
+            return {row.id: row.filename for row in rows}
 
     async def get(self, document_id: UUID, tenant_id: str) -> DocumentRecord | None:
         """A tenant's document; another tenant's is ``None`` too."""

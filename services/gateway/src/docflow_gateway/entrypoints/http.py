@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 from uuid import UUID, uuid4
@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 
 from docflow_gateway import operations
 from docflow_gateway.adapters.registry import DocumentRecord, KeyState, SqlRegistry
+from docflow_gateway.adapters.search_client import SearchUnavailable
 from docflow_gateway.adapters.status_client import StatusUnavailable
 from docflow_gateway.domain.files import EmptyFileError, ReceivedFile, UnsupportedFileError
 from docflow_gateway.entrypoints.multipart import (
@@ -34,6 +35,8 @@ from docflow_shared.http import Lifespan, Problem, Tenant, problem_responses, se
 from docflow_shared.messaging import Publish
 from docflow_shared.probes import Check
 
+Search = Callable[[str, str, int], Awaitable[dict[str, Any]]]
+
 # Seconds a client should wait before retrying when Kafka is unavailable.
 RETRY_AFTER_S = 5
 
@@ -50,6 +53,8 @@ class Gateway:
     registry: CollectorRegistry
     # The status service as seen by a caller (its credentials, given as headers).
     status_for: Callable[[Mapping[str, str]], StatusReader]
+    # The embedder's search: (query, tenant, limit) → its answer.
+    search: Search
     # Starts and stops what the publisher needs (the Kafka producer, the database).
     lifespan: Lifespan | None = None
     rate_limit: TenantRateLimit = field(init=False)
@@ -378,6 +383,66 @@ async def _operate(
         raise _unavailable("the event store", exc) from exc
     return OperationAccepted(
         id=record.id, operation=name, attempt=attempt, status_url=gateway.status_url(record.id)
+    )
+
+
+class SearchResult(BaseModel):
+    """A chunk of one of the tenant's documents that matches the query."""
+
+    document_id: UUID
+    filename: str
+    chunk_index: int
+    page: int | None = Field(description="The page the chunk starts on (PDF); null for text")
+    page_end: int | None = Field(description="The page it ends on (PDF); null for text")
+    score: float = Field(description="Cosine similarity to the query, higher is closer")
+    text: str
+
+
+class SearchResults(BaseModel):
+    """Chunks of the tenant's documents, closest in meaning to the query first."""
+
+    query: str
+    model: str = Field(description="The embedding model that embedded the query and the chunks")
+    results: list[SearchResult]
+
+
+@router.get(
+    "/v1/search",
+    summary="Search the tenant's documents by meaning.",
+    responses=problem_responses(
+        {
+            401: "Authentication is on and no valid API key was sent",
+            422: "Malformed request: an empty or over-long query, a limit out of range",
+            429: "The tenant sent too many requests; see Retry-After",
+            503: "The embedder is unavailable; retry after Retry-After",
+        }
+    ),
+)
+async def search(
+    gateway: GatewayDep,
+    tenant: RateLimitedTenant,
+    q: Annotated[str, Query(min_length=1, max_length=2000, description="What to look for")],
+    limit: Annotated[int, Query(ge=1, le=50)] = 10,
+) -> SearchResults:
+    """The query is embedded with the model that embedded the chunks and compared
+    with the tenant's chunks only."""
+    if not q.strip():
+        raise Problem(422, "empty-query", "the query is blank; send some words to look for")
+    try:
+        found = await gateway.search(q, tenant, limit)
+    except SearchUnavailable as exc:
+        raise _unavailable("search", exc) from exc
+    hits = found["hits"]
+    names = await gateway.records.filenames(tenant, (UUID(h["document_id"]) for h in hits))
+    return SearchResults(
+        query=q,
+        model=found["model"],
+        results=[
+            SearchResult(**hit, filename=names[UUID(hit["document_id"])])
+            for hit in hits
+            # A document deleted a moment ago may still have vectors.
+            if UUID(hit["document_id"]) in names
+        ],
     )
 
 
