@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+import openai
 from anyio import to_thread
 from faststream.asgi import AsgiFastStream
 from faststream.kafka import KafkaBroker
@@ -11,6 +12,7 @@ from prometheus_client import CollectorRegistry
 from qdrant_client import QdrantClient
 
 from docflow_embedder.adapters.minilm import MiniLMEmbedder
+from docflow_embedder.adapters.openai_embedder import OpenAIEmbedder
 from docflow_embedder.adapters.qdrant import QdrantVectorStore, collection_name
 from docflow_embedder.domain import Embedder, VectorStore
 from docflow_embedder.entrypoints.consumer import register, register_deletions
@@ -42,6 +44,30 @@ def wire(broker: KafkaBroker, embedder: Embedder, vectors: VectorStore) -> None:
     follow_cancellations(broker, cancellations)
 
 
+def embedder_for(settings: EmbedderSettings) -> Embedder:
+    """The model the settings choose: the local one, or an OpenAI-compatible API."""
+    if settings.embedding_backend == "local":
+        return MiniLMEmbedder(batch_size=settings.model_batch_size)
+    key = settings.openai_api_key
+    client = (
+        openai.OpenAI(
+            api_key=key.get_secret_value(),
+            base_url=str(settings.openai_base_url) if settings.openai_base_url else None,
+            max_retries=settings.openai_max_retries,
+            timeout=settings.openai_timeout_s,
+        )
+        if key is not None
+        else None
+    )
+    return OpenAIEmbedder(
+        client,
+        settings.openai_model,
+        dimension=settings.openai_dimensions,
+        max_inputs=settings.openai_max_inputs,
+        max_request_tokens=settings.openai_max_request_tokens,
+    )
+
+
 def qdrant_client(settings: EmbedderSettings) -> QdrantClient:
     if settings.qdrant_url is not None:
         return QdrantClient(url=str(settings.qdrant_url))
@@ -54,7 +80,7 @@ def bootstrap(settings: EmbedderSettings | None = None) -> AsgiFastStream:
     settings = settings or EmbedderSettings()
     registry = CollectorRegistry()
     broker = make_broker(settings.kafka_bootstrap_servers, service=SERVICE, registry=registry)
-    embedder = MiniLMEmbedder(batch_size=settings.model_batch_size)
+    embedder = embedder_for(settings)
     client = qdrant_client(settings)
     vectors = QdrantVectorStore(
         client,
@@ -67,11 +93,21 @@ def bootstrap(settings: EmbedderSettings | None = None) -> AsgiFastStream:
     async def qdrant_ready() -> None:
         await to_thread.run_sync(vectors.check)
 
+    checks = {"kafka": kafka_check(broker), "qdrant": qdrant_ready}
+    if settings.embedding_backend == "openai":
+
+        async def api_key_set() -> None:
+            # Not a call to the API: a probe every few seconds would be billed.
+            if settings.openai_api_key is None:
+                raise RuntimeError("no OpenAI API key: set DOCFLOW_OPENAI_API_KEY")
+
+        checks["embeddings_api_key"] = api_key_set
+
     return AsgiFastStream(
         broker,
         logger=logging.getLogger(f"docflow.{SERVICE}"),
         asgi_routes=[
-            *asgi_probe_routes({"kafka": kafka_check(broker), "qdrant": qdrant_ready}, registry),
+            *asgi_probe_routes(checks, registry),
             search_route(embedder, vectors),
         ],
         # Local mode holds a lock on its folder until closed.

@@ -1,8 +1,9 @@
 """Embedder configuration (``DOCFLOW_*`` environment variables)."""
 
 from pathlib import Path
+from typing import Literal
 
-from pydantic import AnyHttpUrl, Field
+from pydantic import AliasChoices, AnyHttpUrl, Field, SecretStr
 
 from docflow_shared.settings import ServiceSettings
 
@@ -17,6 +18,26 @@ class EmbedderSettings(ServiceSettings):
     qdrant_path: Path | None = None
     # Texts per forward pass of the local model.
     model_batch_size: int = Field(default=16, ge=1, le=256)
+    # local: the bundled all-MiniLM-L6-v2 on the CPU. openai: OpenAI's API, or
+    # any OpenAI-compatible endpoint at openai_base_url.
+    embedding_backend: Literal["local", "openai"] = "local"
+    openai_api_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("DOCFLOW_OPENAI_API_KEY", "OPENAI_API_KEY")
+    )
+    openai_base_url: AnyHttpUrl | None = Field(
+        default=None, validation_alias=AliasChoices("DOCFLOW_OPENAI_BASE_URL", "OPENAI_BASE_URL")
+    )
+    openai_model: str = "text-embedding-3-small"
+    # Needed for models not in adapters/openai_embedder.py's table; for
+    # text-embedding-3-* it asks the API for shorter vectors.
+    openai_dimensions: int | None = Field(default=None, ge=1)
+    # The openai client retries 408/409/429/5xx, timeouts and dropped
+    # connections this often, with exponential backoff and Retry-After.
+    openai_max_retries: int = Field(default=6, ge=0)
+    openai_timeout_s: float = Field(default=60.0, gt=0)
+    # Limits of one embeddings request (OpenAI's).
+    openai_max_inputs: int = Field(default=2048, ge=1)
+    openai_max_request_tokens: int = Field(default=300_000, ge=1)
 
     @property
     def qdrant_local_path(self) -> Path:
