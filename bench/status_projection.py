@@ -12,7 +12,9 @@ documents flow, and how soon a document is readable after its upload.
    readers GET a document, ten times a second each: at independent moments,
    as separate clients' progress bars do (bench/readers.py; goal on SQLite
    p99 ≤ 10 ms); then all 50 at the same moments (hey -q, bursts of 50); then
-   as fast as answers come (hey, what one process can serve). p50/p99.
+   as fast as answers come (hey, what one process can serve). p50/p99. Once
+   with the service as one process (the default), once split into its API
+   and its projector (DOCFLOW_STATUS_ROLE=api / projector) on one SQLite file.
 3. Readable after upload: for every fourth document of the flow, the time
    from Kafka acknowledging the upload event (when the gateway answers 202)
    to the first 200 from GET /v1/documents/{id}.
@@ -47,7 +49,7 @@ from harness import ROOT, cpu_seconds, write_report
 from docflow_local.kafka import LocalKafka, ensure_jars
 from docflow_local.postgres import LocalPostgres
 from docflow_local.processes import free_port
-from docflow_local.stack import Stack, services
+from docflow_local.stack import Service, Stack
 from docflow_shared.events import (
     Chunk,
     DocumentIndexed,
@@ -308,6 +310,40 @@ async def under_load(bootstrap: str, status_url: str, pids: dict[str, int]) -> d
     }
 
 
+def status_under_load(kafka: LocalKafka, home: Path, *, split: bool) -> dict[str, Any]:
+    """``under_load`` on the status service as one process, or as its API and its
+    projector in two (DOCFLOW_STATUS_ROLE)."""
+    api = Service("status", "docflow_status", free_port(), (("DOCFLOW_STATUS_ROLE", "api"),))
+    projector = Service(
+        "status-projector",
+        "docflow_status",
+        free_port(),
+        (("DOCFLOW_STATUS_ROLE", "projector"),),
+    )
+    one = Service("status", "docflow_status", free_port())
+    stack = Stack(
+        kafka_bootstrap_servers=kafka.bootstrap_servers,
+        data_dir=home / "data",
+        services=[api, projector] if split else [one],
+        log_dir=home / "logs",
+        extra_env={"DOCFLOW_LOG_LEVEL": "WARNING"},
+    )
+    stack.start()
+    try:
+        pids = {
+            name: stack.pid(name)
+            for name in (["status", "status-projector"] if split else ["status"])
+        }
+        pids |= {
+            "kafka": kafka.pid,
+            # This process and everything it started: the whole machine's load.
+            "all": os.getpid(),
+        }
+        return asyncio.run(under_load(kafka.bootstrap_servers, stack.url("status"), pids))
+    finally:
+        stack.stop()
+
+
 def main() -> None:
     hey_binary()
     events = interleaved(300)
@@ -336,25 +372,10 @@ def main() -> None:
             home=home / "kafka", port=free_port(), controller_port=free_port(), libs=ensure_jars()
         ) as kafka:
             asyncio.run(ensure_topics(kafka.bootstrap_servers, specs()))
-            status = [s for s in services(free_port(), free_port()) if s.name == "status"]
-            stack = Stack(
-                kafka_bootstrap_servers=kafka.bootstrap_servers,
-                data_dir=home / "data",
-                services=status,
-                log_dir=home / "logs",
-                extra_env={"DOCFLOW_LOG_LEVEL": "WARNING"},
-            )
-            stack.start()
-            try:
-                pids = {
-                    "status_service": stack.pid("status"),
-                    "kafka": kafka.pid,
-                    # This process and everything it started: the whole machine's load.
-                    "all": os.getpid(),
-                }
-                load = asyncio.run(under_load(kafka.bootstrap_servers, stack.url("status"), pids))
-            finally:
-                stack.stop()
+            load = {
+                layout: status_under_load(kafka, home / layout, split=layout == "split")
+                for layout in ("one_process", "split")
+            }
     write_report(
         "status_projection",
         {
@@ -365,6 +386,8 @@ def main() -> None:
                 for db, by_way in rates.items()
             },
             "goal_sqlite_events_per_s": 2000,
+            # one_process: the default (make run); split: DOCFLOW_STATUS_ROLE=api
+            # and =projector as two processes on one SQLite file.
             "under_load_sqlite": load,
             "goal_sqlite_get_p99_ms": 10,
             "all": rates,

@@ -35,9 +35,15 @@ class Cancellations:
         self._attempts: OrderedDict[UUID, int] = OrderedDict()
 
     def record(self, event: DocumentCancelled | DocumentDeleted) -> None:
-        attempt = _DELETED if isinstance(event, DocumentDeleted) else event.attempt
-        current = self._attempts.pop(event.document_id, 0)
-        self._attempts[event.document_id] = max(current, attempt)
+        self.stop(
+            event.document_id, _DELETED if isinstance(event, DocumentDeleted) else event.attempt
+        )
+
+    def stop(self, document_id: UUID, attempt: int) -> None:
+        """No more work on this attempt (cancelled, or failed here: its later batches
+        would be wasted)."""
+        current = self._attempts.pop(document_id, 0)
+        self._attempts[document_id] = max(current, attempt)
         while len(self._attempts) > self.capacity:
             self._attempts.popitem(last=False)
 

@@ -230,7 +230,13 @@ class FailDocumentOnError:
         return KafkaRouter(middlewares=[self])
 
     async def fail(self, msg: StreamMessage[Any], exc: Exception) -> None:
-        envelope = _envelope_of(msg.body)
+        """Fail the document ``msg`` is about, because handling it raised ``exc``."""
+        await self.fail_body(msg.body, exc)
+
+    async def fail_body(self, body: bytes, exc: Exception) -> None:
+        """Fail the document a message body is about (for a handler of batches,
+        which fails each message's document on its own)."""
+        envelope = _envelope_of(body)
         if (
             envelope is None
             or envelope.event_type == DocumentFailed.model_fields["event_type"].default

@@ -22,6 +22,8 @@ class Service:
     name: str
     module: str
     port: int
+    # Settings of this process only (e.g. DOCFLOW_STATUS_ROLE of a split status service).
+    env: tuple[tuple[str, str], ...] = ()
 
     @property
     def url(self) -> str:
@@ -70,6 +72,7 @@ class Stack:
             **({"DOCFLOW_STATUS_PUBLIC_URL": status.url} if status else {}),
             **({"DOCFLOW_EMBEDDER_INTERNAL_URL": embedder.url} if embedder else {}),
             **self.extra_env,
+            **dict(service.env),
         }
 
     def log_file(self, name: str) -> Path | None:

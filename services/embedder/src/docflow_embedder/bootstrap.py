@@ -15,7 +15,11 @@ from docflow_embedder.adapters.minilm import MiniLMEmbedder
 from docflow_embedder.adapters.openai_embedder import OpenAIEmbedder
 from docflow_embedder.adapters.qdrant import QdrantVectorStore, collection_name
 from docflow_embedder.domain import Embedder, VectorStore
-from docflow_embedder.entrypoints.consumer import register, register_deletions
+from docflow_embedder.entrypoints.consumer import (
+    MAX_BATCHES_PER_CALL,
+    register,
+    register_deletions,
+)
 from docflow_embedder.entrypoints.http import search_route
 from docflow_embedder.settings import EmbedderSettings
 from docflow_shared.cancellations import Cancellations, follow_cancellations
@@ -26,20 +30,30 @@ from docflow_shared.probes import asgi_probe_routes, kafka_check
 SERVICE = "embedder"
 
 
-def wire(broker: KafkaBroker, embedder: Embedder, vectors: VectorStore) -> None:
-    """Attach the embedder's publisher, failure middleware and subscriber to ``broker``."""
+def wire(
+    broker: KafkaBroker,
+    embedder: Embedder,
+    vectors: VectorStore,
+    *,
+    max_batches: int = MAX_BATCHES_PER_CALL,
+) -> None:
+    """Attach the embedder's publisher and subscribers to ``broker``."""
     publish = KafkaEventPublisher(
         broker,
         source=f"/docflow/{SERVICE}",
         produces=[DocumentProgressed, DocumentIndexed, DocumentFailed],
     )
-    # Scoped to this service's subscribers: a handler error fails its document.
-    router = FailDocumentOnError(publish, stage=Stage.EMBEDDING, service=SERVICE).router()
     cancellations = Cancellations()
     register(
-        router, embedder=embedder, vectors=vectors, publish=publish, cancellations=cancellations
+        broker,
+        embedder=embedder,
+        vectors=vectors,
+        publish=publish,
+        cancellations=cancellations,
+        # The subscriber takes polls of several documents and fails each on its own.
+        failures=FailDocumentOnError(publish, stage=Stage.EMBEDDING, service=SERVICE),
+        max_batches=max_batches,
     )
-    broker.include_router(router)
     register_deletions(broker, vectors=vectors)
     follow_cancellations(broker, cancellations)
 
@@ -88,7 +102,7 @@ def bootstrap(settings: EmbedderSettings | None = None) -> AsgiFastStream:
         embedder.dimension,
         index_payload=settings.qdrant_url is not None,
     )
-    wire(broker, embedder, vectors)
+    wire(broker, embedder, vectors, max_batches=settings.max_batches_per_call)
 
     async def qdrant_ready() -> None:
         await to_thread.run_sync(vectors.check)

@@ -11,6 +11,8 @@ the deletion arrived.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from anyio import to_thread
 
 from docflow_embedder.domain import Embedder, SearchHit, VectorPoint, VectorStore, point_id
@@ -34,12 +36,31 @@ async def embed_chunks(
     cancellations: Cancellations | None = None,
 ) -> None:
     """Embed one batch of chunks and store the vectors; announce progress and completion."""
+    await embed_batches(
+        [event], embedder=embedder, vectors=vectors, publish=publish, cancellations=cancellations
+    )
+
+
+async def embed_batches(
+    events: Sequence[TextExtracted],
+    *,
+    embedder: Embedder,
+    vectors: VectorStore,
+    publish: Publish,
+    cancellations: Cancellations | None = None,
+) -> None:
+    """Embed several chunk batches, of one document or several, in one model call and
+    one vector-store write; then announce each batch's progress and each finished
+    document, in the order the batches came.
+
+    Small documents waiting together share a model call instead of each paying
+    for one (bench/embedder.py measures the difference).
+    """
     cancellations = cancellations or Cancellations()
-    if cancellations.cancelled(event.document_id, event.attempt):
-        return
-    if event.chunks:
-        texts = [chunk.text for chunk in event.chunks]
-        embeddings = await to_thread.run_sync(embedder.embed, texts)
+    live = [e for e in events if not cancellations.cancelled(e.document_id, e.attempt)]
+    chunks = [(event, chunk) for event in live for chunk in event.chunks]
+    if chunks:
+        embeddings = await to_thread.run_sync(embedder.embed, [c.text for _, c in chunks])
         points = [
             VectorPoint(
                 id=point_id(event.document_id, chunk.index, embedder.model),
@@ -55,30 +76,32 @@ async def embed_chunks(
                     "text": chunk.text,
                 },
             )
-            for chunk, vector in zip(event.chunks, embeddings, strict=True)
+            for (event, chunk), vector in zip(chunks, embeddings, strict=True)
         ]
         await to_thread.run_sync(vectors.upsert, points)
+    for event in live:
         if cancellations.deleted(event.document_id):
             # Deleted while this batch was embedded: take its points away again.
             await remove_vectors(DocumentDeleted.caused_by(event), vectors=vectors)
-            return
-        await publish(
-            DocumentProgressed.caused_by(
-                event,
-                stage=Stage.EMBEDDING,
-                done=event.chunks[-1].index + 1,
-                total=event.chunks_total,
+            continue
+        if event.chunks:
+            await publish(
+                DocumentProgressed.caused_by(
+                    event,
+                    stage=Stage.EMBEDDING,
+                    done=event.chunks[-1].index + 1,
+                    total=event.chunks_total,
+                )
             )
-        )
-    if event.last:
-        await publish(
-            DocumentIndexed.caused_by(
-                event,
-                chunks_total=event.chunks_total or 0,
-                collection=vectors.collection,
-                embedding_model=embedder.model,
+        if event.last:
+            await publish(
+                DocumentIndexed.caused_by(
+                    event,
+                    chunks_total=event.chunks_total or 0,
+                    collection=vectors.collection,
+                    embedding_model=embedder.model,
+                )
             )
-        )
 
 
 async def search_chunks(

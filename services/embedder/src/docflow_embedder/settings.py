@@ -18,6 +18,8 @@ class EmbedderSettings(ServiceSettings):
     qdrant_path: Path | None = None
     # Texts per forward pass of the local model.
     model_batch_size: int = Field(default=16, ge=1, le=256)
+    # Chunk batches (of any documents) one poll may hand to one model call.
+    max_batches_per_call: int = Field(default=16, ge=1, le=500)
     # local: the bundled all-MiniLM-L6-v2 on the CPU. openai: OpenAI's API, or
     # any OpenAI-compatible endpoint at openai_base_url.
     embedding_backend: Literal["local", "openai"] = "local"

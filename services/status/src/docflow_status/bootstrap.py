@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry
 
 from docflow_shared.events import DocumentStalled, DocumentStatusChanged
 from docflow_shared.messaging import KafkaEventPublisher, make_broker
-from docflow_shared.probes import kafka_check
+from docflow_shared.probes import Check, kafka_check
 from docflow_shared.sql import create_engine
 from docflow_status.adapters.read_model import SqlReadModel
 from docflow_status.entrypoints.consumer import register
@@ -38,17 +38,24 @@ def wire(broker: KafkaBroker, read_model: SqlReadModel, settings: StatusSettings
 
 
 def bootstrap(settings: StatusSettings | None = None) -> FastAPI:
-    """The status app on real Kafka and the configured database."""
+    """The status app on real Kafka and the configured database, in the settings' role."""
     settings = settings or StatusSettings()
     registry = CollectorRegistry()
     read_model = SqlReadModel(create_engine(settings.effective_database_url))
+    projects = settings.status_role in ("all", "projector")
     broker = make_broker(settings.kafka_bootstrap_servers, service=SERVICE, registry=registry)
-    watchdog = wire(broker, read_model, settings)
-    metrics = WatchdogMetrics(registry)
+    watchdog = wire(broker, read_model, settings) if projects else None
+    metrics = WatchdogMetrics(registry) if projects else None
 
     @asynccontextmanager
     async def lifespan() -> AsyncIterator[None]:
         await read_model.migrate()
+        if watchdog is None or metrics is None:  # the API alone: the database is all it reads
+            try:
+                yield
+            finally:
+                await read_model.close()
+            return
         await broker.start()
         watching = asyncio.create_task(
             run_watchdog(watchdog, read_model.census, metrics, every_s=settings.watchdog_every_s)
@@ -62,12 +69,16 @@ def bootstrap(settings: StatusSettings | None = None) -> FastAPI:
             await broker.stop()
             await read_model.close()
 
+    checks: dict[str, Check] = {"database": read_model.check}
+    if projects:
+        checks["kafka"] = kafka_check(broker)
     return create_app(
         StatusApi(
             settings=settings,
             documents=read_model,
-            checks={"kafka": kafka_check(broker), "database": read_model.check},
+            checks=checks,
             registry=registry,
             lifespan=lifespan,
-        )
+        ),
+        serve_api=settings.status_role in ("all", "api"),
     )

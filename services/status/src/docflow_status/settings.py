@@ -1,5 +1,7 @@
 """Status service configuration (``DOCFLOW_*`` environment variables)."""
 
+from typing import Literal
+
 from pydantic import Field
 
 from docflow_shared.settings import HttpServiceSettings
@@ -9,6 +11,12 @@ class StatusSettings(HttpServiceSettings):
     """What the status service needs to know."""
 
     port: int = Field(default=8001, ge=0, le=65535)
+    # What this process does: all (the default: project events and serve the
+    # API), api (serve the API from the database only), projector (project
+    # events, announce statuses and stalls; probes and metrics only). Split,
+    # the API scales on requests and the projector on consumer lag, and
+    # neither waits for the other's work on its event loop.
+    status_role: Literal["all", "api", "projector"] = "all"
     # SQLAlchemy async URL; the default is a SQLite file under data_dir.
     database_url: str | None = None
     # How often a status stream looks for changes (the read model may be

@@ -1,39 +1,83 @@
-"""The embedder's subscriber: a thin adapter from Kafka to the handler."""
+"""The embedder's subscribers: thin adapters from Kafka to the handlers."""
 
 from __future__ import annotations
 
-from faststream.kafka import KafkaBroker, KafkaRouter
+import logging
+
+from faststream.kafka import KafkaBroker, KafkaMessage, KafkaRouter
+from pydantic import ValidationError
 
 from docflow_embedder.domain import Embedder, VectorStore
-from docflow_embedder.handlers import embed_chunks, remove_vectors
+from docflow_embedder.handlers import embed_batches, remove_vectors
 from docflow_shared import topics
 from docflow_shared.cancellations import Cancellations
 from docflow_shared.events import DocumentDeleted, TextExtracted
-from docflow_shared.messaging import Publish, subscriber
+from docflow_shared.messaging import FailDocumentOnError, Publish, batch_subscriber, subscriber
+
+logger = logging.getLogger(__name__)
 
 GROUP_ID = "docflow-embedder"
 
+# Chunk batches taken from one poll and embedded together (one model call, one
+# Qdrant write), whichever documents they belong to. A poll returns at once
+# what is there, up to this many; it waits (up to 200 ms) only when nothing is.
+MAX_BATCHES_PER_CALL = 16
+
 
 def register(
-    router: KafkaRouter,
+    broker: KafkaBroker,
     *,
     embedder: Embedder,
     vectors: VectorStore,
     publish: Publish,
     cancellations: Cancellations,
+    failures: FailDocumentOnError,
+    max_batches: int = MAX_BATCHES_PER_CALL,
 ) -> None:
-    """Subscribe the embedder to chunk batches (failures fail their document)."""
+    """Subscribe the embedder to chunk batches; a document that cannot be embedded
+    fails on its own, the others in the same poll go on."""
 
-    @subscriber(router, topics.EXTRACTED, group_id=GROUP_ID)
-    async def on_text_extracted(event: TextExtracted) -> None:
-        """Embed a batch of chunks into the vector store."""
-        await embed_chunks(
-            event,
+    async def embed(events: list[TextExtracted]) -> None:
+        await embed_batches(
+            events,
             embedder=embedder,
             vectors=vectors,
             publish=publish,
             cancellations=cancellations,
         )
+
+    async def fail(body: bytes, event: TextExtracted, exc: Exception) -> None:
+        await failures.fail_body(body, exc)
+        # The attempt has failed: its later batches are skipped, not embedded.
+        cancellations.stop(event.document_id, event.attempt)
+
+    @batch_subscriber(broker, topics.EXTRACTED, group_id=GROUP_ID, max_records=max_batches)
+    async def on_text_extracted(message: KafkaMessage) -> None:
+        """Embed what one poll returned into the vector store."""
+        bodies: list[bytes] = list(message.body)  # type: ignore[arg-type]  # a batch: a list
+        readable: list[tuple[bytes, TextExtracted]] = []
+        for body in bodies:
+            try:
+                readable.append((body, TextExtracted.model_validate_json(body)))
+            except ValidationError as exc:
+                await failures.fail_body(body, exc)
+        try:
+            await embed([event for _, event in readable])
+        except Exception as exc:
+            if len(readable) == 1:
+                await fail(*readable[0], exc)
+                return
+            # One document's problem must not fail the others: each alone.
+            logger.warning(
+                "a poll of %s chunk batches failed (%s); embedding them one by one",
+                len(readable),
+                exc,
+            )
+            for body, event in readable:
+                try:
+                    await embed([event])
+                except Exception as one:
+                    await fail(body, event, one)
 
 
 def register_deletions(broker: KafkaBroker | KafkaRouter, *, vectors: VectorStore) -> None:

@@ -321,12 +321,13 @@ async def get_document(document_id: str, api: StatusApiDep, tenant: Tenant) -> D
     return DocumentStatus.of(state)
 
 
-def create_app(api: StatusApi) -> FastAPI:
-    """The status ASGI app around the given wiring."""
+def create_app(api: StatusApi, *, serve_api: bool = True) -> FastAPI:
+    """The status ASGI app around the given wiring; without ``serve_api`` (the
+    projector alone) only probes and metrics."""
     app = service_app(
         title="docflow status",
         summary="Where each document is, how far along, and why it failed.",
-        router=router,
+        router=router if serve_api else APIRouter(),
         checks=api.checks,
         registry=api.registry,
         authenticator=api.settings.authenticator(),
