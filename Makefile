@@ -35,6 +35,7 @@ bench: install kafka-jars postgres hey ## Benchmarks; JSON results in bench/resu
 	$(PY) bench/pdf_fallback.py
 	$(PY) bench/pipelining.py
 	$(PY) bench/status_projection.py
+	$(PY) bench/embedder.py
 
 lint: install ## ruff (format and lint) and mypy
 	$(PY) -m ruff format --check .

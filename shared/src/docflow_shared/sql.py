@@ -6,7 +6,11 @@ the ``sql`` extra.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+import fcntl
+import hashlib
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -16,7 +20,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import DateTime, MetaData, TypeDecorator, event, inspect
+from sqlalchemy import DateTime, MetaData, TypeDecorator, event, inspect, text
 from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy.engine import Connection, Dialect, Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -126,8 +130,36 @@ async def migrate(engine: AsyncEngine, migrations: Path, metadata: MetaData, own
             command.stamp(config, _first_revision(config))
         command.upgrade(config, "head")
 
-    async with engine.begin() as connection:
+    # Replicas starting together must not migrate together: one does it, the
+    # others wait and then find nothing to do.
+    async with _migration_lock(engine, owner), engine.begin() as connection:
+        if engine.dialect.name == "postgresql":
+            # Held until this transaction ends (PostgreSQL's DDL is transactional).
+            await connection.execute(
+                text("SELECT pg_advisory_xact_lock(:key)"), {"key": _lock_key(owner)}
+            )
         await connection.run_sync(upgrade)
+
+
+def _lock_key(owner: str) -> int:
+    digest = hashlib.sha256(f"docflow-migrations-{owner}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+@asynccontextmanager
+async def _migration_lock(engine: AsyncEngine, owner: str) -> AsyncIterator[None]:
+    """On SQLite (one machine), a lock file beside the database; elsewhere nothing
+    (PostgreSQL takes an advisory lock in the migration's transaction)."""
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or database in (None, "", ":memory:"):
+        yield
+        return
+    lock_file = await asyncio.to_thread(Path(f"{database}.{owner}-migrations.lock").open, "a")
+    try:
+        await asyncio.to_thread(fcntl.flock, lock_file, fcntl.LOCK_EX)
+        yield
+    finally:
+        lock_file.close()  # releases the lock
 
 
 def _first_revision_schema(config: Config) -> MetaData:

@@ -3,6 +3,7 @@ migrations of both services' databases."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC
 from pathlib import Path
 from uuid import UUID
@@ -171,3 +172,19 @@ LEGACY_INDEXES = [
     "CREATE INDEX ix_documents_status ON documents (status)",
     "CREATE INDEX ix_processed_events_document_id ON processed_events (document_id)",
 ]
+
+
+@pytest.mark.parametrize("store", MIGRATED)
+async def test_replicas_starting_together_migrate_once(
+    database_url: str, store: type[SqlReadModel] | type[SqlRegistry]
+) -> None:
+    engines = [create_engine(database_url) for _ in range(3)]
+    try:
+        # Three processes' worth of engines on one fresh database, at once.
+        await asyncio.gather(*(store(engine).migrate() for engine in engines))
+        metadata = (read_model.Base if store is SqlReadModel else registry.Base).metadata
+        async with engines[0].connect() as connection:
+            assert await connection.run_sync(schema_differences, metadata) == []
+    finally:
+        for engine in engines:
+            await engine.dispose()
