@@ -114,6 +114,18 @@ def failed_while_extracting(document_id: UUID | None = None) -> list[Event]:
     ]
 
 
+def retry_of(document_id: UUID, second: float, attempt: int = 2) -> DocumentRetryRequested:
+    """The gateway's retry of a document's extraction, starting ``attempt``."""
+    return DocumentRetryRequested(
+        **envelope(document_id, second),
+        attempt=attempt,
+        from_stage=Stage.EXTRACTING,
+        filename="report.pdf",
+        content_type="application/pdf",
+        blob_key=f"t1/{document_id}/original",
+    )
+
+
 # -- random histories (hypothesis) -------------------------------------------
 
 OUTCOMES = ("completed", "failed_extracting", "failed_embedding", "cancelled")

@@ -4,7 +4,7 @@ import random
 from dataclasses import replace
 from datetime import timedelta
 from functools import reduce
-from uuid import UUID, uuid4
+from uuid import uuid4
 
 import pytest
 
@@ -19,7 +19,7 @@ from docflow_shared.events import (
     Stage,
 )
 from docflow_status.domain.projection import NO_TEXT_MESSAGE, DocumentState, Status, evolve
-from support.histories import T0, envelope, failed_while_extracting, successful
+from support.histories import T0, envelope, failed_while_extracting, retry_of, successful
 
 
 def fold(events: list[Event]) -> DocumentState:
@@ -145,22 +145,11 @@ def in_attempt(events: list[Event], attempt: int, after_s: float) -> list[Event]
     ]
 
 
-def retry_of(document_id: UUID, attempt: int, second: float) -> DocumentRetryRequested:
-    return DocumentRetryRequested(
-        **envelope(document_id, second),
-        attempt=attempt,
-        from_stage=Stage.EXTRACTING,
-        filename="report.pdf",
-        content_type="application/pdf",
-        blob_key=f"t1/{document_id}/original",
-    )
-
-
 def retried_history() -> list[Event]:
     """Attempt 1 fails while extracting; attempt 2 (a retry) completes."""
     d = uuid4()
     first = failed_while_extracting(d)
-    return [*first, retry_of(d, 2, 100), *in_attempt(successful(d), 2, 101)]
+    return [*first, retry_of(d, 100), *in_attempt(successful(d), 2, 101)]
 
 
 def test_a_retry_starts_a_new_attempt_that_can_complete() -> None:
@@ -212,7 +201,7 @@ def test_cancelling_ends_the_attempt_and_a_retry_can_start_another() -> None:
     assert state.message.startswith("Cancelled")
     assert state.progress < 100
 
-    again = fold([*started, cancelled, *rest, retry_of(d, 2, 50), *in_attempt(history, 2, 51)])
+    again = fold([*started, cancelled, *rest, retry_of(d, 50), *in_attempt(history, 2, 51)])
     assert (again.status, again.attempt) == (Status.COMPLETED, 2)
 
 
@@ -274,14 +263,7 @@ def test_a_finished_document_is_never_stalled() -> None:
 def test_a_retry_clears_the_stall_of_the_attempt_before() -> None:
     events = successful()
     d = events[0].document_id
-    retry = DocumentRetryRequested(
-        **envelope(d, 2000),
-        attempt=2,
-        from_stage=Stage.EXTRACTING,
-        filename="report.pdf",
-        content_type="application/pdf",
-        blob_key="k",
-    )
+    retry = retry_of(d, 2000)
     s = fold([*events[:4], stall(events[:4]), retry])
     assert (s.attempt, s.stalled, s.stalled_since) == (2, False, None)
     # A stall of attempt 1 arriving after the retry is old news.

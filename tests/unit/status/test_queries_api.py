@@ -14,12 +14,12 @@ import httpx
 import pytest
 from prometheus_client import CollectorRegistry
 
-from docflow_shared.events import DocumentDeleted, DocumentRetryRequested, Event, Stage
+from docflow_shared.events import DocumentDeleted, Event
 from docflow_status.adapters.read_model import SqlReadModel
 from docflow_status.domain.projection import evolve
 from docflow_status.entrypoints.http import StatusApi, create_app
 from docflow_status.settings import StatusSettings
-from support.histories import T0, envelope, failed_while_extracting, successful
+from support.histories import T0, envelope, failed_while_extracting, retry_of, successful
 
 
 def shifted(events: list[Event], minutes: int, **update: Any) -> list[Event]:
@@ -171,14 +171,7 @@ async def test_the_timeline_shows_every_stage_of_every_attempt(
 ) -> None:
     d = uuid4()
     first = failed_while_extracting(d)
-    retry = DocumentRetryRequested(
-        **envelope(d, 100),
-        attempt=2,
-        from_stage=Stage.EXTRACTING,
-        filename="report.pdf",
-        content_type="application/pdf",
-        blob_key=f"t1/{d}/original",
-    )
+    retry = retry_of(d, 100)
     second = [
         e.model_copy(
             update={
