@@ -207,6 +207,35 @@ def test_search_finds_the_document_a_sentence_comes_from(
     assert results[0]["score"] > results[-1]["score"]
 
 
+def test_the_tenant_stream_shows_every_documents_final_status(
+    stack: Stack, corpus_run: CorpusRun
+) -> None:
+    final = {doc["id"]: doc["status"] for doc in corpus_run.documents.values()}
+    latest: dict[str, dict[str, Any]] = {}
+    url = f"{stack.url('status')}/v1/documents/stream"
+    # From the beginning of time: the whole corpus, over HTTP from the running service.
+    with (
+        httpx.Client(timeout=httpx.Timeout(10, read=60)) as http,
+        http.stream("GET", url, headers={"Last-Event-ID": "0"}) as response,
+    ):
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        event = ""
+        # Pings (every 15 s) keep the connection from timing out: bound the wait here.
+        deadline = time.monotonic() + 120
+        for line in response.iter_lines():
+            assert time.monotonic() < deadline, f"statuses seen: {latest}"
+            if line.startswith("event:"):
+                event = line.partition(":")[2].strip()
+            elif line.startswith("data:") and event == "status":
+                body = json.loads(line.partition(":")[2])
+                if body["version"] >= latest.get(body["id"], {}).get("version", 0):
+                    latest[body["id"]] = body
+                if all(latest.get(i, {}).get("status") == s for i, s in final.items()):
+                    break
+    assert {i: latest[i]["status"] for i in final} == final
+
+
 @pytest.fixture(scope="module")
 def qdrant(stack: Stack, corpus_run: CorpusRun) -> Iterator[QdrantClient]:
     # Local mode admits one process at a time: stop the embedder's first.

@@ -6,7 +6,7 @@ The engine comes from ``docflow_shared.sql.create_engine``.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -14,6 +14,7 @@ from uuid import UUID
 from sqlalchemy import (
     JSON,
     Boolean,
+    Index,
     Integer,
     MetaData,
     String,
@@ -80,6 +81,10 @@ class DocumentRow(Base):
     version: Mapped[int] = mapped_column(Integer, server_default="0")
     stalled_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
     stalled: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    # When this row last changed, by the projector's clock (the tenant stream's cursor).
+    touched_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index("ix_documents_tenant_touched", "tenant_id", "touched_at"),)
 
 
 class ProcessedEvent(Base):
@@ -117,7 +122,7 @@ class ProcessedEvent(Base):
 _STATE_FIELDS = [
     column.key
     for column in DocumentRow.__table__.columns
-    if column.key not in ("status", "stage", "error", "version")
+    if column.key not in ("status", "stage", "error", "version", "touched_at")
 ]
 
 
@@ -231,6 +236,7 @@ class SqlReadModel:
             for event in fresh:
                 states[event.document_id] = fold(states.get(event.document_id), event)
                 changes[event.document_id] = changes.get(event.document_id, 0) + 1
+            touched = datetime.now(UTC)
             for document_id, count in changes.items():
                 row = rows.get(document_id)
                 if row is None:
@@ -238,6 +244,7 @@ class SqlReadModel:
                     session.add(row)
                 _to_row(states[document_id], row)
                 row.version += count
+                row.touched_at = touched
             if fresh:
                 await session.execute(
                     insert(ProcessedEvent), [ProcessedEvent.values_of(e) for e in fresh]
@@ -265,6 +272,26 @@ class SqlReadModel:
                 _ONE_DOCUMENT, {"id": document_id, "tenant": tenant_id}
             ).first()
             return (row.version, _to_state(row)) if row is not None else None
+
+        return await self._read(query)
+
+    async def touched_since(
+        self, tenant_id: str, since: datetime, limit: int = 2000
+    ) -> list[tuple[int, DocumentState, datetime]]:
+        """A tenant's documents changed after ``since`` (deleted ones too), oldest change
+        first: (version, state, when it changed)."""
+        statement = (
+            select(_DOCUMENTS)
+            .where(DocumentRow.tenant_id == tenant_id, DocumentRow.touched_at > since)
+            .order_by(DocumentRow.touched_at, DocumentRow.id)
+            .limit(limit)
+        )
+
+        def query(connection: Connection) -> list[tuple[int, DocumentState, datetime]]:
+            return [
+                (row.version, _to_state(row), row.touched_at)
+                for row in connection.execute(statement)
+            ]
 
         return await self._read(query)
 

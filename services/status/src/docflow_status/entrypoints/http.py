@@ -7,7 +7,7 @@ import json
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Protocol, TypeVar
 from uuid import UUID
 
@@ -45,6 +45,10 @@ class DocumentReader(Protocol):
     async def versioned(
         self, document_id: UUID, tenant_id: str
     ) -> tuple[int, DocumentState] | None: ...
+
+    async def touched_since(
+        self, tenant_id: str, since: datetime, limit: int = ...
+    ) -> list[tuple[int, DocumentState, datetime]]: ...
 
 
 @dataclass
@@ -244,6 +248,84 @@ async def _found(document_id: str, lookup: Callable[[UUID], Awaitable[T | None]]
 
 
 _DOCUMENT_PROBLEMS = problem_responses({401: _UNAUTHORIZED, 404: _NOT_FOUND})
+
+
+class DocumentChange(DocumentStatus):
+    """A document's status in the tenant's stream, with its version."""
+
+    version: int = Field(description="One more for each event applied: keep the highest")
+
+
+# A change is looked for again this long after the last one sent, in case a
+# projector committed it a little later than it stamped it (another replica,
+# a slow commit); what was sent already is not sent twice.
+STREAM_OVERLAP = timedelta(seconds=2)
+# A new stream (no Last-Event-ID) starts with what changed this long ago.
+STREAM_LOOKBACK = timedelta(seconds=60)
+
+
+@router.get(
+    "/v1/documents/stream",
+    response_class=EventSourceResponse,
+    responses={
+        200: {
+            "description": "Server-Sent Events, until the client leaves: a `status` event (a "
+            "document status with its `version`, as JSON) each time one of the tenant's "
+            "documents changes, a `deleted` event when one is deleted. Each event's id is "
+            "the time of the change (µs since 1970); send it back as Last-Event-ID to resume. "
+            "A document may come twice with one version: keep the highest.",
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        },
+        401: {"description": _UNAUTHORIZED},
+    },
+)
+async def stream_documents(
+    api: StatusApiDep,
+    tenant: Tenant,
+    last_event_id: Annotated[
+        str | None,
+        Header(alias="Last-Event-ID", description="Resume after this event (sent by browsers)"),
+    ] = None,
+) -> EventSourceResponse:
+    """Every change to any of the caller's documents, from the last minute on."""
+    if last_event_id and last_event_id.isdigit():
+        since = datetime.fromtimestamp(0, UTC) + timedelta(microseconds=int(last_event_id))
+    else:
+        since = datetime.now(UTC) - STREAM_LOOKBACK
+    return EventSourceResponse(_tenant_changes(api, tenant, since), ping=15, send_timeout=30)
+
+
+def _microseconds(at: datetime) -> int:
+    return (at - datetime.fromtimestamp(0, UTC)) // timedelta(microseconds=1)
+
+
+async def _tenant_changes(
+    api: StatusApi, tenant: str, since: datetime
+) -> AsyncIterator[dict[str, str]]:
+    sent: dict[UUID, int] = {}
+    cursor = since
+    while True:
+        for version, state, touched in await api.documents.touched_since(
+            tenant, cursor - STREAM_OVERLAP
+        ):
+            cursor = max(cursor, touched)
+            if sent.get(state.id, 0) >= version:
+                continue
+            sent[state.id] = version
+            if state.deleted_at is not None:
+                yield {
+                    "id": str(_microseconds(touched)),
+                    "event": "deleted",
+                    "data": json.dumps({"id": str(state.id)}),
+                }
+                continue
+            change = DocumentChange(**DocumentStatus.of(state).model_dump(), version=version)
+            yield {
+                "id": str(_microseconds(touched)),
+                "event": "status",
+                "data": change.model_dump_json(),
+            }
+        await asyncio.sleep(api.settings.stream_poll_s)
 
 
 @router.get(
