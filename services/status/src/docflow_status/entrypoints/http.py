@@ -168,6 +168,11 @@ def _rfc3339_only(value: object) -> object:
 Instant = Annotated[AwareDatetime, BeforeValidator(_rfc3339_only)]
 
 _NOT_FOUND = "No such document for this tenant"
+
+LastEventId = Annotated[
+    str | None,
+    Header(alias="Last-Event-ID", description="Resume after this event (sent by browsers)"),
+]
 _UNAUTHORIZED = "Authentication is on and no valid API key was sent"
 
 
@@ -282,10 +287,7 @@ STREAM_LOOKBACK = timedelta(seconds=60)
 async def stream_documents(
     api: StatusApiDep,
     tenant: Tenant,
-    last_event_id: Annotated[
-        str | None,
-        Header(alias="Last-Event-ID", description="Resume after this event (sent by browsers)"),
-    ] = None,
+    last_event_id: LastEventId = None,
 ) -> EventSourceResponse:
     """Every change to any of the caller's documents, from the last minute on."""
     if last_event_id and last_event_id.isdigit():
@@ -358,10 +360,7 @@ async def stream_document(
     document_id: str,
     api: StatusApiDep,
     tenant: Tenant,
-    last_event_id: Annotated[
-        str | None,
-        Header(alias="Last-Event-ID", description="Resume after this event (sent by browsers)"),
-    ] = None,
+    last_event_id: LastEventId = None,
 ) -> EventSourceResponse:
     """A document's status changes as they happen, resumable with ``Last-Event-ID``."""
     parsed, current = await _found(document_id, lambda d: api.documents.versioned(d, tenant))
