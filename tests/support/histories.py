@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from uuid import UUID, uuid4
 
 from hypothesis import strategies as st
@@ -43,6 +44,48 @@ def chunks(first: int, count: int) -> list[Chunk]:
     ]
 
 
+Step = tuple[type[Event], dict[str, Any]]
+
+
+def batch_steps(b: int, *, batches: int, per_batch: int, pages: int, embedded: bool) -> list[Step]:
+    """What batch ``b`` of a document causes, as the services report it: the chunk
+    batch, the extractor's page progress and, if ``embedded``, the embedder's."""
+    last = b == batches - 1
+    total = per_batch * batches
+    steps: list[Step] = [
+        (
+            TextExtracted,
+            {
+                "batch": b,
+                "chunks": chunks(b * per_batch, per_batch),
+                "last": last,
+                "chunks_total": total if last else None,
+                "pages": pages if last else None,
+            },
+        ),
+        (
+            DocumentProgressed,
+            {
+                "stage": Stage.EXTRACTING,
+                "done": min(pages, (b + 1) * pages // batches),
+                "total": pages,
+            },
+        ),
+    ]
+    if embedded:
+        steps.append(
+            (
+                DocumentProgressed,
+                {
+                    "stage": Stage.EMBEDDING,
+                    "done": (b + 1) * per_batch,
+                    "total": total if last else None,
+                },
+            )
+        )
+    return steps
+
+
 def successful(
     document_id: UUID | None = None, pages: int = 10, per_batch: int = 4, batches: int = 3
 ) -> list[Event]:
@@ -62,33 +105,10 @@ def successful(
     ]
     second = 2.0
     for b in range(batches):
-        last = b == batches - 1
-        events.append(
-            TextExtracted(
-                **envelope(d, second),
-                batch=b,
-                chunks=chunks(b * per_batch, per_batch),
-                last=last,
-                chunks_total=total if last else None,
-                pages=pages if last else None,
-            )
-        )
-        events.append(
-            DocumentProgressed(
-                **envelope(d, second + 0.1),
-                stage=Stage.EXTRACTING,
-                done=min(pages, (b + 1) * pages // batches),
-                total=pages,
-            )
-        )
-        events.append(
-            DocumentProgressed(
-                **envelope(d, second + 0.5),
-                stage=Stage.EMBEDDING,
-                done=(b + 1) * per_batch,
-                total=total if last else None,
-            )
-        )
+        steps = batch_steps(b, batches=batches, per_batch=per_batch, pages=pages, embedded=True)
+        # The batch, then the extractor's progress 0.1 s later, the embedder's 0.5 s later.
+        for offset, (kind, fields) in zip((0.0, 0.1, 0.5), steps, strict=True):
+            events.append(kind(**envelope(d, second + offset), **fields))
         second += 1
     events.append(
         DocumentIndexed(
@@ -192,34 +212,12 @@ def histories(draw: st.DrawFn) -> list[Event]:
             attempt_event(DocumentProgressed, stage=Stage.EXTRACTING, done=0, total=pages)
         ]
         for b in range(sent):
-            last = b == batches - 1
-            work.append(
-                attempt_event(
-                    TextExtracted,
-                    batch=b,
-                    chunks=chunks(b * per_batch, per_batch),
-                    last=last,
-                    chunks_total=total if last else None,
-                    pages=pages if last else None,
+            work += [
+                attempt_event(kind, **fields)
+                for kind, fields in batch_steps(
+                    b, batches=batches, per_batch=per_batch, pages=pages, embedded=b < embedded
                 )
-            )
-            work.append(
-                attempt_event(
-                    DocumentProgressed,
-                    stage=Stage.EXTRACTING,
-                    done=min(pages, (b + 1) * pages // batches),
-                    total=pages,
-                )
-            )
-            if b < embedded:
-                work.append(
-                    attempt_event(
-                        DocumentProgressed,
-                        stage=Stage.EMBEDDING,
-                        done=(b + 1) * per_batch,
-                        total=total if last else None,
-                    )
-                )
+            ]
         if outcome == "completed":
             work.append(
                 attempt_event(
