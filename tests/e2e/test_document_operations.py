@@ -41,6 +41,10 @@ def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
         data_dir=tmp_path_factory.mktemp("operations") / "data",
         services=services(free_port(), free_port(), free_port(), free_port()),
         log_dir=REPO_ROOT / ".artifacts" / "e2e" / "logs" / "operations",
+        # One chunk batch per model call, so a long document shows its embedding
+        # progress batch by batch and can be cancelled part-way (with polls of
+        # many batches it may go from 0 to indexed in one step).
+        extra_env={"DOCFLOW_MAX_BATCHES_PER_CALL": "1"},
     )
     running.start()
     yield running
