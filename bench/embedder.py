@@ -10,6 +10,11 @@
    through the service allowed one chunk batch per model call
    (``DOCFLOW_MAX_BATCHES_PER_CALL=1``) and the default 16; and, in this
    process, the model called once per chunk against once per 16.
+3. Re-embedding: the same chunks, stored in a collection, re-embedded into
+   a new one by the reindexer's own steps (read a page, look up what the new
+   collection has, embed, write, check again), against the model alone. The
+   "new model" is the same MiniLM under another name, so both sides compute
+   the same; the ratio is the cost of the reindex machinery.
 
 Runs alternate, ``--rounds`` times; medians. Writes bench/results/embedder.json.
 
@@ -33,9 +38,11 @@ from harness import CORPUS, stored_pdf, write_report
 from qdrant_client import QdrantClient
 
 from docflow_embedder.adapters.minilm import MiniLMEmbedder
-from docflow_embedder.adapters.qdrant import QdrantVectorStore, collection_name
+from docflow_embedder.adapters.qdrant import QdrantIndex, QdrantVectorStore, collection_name
+from docflow_embedder.domain import Embedder
 from docflow_embedder.entrypoints.consumer import MAX_BATCHES_PER_CALL
 from docflow_embedder.handlers import embed_batches
+from docflow_embedder.reindex import Reindexer
 from docflow_embedder.settings import EmbedderSettings
 from docflow_extractor.bootstrap import reading_for
 from docflow_extractor.handlers import extract_document
@@ -45,7 +52,17 @@ from docflow_local.processes import free_port
 from docflow_local.stack import Stack, services
 from docflow_shared import topics
 from docflow_shared.blobstore import LocalBlobStore
-from docflow_shared.events import Chunk, Event, TextExtracted, parse_event
+from docflow_shared.events import (
+    Chunk,
+    EmbeddingSpec,
+    Envelope,
+    Event,
+    ReindexAdvanced,
+    ReindexCompleted,
+    ReindexRequested,
+    TextExtracted,
+    parse_event,
+)
 from docflow_shared.kafka_admin import ensure_topics, partitions_of
 from docflow_shared.topics import specs
 
@@ -125,6 +142,55 @@ async def through_the_service(bootstrap: str, events: Sequence[TextExtracted]) -
         await consumer.stop()
 
 
+class Renamed:
+    """The same model under another name: a "new model" that computes the same."""
+
+    def __init__(self, model: MiniLMEmbedder, name: str) -> None:
+        self._model = model
+        self.model = name
+        self.dimension = model.dimension
+
+    def embed(self, texts: Sequence[str]) -> Any:
+        return self._model.embed(texts)
+
+
+class BenchModels:
+    def __init__(self, model: MiniLMEmbedder) -> None:
+        self._model = model
+
+    def get(self, spec: EmbeddingSpec) -> Embedder:
+        if spec.model == self._model.model:
+            return self._model
+        return Renamed(self._model, spec.model)
+
+
+async def reindex_once(index: QdrantIndex, models: BenchModels, name: str) -> float:
+    """Seconds to re-embed the active collection into ``name``'s, step by step in this
+    process (the steps the service takes from Kafka, without Kafka)."""
+    steps: list[ReindexAdvanced] = []
+    finished: list[Envelope] = []
+
+    async def publish(event: Envelope) -> None:
+        (steps if isinstance(event, ReindexAdvanced) else finished).append(event)
+
+    reindexer = Reindexer(index, models, publish)
+    started = time.perf_counter()
+    await reindexer.start(
+        ReindexRequested(
+            reindex_id=uuid.uuid4(),
+            tenant_id="bench",
+            correlation_id="bench",
+            embedding=EmbeddingSpec(backend="local", model=name),
+        )
+    )
+    while steps:
+        await reindexer.advance(steps.pop(0))
+    seconds = time.perf_counter() - started
+    if not finished or not isinstance(finished[-1], ReindexCompleted):
+        raise RuntimeError(f"the reindex did not complete: {finished}")
+    return seconds
+
+
 def embedder_stack(home: Path, bootstrap: str, max_batches: int) -> Stack:
     embedder = services(free_port(), free_port(), free_port(), free_port())[3]
     return Stack(
@@ -153,6 +219,8 @@ def main() -> None:
         "service_batched": [],
         "model_one_call_per_chunk": [],
         "model_batched": [],
+        "reindex": [],
+        "model_alone_beside_reindex": [],
     }
     with tempfile.TemporaryDirectory(prefix="docflow-bench-") as tmp:
         home = Path(tmp)
@@ -211,6 +279,21 @@ def main() -> None:
                     stack.stop()
         client.close()
 
+        models = BenchModels(model)
+        index = QdrantIndex(
+            QdrantClient(path=str(home / "reindex-qdrant")), models, index_payload=False
+        )
+        active = index.start(EmbeddingSpec(backend="local", model=model.model))
+        asyncio.run(
+            embed_batches(renamed(batches), embedder=model, vectors=active.vectors, publish=_ignore)
+        )
+        for n in range(args.rounds):
+            times["reindex"].append(asyncio.run(reindex_once(index, models, f"bench/copy-{n}")))
+            started = time.perf_counter()
+            model.embed(texts)
+            times["model_alone_beside_reindex"].append(time.perf_counter() - started)
+        index.client.close()
+
     median = {k: statistics.median(v) for k, v in times.items()}
     chunks = len(texts)
     report: dict[str, Any] = {
@@ -235,6 +318,13 @@ def main() -> None:
             "service": round(median["service_one_batch_per_call"] / median["service_batched"], 2),
             "model": round(median["model_one_call_per_chunk"] / median["model_batched"], 2),
         },
+        "reindex_chunks_per_s": {
+            "reindex": round(chunks / median["reindex"], 1),
+            "model_alone": round(chunks / median["model_alone_beside_reindex"], 1),
+        },
+        "ratio_reindex_to_model_alone": round(
+            median["model_alone_beside_reindex"] / median["reindex"], 3
+        ),
         "rounds": args.rounds,
         "all": times,
     }

@@ -19,8 +19,8 @@ from faststream.specification import AsyncAPI
 from qdrant_client import QdrantClient
 
 from docflow_embedder import bootstrap as embedder
-from docflow_embedder.adapters.minilm import MiniLMEmbedder
-from docflow_embedder.adapters.qdrant import QdrantVectorStore, collection_name
+from docflow_embedder.adapters.qdrant import QdrantIndex
+from docflow_embedder.settings import EmbedderSettings
 from docflow_extractor import bootstrap as extractor
 from docflow_extractor.settings import ExtractorSettings
 from docflow_gateway import bootstrap as gateway
@@ -51,11 +51,11 @@ def brokers(scratch: Path) -> list[KafkaBroker]:
         wired.append(KafkaBroker("localhost:9092", client_id=f"docflow-{service}"))
     gateway.event_publisher(wired[0])
     extractor.wire(wired[1], ExtractorSettings(), LocalBlobStore(scratch / "blobs"))
-    model = MiniLMEmbedder()
-    vectors = QdrantVectorStore(
-        QdrantClient(":memory:"), collection_name(model.model, model.dimension), model.dimension
-    )
-    embedder.wire(wired[2], model, vectors)
+    settings = EmbedderSettings(data_dir=scratch)
+    models = embedder.SettingsModels(settings)
+    index = QdrantIndex(QdrantClient(":memory:"), models, index_payload=False)
+    index.start(embedder.configured_spec(settings))
+    embedder.wire(wired[2], index, models=models)
     read_model = SqlReadModel(create_engine(f"sqlite+aiosqlite:///{scratch / 'status.db'}"))
     status.wire(wired[3], read_model, StatusSettings())
     return wired

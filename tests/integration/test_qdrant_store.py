@@ -11,7 +11,7 @@ from qdrant_client import QdrantClient
 
 from docflow_embedder.adapters.minilm import MiniLMEmbedder
 from docflow_embedder.adapters.qdrant import QdrantVectorStore, collection_name
-from docflow_embedder.domain import VectorPoint, point_id
+from docflow_embedder.domain import FixedIndex, VectorPoint, point_id
 from docflow_embedder.entrypoints.http import search_route
 
 
@@ -101,7 +101,7 @@ async def test_search_finds_the_closest_chunk_of_the_callers_tenant_only(tmp_pat
                     for i, (text, vector) in enumerate(zip(texts, model.embed(texts), strict=True))
                 ]
             )
-        route = search_route(model, store)[1]
+        route = search_route(FixedIndex(model, store))[1]
         async with httpx.AsyncClient(
             transport=httpx.ASGITransport(app=route), base_url="http://embedder"
         ) as http:

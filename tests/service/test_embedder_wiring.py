@@ -12,7 +12,7 @@ import pytest
 from faststream.kafka import TestKafkaBroker
 
 from docflow_embedder.bootstrap import wire
-from docflow_embedder.domain import VectorPoint
+from docflow_embedder.domain import FixedIndex, VectorPoint
 from docflow_shared import topics
 from docflow_shared.events import (
     Chunk,
@@ -66,7 +66,7 @@ async def test_chunk_batches_become_points_and_the_document_is_indexed(
 ) -> None:
     broker = make_broker(real_kafka or "127.0.0.1:1", service="embedder")
     vectors = MemoryVectors()
-    wire(broker, FakeEmbedder(), vectors)
+    wire(broker, FixedIndex(FakeEmbedder(), vectors))
     collector = Collector(
         broker, topics.PROGRESSED, topics.INDEXED, group_id=f"test-{uuid.uuid4()}"
     )
@@ -87,7 +87,7 @@ async def test_chunk_batches_become_points_and_the_document_is_indexed(
 
 async def test_a_model_error_fails_the_document_as_retryable(real_kafka: str | None) -> None:
     broker = make_broker(real_kafka or "127.0.0.1:1", service="embedder")
-    wire(broker, FakeEmbedder(), MemoryVectors())
+    wire(broker, FixedIndex(FakeEmbedder(), MemoryVectors()))
     collector = Collector(broker, topics.FAILED, group_id=f"test-{uuid.uuid4()}")
     document_id = uuid.uuid4()
     collector.document_ids.add(document_id)
@@ -126,7 +126,7 @@ async def test_small_documents_waiting_together_share_a_model_call(kafka_bootstr
     )
     broker = make_broker(kafka_bootstrap, service="embedder")
     model, vectors = FakeEmbedder(), MemoryVectors()
-    wire(broker, model, vectors)
+    wire(broker, FixedIndex(model, vectors))
     collector = Collector(broker, topics.INDEXED, group_id=f"test-{uuid.uuid4()}")
     collector.document_ids |= set(documents)
     async with TestKafkaBroker(broker, with_real=True):
@@ -159,7 +159,7 @@ async def test_a_document_that_cannot_be_embedded_fails_alone(kafka_bootstrap: s
         ],
     )
     broker = make_broker(kafka_bootstrap, service="embedder")
-    wire(broker, FakeEmbedder(), MemoryVectors())
+    wire(broker, FixedIndex(FakeEmbedder(), MemoryVectors()))
     collector = Collector(broker, topics.INDEXED, topics.FAILED, group_id=f"test-{uuid.uuid4()}")
     collector.document_ids |= {bad, *good}
     async with TestKafkaBroker(broker, with_real=True):

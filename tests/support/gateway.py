@@ -17,7 +17,7 @@ from docflow_gateway.adapters.status_client import StatusUnavailable
 from docflow_gateway.entrypoints.http import Gateway, create_app
 from docflow_gateway.settings import GatewaySettings
 from docflow_shared.blobstore import LocalBlobStore
-from docflow_shared.events import Event
+from docflow_shared.events import Envelope
 from docflow_shared.sql import create_engine
 
 PDF = b"%PDF-1.4\n1 0 obj << >> endobj\ntrailer << >>\n%%EOF\n"
@@ -27,11 +27,11 @@ class Recorder:
     """Records published events; ``fail`` refuses all, ``refuse`` the uploads of some files."""
 
     def __init__(self, fail: bool = False, refuse: frozenset[str] = frozenset()) -> None:
-        self.events: list[Event] = []
+        self.events: list[Envelope] = []
         self.fail = fail
         self.refuse = refuse
 
-    async def __call__(self, event: Event) -> None:
+    async def __call__(self, event: Envelope) -> None:
         if self.fail or getattr(event, "filename", None) in self.refuse:
             raise ConnectionError("Kafka did not acknowledge")
         self.events.append(event)

@@ -31,7 +31,7 @@ from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from docflow_shared.errors import DocumentError
-from docflow_shared.events import DocumentFailed, ErrorCode, ErrorInfo, Event, Stage
+from docflow_shared.events import DocumentFailed, Envelope, ErrorCode, ErrorInfo, Event, Stage
 
 if TYPE_CHECKING:
     from faststream._internal.context.repository import ContextRepo
@@ -44,6 +44,9 @@ logger = logging.getLogger(__name__)
 
 Publish = Callable[[Event], Awaitable[None]]
 """The port handlers publish through: returns once Kafka acknowledged the event."""
+
+PublishAny = Callable[[Envelope], Awaitable[None]]
+"""The same port for any event, operation events (``ReindexRequested`` …) included."""
 
 # Long enough for the slowest single message (a large PDF is one message to
 # the extractor): past it Kafka considers the consumer dead and rebalances.
@@ -137,7 +140,7 @@ def batch_subscriber(
     )
 
 
-def cloudevent_headers(event: Event, source: str) -> dict[str, str]:
+def cloudevent_headers(event: Envelope, source: str) -> dict[str, str]:
     """CloudEvents binary-mode Kafka headers, so outside consumers need none of our code."""
     return {
         "ce_specversion": "1.0",
@@ -145,35 +148,38 @@ def cloudevent_headers(event: Event, source: str) -> dict[str, str]:
         "ce_type": event.event_type,
         "ce_source": source,
         "ce_time": event.occurred_at.isoformat(),
-        "ce_subject": str(event.document_id),
+        "ce_subject": str(event.subject),
         "content-type": "application/json",
     }
 
 
 class KafkaEventPublisher:
-    """Publishes events to their topic, keyed by document id, acknowledged by Kafka.
+    """Publishes events to their topic, keyed by subject (the document, or the
+    operation), acknowledged by Kafka.
 
     A service declares the events it produces; they appear as publishers in
     its AsyncAPI document, and publishing anything else is a programming error.
     """
 
-    def __init__(self, broker: KafkaBroker, *, source: str, produces: Iterable[type[Event]]):
+    def __init__(
+        self, broker: KafkaBroker, *, source: str, produces: Iterable[type[Envelope]]
+    ) -> None:
         self._source = source
-        self._publishers: dict[type[Event], DefaultPublisher] = {
+        self._publishers: dict[type[Envelope], DefaultPublisher] = {
             cls: broker.publisher(
                 cls.TOPIC, title=f"{cls.TOPIC}:{cls.__name__}", schema=cls, description=cls.__doc__
             )
             for cls in produces
         }
 
-    async def __call__(self, event: Event) -> None:
+    async def __call__(self, event: Envelope) -> None:
         publisher = self._publishers.get(type(event))
         if publisher is None:
             raise TypeError(f"{self._source} does not declare {type(event).__name__} as produced")
         await publisher.publish(
             event,
-            # Keyed by document: one document's events stay in order in a topic.
-            key=str(event.document_id).encode(),
+            # Keyed by subject: one document's (one operation's) events stay in order.
+            key=str(event.subject).encode(),
             headers=cloudevent_headers(event, self._source),
             correlation_id=event.correlation_id,
         )

@@ -21,6 +21,21 @@ DELETED = "docflow.document.deleted.v1"
 # The status service's announcements: a document made no progress for too long.
 STALLED = "docflow.document.stalled.v1"
 
+# Re-embedding every stored chunk with another model (docs/events.md,
+# "Re-embedding"). Keyed by reindex id; not document events, so not in ALL.
+REINDEX_REQUESTED = "docflow.reindex.requested.v1"
+REINDEX_ADVANCED = "docflow.reindex.advanced.v1"
+REINDEX_COMPLETED = "docflow.reindex.completed.v1"
+REINDEX_FAILED = "docflow.reindex.failed.v1"
+
+REINDEX: tuple[str, ...] = (
+    REINDEX_REQUESTED,
+    REINDEX_ADVANCED,
+    REINDEX_COMPLETED,
+    REINDEX_FAILED,
+)
+"""The re-embedding operation's events, projected by the status service."""
+
 # Published by the status service for other systems: the latest status of
 # each document, compacted. Not a document event: the status service does
 # not consume it (it is the projection's output, not its input).
@@ -75,6 +90,9 @@ STATUS_CONFIG = {
 def specs(partitions: int = 6, replication_factor: int = 1) -> list[TopicSpec]:
     """The topics docflow needs, with the given sizing."""
     return [
-        *(TopicSpec(name, partitions, replication_factor, dict(EVENTS_CONFIG)) for name in ALL),
+        *(
+            TopicSpec(name, partitions, replication_factor, dict(EVENTS_CONFIG))
+            for name in (*ALL, *REINDEX)
+        ),
         TopicSpec(STATUS, partitions, replication_factor, dict(STATUS_CONFIG)),
     ]

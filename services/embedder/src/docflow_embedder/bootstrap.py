@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 
 import openai
 from anyio import to_thread
@@ -13,17 +14,28 @@ from qdrant_client import QdrantClient
 
 from docflow_embedder.adapters.minilm import MiniLMEmbedder
 from docflow_embedder.adapters.openai_embedder import OpenAIEmbedder
-from docflow_embedder.adapters.qdrant import QdrantVectorStore, collection_name
-from docflow_embedder.domain import Embedder, VectorStore
+from docflow_embedder.adapters.qdrant import QdrantIndex
+from docflow_embedder.domain import Embedder, Index, ModelUnavailable
 from docflow_embedder.entrypoints.consumer import (
     MAX_BATCHES_PER_CALL,
     register,
     register_deletions,
+    register_reindex,
 )
 from docflow_embedder.entrypoints.http import search_route
+from docflow_embedder.reindex import Reindexer
 from docflow_embedder.settings import EmbedderSettings
 from docflow_shared.cancellations import Cancellations, follow_cancellations
-from docflow_shared.events import DocumentFailed, DocumentIndexed, DocumentProgressed, Stage
+from docflow_shared.events import (
+    DocumentFailed,
+    DocumentIndexed,
+    DocumentProgressed,
+    EmbeddingSpec,
+    ReindexAdvanced,
+    ReindexCompleted,
+    ReindexFailed,
+    Stage,
+)
 from docflow_shared.messaging import FailDocumentOnError, KafkaEventPublisher, make_broker
 from docflow_shared.probes import asgi_probe_routes, kafka_check
 
@@ -32,54 +44,105 @@ SERVICE = "embedder"
 
 def wire(
     broker: KafkaBroker,
-    embedder: Embedder,
-    vectors: VectorStore,
+    index: Index,
     *,
     max_batches: int = MAX_BATCHES_PER_CALL,
+    models: SettingsModels | None = None,
 ) -> None:
-    """Attach the embedder's publisher and subscribers to ``broker``."""
+    """Attach the embedder's publishers and subscribers to ``broker``; with a Qdrant
+    index and ``models``, also those of re-embedding."""
     publish = KafkaEventPublisher(
         broker,
         source=f"/docflow/{SERVICE}",
-        produces=[DocumentProgressed, DocumentIndexed, DocumentFailed],
+        produces=[
+            DocumentProgressed,
+            DocumentIndexed,
+            DocumentFailed,
+            ReindexAdvanced,
+            ReindexCompleted,
+            ReindexFailed,
+        ],
     )
     cancellations = Cancellations()
     register(
         broker,
-        embedder=embedder,
-        vectors=vectors,
+        index=index,
         publish=publish,
         cancellations=cancellations,
         # The subscriber takes polls of several documents and fails each on its own.
         failures=FailDocumentOnError(publish, stage=Stage.EMBEDDING, service=SERVICE),
         max_batches=max_batches,
     )
-    register_deletions(broker, vectors=vectors)
+    register_deletions(broker, index=index)
+    if isinstance(index, QdrantIndex) and models is not None:
+        register_reindex(broker, reindexer=Reindexer(index, models, publish))
     follow_cancellations(broker, cancellations)
+
+
+def configured_spec(settings: EmbedderSettings) -> EmbeddingSpec:
+    """The model the settings choose (for the first collection; after a re-embedding
+    the active collection says which model is in use)."""
+    if settings.embedding_backend == "local":
+        return EmbeddingSpec(backend="local", model=MiniLMEmbedder.model)
+    return EmbeddingSpec(
+        backend="openai", model=settings.openai_model, dimensions=settings.openai_dimensions
+    )
+
+
+class SettingsModels:
+    """The models this embedder can build, each built once: the bundled local model,
+    and any model of the configured OpenAI-compatible endpoint (its key and URL)."""
+
+    def __init__(self, settings: EmbedderSettings) -> None:
+        self._settings = settings
+        self._built: dict[EmbeddingSpec, Embedder] = {}
+        self._lock = threading.Lock()  # asked from worker threads
+
+    def get(self, spec: EmbeddingSpec) -> Embedder:
+        with self._lock:
+            if spec not in self._built:
+                self._built[spec] = self._build(spec)
+            return self._built[spec]
+
+    def _build(self, spec: EmbeddingSpec) -> Embedder:
+        settings = self._settings
+        if spec.backend == "local":
+            local = MiniLMEmbedder.model
+            if spec.model not in (local, local.rsplit("/", 1)[-1]) or spec.dimensions not in (
+                None,
+                384,
+            ):
+                raise ModelUnavailable(
+                    f"the local backend has one model, {local} (384 dimensions), "
+                    f"not {spec.model}; use the openai backend for others"
+                )
+            return MiniLMEmbedder(batch_size=settings.model_batch_size)
+        key = settings.openai_api_key
+        client = (
+            openai.OpenAI(
+                api_key=key.get_secret_value(),
+                base_url=str(settings.openai_base_url) if settings.openai_base_url else None,
+                max_retries=settings.openai_max_retries,
+                timeout=settings.openai_timeout_s,
+            )
+            if key is not None
+            else None
+        )
+        try:
+            return OpenAIEmbedder(
+                client,
+                spec.model,
+                dimension=spec.dimensions,
+                max_inputs=settings.openai_max_inputs,
+                max_request_tokens=settings.openai_max_request_tokens,
+            )
+        except ValueError as exc:
+            raise ModelUnavailable(str(exc)) from exc
 
 
 def embedder_for(settings: EmbedderSettings) -> Embedder:
     """The model the settings choose: the local one, or an OpenAI-compatible API."""
-    if settings.embedding_backend == "local":
-        return MiniLMEmbedder(batch_size=settings.model_batch_size)
-    key = settings.openai_api_key
-    client = (
-        openai.OpenAI(
-            api_key=key.get_secret_value(),
-            base_url=str(settings.openai_base_url) if settings.openai_base_url else None,
-            max_retries=settings.openai_max_retries,
-            timeout=settings.openai_timeout_s,
-        )
-        if key is not None
-        else None
-    )
-    return OpenAIEmbedder(
-        client,
-        settings.openai_model,
-        dimension=settings.openai_dimensions,
-        max_inputs=settings.openai_max_inputs,
-        max_request_tokens=settings.openai_max_request_tokens,
-    )
+    return SettingsModels(settings).get(configured_spec(settings))
 
 
 def qdrant_client(settings: EmbedderSettings) -> QdrantClient:
@@ -94,18 +157,17 @@ def bootstrap(settings: EmbedderSettings | None = None) -> AsgiFastStream:
     settings = settings or EmbedderSettings()
     registry = CollectorRegistry()
     broker = make_broker(settings.kafka_bootstrap_servers, service=SERVICE, registry=registry)
-    embedder = embedder_for(settings)
+    models = SettingsModels(settings)
     client = qdrant_client(settings)
-    vectors = QdrantVectorStore(
-        client,
-        collection_name(embedder.model, embedder.dimension),
-        embedder.dimension,
-        index_payload=settings.qdrant_url is not None,
+    index = QdrantIndex(client, models, index_payload=settings.qdrant_url is not None)
+    active = index.start(configured_spec(settings))
+    logging.getLogger(f"docflow.{SERVICE}").info(
+        "embedding with %s into %s", active.embedder.model, active.vectors.collection
     )
-    wire(broker, embedder, vectors, max_batches=settings.max_batches_per_call)
+    wire(broker, index, max_batches=settings.max_batches_per_call, models=models)
 
     async def qdrant_ready() -> None:
-        await to_thread.run_sync(vectors.check)
+        await to_thread.run_sync(lambda: index.store(index.active_name()).check())
 
     checks = {"kafka": kafka_check(broker), "qdrant": qdrant_ready}
     if settings.embedding_backend == "openai":
@@ -122,7 +184,7 @@ def bootstrap(settings: EmbedderSettings | None = None) -> AsgiFastStream:
         logger=logging.getLogger(f"docflow.{SERVICE}"),
         asgi_routes=[
             *asgi_probe_routes(checks, registry),
-            search_route(embedder, vectors),
+            search_route(index),
         ],
         # Local mode holds a lock on its folder until closed.
         after_shutdown=[client.close],

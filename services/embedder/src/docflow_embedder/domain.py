@@ -10,6 +10,8 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 import numpy as np
 import numpy.typing as npt
 
+from docflow_shared.events import EmbeddingSpec
+
 # Fixed namespace: the same chunk embedded by the same model always gets the
 # same point id, so a redelivered batch overwrites its points instead of
 # adding duplicates.
@@ -65,3 +67,53 @@ class VectorStore(Protocol):
     ) -> list[SearchHit]:
         """The tenant's chunks nearest to ``vector``, best first."""
         ...
+
+
+class ModelUnavailable(Exception):
+    """The embedder cannot build the model asked for (unknown to its backend)."""
+
+
+class Models(Protocol):
+    """Builds (once) the model an ``EmbeddingSpec`` names."""
+
+    def get(self, spec: EmbeddingSpec) -> Embedder:
+        """The model; raises ``ModelUnavailable`` when the backend does not have it."""
+        ...
+
+
+@dataclass(frozen=True)
+class Target:
+    """A collection and the model whose vectors it holds."""
+
+    embedder: Embedder
+    vectors: VectorStore
+
+
+@dataclass(frozen=True)
+class Targets:
+    """Where chunks go now.
+
+    ``active`` serves searches and takes new documents; ``building`` is the
+    collection a re-embedding is filling, which takes new documents too, so
+    that it is complete when it becomes the active one.
+    """
+
+    active: Target
+    building: Target | None = None
+
+
+class Index(Protocol):
+    """The port that says which collections are in use (every replica asks it)."""
+
+    def targets(self) -> Targets: ...
+
+
+@dataclass(frozen=True)
+class FixedIndex:
+    """One collection and one model, never re-embedded (tests, benchmarks)."""
+
+    embedder: Embedder
+    vectors: VectorStore
+
+    def targets(self) -> Targets:
+        return Targets(Target(self.embedder, self.vectors))

@@ -7,17 +7,30 @@ when the document is indexed.
 Batches of a cancelled attempt are skipped; a deleted document's vectors are
 removed (``DocumentDeleted``), also when a batch of it was being embedded as
 the deletion arrived.
+
+While a re-embedding fills a new collection (``reindex.py``), chunks are
+embedded into it too (``also``; a failure there does not fail the document),
+and deletions remove from it too.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 from anyio import to_thread
 
-from docflow_embedder.domain import Embedder, SearchHit, VectorPoint, VectorStore, point_id
+from docflow_embedder.domain import (
+    Embedder,
+    SearchHit,
+    Target,
+    VectorPoint,
+    VectorStore,
+    point_id,
+)
 from docflow_shared.cancellations import Cancellations
 from docflow_shared.events import (
+    Chunk,
     DocumentDeleted,
     DocumentIndexed,
     DocumentProgressed,
@@ -25,6 +38,8 @@ from docflow_shared.events import (
     TextExtracted,
 )
 from docflow_shared.messaging import Publish
+
+logger = logging.getLogger(__name__)
 
 
 async def embed_chunks(
@@ -48,6 +63,7 @@ async def embed_batches(
     vectors: VectorStore,
     publish: Publish,
     cancellations: Cancellations | None = None,
+    also: Target | None = None,
 ) -> None:
     """Embed several chunk batches, of one document or several, in one model call and
     one vector-store write; then announce each batch's progress and each finished
@@ -60,29 +76,27 @@ async def embed_batches(
     live = [e for e in events if not cancellations.cancelled(e.document_id, e.attempt)]
     chunks = [(event, chunk) for event in live for chunk in event.chunks]
     if chunks:
-        embeddings = await to_thread.run_sync(embedder.embed, [c.text for _, c in chunks])
-        points = [
-            VectorPoint(
-                id=point_id(event.document_id, chunk.index, embedder.model),
-                vector=vector,
-                payload={
-                    "tenant_id": event.tenant_id,
-                    "document_id": str(event.document_id),
-                    "chunk_index": chunk.index,
-                    "page": chunk.page,
-                    "page_end": chunk.page_end,
-                    "char_start": chunk.char_start,
-                    "char_end": chunk.char_end,
-                    "text": chunk.text,
-                },
-            )
-            for (event, chunk), vector in zip(chunks, embeddings, strict=True)
-        ]
-        await to_thread.run_sync(vectors.upsert, points)
+        await _store(chunks, Target(embedder, vectors))
+        if also is not None:
+            try:
+                await _store(chunks, also)
+            except Exception as exc:
+                # The documents are indexed (in the active collection); the
+                # reindex's second pass embeds what is missing, or the reindex
+                # fails on the same error and is abandoned.
+                logger.warning(
+                    "could not also embed into %s, which a reindex is filling: %s",
+                    also.vectors.collection,
+                    exc,
+                )
     for event in live:
         if cancellations.deleted(event.document_id):
             # Deleted while this batch was embedded: take its points away again.
-            await remove_vectors(DocumentDeleted.caused_by(event), vectors=vectors)
+            await remove_vectors(
+                DocumentDeleted.caused_by(event),
+                vectors=vectors,
+                also=also.vectors if also else None,
+            )
             continue
         if event.chunks:
             await publish(
@@ -104,6 +118,30 @@ async def embed_batches(
             )
 
 
+async def _store(chunks: Sequence[tuple[TextExtracted, Chunk]], target: Target) -> None:
+    """Embed ``chunks`` with the target's model and write them to its collection."""
+    model = target.embedder
+    embeddings = await to_thread.run_sync(model.embed, [c.text for _, c in chunks])
+    points = [
+        VectorPoint(
+            id=point_id(event.document_id, chunk.index, model.model),
+            vector=vector,
+            payload={
+                "tenant_id": event.tenant_id,
+                "document_id": str(event.document_id),
+                "chunk_index": chunk.index,
+                "page": chunk.page,
+                "page_end": chunk.page_end,
+                "char_start": chunk.char_start,
+                "char_end": chunk.char_end,
+                "text": chunk.text,
+            },
+        )
+        for (event, chunk), vector in zip(chunks, embeddings, strict=True)
+    ]
+    await to_thread.run_sync(target.vectors.upsert, points)
+
+
 async def search_chunks(
     query: str, tenant_id: str, limit: int, *, embedder: Embedder, vectors: VectorStore
 ) -> list[SearchHit]:
@@ -112,6 +150,10 @@ async def search_chunks(
     return await to_thread.run_sync(vectors.search, vector, tenant_id, limit)
 
 
-async def remove_vectors(event: DocumentDeleted, *, vectors: VectorStore) -> None:
-    """Remove a deleted document's vectors."""
-    await to_thread.run_sync(vectors.delete_document, event.tenant_id, event.document_id)
+async def remove_vectors(
+    event: DocumentDeleted, *, vectors: VectorStore, also: VectorStore | None = None
+) -> None:
+    """Remove a deleted document's vectors: from the active collection first, then
+    from the one a re-embedding fills (which relies on that order)."""
+    for store in (vectors, *([also] if also else [])):
+        await to_thread.run_sync(store.delete_document, event.tenant_id, event.document_id)

@@ -1,4 +1,9 @@
-"""``python -m docflow_gateway``: serve the upload API."""
+"""``python -m docflow_gateway``: serve the upload API.
+
+``python -m docflow_gateway reindex …``: re-embed with another model (``reindex_cli``).
+"""
+
+import sys
 
 import uvicorn
 
@@ -33,4 +38,8 @@ def serve() -> object:
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["reindex"]:
+        from docflow_gateway import reindex_cli
+
+        sys.exit(reindex_cli.main(sys.argv[2:]))
     main()

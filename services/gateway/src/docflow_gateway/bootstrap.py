@@ -21,6 +21,7 @@ from docflow_shared.events import (
     DocumentDeleted,
     DocumentRetryRequested,
     DocumentUploaded,
+    ReindexRequested,
 )
 from docflow_shared.messaging import KafkaEventPublisher, make_broker
 from docflow_shared.probes import kafka_check
@@ -34,7 +35,13 @@ def event_publisher(broker: KafkaBroker) -> KafkaEventPublisher:
     return KafkaEventPublisher(
         broker,
         source=f"/docflow/{SERVICE}",
-        produces=[DocumentUploaded, DocumentRetryRequested, DocumentCancelled, DocumentDeleted],
+        produces=[
+            DocumentUploaded,
+            DocumentRetryRequested,
+            DocumentCancelled,
+            DocumentDeleted,
+            ReindexRequested,
+        ],
     )
 
 

@@ -34,6 +34,9 @@ class GatewaySettings(HttpServiceSettings):
     rate_limit: str = "100/second"
     # Worker processes serving the API (each with its own Kafka producer).
     workers: int = Field(default=1, ge=1)
+    # Tenants that may start operations over every tenant's data (re-embedding);
+    # with authentication off, every caller may.
+    admin_tenants: list[str] = Field(default_factory=list)
     # How long an upload waits for Kafka's acknowledgement before answering 503.
     publish_timeout_s: float = Field(default=10.0, gt=0)
 

@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Protocol
 from uuid import UUID
 
-from docflow_shared.events import DocumentStalled, DocumentStatusChanged, Event
+from docflow_shared.events import DocumentStalled, DocumentStatusChanged, Event, ReindexEvent
 from docflow_shared.messaging import Publish
 from docflow_status.domain.projection import DocumentState, Fold, Projected, evolve
 
@@ -34,6 +34,10 @@ class ReadModel(Protocol):
     """The read-model port: applies a fold to a batch of events, each once."""
 
     async def apply_all(self, events: Sequence[Event], fold: Fold) -> Projected: ...
+
+    async def apply_reindexes(self, events: Sequence[ReindexEvent]) -> None:
+        """Fold re-embedding operations' events into their status."""
+        ...
 
 
 class QuietDocuments(Protocol):

@@ -1,4 +1,11 @@
-"""Vectors in Qdrant: local mode (an on-disk path) by default, a server by URL."""
+"""Vectors in Qdrant: local mode (an on-disk path) by default, a server by URL.
+
+One collection per model and dimension. Two aliases, shared by every replica
+through Qdrant itself, say which are in use: ``docflow_active`` (searches and
+new documents) and, while a re-embedding runs, ``docflow_building`` (new
+documents too). Each collection records in its metadata the model that
+fills it, so any replica can embed a query for it.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +19,36 @@ import numpy.typing as npt
 from qdrant_client import QdrantClient
 from qdrant_client.http import models
 
-from docflow_embedder.domain import SearchHit, VectorPoint
+from docflow_embedder.domain import (
+    Models,
+    SearchHit,
+    Target,
+    Targets,
+    VectorPoint,
+)
+from docflow_shared.events import EmbeddingSpec
+
+ACTIVE_ALIAS = "docflow_active"
+BUILDING_ALIAS = "docflow_building"
+
+
+_NO_VECTOR: npt.NDArray[np.float32] = np.zeros(0, dtype=np.float32)
+
+
+def _equals(key: str, value: str) -> models.FieldCondition:
+    return models.FieldCondition(key=key, match=models.MatchValue(value=value))
+
+
+def _of_documents(document_ids: Sequence[UUID] | None) -> models.Filter | None:
+    if document_ids is None:
+        return None
+    return models.Filter(
+        must=[
+            models.FieldCondition(
+                key="document_id", match=models.MatchAny(any=[str(d) for d in document_ids])
+            )
+        ]
+    )
 
 
 def collection_name(model: str, dimension: int) -> str:
@@ -25,16 +61,24 @@ class QdrantVectorStore:
     """Writes chunk vectors to one collection, creating it if needed."""
 
     def __init__(
-        self, client: QdrantClient, collection: str, dimension: int, *, index_payload: bool = False
+        self,
+        client: QdrantClient,
+        collection: str,
+        dimension: int,
+        *,
+        index_payload: bool = False,
+        spec: EmbeddingSpec | None = None,
     ) -> None:
         """``index_payload``: index tenant and document id (a Qdrant server; local mode has
-        no payload indexes and scans)."""
+        no payload indexes and scans). ``spec``: the model, kept in a new collection's
+        metadata."""
         self.client = client
         self.collection = collection
         if not client.collection_exists(collection):
             client.create_collection(
                 collection,
                 vectors_config=models.VectorParams(size=dimension, distance=models.Distance.COSINE),
+                metadata=spec.model_dump() if spec is not None else None,
             )
         if index_payload:
             # Every search filters by tenant and every deletion by document.
@@ -61,17 +105,52 @@ class QdrantVectorStore:
             points_selector=models.FilterSelector(
                 filter=models.Filter(
                     must=[
-                        models.FieldCondition(
-                            key="tenant_id", match=models.MatchValue(value=tenant_id)
-                        ),
-                        models.FieldCondition(
-                            key="document_id", match=models.MatchValue(value=str(document_id))
-                        ),
+                        _equals("tenant_id", tenant_id),
+                        _equals("document_id", str(document_id)),
                     ]
                 )
             ),
             wait=True,
         )
+
+    def delete(self, ids: Sequence[UUID]) -> None:
+        """Remove the points with these ids (returns once applied)."""
+        if ids:
+            self.client.delete(self.collection, points_selector=[str(i) for i in ids], wait=True)
+
+    def page(
+        self, after: str | None, limit: int, document_ids: Sequence[UUID] | None = None
+    ) -> tuple[list[VectorPoint], str | None]:
+        """Up to ``limit`` points (payload, no vectors) in id order from ``after``, and
+        where the next page starts (None: no more)."""
+        records, next_offset = self.client.scroll(
+            self.collection,
+            scroll_filter=_of_documents(document_ids),
+            limit=limit,
+            offset=after,
+            with_payload=True,
+            with_vectors=False,
+        )
+        points = [
+            VectorPoint(id=UUID(str(r.id)), vector=_NO_VECTOR, payload=dict(r.payload or {}))
+            for r in records
+        ]
+        return points, None if next_offset is None else str(next_offset)
+
+    def existing(self, ids: Sequence[UUID]) -> set[UUID]:
+        """Which of ``ids`` have a point here."""
+        if not ids:
+            return set()
+        found = self.client.retrieve(
+            self.collection, [str(i) for i in ids], with_payload=False, with_vectors=False
+        )
+        return {UUID(str(r.id)) for r in found}
+
+    def count(self, document_ids: Sequence[UUID] | None = None) -> int:
+        """Points here (of these documents)."""
+        return self.client.count(
+            self.collection, count_filter=_of_documents(document_ids), exact=True
+        ).count
 
     def search(
         self, vector: npt.NDArray[np.float32], tenant_id: str, limit: int
@@ -80,11 +159,7 @@ class QdrantVectorStore:
         found = self.client.query_points(
             self.collection,
             query=vector.tolist(),
-            query_filter=models.Filter(
-                must=[
-                    models.FieldCondition(key="tenant_id", match=models.MatchValue(value=tenant_id))
-                ]
-            ),
+            query_filter=models.Filter(must=[_equals("tenant_id", tenant_id)]),
             limit=limit,
             with_payload=True,
         )
@@ -104,3 +179,104 @@ class QdrantVectorStore:
     def check(self) -> Any:
         """Raises unless the collection answers."""
         return self.client.get_collection(self.collection)
+
+
+class QdrantIndex:
+    """Which collections are in use, read from Qdrant's aliases on every call, so every
+    replica follows a switch at its next poll; the models come from ``models``."""
+
+    def __init__(self, client: QdrantClient, models: Models, *, index_payload: bool) -> None:
+        self.client = client
+        self._models = models
+        self._index_payload = index_payload
+        self._stores: dict[str, QdrantVectorStore] = {}
+        self._specs: dict[str, EmbeddingSpec] = {}
+
+    def start(self, spec: EmbeddingSpec) -> Target:
+        """At start-up: the active collection, created for ``spec``'s model the first
+        time. Once there is one, it wins over the settings (a re-embedding switched it)."""
+        aliases = self._aliases()
+        if ACTIVE_ALIAS not in aliases:
+            embedder = self._models.get(spec)
+            name = collection_name(embedder.model, embedder.dimension)
+            self.create(name, spec, embedder.dimension)
+            if not self.metadata_spec(name):
+                # Made by an older docflow, before collections named their model.
+                self.client.update_collection(name, metadata=spec.model_dump())
+            self._set_aliases(*self._point(ACTIVE_ALIAS, name))
+        return self.targets().active
+
+    def targets(self) -> Targets:
+        aliases = self._aliases()
+        active = self.target(aliases[ACTIVE_ALIAS])
+        building = aliases.get(BUILDING_ALIAS)
+        return Targets(active, self.target(building) if building else None)
+
+    def active_name(self) -> str:
+        return self._aliases()[ACTIVE_ALIAS]
+
+    def building_name(self) -> str | None:
+        return self._aliases().get(BUILDING_ALIAS)
+
+    def target(self, name: str) -> Target:
+        """The collection ``name`` and the model its metadata names."""
+        spec = self.metadata_spec(name)
+        if spec is None:
+            raise RuntimeError(f"collection {name} does not say which model fills it")
+        return Target(self._models.get(spec), self.store(name))
+
+    def store(self, name: str) -> QdrantVectorStore:
+        if name not in self._stores:
+            self._stores[name] = QdrantVectorStore(self.client, name, 0, index_payload=False)
+        return self._stores[name]
+
+    def create(self, name: str, spec: EmbeddingSpec, dimension: int) -> QdrantVectorStore:
+        """The collection ``name`` for ``spec``'s vectors, made if missing."""
+        store = QdrantVectorStore(
+            self.client, name, dimension, index_payload=self._index_payload, spec=spec
+        )
+        self._stores[name] = store
+        return store
+
+    def metadata_spec(self, name: str) -> EmbeddingSpec | None:
+        if name not in self._specs:
+            metadata = self.client.get_collection(name).config.metadata
+            if not metadata:
+                return None
+            self._specs[name] = EmbeddingSpec.model_validate(metadata)
+        return self._specs[name]
+
+    def begin(self, name: str) -> None:
+        """New documents go to ``name`` too from now on (every replica's next poll)."""
+        self._set_aliases(*self._point(BUILDING_ALIAS, name))
+
+    def switch(self, name: str) -> None:
+        """Make ``name`` the active collection and end the building, in one step."""
+        self._set_aliases(*self._point(ACTIVE_ALIAS, name), *self._drop(BUILDING_ALIAS))
+
+    def abandon(self, name: str) -> None:
+        """Stop sending new documents to ``name`` (if it is still the one being built)."""
+        if self.building_name() == name:
+            self._set_aliases(*self._drop(BUILDING_ALIAS))
+
+    def _aliases(self) -> dict[str, str]:
+        return {a.alias_name: a.collection_name for a in self.client.get_aliases().aliases}
+
+    def _set_aliases(self, *operations: Any) -> None:
+        """Apply alias operations together (Qdrant applies one call atomically)."""
+        if operations:
+            self.client.update_collection_aliases(change_aliases_operations=list(operations))
+
+    def _drop(self, alias: str) -> list[Any]:
+        if alias not in self._aliases():
+            return []
+        return [models.DeleteAliasOperation(delete_alias=models.DeleteAlias(alias_name=alias))]
+
+    def _point(self, alias: str, collection: str) -> list[Any]:
+        """Operations that make ``alias`` name ``collection``."""
+        return [
+            *self._drop(alias),
+            models.CreateAliasOperation(
+                create_alias=models.CreateAlias(collection_name=collection, alias_name=alias)
+            ),
+        ]

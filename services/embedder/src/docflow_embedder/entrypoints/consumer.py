@@ -4,19 +4,29 @@ from __future__ import annotations
 
 import logging
 
+from anyio import to_thread
 from faststream.kafka import KafkaBroker, KafkaMessage, KafkaRouter
 from pydantic import ValidationError
 
-from docflow_embedder.domain import Embedder, VectorStore
+from docflow_embedder.domain import Index
 from docflow_embedder.handlers import embed_batches, remove_vectors
+from docflow_embedder.reindex import Reindexer
 from docflow_shared import topics
 from docflow_shared.cancellations import Cancellations
-from docflow_shared.events import DocumentDeleted, TextExtracted
+from docflow_shared.events import (
+    DocumentDeleted,
+    ReindexAdvanced,
+    ReindexRequested,
+    TextExtracted,
+    parse_reindex_event,
+)
 from docflow_shared.messaging import FailDocumentOnError, Publish, batch_subscriber, subscriber
 
 logger = logging.getLogger(__name__)
 
 GROUP_ID = "docflow-embedder"
+# Re-embedding steps, one replica at a time per operation (keyed by reindex id).
+REINDEX_GROUP_ID = "docflow-embedder-reindex"
 
 # Chunk batches taken from one poll and embedded together (one model call, one
 # Qdrant write), whichever documents they belong to. A poll returns at once
@@ -27,8 +37,7 @@ MAX_BATCHES_PER_CALL = 16
 def register(
     broker: KafkaBroker,
     *,
-    embedder: Embedder,
-    vectors: VectorStore,
+    index: Index,
     publish: Publish,
     cancellations: Cancellations,
     failures: FailDocumentOnError,
@@ -38,12 +47,15 @@ def register(
     fails on its own, the others in the same poll go on."""
 
     async def embed(events: list[TextExtracted]) -> None:
+        # Asked at every poll, so a re-embedding's start and switch reach every replica.
+        targets = await to_thread.run_sync(index.targets)
         await embed_batches(
             events,
-            embedder=embedder,
-            vectors=vectors,
+            embedder=targets.active.embedder,
+            vectors=targets.active.vectors,
             publish=publish,
             cancellations=cancellations,
+            also=targets.building,
         )
 
     async def fail(body: bytes, event: TextExtracted, exc: Exception) -> None:
@@ -80,10 +92,42 @@ def register(
                     await fail(body, event, one)
 
 
-def register_deletions(broker: KafkaBroker | KafkaRouter, *, vectors: VectorStore) -> None:
+def register_deletions(broker: KafkaBroker | KafkaRouter, *, index: Index) -> None:
     """Subscribe the embedder to deletions; a failed removal is retried, not reported."""
 
     @subscriber(broker, topics.DELETED, group_id=GROUP_ID)
     async def on_document_deleted(event: DocumentDeleted) -> None:
         """Remove a deleted document's vectors."""
-        await remove_vectors(event, vectors=vectors)
+        targets = await to_thread.run_sync(index.targets)
+        await remove_vectors(
+            event,
+            vectors=targets.active.vectors,
+            also=targets.building.vectors if targets.building else None,
+        )
+
+
+def register_reindex(broker: KafkaBroker, *, reindexer: Reindexer) -> None:
+    """Subscribe the embedder to re-embedding requests and to its own steps."""
+
+    async def read(message: KafkaMessage) -> ReindexRequested | ReindexAdvanced | None:
+        try:
+            event = parse_reindex_event(message.body)
+        except ValidationError as exc:
+            # Unreadable: nobody can act on it; it must not stop the operation's topic.
+            logger.error("skipping an unreadable reindex event: %s", exc)
+            return None
+        return event if isinstance(event, ReindexRequested | ReindexAdvanced) else None
+
+    @subscriber(broker, topics.REINDEX_REQUESTED, group_id=REINDEX_GROUP_ID)
+    async def on_reindex_requested(message: KafkaMessage) -> None:
+        """Start re-embedding into the requested model's collection."""
+        event = await read(message)
+        if isinstance(event, ReindexRequested):
+            await reindexer.start(event)
+
+    @subscriber(broker, topics.REINDEX_ADVANCED, group_id=REINDEX_GROUP_ID)
+    async def on_reindex_advanced(message: KafkaMessage) -> None:
+        """Take a re-embedding's next step."""
+        event = await read(message)
+        if isinstance(event, ReindexAdvanced):
+            await reindexer.advance(event)

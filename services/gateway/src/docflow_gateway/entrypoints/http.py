@@ -12,7 +12,7 @@ from uuid import UUID, uuid4
 from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from docflow_gateway import operations
 from docflow_gateway.adapters.registry import DocumentRecord, KeyState, SqlRegistry
@@ -30,9 +30,9 @@ from docflow_gateway.handlers import Outcome, PublishError, accept_uploads
 from docflow_gateway.operations import OperationRefused, StatusReader
 from docflow_gateway.settings import GatewaySettings
 from docflow_shared.blobstore import BlobStore
-from docflow_shared.events import ContentType
+from docflow_shared.events import ContentType, EmbeddingSpec, ReindexRequested
 from docflow_shared.http import Lifespan, Problem, Tenant, problem_responses, service_app
-from docflow_shared.messaging import Publish
+from docflow_shared.messaging import PublishAny
 from docflow_shared.probes import Check
 
 Search = Callable[[str, str, int], Awaitable[dict[str, Any]]]
@@ -48,7 +48,7 @@ class Gateway:
     settings: GatewaySettings
     blobs: BlobStore
     records: SqlRegistry
-    publish: Publish
+    publish: PublishAny
     checks: Mapping[str, Check]
     registry: CollectorRegistry
     # The status service as seen by a caller (its credentials, given as headers).
@@ -72,6 +72,10 @@ class Gateway:
     def status_url(self, document_id: UUID) -> str:
         base = str(self.settings.status_public_url).rstrip("/")
         return f"{base}/v1/documents/{document_id}"
+
+    def reindex_url(self, reindex_id: UUID) -> str:
+        base = str(self.settings.status_public_url).rstrip("/")
+        return f"{base}/v1/reindex/{reindex_id}"
 
 
 async def _gateway(request: Request) -> Gateway:
@@ -447,6 +451,82 @@ async def search(
 
 
 CorrelationId = Annotated[str | None, Header(max_length=128)]
+
+
+class ReindexRequest(BaseModel):
+    """Which model to re-embed with, and optionally which documents."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    embedding: EmbeddingSpec = Field(
+        description="`local` has one model, sentence-transformers/all-MiniLM-L6-v2; `openai` "
+        "takes any model of the embedder's OpenAI-compatible endpoint (`dimensions` for "
+        "models that can shorten their vectors, or that the embedder does not know)"
+    )
+    document_ids: list[UUID] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=10_000,
+        description="Only these documents (any tenant's); all when absent. The switch "
+        "waits until the new collection holds every chunk of the current one.",
+    )
+
+
+class ReindexAccepted(BaseModel):
+    """A re-embedding docflow will carry out; follow it at ``status_url``."""
+
+    reindex_id: UUID
+    status_url: str
+
+
+@router.post(
+    "/v1/reindex",
+    status_code=202,
+    summary="Re-embed every stored chunk (or chosen documents') with another model.",
+    responses=problem_responses(
+        {
+            400: "The body is not JSON",
+            401: "Authentication is on and no valid API key was sent",
+            403: "The tenant may not start operations over every tenant's data",
+            422: "Malformed request: an unknown backend, an empty model name",
+            429: "The tenant sent too many requests; see Retry-After",
+            503: "Kafka is unavailable; nothing was started, retry after Retry-After",
+        }
+    ),
+)
+async def reindex(
+    body: ReindexRequest,
+    gateway: GatewayDep,
+    tenant: RateLimitedTenant,
+    x_correlation_id: CorrelationId = None,
+) -> ReindexAccepted:
+    """The chunks already in the vector store are embedded again with the new model
+    into that model's collection, without extracting anything again. Searches use
+    the current collection until the new one holds every chunk; then one alias
+    switch makes the new one current for searches and new documents. The old
+    collection is kept."""
+    settings = gateway.settings
+    if settings.auth_enabled and tenant not in settings.admin_tenants:
+        raise Problem(
+            403,
+            "forbidden",
+            f"tenant {tenant!r} may not re-embed every tenant's documents; "
+            "an operator lists the tenants that may in DOCFLOW_ADMIN_TENANTS",
+        )
+    reindex_id = uuid4()
+    try:
+        await gateway.publish(
+            ReindexRequested(
+                reindex_id=reindex_id,
+                tenant_id=tenant,
+                correlation_id=x_correlation_id or str(uuid4()),
+                embedding=body.embedding,
+                document_ids=body.document_ids,
+            )
+        )
+    except Exception as exc:
+        raise _unavailable("the event store", exc) from exc
+    return ReindexAccepted(reindex_id=reindex_id, status_url=gateway.reindex_url(reindex_id))
 
 
 def _operation_endpoint(name: str, summary: str) -> Callable[..., Any]:

@@ -34,10 +34,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.sql import ColumnElement, Select
 
-from docflow_shared.events import ErrorInfo, Event, Stage
+from docflow_shared.events import ErrorInfo, Event, ReindexEvent, Stage
 from docflow_shared.sql import Reader, UTCDateTime, create_engine, migrate
 from docflow_status.domain.projection import DocumentState, Fold, Projected, Status
 from docflow_status.domain.queries import DocumentQuery, Page
+from docflow_status.domain.reindexes import ReindexState
+from docflow_status.domain.reindexes import evolve as evolve_reindex
 from docflow_status.domain.timeline import TimelineEntry, timeline_entry
 
 MIGRATIONS = Path(__file__).resolve().parents[1] / "migrations"
@@ -85,6 +87,34 @@ class DocumentRow(Base):
     touched_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     __table_args__ = (Index("ix_documents_tenant_touched", "tenant_id", "touched_at"),)
+
+
+class ReindexRow(Base):
+    """One re-embedding operation's current status (``domain/reindexes.py``)."""
+
+    __tablename__ = "reindexes"
+
+    id: Mapped[UUID] = mapped_column(Uuid, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(64))
+    # The fields of ReindexState, as JSON (read whole, never queried by field).
+    state: Mapped[dict[str, Any]] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    @staticmethod
+    def state_of(row: ReindexRow) -> ReindexState:
+        fields = dict(row.state)
+        fields["id"] = UUID(fields["id"])
+        for name in ("created_at", "updated_at"):
+            fields[name] = datetime.fromisoformat(fields[name])
+        return ReindexState(**fields)
+
+    @staticmethod
+    def json_of(state: ReindexState) -> dict[str, Any]:
+        fields = dict(vars(state))
+        fields["id"] = str(state.id)
+        for name in ("created_at", "updated_at"):
+            fields[name] = fields[name].isoformat()
+        return fields
 
 
 class ProcessedEvent(Base):
@@ -256,6 +286,57 @@ class SqlReadModel:
                 for document_id, state in states.items()
             },
         )
+
+    async def apply_reindexes(self, events: Sequence[ReindexEvent]) -> None:
+        """Fold re-embedding events into their operations' rows, in one transaction.
+
+        The fold is idempotent, so a redelivered event needs no bookkeeping.
+        """
+        if not events:
+            return
+        for attempt in range(_CONFLICT_RETRIES + 1):
+            try:
+                async with self._sessions.begin() as session:
+                    rows = {
+                        row.id: row
+                        for row in await session.scalars(
+                            select(ReindexRow).where(
+                                ReindexRow.id.in_({e.reindex_id for e in events})
+                            )
+                        )
+                    }
+                    states = {i: ReindexRow.state_of(row) for i, row in rows.items()}
+                    for event in events:
+                        states[event.reindex_id] = evolve_reindex(
+                            states.get(event.reindex_id), event
+                        )
+                    for reindex_id, state in states.items():
+                        row = rows.get(reindex_id)
+                        if row is None:
+                            row = ReindexRow(id=reindex_id)
+                            session.add(row)
+                        row.tenant_id = state.tenant_id
+                        row.state = ReindexRow.json_of(state)
+                        row.updated_at = state.updated_at
+                return
+            except IntegrityError:
+                # Another replica created the row first: read again.
+                if attempt == _CONFLICT_RETRIES:
+                    raise
+
+    async def reindex(self, reindex_id: UUID, tenant_id: str) -> ReindexState | None:
+        """One re-embedding operation, if ``tenant_id`` asked for it."""
+        statement = select(ReindexRow).where(
+            ReindexRow.id == reindex_id, ReindexRow.tenant_id == tenant_id
+        )
+
+        def query(connection: Connection) -> ReindexState | None:
+            row = connection.execute(statement).first()
+            if row is None:
+                return None
+            return ReindexRow.state_of(row)  # type: ignore[arg-type]  # a Row of the columns
+
+        return await self._read(query)
 
     async def get(self, document_id: UUID, tenant_id: str) -> DocumentState | None:
         """A tenant's document, or ``None``; another tenant's or a deleted one is ``None`` too."""

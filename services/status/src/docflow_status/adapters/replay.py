@@ -1,4 +1,4 @@
-"""Reading the document topics from a given position to their current end, in batches.
+"""Reading the event topics from a given position to their current end, in batches.
 
 No consumer group: a replay commits nothing and disturbs no running service.
 """
@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import ValidationError
 
-from docflow_shared.events import Event, parse_event
+from docflow_shared.events import Event, ReindexEvent, parse_any
 from docflow_shared.kafka_admin import partitions_of
 
 logger = logging.getLogger(__name__)
@@ -33,7 +33,7 @@ class Replayed:
 async def replay(
     bootstrap_servers: str,
     topics: Sequence[str],
-    apply: Callable[[list[Event]], Awaitable[object]],
+    apply: Callable[[list[Event | ReindexEvent]], Awaitable[object]],
     *,
     start: Positions | None = None,
     batch: int = 500,
@@ -57,11 +57,11 @@ async def replay(
             if not left:
                 break
             polled = await consumer.getmany(*left, timeout_ms=1000, max_records=batch)
-            events: list[Event] = []
+            events: list[Event | ReindexEvent] = []
             for records in polled.values():
                 for record in records:
                     try:
-                        events.append(parse_event(record.value or b""))
+                        events.append(parse_any(record.value or b""))
                     except ValidationError:
                         done.unreadable += 1
                         logger.warning(

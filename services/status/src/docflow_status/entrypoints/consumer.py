@@ -1,4 +1,5 @@
-"""The status service's subscriber: every document topic into the read model."""
+"""The status service's subscriber: every document topic, and the re-embedding
+operations' topics, into the read model."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from faststream.kafka import KafkaBroker, KafkaMessage
 from pydantic import ValidationError
 
 from docflow_shared import topics
-from docflow_shared.events import Event, parse_event
+from docflow_shared.events import Event, ReindexEvent, parse_any
 from docflow_shared.messaging import Publish, batch_subscriber
 from docflow_status.handlers import ReadModel, project_events
 
@@ -23,16 +24,20 @@ MAX_BATCH = 500
 
 
 def register(broker: KafkaBroker, *, read_model: ReadModel, announce: Publish) -> None:
-    """Subscribe the projector to every ``docflow.document.*`` topic."""
+    """Subscribe the projector to every ``docflow.document.*`` and ``docflow.reindex.*``
+    topic."""
 
-    @batch_subscriber(broker, *topics.ALL, group_id=GROUP_ID, max_records=MAX_BATCH)
+    @batch_subscriber(
+        broker, *topics.ALL, *topics.REINDEX, group_id=GROUP_ID, max_records=MAX_BATCH
+    )
     async def on_document_events(message: KafkaMessage) -> None:
         """Project what one poll returned into the read model, then announce it."""
         records = message.raw_message if isinstance(message.raw_message, tuple) else ()
         events: list[Event] = []
+        reindexes: list[ReindexEvent] = []
         for n, body in enumerate(message.body):
             try:
-                events.append(parse_event(body))
+                event = parse_any(body)
             except ValidationError as exc:
                 # Redelivering a message that can never be read would block the
                 # partition; it is skipped, loudly.
@@ -44,6 +49,12 @@ def register(broker: KafkaBroker, *, read_model: ReadModel, announce: Publish) -
                     getattr(record, "offset", "?"),
                     exc,
                 )
+                continue
+            if isinstance(event, Event):
+                events.append(event)
+            else:
+                reindexes.append(event)
         # A database or Kafka error propagates: nothing of the batch is
         # committed and it comes back.
         await project_events(events, read_model=read_model, announce=announce)
+        await read_model.apply_reindexes(reindexes)

@@ -1,8 +1,9 @@
 """``python -m docflow_status rebuild``: the read model rebuilt from the topics.
 
-1. Every document topic is replayed from offset 0 to its current end, without
-   a consumer group, and folded (the service's own fold and repository) into
-   fresh tables beside the live ones (``adapters.read_model.Rebuild``).
+1. Every document topic (and re-embedding topic) is replayed from offset 0
+   to its current end, without a consumer group, and folded (the service's
+   own fold and repository) into fresh tables beside the live ones
+   (``adapters.read_model.Rebuild``).
 2. The rebuilt rows replace the live ones in one transaction.
 3. What arrived meanwhile (from where the replay stopped to the new end) is
    applied to the swapped-in model; events the running service applied
@@ -18,7 +19,7 @@ import time
 from dataclasses import dataclass
 
 from docflow_shared import topics
-from docflow_shared.events import Event
+from docflow_shared.events import Event, ReindexEvent
 from docflow_shared.sql import create_engine
 from docflow_status.adapters.read_model import Rebuild, SqlReadModel
 from docflow_status.adapters.replay import replay
@@ -45,16 +46,21 @@ async def rebuild(settings: StatusSettings) -> RebuildReport:
         await live.migrate()
         await scratch.start()
 
-        async def into_scratch(events: list[Event]) -> None:
-            await scratch.model.apply_all(events, evolve)
+        async def into(model: SqlReadModel, events: list[Event | ReindexEvent]) -> None:
+            await model.apply_all([e for e in events if isinstance(e, Event)], evolve)
+            await model.apply_reindexes([e for e in events if isinstance(e, ReindexEvent)])
 
-        async def into_live(events: list[Event]) -> None:
-            await live.apply_all(events, evolve)
+        async def into_scratch(events: list[Event | ReindexEvent]) -> None:
+            await into(scratch.model, events)
+
+        async def into_live(events: list[Event | ReindexEvent]) -> None:
+            await into(live, events)
 
         bootstrap = settings.kafka_bootstrap_servers
-        replayed = await replay(bootstrap, topics.ALL, into_scratch)
+        every = (*topics.ALL, *topics.REINDEX)
+        replayed = await replay(bootstrap, every, into_scratch)
         await scratch.swap_in()
-        caught_up = await replay(bootstrap, topics.ALL, into_live, start=replayed.positions)
+        caught_up = await replay(bootstrap, every, into_live, start=replayed.positions)
         documents = len(await live.everything())
     finally:
         await scratch.close()
