@@ -8,7 +8,6 @@ Figures (time to drain the corpus, progress steps seen) are written to
 
 from __future__ import annotations
 
-import asyncio
 import json
 import shutil
 import subprocess
@@ -25,12 +24,10 @@ from qdrant_client import QdrantClient, models
 from docflow_embedder.adapters.minilm import MiniLMEmbedder
 from docflow_embedder.adapters.qdrant import collection_name
 from docflow_embedder.domain import point_id
-from docflow_local.processes import free_port
-from docflow_local.stack import Stack, services
+from docflow_local.stack import Stack
 from docflow_shared import topics
-from docflow_shared.kafka_admin import ensure_topics
-from docflow_shared.topics import specs
 from support.corpus import REPO_ROOT, Expected, expectations
+from support.stacks import running_stack
 from support.waiting import wait_until
 
 ARTIFACTS = REPO_ROOT / ".artifacts" / "e2e"
@@ -40,17 +37,11 @@ LONG_PDF = "GeoTopo-komprimiert.pdf"
 
 @pytest.fixture(scope="module")
 def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    asyncio.run(ensure_topics(kafka_bootstrap, specs()))
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    running = Stack(
-        kafka_bootstrap_servers=kafka_bootstrap,
-        data_dir=tmp_path_factory.mktemp("e2e") / "data",
-        services=services(free_port(), free_port(), free_port(), free_port()),
-        log_dir=ARTIFACTS / "logs",
-    )
-    running.start()
-    yield running
-    running.stop()
+    with running_stack(
+        kafka_bootstrap, tmp_path_factory.mktemp("e2e") / "data", ARTIFACTS / "logs"
+    ) as running:
+        yield running
 
 
 @dataclass

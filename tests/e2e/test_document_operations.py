@@ -15,8 +15,7 @@ from qdrant_client import QdrantClient, models
 
 from docflow_embedder.adapters.minilm import MiniLMEmbedder
 from docflow_embedder.adapters.qdrant import collection_name
-from docflow_local.processes import free_port
-from docflow_local.stack import Stack, services
+from docflow_local.stack import Stack
 from docflow_shared import topics
 from docflow_shared.events import (
     DocumentIndexed,
@@ -25,9 +24,9 @@ from docflow_shared.events import (
     Stage,
     parse_event,
 )
-from docflow_shared.kafka_admin import ensure_topics, read_topic
-from docflow_shared.topics import specs
+from docflow_shared.kafka_admin import read_topic
 from support.corpus import CORRUPT, REPO_ROOT, expectations
+from support.stacks import running_stack
 from support.waiting import wait_until
 
 LONG_PDF = "GeoTopo-komprimiert.pdf"
@@ -35,26 +34,16 @@ LONG_PDF = "GeoTopo-komprimiert.pdf"
 
 @pytest.fixture(scope="module")
 def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    asyncio.run(ensure_topics(kafka_bootstrap, specs()))
-    running = Stack(
-        kafka_bootstrap_servers=kafka_bootstrap,
-        data_dir=tmp_path_factory.mktemp("operations") / "data",
-        services=services(free_port(), free_port(), free_port(), free_port()),
-        log_dir=REPO_ROOT / ".artifacts" / "e2e" / "logs" / "operations",
+    with running_stack(
+        kafka_bootstrap,
+        tmp_path_factory.mktemp("operations") / "data",
+        REPO_ROOT / ".artifacts" / "e2e" / "logs" / "operations",
         # One chunk batch per model call, so a long document shows its embedding
         # progress batch by batch and can be cancelled part-way (with polls of
         # many batches it may go from 0 to indexed in one step).
         extra_env={"DOCFLOW_MAX_BATCHES_PER_CALL": "1"},
-    )
-    running.start()
-    yield running
-    running.stop()
-
-
-@pytest.fixture(scope="module")
-def http() -> Iterator[httpx.Client]:
-    with httpx.Client(timeout=60) as client:
-        yield client
+    ) as running:
+        yield running
 
 
 def _corpus_file(name: str) -> bytes:

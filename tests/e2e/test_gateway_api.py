@@ -8,7 +8,6 @@ The gateway's peak memory while a 100 MiB file streams in is written to
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import subprocess
@@ -19,12 +18,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from docflow_local.processes import free_port
-from docflow_local.stack import Stack, services
+from docflow_local.stack import Stack
 from docflow_shared.auth import hash_key
-from docflow_shared.kafka_admin import ensure_topics
-from docflow_shared.topics import specs
 from support.corpus import REPO_ROOT
+from support.stacks import running_stack
 from support.waiting import wait_until
 
 ARTIFACTS = REPO_ROOT / ".artifacts" / "e2e"
@@ -36,30 +33,20 @@ GLOBEX = {"X-API-Key": "globex-key"}
 
 @pytest.fixture(scope="module")
 def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    asyncio.run(ensure_topics(kafka_bootstrap, specs()))
-    # The embedder answers searches; no extractor: nothing here needs reading.
-    gateway, status, _, embedder = services(free_port(), free_port(), free_port(), free_port())
-    running = Stack(
-        kafka_bootstrap_servers=kafka_bootstrap,
-        data_dir=tmp_path_factory.mktemp("gateway-api") / "data",
-        services=[gateway, status, embedder],
-        log_dir=ARTIFACTS / "logs" / "gateway-api",
+    with running_stack(
+        kafka_bootstrap,
+        tmp_path_factory.mktemp("gateway-api") / "data",
+        ARTIFACTS / "logs" / "gateway-api",
+        # The embedder answers searches; no extractor: nothing here needs reading.
+        only=["gateway", "status", "embedder"],
         extra_env={
             "DOCFLOW_AUTH_ENABLED": "true",
             "DOCFLOW_API_KEYS": json.dumps(
                 {"acme": [hash_key("acme-key")], "globex": [hash_key("globex-key")]}
             ),
         },
-    )
-    running.start()
-    yield running
-    running.stop()
-
-
-@pytest.fixture
-def http() -> Iterator[httpx.Client]:
-    with httpx.Client(timeout=60) as client:
-        yield client
+    ) as running:
+        yield running
 
 
 def _peak_rss_bytes(pid: int) -> int:

@@ -17,14 +17,13 @@ import httpx
 import pytest
 
 from docflow_embedder.adapters.minilm import MiniLMEmbedder
-from docflow_local.processes import free_port
-from docflow_local.stack import Stack, services
+from docflow_local.stack import Stack
 from docflow_shared import topics
 from docflow_shared.events import TextExtracted, parse_event
-from docflow_shared.kafka_admin import ensure_topics, read_topic
-from docflow_shared.topics import specs
+from docflow_shared.kafka_admin import read_topic
 from support.corpus import REPO_ROOT, expectations
 from support.openai_server import KEY, EmbeddingsServer, embeddings_server
+from support.stacks import running_stack
 from support.waiting import wait_until
 
 NEW_MODEL = "test-embedder"
@@ -47,24 +46,14 @@ def server() -> Iterator[EmbeddingsServer]:
 def stack(
     kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory, server: EmbeddingsServer
 ) -> Iterator[Stack]:
-    asyncio.run(ensure_topics(kafka_bootstrap, specs()))
-    running = Stack(
-        kafka_bootstrap_servers=kafka_bootstrap,
-        data_dir=tmp_path_factory.mktemp("reindex") / "data",
-        services=services(free_port(), free_port(), free_port(), free_port()),
-        log_dir=REPO_ROOT / ".artifacts" / "e2e" / "logs" / "reindex",
+    with running_stack(
+        kafka_bootstrap,
+        tmp_path_factory.mktemp("reindex") / "data",
+        REPO_ROOT / ".artifacts" / "e2e" / "logs" / "reindex",
         # The local model embeds first; the endpoint is there for the reindex.
         extra_env={"DOCFLOW_OPENAI_API_KEY": KEY, "DOCFLOW_OPENAI_BASE_URL": server.url},
-    )
-    running.start()
-    yield running
-    running.stop()
-
-
-@pytest.fixture(scope="module")
-def http() -> Iterator[httpx.Client]:
-    with httpx.Client(timeout=60) as client:
-        yield client
+    ) as running:
+        yield running
 
 
 def _completed(http: httpx.Client, stack: Stack, names: list[str]) -> list[dict[str, Any]]:

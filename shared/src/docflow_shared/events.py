@@ -321,6 +321,18 @@ class ReindexEvent(Envelope):
     def subject(self) -> UUID:
         return self.reindex_id
 
+    @classmethod
+    def caused_by(cls, cause: ReindexEvent, **fields: Any) -> Self:
+        """A new event of the same operation, in the same correlation."""
+        return cls(
+            **{
+                "reindex_id": cause.reindex_id,
+                "tenant_id": cause.tenant_id,
+                "correlation_id": cause.correlation_id,
+                **fields,
+            }
+        )
+
 
 class ReindexRequested(ReindexEvent):
     """Re-embed the stored chunks with ``embedding`` into that model's collection,

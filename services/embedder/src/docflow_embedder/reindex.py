@@ -167,11 +167,9 @@ class Reindexer:
             )
         logger.info("reindex %s: %s", event.reindex_id, message)
         await self._publish(
-            ReindexCompleted(
+            ReindexCompleted.caused_by(
+                event,
                 event_id=_step_id(event.reindex_id, "completed"),
-                reindex_id=event.reindex_id,
-                tenant_id=event.tenant_id,
-                correlation_id=event.correlation_id,
                 embedding=event.embedding,
                 source=event.source,
                 target=event.target,
@@ -203,13 +201,11 @@ class Reindexer:
             else await to_thread.run_sync(self._index.store(source).count, cause.document_ids)
         )
         await self._publish(
-            ReindexAdvanced(
+            ReindexAdvanced.caused_by(
+                cause,
                 # The same step has the same id: a step taken twice after a
                 # crash is one step to the status service.
                 event_id=_step_id(cause.reindex_id, f"{sweep}:{cursor}:{more}"),
-                reindex_id=cause.reindex_id,
-                tenant_id=cause.tenant_id,
-                correlation_id=cause.correlation_id,
                 embedding=cause.embedding,
                 document_ids=cause.document_ids,
                 source=source,
@@ -226,12 +222,8 @@ class Reindexer:
     async def _fail(self, cause: ReindexEvent, reason: str) -> None:
         logger.warning("reindex %s failed: %s", cause.reindex_id, reason)
         await self._publish(
-            ReindexFailed(
-                event_id=_step_id(cause.reindex_id, "failed"),
-                reindex_id=cause.reindex_id,
-                tenant_id=cause.tenant_id,
-                correlation_id=cause.correlation_id,
-                reason=reason,
+            ReindexFailed.caused_by(
+                cause, event_id=_step_id(cause.reindex_id, "failed"), reason=reason
             )
         )
 
