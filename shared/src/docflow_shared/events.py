@@ -13,6 +13,7 @@ below Kafka's 1 MiB message limit by the extractor.
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Literal, Self
@@ -76,9 +77,9 @@ class Envelope(BaseModel):
     correlation_id: str
 
     @property
+    @abstractmethod
     def subject(self) -> UUID:
         """What the event is about: its Kafka key, so events about one thing stay in order."""
-        raise NotImplementedError
 
 
 class Event(Envelope):
