@@ -22,11 +22,10 @@ from docflow_shared.events import (
     DocumentProgressed,
     Event,
     Stage,
-    parse_event,
 )
 from docflow_shared.kafka_admin import read_topic
 from support.corpus import CORRUPT, REPO_ROOT, expectations
-from support.stacks import running_stack
+from support.stacks import readable_events, running_stack
 from support.waiting import wait_until
 
 LONG_PDF = "GeoTopo-komprimiert.pdf"
@@ -72,7 +71,7 @@ def _until(http: httpx.Client, document: dict[str, Any], condition: Any, what: s
 
 def _events_of(stack: Stack, topic: str, document_id: str) -> list[Event]:
     values = asyncio.run(read_topic(stack.kafka_bootstrap_servers, topic))
-    events = [parse_event(value) for value in values]
+    events = readable_events(values)
     return [e for e in events if str(e.document_id) == document_id]
 
 

@@ -19,11 +19,11 @@ import pytest
 from docflow_embedder.adapters.minilm import MiniLMEmbedder
 from docflow_local.stack import Stack
 from docflow_shared import topics
-from docflow_shared.events import TextExtracted, parse_event
+from docflow_shared.events import TextExtracted
 from docflow_shared.kafka_admin import read_topic
 from support.corpus import REPO_ROOT, expectations
 from support.openai_server import KEY, EmbeddingsServer, embeddings_server
-from support.stacks import running_stack
+from support.stacks import readable_events, running_stack
 from support.waiting import wait_until
 
 NEW_MODEL = "test-embedder"
@@ -151,7 +151,7 @@ def test_documents_uploaded_after_the_switch_go_to_the_new_collection(
     values = asyncio.run(read_topic(stack.kafka_bootstrap_servers, topics.EXTRACTED))
     chunks = [
         chunk
-        for event in map(parse_event, values)
+        for event in readable_events(values)
         if isinstance(event, TextExtracted) and str(event.document_id) == later["id"]
         for chunk in event.chunks
     ]

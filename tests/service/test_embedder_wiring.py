@@ -51,6 +51,13 @@ class MemoryVectors:
     def upsert(self, points: Sequence[VectorPoint]) -> None:
         self.points.update({str(p.id): p for p in points})
 
+    def stored(self, tenant_id: str, document_id: uuid.UUID, attempt: int) -> int:
+        return sum(
+            1
+            for p in self.points.values()
+            if p.payload["document_id"] == str(document_id) and p.payload["attempt"] == attempt
+        )
+
 
 def batches(document_id: uuid.UUID, texts: list[str]) -> list[TextExtracted]:
     common = {"document_id": document_id, "tenant_id": "t1", "correlation_id": "c"}

@@ -7,8 +7,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from docflow_local.processes import free_port
 from docflow_local.stack import Service, Stack, services
+from docflow_shared.events import Event, parse_event
 from docflow_shared.kafka_admin import ensure_topics
 from docflow_shared.topics import specs
 
@@ -41,3 +44,15 @@ def running_stack(
         yield stack
     finally:
         stack.stop()
+
+
+def readable_events(values: list[bytes]) -> list[Event]:
+    """The events among a shared topic's records; tests/service/test_failures.py puts
+    unreadable ones there on purpose."""
+    events = []
+    for value in values:
+        try:
+            events.append(parse_event(value))
+        except ValidationError:
+            continue
+    return events

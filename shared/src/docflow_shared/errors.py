@@ -15,3 +15,16 @@ class DocumentError(Exception):
         self.code = code
         self.message = message
         self.retryable = retryable
+
+
+class TransientError(DocumentError):
+    """A dependency is unavailable (Qdrant, the embeddings API, the blob store): the
+    same message may well succeed later.
+
+    The consumer middleware parks the message on a retry topic and tries again
+    after a delay; after the last retry the document fails with this error's
+    code and message.
+    """
+
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(code, message, retryable=True)

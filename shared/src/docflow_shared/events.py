@@ -265,6 +265,23 @@ class DocumentStalled(Event):
     stage: Stage
 
 
+class DocumentRetrying(Event):
+    """A stage met a transient error on the document and tries again at ``at``.
+
+    The message that failed waits on a retry topic, so the stage goes on with
+    other documents meanwhile. After the last retry the document fails.
+    """
+
+    TOPIC: ClassVar[str] = topics.RETRYING
+    event_type: Literal["docflow.document.retrying"] = "docflow.document.retrying"
+
+    stage: Stage
+    retry: int = Field(ge=1)  # which retry this is
+    retries: int = Field(ge=1)  # how many there will be at most
+    at: AwareDatetime
+    reason: str
+
+
 class DocumentStatusChanged(Event):
     """The latest status of a document, on the compacted status topic.
 
@@ -292,6 +309,8 @@ class DocumentStatusChanged(Event):
     error: ErrorInfo | None
     stalled: bool
     deleted: bool
+    # Retries of the attempt after transient errors (added in schema 1, optional).
+    retries: int = 0
     created_at: AwareDatetime | None
     started_at: AwareDatetime | None
     completed_at: AwareDatetime | None
@@ -420,7 +439,8 @@ AnyEvent = Annotated[
     | DocumentRetryRequested
     | DocumentCancelled
     | DocumentDeleted
-    | DocumentStalled,
+    | DocumentStalled
+    | DocumentRetrying,
     Field(discriminator="event_type"),
 ]
 """Any document event (the topics in ``topics.ALL``), told apart by ``event_type``."""
@@ -435,6 +455,7 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     DocumentCancelled,
     DocumentDeleted,
     DocumentStalled,
+    DocumentRetrying,
 )
 
 _any_event: TypeAdapter[AnyEvent] = TypeAdapter(AnyEvent)

@@ -12,9 +12,10 @@ idempotent effects.
   message is delivered again). New consumer groups start at the earliest
   offset, so nothing published before a service first started is skipped.
 * A handler error does not block the partition: ``FailDocumentOnError`` turns
-  it into a ``DocumentFailed`` event with a reason, then the message is
-  committed. Only when even that event cannot be published is the message
-  left uncommitted, to be delivered again.
+  it into a ``DocumentFailed`` event with a reason, or, for a transient error,
+  parks the message on a retry topic (``retries.py``); then the message is
+  committed. Only when even that cannot be published is the message left
+  uncommitted, to be delivered again.
 """
 
 from __future__ import annotations
@@ -31,7 +32,16 @@ from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from docflow_shared.errors import DocumentError
-from docflow_shared.events import DocumentFailed, Envelope, ErrorCode, ErrorInfo, Event, Stage
+from docflow_shared.events import (
+    DocumentFailed,
+    DocumentRetrying,
+    Envelope,
+    ErrorCode,
+    ErrorInfo,
+    Event,
+    Stage,
+)
+from docflow_shared.retries import Origin, Parking, is_transient
 
 if TYPE_CHECKING:
     from faststream._internal.context.repository import ContextRepo
@@ -217,16 +227,37 @@ def _envelope_of(body: bytes) -> _Envelope | None:
 class FailDocumentOnError:
     """Consumer middleware: a handler that raises fails its document, not the consumer.
 
-    ``DocumentError`` carries the code and reason (encrypted, corrupt, …); any
-    other exception fails the document as ``internal`` and retryable. A message
-    that names no document (not JSON, no envelope) is logged and skipped:
-    there is no document to fail and redelivering it would block the partition.
+    What happens depends on the error:
+
+    * ``DocumentError`` (encrypted, corrupt, …): the document fails with its
+      code and reason; the document's own fault, nothing to keep.
+    * transient (``TransientError``, or what ``transient`` recognises: a
+      dependency unavailable): with ``parking``, the message waits on a retry
+      topic and the document says it is retrying (``DocumentRetrying``); after
+      the last retry it goes to the dead-letter topic and the document fails,
+      retryable.
+    * anything else (a bug, an event it cannot read): the document fails as
+      ``internal``, and the message goes to the dead-letter topic, to be
+      re-driven once the cause is fixed.
+    * a message that names no document (not JSON, no envelope): dead-lettered
+      (logged and skipped without ``parking``); redelivering it would block
+      the partition.
     """
 
-    def __init__(self, publish: Publish, *, stage: Stage, service: str) -> None:
+    def __init__(
+        self,
+        publish: Publish,
+        *,
+        stage: Stage,
+        service: str,
+        parking: Parking | None = None,
+        transient: Callable[[BaseException], bool] = is_transient,
+    ) -> None:
         self._publish = publish
         self._stage = stage
         self._service = service
+        self._parking = parking
+        self._transient = transient
 
     def __call__(self, msg: Any, /, *, context: ContextRepo) -> BaseMiddleware:
         return _FailDocumentOnError(msg, context=context, owner=self)
@@ -237,25 +268,43 @@ class FailDocumentOnError:
 
     async def fail(self, msg: StreamMessage[Any], exc: Exception) -> None:
         """Fail the document ``msg`` is about, because handling it raised ``exc``."""
-        await self.fail_body(msg.body, exc)
+        await self.fail_body(msg.body, exc, origin=Origin.of_message(msg))
 
-    async def fail_body(self, body: bytes, exc: Exception) -> None:
-        """Fail the document a message body is about (for a handler of batches,
-        which fails each message's document on its own)."""
+    async def fail_body(self, body: bytes, exc: Exception, origin: Origin | None = None) -> bool:
+        """Act on a message whose handling raised ``exc`` (``origin``: where it was read;
+        a handler of batches passes each message's own). True when that was the end
+        of it (the document failed, or the message was dead-lettered); False when
+        the message was parked for a retry."""
         envelope = _envelope_of(body)
         if (
             envelope is None
             or envelope.event_type == DocumentFailed.model_fields["event_type"].default
         ):
-            # Nothing to fail, or failing a failure (which could loop): skip it, loudly.
-            logger.error(
-                "%s: skipping a message it cannot act on (%s: %s)",
-                self._service,
-                type(exc).__name__,
-                exc,
+            # Nothing to fail, or failing a failure (which could loop).
+            reason = f"unreadable message: {_reason(exc)}"
+            if self._parking is not None:
+                await self._parking.dead_letter(body, origin, reason, self._stage.value)
+            else:
+                logger.error("%s: skipping a message it cannot act on (%s)", self._service, reason)
+            return True
+        retries = origin.retries if origin is not None else 0
+        if self._transient(exc):
+            if self._parking is not None and origin is not None:
+                if retries < self._parking.max_retries:
+                    await self._park(body, origin, envelope, exc)
+                    return False
+                await self._parking.dead_letter(body, origin, _reason(exc), self._stage.value)
+            reason = exc.message if isinstance(exc, DocumentError) else _reason(exc)
+            error = ErrorInfo(
+                code=exc.code if isinstance(exc, DocumentError) else ErrorCode.INTERNAL,
+                message=f"{reason} (gave up after {retries} retries)" if retries else reason,
+                stage=self._stage,
+                retryable=True,
             )
-            return
-        if isinstance(exc, DocumentError):
+            logger.warning(
+                "document %s failed after %s retries: %s", envelope.document_id, retries, reason
+            )
+        elif isinstance(exc, DocumentError):
             error = ErrorInfo(
                 code=exc.code, message=exc.message, stage=self._stage, retryable=exc.retryable
             )
@@ -268,6 +317,8 @@ class FailDocumentOnError:
                 retryable=False,
             )
             logger.error("document %s: unreadable event: %s", envelope.document_id, exc)
+            if self._parking is not None:
+                await self._parking.dead_letter(body, origin, _reason(exc), self._stage.value)
         else:
             error = ErrorInfo(
                 code=ErrorCode.INTERNAL,
@@ -276,6 +327,8 @@ class FailDocumentOnError:
                 retryable=True,
             )
             logger.exception("document %s: unexpected error", envelope.document_id, exc_info=exc)
+            if self._parking is not None:
+                await self._parking.dead_letter(body, origin, _reason(exc), self._stage.value)
         # If this publish fails, the exception propagates: the message is not
         # committed and comes back, so the failure is never lost.
         await self._publish(
@@ -285,6 +338,34 @@ class FailDocumentOnError:
                 correlation_id=envelope.correlation_id,
                 attempt=envelope.attempt,
                 error=error,
+            )
+        )
+        return True
+
+    async def _park(self, body: bytes, origin: Origin, envelope: _Envelope, exc: Exception) -> None:
+        if self._parking is None:
+            raise RuntimeError("nowhere to park")
+        reason = exc.message if isinstance(exc, DocumentError) else _reason(exc)
+        due = await self._parking.retry(body, origin, reason, self._stage.value)
+        logger.warning(
+            "document %s: %s; retry %s of %s at %s",
+            envelope.document_id,
+            reason,
+            origin.retries + 1,
+            self._parking.max_retries,
+            due.isoformat(timespec="seconds"),
+        )
+        await self._publish(
+            DocumentRetrying(
+                document_id=envelope.document_id,
+                tenant_id=envelope.tenant_id,
+                correlation_id=envelope.correlation_id,
+                attempt=envelope.attempt,
+                stage=self._stage,
+                retry=origin.retries + 1,
+                retries=self._parking.max_retries,
+                at=due,
+                reason=reason,
             )
         )
 

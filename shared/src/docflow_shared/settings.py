@@ -8,7 +8,7 @@ also answers to the conventional ``KAFKA_BOOTSTRAP_SERVERS``.
 import re
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, NonNegativeFloat, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from docflow_shared.auth import TENANT_PATTERN, Authenticator
@@ -28,6 +28,11 @@ class ServiceSettings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=0, ge=0, le=65535)
     log_level: str = "INFO"
+    # Delays before each retry of a message whose handling met a transient
+    # error (retries.py); as many retries as delays, at most 3. [] disables them.
+    retry_delays_s: list[NonNegativeFloat] = Field(
+        default_factory=lambda: [5.0, 30.0, 120.0], max_length=3
+    )
 
     @field_validator("kafka_bootstrap_servers")
     @classmethod

@@ -20,6 +20,8 @@ CANCELLED = "docflow.document.cancelled.v1"
 DELETED = "docflow.document.deleted.v1"
 # The status service's announcements: a document made no progress for too long.
 STALLED = "docflow.document.stalled.v1"
+# A stage met a transient error (a dependency unavailable) and will try again.
+RETRYING = "docflow.document.retrying.v1"
 
 # Re-embedding every stored chunk with another model (docs/events.md,
 # "Re-embedding"). Keyed by reindex id; not document events, so not in ALL.
@@ -36,6 +38,26 @@ REINDEX: tuple[str, ...] = (
 )
 """The re-embedding operation's events, projected by the status service."""
 
+# Messages a consumer could not handle, kept for people (docs/events.md,
+# "Failures"): unreadable ones, and those whose transient error outlasted
+# every retry. Re-driven to their topic once the cause is fixed.
+DEAD_LETTER = "docflow.deadletter.v1"
+
+# Where a service parks a message whose handling met a transient error, one
+# topic per service and delay level, so the original partition goes on.
+RETRY_LEVELS = 3
+RETRYING_SERVICES = ("extractor", "embedder")
+
+
+def retry_topic(service: str, level: int) -> str:
+    """The topic of ``service``'s ``level``-th retry (0-based)."""
+    return f"docflow.retry.{service}.{level}.v1"
+
+
+RETRY: tuple[str, ...] = tuple(
+    retry_topic(service, level) for service in RETRYING_SERVICES for level in range(RETRY_LEVELS)
+)
+
 # Published by the status service for other systems: the latest status of
 # each document, compacted. Not a document event: the status service does
 # not consume it (it is the projection's output, not its input).
@@ -51,6 +73,7 @@ ALL: tuple[str, ...] = (
     CANCELLED,
     DELETED,
     STALLED,
+    RETRYING,
 )
 """The document events: what happened, kept so that replaying them rebuilds the read model."""
 
@@ -87,12 +110,17 @@ STATUS_CONFIG = {
 }
 
 
+# A parked message waits minutes at most; a week leaves time to look into it.
+RETRY_CONFIG = {"cleanup.policy": "delete", "retention.ms": str(7 * 24 * 60 * 60 * 1000)}
+
+
 def specs(partitions: int = 6, replication_factor: int = 1) -> list[TopicSpec]:
     """The topics docflow needs, with the given sizing."""
     return [
         *(
             TopicSpec(name, partitions, replication_factor, dict(EVENTS_CONFIG))
-            for name in (*ALL, *REINDEX)
+            for name in (*ALL, *REINDEX, DEAD_LETTER)
         ),
+        *(TopicSpec(name, partitions, replication_factor, dict(RETRY_CONFIG)) for name in RETRY),
         TopicSpec(STATUS, partitions, replication_factor, dict(STATUS_CONFIG)),
     ]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import numpy as np
 import numpy.typing as npt
@@ -41,6 +41,13 @@ class MemoryVectors:
     def upsert(self, points: Sequence[VectorPoint]) -> None:
         for point in points:
             self.points[str(point.id)] = point
+
+    def stored(self, tenant_id: str, document_id: UUID, attempt: int) -> int:
+        return sum(
+            1
+            for p in self.points.values()
+            if p.payload["document_id"] == str(document_id) and p.payload["attempt"] == attempt
+        )
 
 
 class Recorder:
@@ -86,6 +93,7 @@ async def test_a_batch_becomes_points_and_progress() -> None:
         "char_start": 0,
         "char_end": 7,
         "text": "chunk 1",
+        "attempt": 1,
     }
     [progress] = publish.events
     assert isinstance(progress, DocumentProgressed)

@@ -4,7 +4,7 @@ import random
 from dataclasses import replace
 from datetime import timedelta
 from functools import reduce
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import pytest
 
@@ -12,6 +12,7 @@ from docflow_shared.events import (
     DocumentCancelled,
     DocumentDeleted,
     DocumentFailed,
+    DocumentRetrying,
     DocumentRetryRequested,
     DocumentStalled,
     DocumentUploaded,
@@ -268,3 +269,54 @@ def test_a_retry_clears_the_stall_of_the_attempt_before() -> None:
     assert (s.attempt, s.stalled, s.stalled_since) == (2, False, None)
     # A stall of attempt 1 arriving after the retry is old news.
     assert not fold([*events[:4], retry, stall(events[:4])]).stalled
+
+
+def retrying(document_id: UUID, second: float, retry: int, reason: str) -> DocumentRetrying:
+    return DocumentRetrying(
+        **envelope(document_id, second),
+        stage=Stage.EMBEDDING,
+        retry=retry,
+        retries=3,
+        at=T0 + timedelta(seconds=second + 30),
+        reason=reason,
+    )
+
+
+def test_a_retry_after_a_transient_error_is_counted_and_said_until_work_resumes() -> None:
+    history = successful(pages=10, per_batch=4, batches=3)
+    d = history[0].document_id
+    # Mid-way (after the first chunk batch): the embedder parks a batch, twice.
+    middle = len(history) // 2
+    before = history[:middle]
+    last_second = (before[-1].occurred_at - T0).total_seconds()
+    first = retrying(d, last_second + 1, 1, "Qdrant: connection refused")
+    second = retrying(d, last_second + 31, 2, "Qdrant: connection refused")
+    waiting = fold([*before, first, second])
+    assert (waiting.status, waiting.stage, waiting.retries) == (
+        Status.PROCESSING,
+        Stage.EMBEDDING,
+        2,
+    )
+    at = (second.at).strftime("%H:%M:%S UTC")
+    assert waiting.message == (
+        f"Retrying embedding at {at} (retry 2 of 3) after: Qdrant: connection refused"
+    )
+    # Any order gives the same; the retries stay counted after the work resumes.
+    assert fold([*before, second, first]) == waiting
+    resumed = fold([*before, first, second, *[replace_second(e, 100) for e in history[middle:]]])
+    assert resumed.status is Status.COMPLETED
+    assert resumed.retries == 2
+    assert resumed.message == "Indexed 12 chunks from 10 pages"
+
+
+def test_a_new_attempt_starts_without_retries() -> None:
+    history = failed_while_extracting()
+    d = history[0].document_id
+    s = fold([*history[:-1], retrying(d, 5, 1, "blob store unavailable"), history[-1]])
+    assert s.retries == 1
+    again = fold([*history, retrying(d, 5, 1, "x"), retry_of(d, 10)])
+    assert (again.attempt, again.retries, again.retry_note) == (2, 0, None)
+
+
+def replace_second(event: Event, offset: float) -> Event:
+    return event.model_copy(update={"occurred_at": event.occurred_at + timedelta(seconds=offset)})

@@ -52,6 +52,7 @@ def test_a_document_has_every_field_of_the_contract() -> None:
         "updated_at",
         "attempt",
         "stalled",
+        "retries",
     }
     assert body["status"] == "completed"
     assert body["stage"] == "indexed"

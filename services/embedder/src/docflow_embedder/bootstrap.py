@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Sequence
 
+import httpx
 import openai
 from anyio import to_thread
 from faststream.asgi import AsgiFastStream
 from faststream.kafka import KafkaBroker
 from prometheus_client import CollectorRegistry
 from qdrant_client import QdrantClient
+from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
 from docflow_embedder.adapters.minilm import MiniLMEmbedder
 from docflow_embedder.adapters.openai_embedder import OpenAIEmbedder
@@ -30,6 +33,7 @@ from docflow_shared.events import (
     DocumentFailed,
     DocumentIndexed,
     DocumentProgressed,
+    DocumentRetrying,
     EmbeddingSpec,
     ReindexAdvanced,
     ReindexCompleted,
@@ -38,6 +42,7 @@ from docflow_shared.events import (
 )
 from docflow_shared.messaging import FailDocumentOnError, KafkaEventPublisher, make_broker
 from docflow_shared.probes import asgi_probe_routes, kafka_check
+from docflow_shared.retries import DEFAULT_DELAYS_S, Parking, is_transient
 
 SERVICE = "embedder"
 
@@ -48,6 +53,7 @@ def wire(
     *,
     max_batches: int = MAX_BATCHES_PER_CALL,
     models: SettingsModels | None = None,
+    retry_delays_s: Sequence[float] = DEFAULT_DELAYS_S,
 ) -> None:
     """Attach the embedder's publishers and subscribers to ``broker``; with a Qdrant
     index and ``models``, also those of re-embedding."""
@@ -61,22 +67,41 @@ def wire(
             ReindexAdvanced,
             ReindexCompleted,
             ReindexFailed,
+            DocumentRetrying,
         ],
     )
     cancellations = Cancellations()
+    parking = Parking(broker, service=SERVICE, delays_s=retry_delays_s)
     register(
         broker,
         index=index,
         publish=publish,
         cancellations=cancellations,
         # The subscriber takes polls of several documents and fails each on its own.
-        failures=FailDocumentOnError(publish, stage=Stage.EMBEDDING, service=SERVICE),
+        failures=FailDocumentOnError(
+            publish,
+            stage=Stage.EMBEDDING,
+            service=SERVICE,
+            parking=parking,
+            transient=transient,
+        ),
+        parking=parking,
         max_batches=max_batches,
     )
     register_deletions(broker, index=index)
     if isinstance(index, QdrantIndex) and models is not None:
         register_reindex(broker, reindexer=Reindexer(index, models, publish))
     follow_cancellations(broker, cancellations)
+
+
+def transient(exc: BaseException) -> bool:
+    """The embedder's dependencies unavailable: Qdrant (over HTTP), or any of the
+    shared transient errors (the embeddings API's are raised as TransientError)."""
+    if isinstance(exc, ResponseHandlingException | httpx.TransportError):
+        return True
+    if isinstance(exc, UnexpectedResponse):
+        return exc.status_code is not None and (exc.status_code == 429 or exc.status_code >= 500)
+    return is_transient(exc)
 
 
 def configured_spec(settings: EmbedderSettings) -> EmbeddingSpec:
@@ -164,7 +189,13 @@ def bootstrap(settings: EmbedderSettings | None = None) -> AsgiFastStream:
     logging.getLogger(f"docflow.{SERVICE}").info(
         "embedding with %s into %s", active.embedder.model, active.vectors.collection
     )
-    wire(broker, index, max_batches=settings.max_batches_per_call, models=models)
+    wire(
+        broker,
+        index,
+        max_batches=settings.max_batches_per_call,
+        models=models,
+        retry_delays_s=settings.retry_delays_s,
+    )
 
     async def qdrant_ready() -> None:
         await to_thread.run_sync(lambda: index.store(index.active_name()).check())

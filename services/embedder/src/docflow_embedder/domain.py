@@ -62,6 +62,10 @@ class VectorStore(Protocol):
         """Remove every point of one document."""
         ...
 
+    def stored(self, tenant_id: str, document_id: UUID, attempt: int) -> int:
+        """How many chunks of the document's ``attempt`` are stored."""
+        ...
+
     def search(
         self, vector: npt.NDArray[np.float32], tenant_id: str, limit: int
     ) -> list[SearchHit]:

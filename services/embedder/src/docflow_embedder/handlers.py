@@ -1,8 +1,14 @@
 """TextExtracted batch → vectors in Qdrant, DocumentProgressed (embedding), DocumentIndexed.
 
-A document's batches arrive in order on one partition and are handled one at
-a time, so when the last batch is stored every earlier one is too: that is
-when the document is indexed.
+A document is indexed when every chunk of its attempt is stored. Its batches
+come in order on one partition, but one of them may have been parked for a
+retry (a transient error) while later ones went on; so when the last batch
+is stored, the vector store is asked how many of the attempt's chunks it
+holds. If some are missing, the last batch is returned as waiting and the
+consumer parks it too: it is looked at again after the retry delay, by when
+the batch before it has had its own retry. ``DocumentIndexed`` has an id
+derived from the document and attempt, so announcing it twice is announcing
+it once.
 
 Batches of a cancelled attempt are skipped; a deleted document's vectors are
 removed (``DocumentDeleted``), also when a batch of it was being embedded as
@@ -17,6 +23,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from uuid import UUID, uuid5
 
 from anyio import to_thread
 
@@ -29,17 +36,22 @@ from docflow_embedder.domain import (
     point_id,
 )
 from docflow_shared.cancellations import Cancellations
+from docflow_shared.errors import TransientError
 from docflow_shared.events import (
     Chunk,
     DocumentDeleted,
     DocumentIndexed,
     DocumentProgressed,
+    ErrorCode,
     Stage,
     TextExtracted,
 )
 from docflow_shared.messaging import Publish
 
 logger = logging.getLogger(__name__)
+
+# DocumentIndexed ids: one per document attempt.
+_INDEXED_IDS = UUID("0b7f3c52-9a41-4d8e-b2a6-4c1d5e9f8a37")
 
 
 async def embed_chunks(
@@ -64,15 +76,17 @@ async def embed_batches(
     publish: Publish,
     cancellations: Cancellations | None = None,
     also: Target | None = None,
-) -> None:
+) -> list[TextExtracted]:
     """Embed several chunk batches, of one document or several, in one model call and
     one vector-store write; then announce each batch's progress and each finished
-    document, in the order the batches came.
+    document, in the order the batches came. Returns the last batches whose
+    document still misses chunks (parked for a retry): the caller parks them too.
 
     Small documents waiting together share a model call instead of each paying
     for one (bench/embedder.py measures the difference).
     """
     cancellations = cancellations or Cancellations()
+    waiting: list[TextExtracted] = []
     live = [e for e in events if not cancellations.cancelled(e.document_id, e.attempt)]
     chunks = [(event, chunk) for event in live for chunk in event.chunks]
     if chunks:
@@ -107,15 +121,43 @@ async def embed_batches(
                     total=event.chunks_total,
                 )
             )
-        if event.last:
-            await publish(
-                DocumentIndexed.caused_by(
-                    event,
-                    chunks_total=event.chunks_total or 0,
-                    collection=vectors.collection,
-                    embedding_model=embedder.model,
-                )
-            )
+        if event.last and not await _indexed_if_complete(
+            event, embedder=embedder, vectors=vectors, publish=publish
+        ):
+            waiting.append(event)
+    return waiting
+
+
+def missing_chunks(event: TextExtracted) -> TransientError:
+    """Why a last batch waits: chunks of its document are parked for a retry."""
+    return TransientError(
+        ErrorCode.INTERNAL,
+        f"chunks of the document are not stored yet (a batch of it is waiting for a "
+        f"retry); {event.chunks_total} chunks in all",
+    )
+
+
+async def _indexed_if_complete(
+    event: TextExtracted, *, embedder: Embedder, vectors: VectorStore, publish: Publish
+) -> bool:
+    """Announce the document indexed if every chunk of its attempt is stored."""
+    total = event.chunks_total or 0
+    if total:
+        stored = await to_thread.run_sync(
+            vectors.stored, event.tenant_id, event.document_id, event.attempt
+        )
+        if stored < total:
+            return False
+    await publish(
+        DocumentIndexed.caused_by(
+            event,
+            event_id=uuid5(_INDEXED_IDS, f"{event.document_id}:{event.attempt}"),
+            chunks_total=total,
+            collection=vectors.collection,
+            embedding_model=embedder.model,
+        )
+    )
+    return True
 
 
 async def _store(chunks: Sequence[tuple[TextExtracted, Chunk]], target: Target) -> None:
@@ -135,6 +177,7 @@ async def _store(chunks: Sequence[tuple[TextExtracted, Chunk]], target: Target) 
                 "char_start": chunk.char_start,
                 "char_end": chunk.char_end,
                 "text": chunk.text,
+                "attempt": event.attempt,
             },
         )
         for (event, chunk), vector in zip(chunks, embeddings, strict=True)

@@ -16,9 +16,16 @@ from docflow_extractor.handlers import Reading
 from docflow_extractor.settings import ExtractorSettings
 from docflow_shared.blobstore import BlobStore, LocalBlobStore
 from docflow_shared.cancellations import Cancellations, follow_cancellations
-from docflow_shared.events import DocumentFailed, DocumentProgressed, Stage, TextExtracted
+from docflow_shared.events import (
+    DocumentFailed,
+    DocumentProgressed,
+    DocumentRetrying,
+    Stage,
+    TextExtracted,
+)
 from docflow_shared.messaging import FailDocumentOnError, KafkaEventPublisher, make_broker
 from docflow_shared.probes import asgi_probe_routes, kafka_check
+from docflow_shared.retries import Parking
 
 SERVICE = "extractor"
 
@@ -42,10 +49,14 @@ def wire(broker: KafkaBroker, settings: ExtractorSettings, blobs: BlobStore) -> 
     publish = KafkaEventPublisher(
         broker,
         source=f"/docflow/{SERVICE}",
-        produces=[DocumentProgressed, TextExtracted, DocumentFailed],
+        produces=[DocumentProgressed, TextExtracted, DocumentFailed, DocumentRetrying],
     )
-    # Scoped to this service's subscribers: a handler error fails its document.
-    router = FailDocumentOnError(publish, stage=Stage.EXTRACTING, service=SERVICE).router()
+    parking = Parking(broker, service=SERVICE, delays_s=settings.retry_delays_s)
+    # Scoped to this service's subscribers: a handler error fails its document
+    # (or, if transient, parks its message for a retry).
+    router = FailDocumentOnError(
+        publish, stage=Stage.EXTRACTING, service=SERVICE, parking=parking
+    ).router()
     cancellations = Cancellations()
     register(
         router,
@@ -53,6 +64,7 @@ def wire(broker: KafkaBroker, settings: ExtractorSettings, blobs: BlobStore) -> 
         publish=publish,
         reading=reading_for(settings),
         cancellations=cancellations,
+        parking=parking,
     )
     broker.include_router(router)
     follow_cancellations(broker, cancellations)

@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry
 from docflow_shared.events import DocumentStalled, DocumentStatusChanged
 from docflow_shared.messaging import KafkaEventPublisher, make_broker
 from docflow_shared.probes import Check, kafka_check
+from docflow_shared.retries import Parking
 from docflow_shared.sql import create_engine
 from docflow_status.adapters.read_model import SqlReadModel
 from docflow_status.entrypoints.consumer import register
@@ -33,7 +34,10 @@ def wire(broker: KafkaBroker, read_model: SqlReadModel, settings: StatusSettings
         source=f"/docflow/{SERVICE}",
         produces=[DocumentStatusChanged, DocumentStalled],
     )
-    register(broker, read_model=read_model, announce=publish)
+    # Only the dead-letter topic: the projector has no retries (a database
+    # outage stops it, and the batch comes back; nothing is lost).
+    parking = Parking(broker, service=SERVICE, delays_s=())
+    register(broker, read_model=read_model, announce=publish, parking=parking)
     return Watchdog(read_model, publish, stall_after=timedelta(seconds=settings.stall_after_s))
 
 

@@ -66,6 +66,7 @@ def snapshot(state: DocumentState, version: int, correlation_id: str) -> Documen
         chunks_embedded=state.chunks_embedded,
         error=state.error,
         stalled=state.stalled,
+        retries=state.retries,
         deleted=state.deleted_at is not None,
         created_at=state.created_at,
         started_at=state.started_at,

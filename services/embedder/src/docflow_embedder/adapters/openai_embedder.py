@@ -21,7 +21,7 @@ import numpy.typing as npt
 import openai
 from openai.types import CreateEmbeddingResponse
 
-from docflow_shared.errors import DocumentError
+from docflow_shared.errors import DocumentError, TransientError
 from docflow_shared.events import ErrorCode
 
 # Output sizes of OpenAI's embedding models; others need DOCFLOW_OPENAI_DIMENSIONS.
@@ -111,25 +111,24 @@ class OpenAIEmbedder:
                 retryable=True,
             ) from exc
         except openai.APITimeoutError as exc:
-            raise DocumentError(
+            raise TransientError(
                 ErrorCode.TIMEOUT,
                 "the embeddings API did not answer in time, even after retries; "
                 "retry the document later",
-                retryable=True,
             ) from exc
         except openai.APIStatusError as exc:
-            raise DocumentError(
-                ErrorCode.INTERNAL,
+            message = (
                 f"the embeddings API answered {exc.status_code} even after retries "
-                f"({_short(exc.message)}); retry the document later",
-                retryable=exc.status_code == 429 or exc.status_code >= 500,
-            ) from exc
+                f"({_short(exc.message)}); retry the document later"
+            )
+            if exc.status_code == 429 or exc.status_code >= 500:
+                raise TransientError(ErrorCode.INTERNAL, message) from exc
+            raise DocumentError(ErrorCode.INTERNAL, message, retryable=False) from exc
         except openai.APIConnectionError as exc:
-            raise DocumentError(
+            raise TransientError(
                 ErrorCode.INTERNAL,
                 f"the embeddings API could not be reached ({_short(str(exc))}); "
                 "retry the document later",
-                retryable=True,
             ) from exc
         except (openai.APIResponseValidationError, ValueError) as exc:
             raise _malformed(str(exc)) from exc

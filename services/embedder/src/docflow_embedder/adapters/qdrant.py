@@ -113,6 +113,20 @@ class QdrantVectorStore:
             wait=True,
         )
 
+    def stored(self, tenant_id: str, document_id: UUID, attempt: int) -> int:
+        """How many chunks of the document's ``attempt`` are here."""
+        return self.client.count(
+            self.collection,
+            count_filter=models.Filter(
+                must=[
+                    _equals("tenant_id", tenant_id),
+                    _equals("document_id", str(document_id)),
+                    models.FieldCondition(key="attempt", match=models.MatchValue(value=attempt)),
+                ]
+            ),
+            exact=True,
+        ).count
+
     def delete(self, ids: Sequence[UUID]) -> None:
         """Remove the points with these ids (returns once applied)."""
         if ids:

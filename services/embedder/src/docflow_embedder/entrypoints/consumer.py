@@ -9,7 +9,7 @@ from faststream.kafka import KafkaBroker, KafkaMessage, KafkaRouter
 from pydantic import ValidationError
 
 from docflow_embedder.domain import Index
-from docflow_embedder.handlers import embed_batches, remove_vectors
+from docflow_embedder.handlers import embed_batches, missing_chunks, remove_vectors
 from docflow_embedder.reindex import Reindexer
 from docflow_shared import topics
 from docflow_shared.cancellations import Cancellations
@@ -21,6 +21,7 @@ from docflow_shared.events import (
     parse_reindex_event,
 )
 from docflow_shared.messaging import FailDocumentOnError, Publish, batch_subscriber, subscriber
+from docflow_shared.retries import Origin, Parking, register_retries
 
 logger = logging.getLogger(__name__)
 
@@ -41,15 +42,17 @@ def register(
     publish: Publish,
     cancellations: Cancellations,
     failures: FailDocumentOnError,
+    parking: Parking | None = None,
     max_batches: int = MAX_BATCHES_PER_CALL,
 ) -> None:
-    """Subscribe the embedder to chunk batches; a document that cannot be embedded
-    fails on its own, the others in the same poll go on."""
+    """Subscribe the embedder to chunk batches (and, with ``parking``, to its retry
+    topics); a document that cannot be embedded fails on its own, the others in
+    the same poll go on."""
 
-    async def embed(events: list[TextExtracted]) -> None:
+    async def embed(events: list[TextExtracted]) -> list[TextExtracted]:
         # Asked at every poll, so a re-embedding's start and switch reach every replica.
         targets = await to_thread.run_sync(index.targets)
-        await embed_batches(
+        return await embed_batches(
             events,
             embedder=targets.active.embedder,
             vectors=targets.active.vectors,
@@ -58,26 +61,31 @@ def register(
             also=targets.building,
         )
 
-    async def fail(body: bytes, event: TextExtracted, exc: Exception) -> None:
-        await failures.fail_body(body, exc)
-        # The attempt has failed: its later batches are skipped, not embedded.
-        cancellations.stop(event.document_id, event.attempt)
+    async def fail(
+        body: bytes, event: TextExtracted, exc: Exception, origin: Origin | None
+    ) -> None:
+        if await failures.fail_body(body, exc, origin):
+            # The attempt has failed: its later batches are skipped, not embedded.
+            cancellations.stop(event.document_id, event.attempt)
 
     @batch_subscriber(broker, topics.EXTRACTED, group_id=GROUP_ID, max_records=max_batches)
     async def on_text_extracted(message: KafkaMessage) -> None:
         """Embed what one poll returned into the vector store."""
         bodies: list[bytes] = list(message.body)  # type: ignore[arg-type]  # a batch: a list
-        readable: list[tuple[bytes, TextExtracted]] = []
-        for body in bodies:
+        records = message.raw_message if isinstance(message.raw_message, tuple) else ()
+        origins = [Origin.of_record(r) for r in records] if len(records) == len(bodies) else []
+        readable: list[tuple[bytes, TextExtracted, Origin | None]] = []
+        for n, body in enumerate(bodies):
+            origin = origins[n] if origins else None
             try:
-                readable.append((body, TextExtracted.model_validate_json(body)))
+                readable.append((body, TextExtracted.model_validate_json(body), origin))
             except ValidationError as exc:
-                await failures.fail_body(body, exc)
+                await failures.fail_body(body, exc, origin)
         try:
-            await embed([event for _, event in readable])
+            waiting = await embed([event for _, event, _ in readable])
         except Exception as exc:
             if len(readable) == 1:
-                await fail(*readable[0], exc)
+                await fail(*readable[0][:2], exc, readable[0][2])
                 return
             # One document's problem must not fail the others: each alone.
             logger.warning(
@@ -85,11 +93,28 @@ def register(
                 len(readable),
                 exc,
             )
-            for body, event in readable:
+            waiting = []
+            for body, event, origin in readable:
                 try:
-                    await embed([event])
+                    waiting += await embed([event])
                 except Exception as one:
-                    await fail(body, event, one)
+                    await fail(body, event, one, origin)
+        for body, event, origin in readable:
+            if event in waiting:
+                await fail(body, event, missing_chunks(event), origin)
+
+    if parking is not None:
+
+        async def retry_batch(body: bytes) -> None:
+            event = TextExtracted.model_validate_json(body)
+            if await embed([event]):
+                raise missing_chunks(event)
+
+        router = failures.router()
+        register_retries(
+            router, parking=parking, group_id=GROUP_ID, handlers={topics.EXTRACTED: retry_batch}
+        )
+        broker.include_router(router)
 
 
 def register_deletions(broker: KafkaBroker | KafkaRouter, *, index: Index) -> None:

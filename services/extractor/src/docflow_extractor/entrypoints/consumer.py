@@ -10,6 +10,7 @@ from docflow_shared.blobstore import BlobStore
 from docflow_shared.cancellations import Cancellations
 from docflow_shared.events import DocumentRetryRequested, DocumentUploaded, Stage
 from docflow_shared.messaging import Publish, subscriber
+from docflow_shared.retries import Parking, register_retries
 
 GROUP_ID = "docflow-extractor"
 
@@ -21,8 +22,10 @@ def register(
     publish: Publish,
     reading: Reading,
     cancellations: Cancellations,
+    parking: Parking | None = None,
 ) -> None:
-    """Subscribe the extractor to uploads and retries."""
+    """Subscribe the extractor to uploads and retries (and, with ``parking``, to its
+    retry topics: messages whose handling met a transient error)."""
 
     async def extract(event: DocumentUploaded | DocumentRetryRequested) -> None:
         await extract_document(
@@ -38,9 +41,7 @@ def register(
         """Extract an uploaded document's text into chunk batches."""
         await extract(event)
 
-    @subscriber(router, topics.RETRIED, group_id=GROUP_ID)
-    async def on_retry_requested(event: DocumentRetryRequested) -> None:
-        """Start a document's new attempt: resend its stored chunks, or extract again."""
+    async def start_attempt(event: DocumentRetryRequested) -> None:
         if event.from_stage is Stage.EMBEDDING and await resend_chunks(
             event,
             blobs=blobs,
@@ -50,3 +51,23 @@ def register(
         ):
             return
         await extract(event)
+
+    @subscriber(router, topics.RETRIED, group_id=GROUP_ID)
+    async def on_retry_requested(event: DocumentRetryRequested) -> None:
+        """Start a document's new attempt: resend its stored chunks, or extract again."""
+        await start_attempt(event)
+
+    if parking is not None:
+
+        async def uploaded(body: bytes) -> None:
+            await extract(DocumentUploaded.model_validate_json(body))
+
+        async def retried(body: bytes) -> None:
+            await start_attempt(DocumentRetryRequested.model_validate_json(body))
+
+        register_retries(
+            router,
+            parking=parking,
+            group_id=GROUP_ID,
+            handlers={topics.UPLOADED: uploaded, topics.RETRIED: retried},
+        )

@@ -85,6 +85,9 @@ class DocumentRow(Base):
     stalled: Mapped[bool] = mapped_column(Boolean, server_default=false())
     # When this row last changed, by the projector's clock (the tenant stream's cursor).
     touched_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    retries: Mapped[int] = mapped_column(Integer, server_default="0")
+    retry_note: Mapped[str | None] = mapped_column(String(2000))
+    retrying_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     __table_args__ = (Index("ix_documents_tenant_touched", "tenant_id", "touched_at"),)
 

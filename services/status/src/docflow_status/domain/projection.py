@@ -44,6 +44,7 @@ from docflow_shared.events import (
     DocumentFailed,
     DocumentIndexed,
     DocumentProgressed,
+    DocumentRetrying,
     DocumentRetryRequested,
     DocumentStalled,
     DocumentUploaded,
@@ -103,6 +104,12 @@ class DocumentState:
     # stalled while nothing happened after it.
     stalled_since: datetime | None = None
     stalled: bool = False
+    # Retries of this attempt after transient errors (DocumentRetrying): how many,
+    # what the latest said, and when it was announced; the attempt waits for
+    # that retry while nothing happened after it.
+    retries: int = 0
+    retry_note: str | None = None
+    retrying_since: datetime | None = None
 
 
 Fold = Callable[[DocumentState | None, Event], DocumentState]
@@ -149,12 +156,30 @@ def _progress(s: DocumentState) -> int:
 
 
 def _message(s: DocumentState) -> str:
+    if _waiting_for_retry(s) and s.retry_note:
+        return s.retry_note
     if s.stalled and s.stalled_since is not None:
         since = s.stalled_since.isoformat(timespec="seconds")
         if s.stage is Stage.UPLOADED:
             return f"Stalled: waiting since {since} for the extractor to start (is it running?)"
         return f"Stalled: no progress while {s.stage.value} since {since}; {_progress_message(s)}"
     return _progress_message(s)
+
+
+def _waiting_for_retry(s: DocumentState) -> bool:
+    return (
+        s.status not in TERMINAL
+        and s.retrying_since is not None
+        and (s.updated_at is None or s.updated_at <= s.retrying_since)
+    )
+
+
+def _retry_note(event: DocumentRetrying) -> str:
+    at = event.at.strftime("%H:%M:%S UTC")
+    return (
+        f"Retrying {event.stage.value} at {at} (retry {event.retry} of {event.retries}) "
+        f"after: {event.reason}"
+    )
 
 
 def _progress_message(s: DocumentState) -> str:
@@ -230,6 +255,15 @@ def _facts(s: DocumentState, event: Event) -> DocumentState:
         return replace(s, started_at=_earliest(s.started_at, at))
     if isinstance(event, DocumentStalled):
         return replace(s, stalled_since=_latest(s.stalled_since, event.since))
+    if isinstance(event, DocumentRetrying):
+        latest = event.retry >= s.retries
+        return replace(
+            s,
+            retries=max(s.retries, event.retry),
+            retry_note=_retry_note(event) if latest else s.retry_note,
+            retrying_since=_latest(s.retrying_since, event.occurred_at),
+            started_at=_earliest(s.started_at, event.occurred_at),
+        )
     return s
 
 
@@ -239,6 +273,8 @@ def _stage_reached(s: DocumentState, event: Event) -> DocumentState:
         return replace(s, stage=_later_stage(s.stage, event.stage))
     if isinstance(event, TextExtracted):
         return replace(s, stage=_later_stage(s.stage, Stage.EXTRACTING))
+    if isinstance(event, DocumentRetrying):
+        return replace(s, stage=_later_stage(s.stage, event.stage))
     return s
 
 
@@ -288,6 +324,9 @@ def _start_attempt(s: DocumentState, attempt: int) -> DocumentState:
         started_at=None,
         completed_at=None,
         stalled_since=None,
+        retries=0,
+        retry_note=None,
+        retrying_since=None,
     )
 
 

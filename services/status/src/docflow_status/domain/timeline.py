@@ -14,6 +14,7 @@ from docflow_shared.events import (
     DocumentFailed,
     DocumentIndexed,
     DocumentProgressed,
+    DocumentRetrying,
     ErrorInfo,
     Event,
     Stage,
@@ -47,6 +48,8 @@ def timeline_entry(event: Event) -> TimelineEntry:
         stage, ends = Stage.EMBEDDING, True
     elif isinstance(event, DocumentFailed):
         stage, error = event.error.stage, event.error
+    elif isinstance(event, DocumentRetrying):
+        stage = event.stage
     return TimelineEntry(event.event_type, event.attempt, event.occurred_at, stage, error, ends)
 
 

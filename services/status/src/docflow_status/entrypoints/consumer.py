@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from docflow_shared import topics
 from docflow_shared.events import Event, ReindexEvent, parse_any
 from docflow_shared.messaging import Publish, batch_subscriber
+from docflow_shared.retries import Origin, Parking
 from docflow_status.handlers import ReadModel, project_events
 
 logger = logging.getLogger(__name__)
@@ -23,7 +24,13 @@ GROUP_ID = "docflow-status"
 MAX_BATCH = 500
 
 
-def register(broker: KafkaBroker, *, read_model: ReadModel, announce: Publish) -> None:
+def register(
+    broker: KafkaBroker,
+    *,
+    read_model: ReadModel,
+    announce: Publish,
+    parking: Parking | None = None,
+) -> None:
     """Subscribe the projector to every ``docflow.document.*`` and ``docflow.reindex.*``
     topic."""
 
@@ -40,15 +47,20 @@ def register(broker: KafkaBroker, *, read_model: ReadModel, announce: Publish) -
                 event = parse_any(body)
             except ValidationError as exc:
                 # Redelivering a message that can never be read would block the
-                # partition; it is skipped, loudly.
+                # partition; it goes to the dead-letter topic (or is skipped), loudly.
                 record = records[n] if n < len(records) else None
                 logger.error(
-                    "skipping unreadable message %s[%s]@%s: %s",
+                    "unreadable message %s[%s]@%s: %s",
                     getattr(record, "topic", "?"),
                     getattr(record, "partition", "?"),
                     getattr(record, "offset", "?"),
                     exc,
                 )
+                if parking is not None:
+                    origin = Origin.of_record(record) if record is not None else None
+                    await parking.dead_letter(
+                        body, origin, f"unreadable message: {exc}"[:500], "status"
+                    )
                 continue
             if isinstance(event, Event):
                 events.append(event)

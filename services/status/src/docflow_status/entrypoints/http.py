@@ -97,6 +97,11 @@ class DocumentStatus(BaseModel):
         description="No progress for longer than the service's stall limit; "
         "clears when work resumes"
     )
+    retries: int = Field(
+        default=0,
+        description="Retries of this attempt after transient errors (a dependency was "
+        "unavailable); `message` says when the next one is while it waits",
+    )
 
     @classmethod
     def of(cls, state: DocumentState) -> DocumentStatus:
