@@ -51,6 +51,11 @@ class MemoryVectors:
     def upsert(self, points: Sequence[VectorPoint]) -> None:
         self.points.update({str(p.id): p for p in points})
 
+    def delete_document(self, tenant_id: str, document_id: uuid.UUID) -> None:
+        self.points = {
+            k: p for k, p in self.points.items() if p.payload["document_id"] != str(document_id)
+        }
+
     def stored(self, tenant_id: str, document_id: uuid.UUID, attempt: int) -> int:
         return sum(
             1

@@ -16,6 +16,7 @@ from docflow_embedder.bootstrap import wire
 from docflow_embedder.domain import FixedIndex, VectorPoint
 from docflow_shared import retries, topics
 from docflow_shared.events import (
+    DocumentDeleted,
     DocumentFailed,
     DocumentIndexed,
     DocumentRetrying,
@@ -153,28 +154,74 @@ async def test_an_outage_longer_than_every_retry_dead_letters_and_fails_the_docu
     assert headers["ce_type"] == "docflow.document.extracted"  # the original headers stay
 
 
+@pytest.mark.parametrize(
+    ("topic", "poison"),
+    [
+        (topics.EXTRACTED, b"\x00not json{"),
+        (topics.DELETED, b'{"event_type": "docflow.document.deleted", "missing": "fields"}'),
+    ],
+    ids=["extracted-not-json", "deleted-no-envelope"],
+)
 async def test_a_message_nobody_can_read_is_dead_lettered_and_the_consumer_goes_on(
-    kafka_bootstrap: str,
+    kafka_bootstrap: str, topic: str, poison: bytes
 ) -> None:
     await ensure_topics(kafka_bootstrap, specs())
     after = uuid.uuid4()
     poison_key = str(uuid.uuid4())
     broker = make_broker(kafka_bootstrap, service="embedder")
-    wire(broker, FixedIndex(FakeEmbedder(), MemoryVectors()), retry_delays_s=DELAYS)
+    vectors = MemoryVectors()
+    wire(broker, FixedIndex(FakeEmbedder(), vectors), retry_delays_s=DELAYS)
     collector = Collector(broker, topics.INDEXED, group_id=f"test-{uuid.uuid4()}")
     collector.document_ids.add(after)
     async with TestKafkaBroker(broker, with_real=True) as br:
-        await br.publish(b"\x00not json{", topic=topics.EXTRACTED, key=poison_key.encode())
+        await br.publish(poison, topic=topic, key=poison_key.encode())
         for batch in batches(after, ["a", "b", "c"]):
             await br.publish(batch, topic=topics.EXTRACTED, key=str(after).encode())
 
-        async def indexed() -> list[DocumentIndexed]:
-            return collector.of(DocumentIndexed)
+        async def indexed() -> bool:
+            return bool(collector.of(DocumentIndexed))
 
         await await_until(indexed, timeout_s=60, what="the next document indexed")
+        if topic == topics.DELETED:
+            # The deletions that follow the poison on its topic are still carried out.
+            await br.publish(
+                DocumentDeleted(document_id=after, tenant_id="t1", correlation_id="c"),
+                topic=topics.DELETED,
+                key=poison_key.encode(),  # the poison's partition
+            )
+
+            async def removed() -> bool:
+                return not vectors.points
+
+            await await_until(removed, timeout_s=60, what="the next deletion carried out")
 
     [(body, headers)] = await dead_letters(kafka_bootstrap, {poison_key})
-    assert body == b"\x00not json{"
+    assert body == poison
     assert headers[retries.ERROR].startswith("unreadable message: ")
     assert headers[retries.RETRIES] == "0"
-    assert headers[retries.ORIGINAL_TOPIC] == topics.EXTRACTED
+    assert headers[retries.ORIGINAL_TOPIC] == topic
+
+
+async def test_an_event_of_an_unknown_schema_version_is_dead_lettered_and_fails_its_document(
+    kafka_bootstrap: str,
+) -> None:
+    await ensure_topics(kafka_bootstrap, specs())
+    future = uuid.uuid4()
+    first, _ = batches(future, ["a", "b", "c"])
+    body = first.model_dump_json().replace('"schema_version":1', '"schema_version":2').encode()
+    broker = make_broker(kafka_bootstrap, service="embedder")
+    wire(broker, FixedIndex(FakeEmbedder(), MemoryVectors()), retry_delays_s=DELAYS)
+    collector = Collector(broker, topics.FAILED, group_id=f"test-{uuid.uuid4()}")
+    collector.document_ids.add(future)
+    async with TestKafkaBroker(broker, with_real=True) as br:
+        await br.publish(body, topic=topics.EXTRACTED, key=str(future).encode())
+
+        async def failed() -> list[DocumentFailed]:
+            return collector.of(DocumentFailed)
+
+        [failure] = await await_until(failed, timeout_s=60, what="DocumentFailed")
+    assert failure.error.retryable is False
+    assert "could not read the event" in failure.error.message
+    [(kept, headers)] = await dead_letters(kafka_bootstrap, {str(future)})
+    assert kept == body
+    assert "schema_version" in headers[retries.ERROR]

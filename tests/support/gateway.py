@@ -17,6 +17,7 @@ from docflow_gateway.adapters.status_client import StatusUnavailable
 from docflow_gateway.entrypoints.http import Gateway, create_app
 from docflow_gateway.settings import GatewaySettings
 from docflow_shared.blobstore import LocalBlobStore
+from docflow_shared.deadletters import DeadLetter
 from docflow_shared.events import Envelope
 from docflow_shared.sql import create_engine
 
@@ -35,6 +36,19 @@ class Recorder:
         if self.fail or getattr(event, "filename", None) in self.refuse:
             raise ConnectionError("Kafka did not acknowledge")
         self.events.append(event)
+
+
+class DeadLetterShelf:
+    """The dead-letter topic as the gateway reads it; ``down``: Kafka unavailable."""
+
+    def __init__(self, letters: list[DeadLetter]) -> None:
+        self.letters = letters
+        self.down = False
+
+    async def __call__(self) -> list[DeadLetter]:
+        if self.down:
+            raise ConnectionError("Kafka unavailable")
+        return self.letters
 
 
 class Statuses:
@@ -83,6 +97,7 @@ def gateway_clients(tmp_path: Path, database_url: str | None = None) -> Iterator
             publish: Recorder,
             statuses: Statuses | None = None,
             searches: Searches | None = None,
+            letters: list[DeadLetter] | None = None,
             **settings: Any,
         ) -> TestClient:
             records = SqlRegistry(create_engine(url))
@@ -104,6 +119,7 @@ def gateway_clients(tmp_path: Path, database_url: str | None = None) -> Iterator
                 registry=CollectorRegistry(),
                 status_for=lambda headers: statuses or Statuses(),
                 search=searches or Searches(),
+                dead_letters=DeadLetterShelf(letters if letters is not None else []),
                 lifespan=lifespan,
             )
             return stack.enter_context(TestClient(create_app(gateway)))

@@ -69,7 +69,9 @@ class Envelope(BaseModel):
     TOPIC: ClassVar[str]
 
     event_type: str
-    schema_version: int = 1
+    # The only version these models read: an event of another version is
+    # unreadable here (dead-lettered), and a breaking change is a new topic.
+    schema_version: Literal[1] = 1
     event_id: UUID = Field(default_factory=uuid4)
     occurred_at: AwareDatetime = Field(default_factory=_now)
     tenant_id: str

@@ -10,6 +10,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -141,6 +142,12 @@ async def partitions_of(bootstrap: str, topics: Sequence[str]) -> list[TopicPart
 
 async def read_topic(bootstrap: str, topic: str) -> list[bytes]:
     """Every message value on ``topic`` from offset 0 to its current end (tests, benchmarks)."""
+    return [record.value for record in await read_records(bootstrap, topic) if record.value]
+
+
+async def read_records(bootstrap: str, topic: str) -> list[Any]:
+    """Every record (aiokafka ``ConsumerRecord``) on ``topic`` from offset 0 to its
+    current end, without a consumer group."""
     partitions = await partitions_of(bootstrap, [topic])
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
@@ -148,11 +155,11 @@ async def read_topic(bootstrap: str, topic: str) -> list[bytes]:
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         ends = await consumer.end_offsets(partitions)
-        values: list[bytes] = []
+        records: list[Any] = []
         for tp in partitions:
             while await consumer.position(tp) < ends[tp]:
                 batch = await consumer.getmany(tp, timeout_ms=1000)
-                values += [record.value for record in batch.get(tp, []) if record.value]
-        return values
+                records += batch.get(tp, [])
+        return records
     finally:
         await consumer.stop()

@@ -20,6 +20,7 @@ from docflow_embedder.adapters.openai_embedder import OpenAIEmbedder
 from docflow_embedder.adapters.qdrant import QdrantIndex
 from docflow_embedder.domain import Embedder, Index, ModelUnavailable
 from docflow_embedder.entrypoints.consumer import (
+    GROUP_ID,
     MAX_BATCHES_PER_CALL,
     register,
     register_deletions,
@@ -28,6 +29,7 @@ from docflow_embedder.entrypoints.consumer import (
 from docflow_embedder.entrypoints.http import search_route
 from docflow_embedder.reindex import Reindexer
 from docflow_embedder.settings import EmbedderSettings
+from docflow_shared import topics
 from docflow_shared.cancellations import Cancellations, follow_cancellations
 from docflow_shared.events import (
     DocumentFailed,
@@ -42,7 +44,7 @@ from docflow_shared.events import (
 )
 from docflow_shared.messaging import FailDocumentOnError, KafkaEventPublisher, make_broker
 from docflow_shared.probes import asgi_probe_routes, kafka_check
-from docflow_shared.retries import DEFAULT_DELAYS_S, Parking, is_transient
+from docflow_shared.retries import DEFAULT_DELAYS_S, Parking, is_transient, register_retries
 
 SERVICE = "embedder"
 
@@ -72,25 +74,29 @@ def wire(
     )
     cancellations = Cancellations()
     parking = Parking(broker, service=SERVICE, delays_s=retry_delays_s)
-    register(
+    failures = FailDocumentOnError(
+        publish, stage=Stage.EMBEDDING, service=SERVICE, parking=parking, transient=transient
+    )
+    retry_batch = register(
         broker,
         index=index,
         publish=publish,
         cancellations=cancellations,
         # The subscriber takes polls of several documents and fails each on its own.
-        failures=FailDocumentOnError(
-            publish,
-            stage=Stage.EMBEDDING,
-            service=SERVICE,
-            parking=parking,
-            transient=transient,
-        ),
-        parking=parking,
+        failures=failures,
         max_batches=max_batches,
     )
-    register_deletions(broker, index=index)
+    router = failures.router()
+    retry_removal = register_deletions(router, index=index)
+    register_retries(
+        router,
+        parking=parking,
+        group_id=GROUP_ID,
+        handlers={topics.EXTRACTED: retry_batch, topics.DELETED: retry_removal},
+    )
+    broker.include_router(router)
     if isinstance(index, QdrantIndex) and models is not None:
-        register_reindex(broker, reindexer=Reindexer(index, models, publish))
+        register_reindex(broker, reindexer=Reindexer(index, models, publish), parking=parking)
     follow_cancellations(broker, cancellations)
 
 

@@ -1,6 +1,7 @@
 """``python -m docflow_gateway``: serve the upload API.
 
 ``python -m docflow_gateway reindex …``: re-embed with another model (``reindex_cli``).
+``python -m docflow_gateway redrive …``: start dead-lettered documents again (``redrive_cli``).
 """
 
 import sys
@@ -42,4 +43,8 @@ if __name__ == "__main__":
         from docflow_gateway import reindex_cli
 
         sys.exit(reindex_cli.main(sys.argv[2:]))
+    if sys.argv[1:2] == ["redrive"]:
+        from docflow_gateway import redrive_cli
+
+        sys.exit(redrive_cli.main(sys.argv[2:]))
     main()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 
 import httpx
 from fastapi import FastAPI
@@ -16,6 +17,7 @@ from docflow_gateway.adapters.status_client import HttpStatusReader
 from docflow_gateway.entrypoints.http import Gateway, create_app
 from docflow_gateway.settings import GatewaySettings
 from docflow_shared.blobstore import LocalBlobStore
+from docflow_shared.deadletters import dead_letters
 from docflow_shared.events import (
     DocumentCancelled,
     DocumentDeleted,
@@ -82,6 +84,7 @@ def bootstrap(settings: GatewaySettings | None = None) -> FastAPI:
             publish=event_publisher(broker),
             status_for=lambda headers: HttpStatusReader(status_client, status_url, headers),
             search=HttpSearch(status_client, str(settings.embedder_internal_url)),
+            dead_letters=partial(dead_letters, settings.kafka_bootstrap_servers),
             checks={
                 "kafka": kafka_check(broker),
                 "blob_store": blobs.check,

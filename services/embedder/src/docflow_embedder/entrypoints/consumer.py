@@ -21,7 +21,7 @@ from docflow_shared.events import (
     parse_reindex_event,
 )
 from docflow_shared.messaging import FailDocumentOnError, Publish, batch_subscriber, subscriber
-from docflow_shared.retries import Origin, Parking, register_retries
+from docflow_shared.retries import Handler, Origin, Parking
 
 logger = logging.getLogger(__name__)
 
@@ -42,12 +42,11 @@ def register(
     publish: Publish,
     cancellations: Cancellations,
     failures: FailDocumentOnError,
-    parking: Parking | None = None,
     max_batches: int = MAX_BATCHES_PER_CALL,
-) -> None:
-    """Subscribe the embedder to chunk batches (and, with ``parking``, to its retry
-    topics); a document that cannot be embedded fails on its own, the others in
-    the same poll go on."""
+) -> Handler:
+    """Subscribe the embedder to chunk batches; a document that cannot be embedded
+    fails on its own, the others in the same poll go on. Returns the handler of a
+    chunk batch back from a retry topic."""
 
     async def embed(events: list[TextExtracted]) -> list[TextExtracted]:
         # Asked at every poll, so a re-embedding's start and switch reach every replica.
@@ -103,26 +102,21 @@ def register(
             if event in waiting:
                 await fail(body, event, missing_chunks(event), origin)
 
-    if parking is not None:
+    async def retry_batch(body: bytes) -> None:
+        event = TextExtracted.model_validate_json(body)
+        if await embed([event]):
+            raise missing_chunks(event)
 
-        async def retry_batch(body: bytes) -> None:
-            event = TextExtracted.model_validate_json(body)
-            if await embed([event]):
-                raise missing_chunks(event)
-
-        router = failures.router()
-        register_retries(
-            router, parking=parking, group_id=GROUP_ID, handlers={topics.EXTRACTED: retry_batch}
-        )
-        broker.include_router(router)
+    return retry_batch
 
 
-def register_deletions(broker: KafkaBroker | KafkaRouter, *, index: Index) -> None:
-    """Subscribe the embedder to deletions; a failed removal is retried, not reported."""
+def register_deletions(router: KafkaRouter, *, index: Index) -> Handler:
+    """Subscribe the embedder to deletions (on a router with the failure middleware:
+    a removal that fails for a transient reason is retried through the retry
+    topics, like a chunk batch). Returns the handler of a deletion back from a
+    retry topic."""
 
-    @subscriber(broker, topics.DELETED, group_id=GROUP_ID)
-    async def on_document_deleted(event: DocumentDeleted) -> None:
-        """Remove a deleted document's vectors."""
+    async def remove(event: DocumentDeleted) -> None:
         targets = await to_thread.run_sync(index.targets)
         await remove_vectors(
             event,
@@ -130,8 +124,20 @@ def register_deletions(broker: KafkaBroker | KafkaRouter, *, index: Index) -> No
             also=targets.building.vectors if targets.building else None,
         )
 
+    @subscriber(router, topics.DELETED, group_id=GROUP_ID)
+    async def on_document_deleted(event: DocumentDeleted) -> None:
+        """Remove a deleted document's vectors."""
+        await remove(event)
 
-def register_reindex(broker: KafkaBroker, *, reindexer: Reindexer) -> None:
+    async def retry_removal(body: bytes) -> None:
+        await remove(DocumentDeleted.model_validate_json(body))
+
+    return retry_removal
+
+
+def register_reindex(
+    broker: KafkaBroker, *, reindexer: Reindexer, parking: Parking | None = None
+) -> None:
     """Subscribe the embedder to re-embedding requests and to its own steps."""
 
     async def read(message: KafkaMessage) -> ReindexRequested | ReindexAdvanced | None:
@@ -139,7 +145,12 @@ def register_reindex(broker: KafkaBroker, *, reindexer: Reindexer) -> None:
             event = parse_reindex_event(message.body)
         except ValidationError as exc:
             # Unreadable: nobody can act on it; it must not stop the operation's topic.
-            logger.error("skipping an unreadable reindex event: %s", exc)
+            logger.error("an unreadable reindex event: %s", exc)
+            if parking is not None:
+                reason = f"unreadable message: {exc}"[:500]
+                await parking.dead_letter(
+                    message.body, Origin.of_message(message), reason, "embedding"
+                )
             return None
         return event if isinstance(event, ReindexRequested | ReindexAdvanced) else None
 

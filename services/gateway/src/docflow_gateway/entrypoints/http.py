@@ -6,13 +6,14 @@ import hashlib
 import json
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from datetime import datetime
+from typing import Annotated, Any, Literal
 from uuid import UUID, uuid4
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from docflow_gateway import operations
 from docflow_gateway.adapters.registry import DocumentRecord, KeyState, SqlRegistry
@@ -30,12 +31,14 @@ from docflow_gateway.handlers import Outcome, PublishError, accept_uploads
 from docflow_gateway.operations import OperationRefused, StatusReader
 from docflow_gateway.settings import GatewaySettings
 from docflow_shared.blobstore import BlobStore
+from docflow_shared.deadletters import DeadLetter, Selection
 from docflow_shared.events import ContentType, EmbeddingSpec, ReindexRequested
 from docflow_shared.http import Lifespan, Problem, Tenant, problem_responses, service_app
 from docflow_shared.messaging import PublishAny
 from docflow_shared.probes import Check
 
 Search = Callable[[str, str, int], Awaitable[dict[str, Any]]]
+ReadDeadLetters = Callable[[], Awaitable[list[DeadLetter]]]
 
 # Seconds a client should wait before retrying when Kafka is unavailable.
 RETRY_AFTER_S = 5
@@ -55,6 +58,8 @@ class Gateway:
     status_for: Callable[[Mapping[str, str]], StatusReader]
     # The embedder's search: (query, tenant, limit) → its answer.
     search: Search
+    # Every message on the dead-letter topic.
+    dead_letters: ReadDeadLetters
     # Starts and stops what the publisher needs (the Kafka producer, the database).
     lifespan: Lifespan | None = None
     rate_limit: TenantRateLimit = field(init=False)
@@ -573,6 +578,154 @@ for _name, _method, _path, _summary in (
         operation_id=f"{_name}_document",
         responses=_OPERATION_PROBLEMS,
     )
+
+
+class DeadLetterOut(BaseModel):
+    """A message a service could not handle, kept on the dead-letter topic."""
+
+    document_id: UUID
+    topic: str = Field(description="Where it was first published")
+    service: str = Field(description="The service that gave up on it")
+    stage: str
+    error: str = Field(description="Why, last time")
+    retries: int = Field(description="Retries it had before it was kept")
+    dead_lettered_at: datetime
+
+
+class DeadLetterList(BaseModel):
+    """The tenant's dead-lettered messages, oldest first."""
+
+    dead_letters: list[DeadLetterOut]
+
+
+class RedriveRequest(BaseModel):
+    """Which of the tenant's dead-lettered documents to start again; all when empty."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    document_ids: list[UUID] | None = Field(default=None, min_length=1, max_length=10_000)
+    service: Literal["extractor", "embedder"] | None = None
+    error_contains: str | None = Field(default=None, min_length=1, max_length=500)
+    since: AwareDatetime | None = Field(default=None, description="Dead-lettered at or after")
+    dry_run: bool = Field(default=False, description="Say what would be started; start nothing")
+
+
+class Redriven(BaseModel):
+    id: UUID
+    attempt: int | None = Field(description="The attempt started; null in a dry run")
+    status_url: str
+
+
+class Skipped(BaseModel):
+    id: UUID
+    reason: str
+
+
+class RedriveResult(BaseModel):
+    """What the re-drive did: a new attempt per document, or why not."""
+
+    dead_letters: int = Field(description="The tenant's dead letters that matched")
+    retried: list[Redriven]
+    skipped: list[Skipped]
+
+
+_DEAD_LETTER_PROBLEMS = problem_responses(
+    {
+        401: "Authentication is on and no valid API key was sent",
+        422: "Malformed request",
+        429: "The tenant sent too many requests; see Retry-After",
+        503: "Kafka or the status service is unavailable; retry after Retry-After",
+    }
+)
+
+
+async def _tenants_letters(gateway: Gateway, tenant: str, selection: Selection) -> list[DeadLetter]:
+    try:
+        letters = await gateway.dead_letters()
+    except Exception as exc:
+        raise _unavailable("the event store", exc) from exc
+    return [
+        letter
+        for letter in letters
+        if letter.document_id is not None
+        and letter.tenant_id == tenant
+        and selection.matches(letter)
+    ]
+
+
+@router.get("/v1/deadletters", responses=_DEAD_LETTER_PROBLEMS)
+async def list_dead_letters(gateway: GatewayDep, tenant: RateLimitedTenant) -> DeadLetterList:
+    """Messages about the tenant's documents that a service gave up on: after the
+    last retry of a transient error, or because of an error of ours."""
+    letters = await _tenants_letters(gateway, tenant, Selection())
+    return DeadLetterList(
+        dead_letters=[
+            DeadLetterOut(
+                document_id=letter.document_id,  # filtered above: not None
+                topic=letter.topic,
+                service=letter.service,
+                stage=letter.stage,
+                error=letter.error,
+                retries=int(letter.headers.get("docflow-retries", "0")),
+                dead_lettered_at=letter.at,
+            )
+            for letter in letters
+        ]
+    )
+
+
+@router.post("/v1/deadletters/redrive", responses=_DEAD_LETTER_PROBLEMS)
+async def redrive_dead_letters(
+    body: RedriveRequest,
+    request: Request,
+    gateway: GatewayDep,
+    tenant: RateLimitedTenant,
+    x_correlation_id: CorrelationId = None,
+) -> RedriveResult:
+    """Once the cause is fixed: a new attempt of each dead-lettered document (one per
+    document, however many of its messages were kept), from the stage that gave
+    up. A document already retried, completed or deleted since is skipped."""
+    selection = Selection(
+        document_ids=body.document_ids,
+        service=body.service,
+        error_contains=body.error_contains,
+        since=body.since,
+    )
+    letters = await _tenants_letters(gateway, tenant, selection)
+    documents = list(dict.fromkeys(letter.document_id for letter in letters if letter.document_id))
+    retried: list[Redriven] = []
+    skipped: list[Skipped] = []
+    correlation = x_correlation_id or str(uuid4())
+    for document_id in documents:
+        record = await gateway.records.get(document_id, tenant)
+        if record is None:
+            skipped.append(Skipped(id=document_id, reason="deleted"))
+            continue
+        if body.dry_run:
+            retried.append(
+                Redriven(id=document_id, attempt=None, status_url=gateway.status_url(document_id))
+            )
+            continue
+        try:
+            event = await operations.retry(
+                record,
+                gateway.status_for(request.headers),
+                correlation_id=correlation,
+                publish=gateway.publish,
+            )
+        except OperationRefused as exc:
+            skipped.append(Skipped(id=document_id, reason=str(exc)))
+            continue
+        except StatusUnavailable as exc:
+            raise _unavailable("the status service", exc) from exc
+        except Exception as exc:
+            raise _unavailable("the event store", exc) from exc
+        retried.append(
+            Redriven(
+                id=document_id, attempt=event.attempt, status_url=gateway.status_url(document_id)
+            )
+        )
+    return RedriveResult(dead_letters=len(letters), retried=retried, skipped=skipped)
 
 
 def _replay(status_code: int, body: dict[str, Any]) -> JSONResponse:
