@@ -15,7 +15,7 @@ export UV_PYTHON_DOWNLOADS := never
 
 PROJECTS := pyproject.toml uv.lock $(wildcard shared/pyproject.toml services/*/pyproject.toml deploy/local/pyproject.toml)
 
-.PHONY: help run test lint unit bench install kafka-jars postgres kcat hey asyncapi rebuild clean
+.PHONY: help run test lint unit bench faults install kafka-jars postgres kcat hey asyncapi rebuild clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -36,6 +36,9 @@ bench: install kafka-jars postgres hey ## Benchmarks; JSON results in bench/resu
 	$(PY) bench/pipelining.py
 	$(PY) bench/status_projection.py
 	$(PY) bench/embedder.py
+
+faults: install kafka-jars ## The full fault-injection suite (200 documents per scenario); reports in .artifacts/faults/
+	DOCFLOW_FAULTS=full $(PY) -m pytest tests/faults -p no:cacheprovider
 
 lint: install ## ruff (format and lint) and mypy
 	$(PY) -m ruff format --check .

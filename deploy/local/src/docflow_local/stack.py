@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -84,13 +85,31 @@ class Stack:
         if self.log_dir:
             self.log_dir.mkdir(parents=True, exist_ok=True)
         for service in self.services:
-            self._processes[service.name] = spawn(
-                [sys.executable, "-m", service.module],
-                env=self._env(service),
-                log=self.log_file(service.name),
-            )
+            self._spawn(service)
+        self._wait_ready(list(self.services), timeout_s)
+
+    def restart(self, name: str, timeout_s: float = 120.0) -> None:
+        """Start one service again (after it was killed), and wait until it is ready."""
+        service = next(s for s in self.services if s.name == name)
+        self._spawn(service)
+        self._wait_ready([service], timeout_s)
+
+    def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
+        """Send ``sig`` to one service (SIGKILL by default: no chance to clean up)."""
+        process = self._processes[name]
+        process.send_signal(sig)
+        if sig == signal.SIGKILL:
+            process.wait()
+
+    def _spawn(self, service: Service) -> None:
+        self._processes[service.name] = spawn(
+            [sys.executable, "-m", service.module],
+            env=self._env(service),
+            log=self.log_file(service.name),
+        )
+
+    def _wait_ready(self, waiting: list[Service], timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
-        waiting = list(self.services)
         with httpx.Client(timeout=2.0) as client:
             while waiting:
                 for service in list(waiting):

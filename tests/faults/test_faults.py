@@ -1,0 +1,81 @@
+"""The fault-injection suite (tests/support/faults.py): a small run in ``make test``,
+every scenario of issue 7 at full size with ``make faults`` (DOCFLOW_FAULTS=full).
+
+Each run writes its report to .artifacts/faults/<scenario>.json.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from support.corpus import REPO_ROOT
+from support.faults import Fault, Report, Scenario, assert_held, run_scenario, write_report
+from support.openai_server import EmbeddingsServer, embeddings_server
+
+pytestmark = pytest.mark.e2e
+
+ARTIFACTS = REPO_ROOT / ".artifacts" / "faults"
+
+SMALL = Scenario(
+    "small: each service killed once, the broker restarted once",
+    documents=16,
+    upload_s=24,
+    faults=(
+        Fault("kill:embedder", at=4, seconds=1),
+        Fault("kill:extractor", at=8, seconds=1),
+        Fault("kill:status", at=12, seconds=1),
+        Fault("broker-restart", at=16, seconds=3),
+    ),
+)
+
+FULL = [
+    Scenario.random(
+        "services killed: extractor, embedder, status 5 times each",
+        [("kill:extractor", 5, 1.0), ("kill:embedder", 5, 1.0), ("kill:status", 5, 1.0)],
+        documents=200,
+        upload_s=150,
+        seed=7,
+    ),
+    Scenario.random(
+        "broker stopped and restarted 3 times",
+        [("broker-restart", 3, 5.0)],
+        documents=200,
+        upload_s=120,
+        seed=8,
+    ),
+    Scenario(
+        "broker paused (SIGSTOP) for 20 s",
+        documents=200,
+        upload_s=90,
+        faults=(Fault("broker-pause", at=30, seconds=20),),
+    ),
+    Scenario(
+        "embeddings endpoint down for 30 s",
+        documents=200,
+        upload_s=90,
+        faults=(Fault("endpoint-down", at=30, seconds=30),),
+    ),
+]
+
+SCENARIOS = FULL if os.environ.get("DOCFLOW_FAULTS") == "full" else [SMALL]
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[EmbeddingsServer]:
+    with embeddings_server(dimension=8) as running:
+        yield running
+
+
+@pytest.mark.timeout(3600)
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.name.split(":")[0] for s in SCENARIOS])
+def test_nothing_is_lost_or_done_twice(
+    scenario: Scenario, server: EmbeddingsServer, tmp_path: Path
+) -> None:
+    report: Report = run_scenario(scenario, tmp_path, server)
+    slug = scenario.name.split(":")[0].replace(" ", "-")
+    write_report([report], ARTIFACTS / f"{slug}.json")
+    assert_held(report)
