@@ -18,17 +18,11 @@ import pytest
 
 from docflow_local.stack import Stack
 from support.corpus import REPO_ROOT, expectations
-from support.openai_server import KEY, EmbeddingsServer, embeddings_server
+from support.openai_server import KEY, EmbeddingsServer
 from support.stacks import running_stack
 from support.waiting import wait_until
 
 MARKDOWN = "004_2fa5e17c5a412ea5.md"
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[EmbeddingsServer]:
-    with embeddings_server(dimension=8) as running:
-        yield running
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ from docflow_shared import topics
 from docflow_shared.events import TextExtracted
 from docflow_shared.kafka_admin import read_topic
 from support.corpus import REPO_ROOT, expectations
-from support.openai_server import KEY, EmbeddingsServer, embeddings_server
+from support.openai_server import KEY, EmbeddingsServer
 from support.stacks import readable_events, running_stack
 from support.waiting import wait_until
 
@@ -34,12 +34,6 @@ FIRST = [
     "002-trivial-libre-office-writer.pdf",
 ]
 LATER = "003_a19fe08ef10adc87.md"
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[EmbeddingsServer]:
-    with embeddings_server(dimension=DIMENSIONS) as running:
-        yield running
 
 
 @pytest.fixture(scope="module")
