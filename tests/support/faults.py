@@ -42,7 +42,7 @@ from docflow_local.processes import free_port
 from docflow_local.stack import Stack, services
 from docflow_shared import topics
 from docflow_shared.events import DocumentProgressed, Event, ReindexEvent, parse_event
-from docflow_shared.kafka_admin import ensure_topics, read_records
+from docflow_shared.kafka_admin import consumer_lag, ensure_topics, read_records
 from docflow_shared.sql import create_engine
 from docflow_status.adapters.read_model import SqlReadModel
 from docflow_status.adapters.replay import replay
@@ -110,6 +110,9 @@ class Report:
     uploads_refused: int = 0
     faults: list[str] = field(default_factory=list)
     outcomes: dict[str, int] = field(default_factory=dict)
+    projector_caught_up: bool = False
+    # Up to 5 documents whose live status differs from the replay, and how.
+    replay_differences: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -279,10 +282,14 @@ def run_scenario(
             }
         ids = {UUID(url.rsplit("/", 1)[-1]) for url in urls}
         report.redeliveries_seen = _repeated_event_ids(kafka.bootstrap_servers, ids)
+        # Terminal is not the end of the events: work redone after a crash may
+        # still announce progress. Compare once the projector has read everything.
+        report.projector_caught_up = _caught_up(kafka.bootstrap_servers)
         stack.stop()
-        report.read_model_equals_replay = asyncio.run(
-            _equals_replay(kafka.bootstrap_servers, home, ids)
+        report.replay_differences = asyncio.run(
+            _replay_differences(kafka.bootstrap_servers, home, ids)
         )
+        report.read_model_equals_replay = not report.replay_differences
         report.duplicate_points = _duplicate_points(home / "data" / "qdrant", statuses)
     finally:
         stack.stop()
@@ -310,7 +317,18 @@ def _repeated_event_ids(bootstrap: str, ids: set[UUID]) -> int:
     return sum(n - 1 for n in seen.values() if n > 1)
 
 
-async def _equals_replay(bootstrap: str, home: Path, ids: set[UUID]) -> bool:
+def _caught_up(bootstrap: str, timeout_s: float = 120) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if asyncio.run(consumer_lag(bootstrap, "docflow-status", topics.ALL)) == 0:
+            return True
+        time.sleep(1)
+    return False
+
+
+async def _replay_differences(bootstrap: str, home: Path, ids: set[UUID]) -> list[str]:
+    """Documents whose live status differs from a replay of the topics into a fresh
+    read model (the service's own fold and repository)."""
     live = SqlReadModel(create_engine(f"sqlite+aiosqlite:///{home / 'data' / 'status.db'}"))
     fresh = SqlReadModel(create_engine(f"sqlite+aiosqlite:///{home / 'replayed.db'}"))
     await fresh.migrate()
@@ -320,9 +338,23 @@ async def _equals_replay(bootstrap: str, home: Path, ids: set[UUID]) -> bool:
 
     try:
         await replay(bootstrap, topics.ALL, apply)
-        ours = sorted((s for s in await live.everything() if s.id in ids), key=lambda s: s.id)
-        again = sorted((s for s in await fresh.everything() if s.id in ids), key=lambda s: s.id)
-        return ours == again and len(ours) == len(ids)
+        ours = {s.id: s for s in await live.everything() if s.id in ids}
+        again = {s.id: s for s in await fresh.everything() if s.id in ids}
+        differences = []
+        for document_id in sorted(ids):
+            a, b = ours.get(document_id), again.get(document_id)
+            if a == b:
+                continue
+            if a is None or b is None:
+                differences.append(f"{document_id}: live {a is not None}, replay {b is not None}")
+                continue
+            fields = [
+                f"{name}: live {getattr(a, name)!r} replay {getattr(b, name)!r}"
+                for name in vars(a)
+                if getattr(a, name) != getattr(b, name)
+            ]
+            differences.append(f"{document_id}: " + "; ".join(fields))
+        return differences[:5]
     finally:
         await live.close()
         await fresh.close()

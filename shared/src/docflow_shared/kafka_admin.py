@@ -163,3 +163,25 @@ async def read_records(bootstrap: str, topic: str) -> list[Any]:
         return records
     finally:
         await consumer.stop()
+
+
+async def consumer_lag(bootstrap: str, group: str, topics: Sequence[str]) -> int:
+    """Messages on ``topics`` that consumer group ``group`` has not committed yet."""
+    partitions = await partitions_of(bootstrap, topics)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        committed = await admin.list_consumer_group_offsets(group, partitions=partitions)
+    finally:
+        await admin.close()
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        ends = await consumer.end_offsets(partitions)
+    finally:
+        await consumer.stop()
+    lag = 0
+    for tp in partitions:
+        done = committed.get(tp)
+        lag += ends[tp] - (done.offset if done is not None and done.offset >= 0 else 0)
+    return lag

@@ -4,13 +4,14 @@ migrations of both services' databases."""
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC
+from datetime import UTC, timedelta
 from pathlib import Path
 from uuid import UUID
 
 import pytest
 from alembic.config import Config
 from alembic.script import ScriptDirectory
+from sqlalchemy import text
 
 from docflow_gateway.adapters import registry
 from docflow_gateway.adapters.registry import SqlRegistry
@@ -45,6 +46,36 @@ async def test_an_event_is_applied_once_however_often_it_arrives(read_model: Sql
     assert await read_model.apply(event, counting_fold) is True
     assert await read_model.apply(event, counting_fold) is False
     assert calls == 1
+
+
+async def test_the_first_copy_of_an_event_counts_in_one_batch_as_in_two(
+    database_url: str,
+) -> None:
+    """Found by the fault suite: after a crash the embedder announces a document
+    indexed again, with the same id and a later ``occurred_at``. Live, the copies
+    came in separate polls (the first counted); a replay read both in one batch,
+    and the last counted, so the replay disagreed with the live model."""
+    history = successful()
+    indexed = history[-1]
+    again = indexed.model_copy(update={"occurred_at": indexed.occurred_at + timedelta(seconds=9)})
+    states = []
+    for batches in ([[*history, again]], [history, [again]]):
+        model = SqlReadModel(create_engine(database_url))
+        await model.migrate()
+        try:
+            await model.apply_all([], evolve)
+            for batch in batches:
+                await model.apply_all(batch, evolve)
+            states.append(await model.get(indexed.document_id, "t1"))
+            async with model.engine.begin() as connection:
+                await connection.execute(text("DELETE FROM documents"))
+                await connection.execute(text("DELETE FROM processed_events"))
+        finally:
+            await model.close()
+    one_batch, two_batches = states
+    assert one_batch is not None
+    assert one_batch == two_batches
+    assert one_batch.completed_at == indexed.occurred_at
 
 
 async def test_a_failed_fold_writes_nothing(read_model: SqlReadModel) -> None:

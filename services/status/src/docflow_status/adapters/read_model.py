@@ -246,7 +246,15 @@ class SqlReadModel:
         return await self._apply_all(events, fold)
 
     async def _apply_all(self, events: Sequence[Event], fold: Fold) -> Projected:
-        unique = list({event.event_id: event for event in events}.values())
+        # The first of events with one id, as when they come in separate batches:
+        # an event published again after a crash (DocumentIndexed, whose id is
+        # per attempt) can differ from its first copy in occurred_at.
+        unique: list[Event] = []
+        kept: set[UUID] = set()
+        for one in events:
+            if one.event_id not in kept:
+                kept.add(one.event_id)
+                unique.append(one)
         if not unique:
             return Projected(0, {})
         async with self._sessions.begin() as session:
