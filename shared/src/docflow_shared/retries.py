@@ -205,11 +205,6 @@ def register_retries(
     """
     from docflow_shared.messaging import subscriber  # messaging imports this module
 
-    retry_topics = [topics.retry_topic(parking.service, n) for n in range(parking.max_retries)]
-    if not retry_topics:
-        return
-
-    @subscriber(router, *retry_topics, group_id=f"{group_id}-retry")
     async def on_parked(message: KafkaMessage) -> None:
         """Hand a parked message, when due, to its topic's handler."""
         headers = message.headers
@@ -223,3 +218,17 @@ def register_retries(
                 f"the {parking.service} has no handler for {headers.get(ORIGINAL_TOPIC)!r}"
             )
         await handler(message.body)
+
+    # One consumer per level: a message waiting two minutes at the last level
+    # must not hold back one due in five seconds at the first.
+    for level in range(parking.max_retries):
+        subscriber(
+            router,
+            topics.retry_topic(parking.service, level),
+            group_id=retry_group(group_id, level),
+        )(on_parked)
+
+
+def retry_group(group_id: str, level: int) -> str:
+    """The consumer group reading a service's retry topic of ``level``."""
+    return f"{group_id}-retry-{level}"

@@ -17,7 +17,7 @@ from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedR
 
 from docflow_embedder.adapters.minilm import MiniLMEmbedder
 from docflow_embedder.adapters.openai_embedder import OpenAIEmbedder
-from docflow_embedder.adapters.qdrant import QdrantIndex
+from docflow_embedder.adapters.qdrant import QdrantIndex, local_client
 from docflow_embedder.domain import Embedder, Index, ModelUnavailable
 from docflow_embedder.entrypoints.consumer import (
     GROUP_ID,
@@ -179,8 +179,7 @@ def embedder_for(settings: EmbedderSettings) -> Embedder:
 def qdrant_client(settings: EmbedderSettings) -> QdrantClient:
     if settings.qdrant_url is not None:
         return QdrantClient(url=str(settings.qdrant_url))
-    settings.qdrant_local_path.mkdir(parents=True, exist_ok=True)
-    return QdrantClient(path=str(settings.qdrant_local_path))
+    return local_client(settings.qdrant_local_path)
 
 
 def bootstrap(settings: EmbedderSettings | None = None) -> AsgiFastStream:

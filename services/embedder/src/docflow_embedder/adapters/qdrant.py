@@ -9,9 +9,12 @@ fills it, so any replica can embed a query for it.
 
 from __future__ import annotations
 
+import functools
 import re
+import threading
 from collections.abc import Sequence
-from typing import Any
+from pathlib import Path
+from typing import Any, cast
 from uuid import UUID
 
 import numpy as np
@@ -49,6 +52,40 @@ def _of_documents(document_ids: Sequence[UUID] | None) -> models.Filter | None:
             )
         ]
     )
+
+
+class _OneCallAtATime:
+    """A local-mode client that takes one call at a time.
+
+    qdrant-client's local mode keeps points in numpy arrays and SQLite with no
+    locking of its own, and the embedder calls Qdrant from worker threads of
+    several consumers (chunk batches, retries, re-embedding) and of searches.
+    Two writes at once corrupted it: "cannot start a transaction within a
+    transaction", "index … is out of bounds" (found by the fault suite;
+    tests/unit/embedder/test_qdrant_local.py). A Qdrant server needs no lock.
+    """
+
+    def __init__(self, client: QdrantClient) -> None:
+        self._client = client
+        self._lock = threading.RLock()
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._client, name)
+        if not callable(attribute):
+            return attribute
+
+        @functools.wraps(attribute)
+        def locked(*args: Any, **kwargs: Any) -> Any:
+            with self._lock:
+                return attribute(*args, **kwargs)
+
+        return locked
+
+
+def local_client(path: Path) -> QdrantClient:
+    """Qdrant's local mode on ``path`` (no server), safe to call from several threads."""
+    path.mkdir(parents=True, exist_ok=True)
+    return cast(QdrantClient, _OneCallAtATime(QdrantClient(path=str(path))))
 
 
 def collection_name(model: str, dimension: int) -> str:
