@@ -21,14 +21,17 @@ pytestmark = pytest.mark.e2e
 ARTIFACTS = REPO_ROOT / ".artifacts" / "faults"
 
 SMALL = Scenario(
-    "small: each service killed once, the broker restarted once",
+    "small: each service killed or stopped once, the broker restarted, all stopped "
+    "with the broker paused",
     documents=16,
     upload_s=24,
     faults=(
         Fault("kill:embedder", at=4, seconds=1),
-        Fault("kill:extractor", at=8, seconds=1),
+        Fault("term:extractor", at=8, seconds=1),
         Fault("kill:status", at=12, seconds=1),
         Fault("broker-restart", at=16, seconds=3),
+        Fault("term:gateway", at=20, seconds=1),
+        Fault("term-all-broker-paused", at=22, seconds=1),
     ),
 )
 
@@ -52,6 +55,19 @@ FULL = [
         documents=200,
         upload_s=90,
         faults=(Fault("broker-pause", at=30, seconds=20),),
+    ),
+    Scenario.random(
+        "graceful stops: each service SIGTERMed 3 times, and all with the broker paused",
+        [
+            ("term:extractor", 3, 1.0),
+            ("term:embedder", 3, 1.0),
+            ("term:status", 3, 1.0),
+            ("term:gateway", 3, 1.0),
+            ("term-all-broker-paused", 1, 2.0),
+        ],
+        documents=200,
+        upload_s=150,
+        seed=9,
     ),
     Scenario(
         "embeddings endpoint down for 30 s",

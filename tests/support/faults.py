@@ -59,13 +59,21 @@ FILES = [
     "002-trivial-libre-office-writer.pdf",
 ]
 TERMINAL = {"completed", "failed", "cancelled"}
+# DOCFLOW_SHUTDOWN_TIMEOUT_S of the services under test (25 s by default; less
+# here so that a scenario with graceful stops stays short).
+SHUTDOWN_BOUND_S = 8.0
+# What the interpreter may add to the bound (the deadline's exit is immediate).
+SHUTDOWN_SLACK_S = 3.0
 
 
 @dataclass(frozen=True)
 class Fault:
     """One fault at ``at`` seconds after the first upload."""
 
-    kind: str  # kill:<service> | broker-restart | broker-pause | endpoint-down
+    # kill:<service> (SIGKILL) | term:<service> (SIGTERM: a graceful stop) |
+    # broker-restart | broker-pause | endpoint-down |
+    # term-all-broker-paused (every service SIGTERMed while the broker is paused)
+    kind: str
     at: float
     seconds: float = 0.0  # how long it lasts (pause, outage, down time of a killed service)
 
@@ -110,6 +118,10 @@ class Report:
     uploads_refused: int = 0
     faults: list[str] = field(default_factory=list)
     outcomes: dict[str, int] = field(default_factory=dict)
+    # Graceful stops (term:…): the longest each service took from SIGTERM to
+    # exit (None: it had to be SIGKILLed), and the bound it must keep.
+    shutdown_s: dict[str, float | None] = field(default_factory=dict)
+    shutdown_bound_s: float = SHUTDOWN_BOUND_S
     projector_caught_up: bool = False
     # Up to 5 documents whose live status differs from the replay, and how.
     replay_differences: list[str] = field(default_factory=list)
@@ -130,6 +142,7 @@ class Faults:
         self.kafka, self.stack, self.server = kafka, stack, server
         self.done: list[str] = []
         self.ended_at = 0.0
+        self.shutdown_s: dict[str, float | None] = {}
 
     def run(self, faults: tuple[Fault, ...], started: float) -> None:
         for fault in faults:
@@ -144,6 +157,20 @@ class Faults:
             self.stack.kill(name, signal.SIGKILL)
             time.sleep(fault.seconds)
             self.stack.restart(name)
+        elif fault.kind.startswith("term:"):
+            name = fault.kind.split(":", 1)[1]
+            self._terminate([name])
+            time.sleep(fault.seconds)
+            self.stack.restart(name)
+        elif fault.kind == "term-all-broker-paused":
+            os.kill(self.kafka.pid, signal.SIGSTOP)
+            try:
+                time.sleep(1)
+                self._terminate([s.name for s in self.stack.services])
+            finally:
+                os.kill(self.kafka.pid, signal.SIGCONT)
+            time.sleep(fault.seconds)
+            self.stack.start()
         elif fault.kind == "broker-restart":
             self.kafka.stop()
             time.sleep(fault.seconds)
@@ -158,6 +185,13 @@ class Faults:
             self.server.script.clear()
         else:
             raise ValueError(f"unknown fault {fault.kind}")
+
+    def _terminate(self, names: list[str]) -> None:
+        took = self.stack.terminate(names, SHUTDOWN_BOUND_S + 30)
+        for name, seconds in took.items():
+            before = self.shutdown_s.get(name, 0.0)
+            slowest = None if seconds is None or before is None else max(before, seconds)
+            self.shutdown_s[name] = slowest
 
 
 class Uploads:
@@ -248,6 +282,7 @@ def run_scenario(
             "DOCFLOW_OPENAI_MAX_RETRIES": "0",
             "DOCFLOW_RETRY_DELAYS_S": "[2, 10, 30]",
             "DOCFLOW_PUBLISH_TIMEOUT_S": "3",
+            "DOCFLOW_SHUTDOWN_TIMEOUT_S": str(SHUTDOWN_BOUND_S),
         },
     )
     try:
@@ -265,6 +300,7 @@ def run_scenario(
             urls = uploads.urls
             report.uploads_refused = uploads.refused
             report.faults = faults.done
+            report.shutdown_s = faults.shutdown_s
             report.documents_accepted = len(urls)
             deadline = time.monotonic() + drain_timeout_s
             while True:
@@ -399,3 +435,6 @@ def assert_held(report: Report) -> None:
     assert report.lost == 0, report
     assert report.duplicate_points == 0, report
     assert report.read_model_equals_replay, report
+    for service, seconds in report.shutdown_s.items():
+        assert seconds is not None, f"{service} did not exit on SIGTERM: {report}"
+        assert seconds <= report.shutdown_bound_s + SHUTDOWN_SLACK_S, (service, report)

@@ -33,6 +33,16 @@ class ServiceSettings(BaseSettings):
     retry_delays_s: list[NonNegativeFloat] = Field(
         default_factory=lambda: [5.0, 30.0, 120.0], max_length=3
     )
+    # On SIGTERM the process exits within this long, even with Kafka not
+    # answering (shutdown.py); in-flight messages get most of it to finish.
+    # Keep it below Kubernetes' terminationGracePeriodSeconds (30 s by default).
+    shutdown_timeout_s: float = Field(default=25.0, ge=5.0)
+
+    @property
+    def handler_grace_s(self) -> float:
+        """How long in-flight handlers may finish on shutdown before they are abandoned
+        (uncommitted): the bound less time to close the clients."""
+        return self.shutdown_timeout_s - 5.0
 
     @field_validator("kafka_bootstrap_servers")
     @classmethod

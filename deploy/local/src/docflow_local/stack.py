@@ -101,6 +101,28 @@ class Stack:
         if sig == signal.SIGKILL:
             process.wait()
 
+    def terminate(self, names: list[str], timeout_s: float) -> dict[str, float | None]:
+        """SIGTERM the services ``names`` at once and wait for them: the seconds each
+        took to exit (None: still running after ``timeout_s``, then SIGKILLed)."""
+        started = time.monotonic()
+        left = {name: self._processes[name] for name in names}
+        for process in left.values():
+            process.send_signal(signal.SIGTERM)
+        took: dict[str, float | None] = {}
+        while left:
+            for name, process in list(left.items()):
+                if process.poll() is not None:
+                    took[name] = round(time.monotonic() - started, 2)
+                    del left[name]
+            if left and time.monotonic() - started > timeout_s:
+                for name, process in left.items():
+                    process.kill()
+                    process.wait()
+                    took[name] = None
+                break
+            time.sleep(0.05)
+        return took
+
     def _spawn(self, service: Service) -> None:
         self._processes[service.name] = spawn(
             [sys.executable, "-m", service.module],

@@ -186,7 +186,12 @@ def bootstrap(settings: EmbedderSettings | None = None) -> AsgiFastStream:
     """The embedder app: consumer plus /healthz, /readyz and /metrics."""
     settings = settings or EmbedderSettings()
     registry = CollectorRegistry()
-    broker = make_broker(settings.kafka_bootstrap_servers, service=SERVICE, registry=registry)
+    broker = make_broker(
+        settings.kafka_bootstrap_servers,
+        service=SERVICE,
+        registry=registry,
+        graceful_timeout=settings.handler_grace_s,
+    )
     models = SettingsModels(settings)
     client = qdrant_client(settings)
     index = QdrantIndex(client, models, index_payload=settings.qdrant_url is not None)

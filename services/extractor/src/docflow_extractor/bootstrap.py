@@ -74,7 +74,12 @@ def bootstrap(settings: ExtractorSettings | None = None) -> AsgiFastStream:
     """The extractor app: consumer plus /healthz, /readyz and /metrics."""
     settings = settings or ExtractorSettings()
     registry = CollectorRegistry()
-    broker = make_broker(settings.kafka_bootstrap_servers, service=SERVICE, registry=registry)
+    broker = make_broker(
+        settings.kafka_bootstrap_servers,
+        service=SERVICE,
+        registry=registry,
+        graceful_timeout=settings.handler_grace_s,
+    )
     blobs = LocalBlobStore(settings.blob_dir)
     wire(broker, settings, blobs)
 

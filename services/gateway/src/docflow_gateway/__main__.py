@@ -7,10 +7,12 @@
 import sys
 
 import uvicorn
+from fastapi import FastAPI
 
 from docflow_gateway.bootstrap import bootstrap
 from docflow_gateway.settings import GatewaySettings
 from docflow_shared.logs import configure_logging
+from docflow_shared.shutdown import bounded
 
 
 def main() -> None:
@@ -18,7 +20,11 @@ def main() -> None:
     configure_logging("gateway", settings.log_level)
     # Several worker processes share the port; each builds its own app from
     # the same environment (``serve``).
-    app = bootstrap(settings) if settings.workers == 1 else "docflow_gateway.__main__:serve"
+    app: FastAPI | str = (
+        bounded(bootstrap(settings), settings.shutdown_timeout_s, "gateway")
+        if settings.workers == 1
+        else "docflow_gateway.__main__:serve"
+    )
     uvicorn.run(
         app,
         factory=settings.workers > 1,
@@ -26,16 +32,17 @@ def main() -> None:
         host=settings.host,
         port=settings.port,
         log_config=None,
-        # Finish in-flight uploads on SIGTERM, but not forever.
-        timeout_graceful_shutdown=20,
+        # Finish in-flight uploads on SIGTERM, but not forever (the whole stop
+        # is bounded by DOCFLOW_SHUTDOWN_TIMEOUT_S).
+        timeout_graceful_shutdown=10,
     )
 
 
-def serve() -> object:
+def serve() -> FastAPI:
     """The app of one worker process (logging set up in that process)."""
     settings = GatewaySettings()
     configure_logging("gateway", settings.log_level)
-    return bootstrap(settings)
+    return bounded(bootstrap(settings), settings.shutdown_timeout_s, "gateway")
 
 
 if __name__ == "__main__":

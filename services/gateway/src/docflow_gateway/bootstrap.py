@@ -59,6 +59,7 @@ def bootstrap(settings: GatewaySettings | None = None) -> FastAPI:
         # timeout instead of being retried until Kafka is back (make_broker).
         request_timeout_ms=int(settings.publish_timeout_s * 1000),
         idempotent=False,
+        graceful_timeout=settings.handler_grace_s,
     )
     blobs = LocalBlobStore(settings.blob_dir)
     records = SqlRegistry(create_engine(settings.effective_database_url))

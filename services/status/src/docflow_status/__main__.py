@@ -12,6 +12,7 @@ import json
 import uvicorn
 
 from docflow_shared.logs import configure_logging
+from docflow_shared.shutdown import bounded
 from docflow_status.bootstrap import bootstrap
 from docflow_status.entrypoints.rebuild import rebuild
 from docflow_status.settings import StatusSettings
@@ -34,11 +35,13 @@ def main() -> None:
         print(json.dumps(dataclasses.asdict(report)))
         return
     uvicorn.run(
-        bootstrap(settings),
+        bounded(bootstrap(settings), settings.shutdown_timeout_s, "status"),
         host=settings.host,
         port=settings.port,
         log_config=None,
-        timeout_graceful_shutdown=10,
+        # HTTP requests in flight (a stream is not waited for); the whole stop
+        # is bounded by DOCFLOW_SHUTDOWN_TIMEOUT_S.
+        timeout_graceful_shutdown=5,
     )
 
 

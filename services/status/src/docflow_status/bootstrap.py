@@ -47,7 +47,12 @@ def bootstrap(settings: StatusSettings | None = None) -> FastAPI:
     registry = CollectorRegistry()
     read_model = SqlReadModel(create_engine(settings.effective_database_url))
     projects = settings.status_role in ("all", "projector")
-    broker = make_broker(settings.kafka_bootstrap_servers, service=SERVICE, registry=registry)
+    broker = make_broker(
+        settings.kafka_bootstrap_servers,
+        service=SERVICE,
+        registry=registry,
+        graceful_timeout=settings.handler_grace_s,
+    )
     watchdog = wire(broker, read_model, settings) if projects else None
     metrics = WatchdogMetrics(registry) if projects else None
 
