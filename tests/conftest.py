@@ -16,7 +16,7 @@ from docflow_shared.sql import create_engine
 from docflow_status.adapters.read_model import SqlReadModel
 from support.corpus import CORPUS
 from support.kafka import kafka_broker
-from support.qdrant import qdrant_server
+from support.qdrant import NO_SERVER, qdrant_server
 
 _TIERS = ("unit", "service", "integration", "e2e")
 
@@ -47,10 +47,7 @@ def qdrant_url() -> Iterator[str]:
     """A Qdrant server's URL (see support/qdrant.py); skips the test where there is none."""
     with qdrant_server() as url:
         if url is None:
-            pytest.skip(
-                "no Qdrant server: set DOCFLOW_TEST_QDRANT_URL or run a Docker engine "
-                "(these checks run on Qdrant's local mode elsewhere)"
-            )
+            pytest.skip(NO_SERVER)
         yield url
 
 

@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 
 from support.corpus import REPO_ROOT
-from support.faults import Fault, Report, Scenario, assert_held, run_scenario, write_report
+from support.faults import Fault, Scenario, assert_held, run_scenario, write_report
 from support.openai_server import EmbeddingsServer, embeddings_server
+from support.qdrant import NO_SERVER, running_qdrant
 
 pytestmark = pytest.mark.e2e
 
@@ -70,6 +71,12 @@ FULL = [
         seed=9,
     ),
     Scenario(
+        "Qdrant unavailable for 30 s",
+        documents=200,
+        upload_s=90,
+        faults=(Fault("qdrant-down", at=30, seconds=30),),
+    ),
+    Scenario(
         "embeddings endpoint down for 30 s",
         documents=200,
         upload_s=90,
@@ -91,7 +98,13 @@ def server() -> Iterator[EmbeddingsServer]:
 def test_nothing_is_lost_or_done_twice(
     scenario: Scenario, server: EmbeddingsServer, tmp_path: Path
 ) -> None:
-    report: Report = run_scenario(scenario, tmp_path, server)
+    if any(f.kind == "qdrant-down" for f in scenario.faults):
+        with running_qdrant() as qdrant:
+            if qdrant is None or not qdrant.can_go_down:
+                pytest.skip(f"{NO_SERVER}; a server we can stop and start")
+            report = run_scenario(scenario, tmp_path, server, qdrant=qdrant)
+    else:
+        report = run_scenario(scenario, tmp_path, server)
     slug = scenario.name.split(":")[0].replace(" ", "-")
     write_report([report], ARTIFACTS / f"{slug}.json")
     assert_held(report)

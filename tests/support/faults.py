@@ -49,6 +49,7 @@ from docflow_status.adapters.replay import replay
 from docflow_status.domain.projection import evolve
 from support.corpus import expectations
 from support.openai_server import KEY, EmbeddingsServer
+from support.qdrant import QdrantServer
 
 # Small documents of the corpus that complete (so "terminal" means done work).
 FILES = [
@@ -72,7 +73,8 @@ class Fault:
 
     # kill:<service> (SIGKILL) | term:<service> (SIGTERM: a graceful stop) |
     # broker-restart | broker-pause | endpoint-down |
-    # term-all-broker-paused (every service SIGTERMed while the broker is paused)
+    # term-all-broker-paused (every service SIGTERMed while the broker is paused) |
+    # qdrant-down (the Qdrant server killed, started again after ``seconds``)
     kind: str
     at: float
     seconds: float = 0.0  # how long it lasts (pause, outage, down time of a killed service)
@@ -138,8 +140,14 @@ class Faults:
     restarted from a helper thread would be stopped when that thread ends.
     """
 
-    def __init__(self, kafka: LocalKafka, stack: Stack, server: EmbeddingsServer) -> None:
-        self.kafka, self.stack, self.server = kafka, stack, server
+    def __init__(
+        self,
+        kafka: LocalKafka,
+        stack: Stack,
+        server: EmbeddingsServer,
+        qdrant: QdrantServer | None = None,
+    ) -> None:
+        self.kafka, self.stack, self.server, self.qdrant = kafka, stack, server, qdrant
         self.done: list[str] = []
         self.ended_at = 0.0
         self.shutdown_s: dict[str, float | None] = {}
@@ -171,6 +179,12 @@ class Faults:
                 os.kill(self.kafka.pid, signal.SIGCONT)
             time.sleep(fault.seconds)
             self.stack.start()
+        elif fault.kind == "qdrant-down":
+            if self.qdrant is None:
+                raise ValueError("a qdrant-down fault needs a Qdrant server")
+            self.qdrant.down()
+            time.sleep(fault.seconds)
+            self.qdrant.up()
         elif fault.kind == "broker-restart":
             self.kafka.stop()
             time.sleep(fault.seconds)
@@ -258,9 +272,15 @@ def _statuses(http: httpx.Client, urls: list[str]) -> dict[str, dict[str, Any]]:
 
 
 def run_scenario(
-    scenario: Scenario, home: Path, server: EmbeddingsServer, *, drain_timeout_s: float = 600
+    scenario: Scenario,
+    home: Path,
+    server: EmbeddingsServer,
+    *,
+    qdrant: QdrantServer | None = None,
+    drain_timeout_s: float = 600,
 ) -> Report:
-    """Run ``scenario`` on a fresh system under ``home``; the report says what held."""
+    """Run ``scenario`` on a fresh system under ``home`` (vectors in Qdrant's local mode,
+    or on ``qdrant``); the report says what held."""
     report = Report(scenario.name)
     paths = {e.path.name: e.path for e in expectations()}
     files = [paths[name] for name in FILES]
@@ -283,12 +303,13 @@ def run_scenario(
             "DOCFLOW_RETRY_DELAYS_S": "[2, 10, 30]",
             "DOCFLOW_PUBLISH_TIMEOUT_S": "3",
             "DOCFLOW_SHUTDOWN_TIMEOUT_S": str(SHUTDOWN_BOUND_S),
+            **({"DOCFLOW_QDRANT_URL": qdrant.url} if qdrant is not None else {}),
         },
     )
     try:
         asyncio.run(ensure_topics(kafka.bootstrap_servers, topics.specs()))
         stack.start()
-        faults = Faults(kafka, stack, server)
+        faults = Faults(kafka, stack, server, qdrant)
         uploads = Uploads(stack.url("gateway"), files, scenario)
         with httpx.Client(timeout=30) as http:
             started = time.monotonic()
@@ -326,7 +347,12 @@ def run_scenario(
             _replay_differences(kafka.bootstrap_servers, home, ids)
         )
         report.read_model_equals_replay = not report.replay_differences
-        report.duplicate_points = _duplicate_points(home / "data" / "qdrant", statuses)
+        vectors = (
+            QdrantClient(url=qdrant.url)
+            if qdrant is not None
+            else QdrantClient(path=str(home / "data" / "qdrant"))
+        )
+        report.duplicate_points = _duplicate_points(vectors, statuses)
     finally:
         stack.stop()
         kafka.stop()
@@ -396,8 +422,7 @@ async def _replay_differences(bootstrap: str, home: Path, ids: set[UUID]) -> lis
         await fresh.close()
 
 
-def _duplicate_points(qdrant: Path, statuses: dict[str, dict[str, Any]]) -> int:
-    client = QdrantClient(path=str(qdrant))
+def _duplicate_points(client: QdrantClient, statuses: dict[str, dict[str, Any]]) -> int:
     try:
         collection = client.get_aliases().aliases[0].collection_name
         extra = 0
