@@ -12,6 +12,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 from qdrant_client import QdrantClient
+from qdrant_client.http import models as qmodels
 
 from docflow_embedder.adapters.qdrant import ACTIVE_ALIAS, BUILDING_ALIAS, QdrantIndex
 from docflow_embedder.domain import ModelUnavailable, Targets, point_id
@@ -106,8 +107,14 @@ def index(request: pytest.FixtureRequest, models: FakeModels) -> Iterator[Qdrant
         client = QdrantClient(":memory:")
     else:
         client = QdrantClient(url=request.getfixturevalue("qdrant_url"))
-        for alias in client.get_aliases().aliases:
-            client.delete_alias(alias.alias_name)
+        client.update_collection_aliases(
+            change_aliases_operations=[
+                qmodels.DeleteAliasOperation(
+                    delete_alias=qmodels.DeleteAlias(alias_name=alias.alias_name)
+                )
+                for alias in client.get_aliases().aliases
+            ]
+        )
         for collection in client.get_collections().collections:
             client.delete_collection(collection.name)
     index = QdrantIndex(client, models, index_payload=request.param == "server")
