@@ -15,7 +15,7 @@ export UV_PYTHON_DOWNLOADS := never
 
 PROJECTS := pyproject.toml uv.lock $(wildcard shared/pyproject.toml services/*/pyproject.toml deploy/local/pyproject.toml)
 
-.PHONY: help run test lint unit bench faults install kafka-jars postgres kcat hey asyncapi rebuild clean
+.PHONY: help run test lint unit bench faults install kafka-jars postgres kcat chromium hey asyncapi rebuild clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -23,7 +23,7 @@ help: ## Show the targets
 run: install kafka-jars ## Start Kafka and the four services on 127.0.0.1:8000-8003 (Ctrl-C stops all)
 	@exec $(PY) -m docflow_local
 
-test: lint kafka-jars postgres kcat ## Every test: unit, service, integration, e2e (real Kafka, PostgreSQL, Qdrant, SQLite)
+test: lint kafka-jars postgres kcat chromium ## Every test: unit, service, integration, e2e (real Kafka, PostgreSQL, Qdrant, SQLite)
 	$(PY) -m pytest
 
 unit: install ## Only the fast tiers (unit + in-memory service tests)
@@ -78,6 +78,13 @@ kcat: ## Install kcat from Debian's packages if it is missing (a test reads the 
 	@command -v kcat >/dev/null || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && apt-get install -y -q --no-install-recommends kcat; \
 	  else echo "kcat is needed by the tests: sudo apt-get install kcat" >&2; exit 1; fi; }
+
+# The web page's test drives it with Playwright (which cannot download a browser here);
+# a font, so that its screenshot shows text.
+chromium: ## Install Chromium from Debian's packages if it is missing (the web page's test runs it headless)
+	@test -x /usr/bin/chromium || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && apt-get install -y -q --no-install-recommends chromium fonts-dejavu-core; \
+	  else echo "Chromium is needed by the tests: sudo apt-get install chromium" >&2; exit 1; fi; }
 
 clean: ## Remove make run's data (.docflow) and test artifacts
 	rm -rf .docflow .artifacts

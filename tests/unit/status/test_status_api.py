@@ -87,3 +87,28 @@ def test_with_auth_on_a_document_is_seen_only_with_its_tenants_key() -> None:
     other = api.get(url, headers={"X-API-Key": "key-2"})
     assert other.status_code == 404
     assert other.json()["code"] == "document-not-found"
+
+
+def test_the_gateways_page_may_read_statuses_with_a_key_and_other_sites_may_not() -> None:
+    state = reduce(evolve, successful(), None)
+    api = client(state, cors_origins=["http://127.0.0.1:8000"])
+    url = f"/v1/documents/{state.id}"
+    preflight = api.options(
+        url,
+        headers={
+            "Origin": "http://127.0.0.1:8000",
+            "Access-Control-Request-Method": "GET",
+            "Access-Control-Request-Headers": "x-api-key, last-event-id",
+        },
+    )
+    assert preflight.status_code == 200
+    assert preflight.headers["access-control-allow-origin"] == "http://127.0.0.1:8000"
+    read = api.get(url, headers={"Origin": "http://127.0.0.1:8000"})
+    assert read.headers["access-control-allow-origin"] == "http://127.0.0.1:8000"
+
+    elsewhere = api.get(url, headers={"Origin": "https://evil.example"})
+    assert "access-control-allow-origin" not in elsewhere.headers
+    refused = api.options(
+        url, headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "GET"}
+    )
+    assert refused.status_code == 400

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -65,7 +66,15 @@ class Stack:
     def _env(self, service: Service) -> dict[str, str]:
         status = next((s for s in self.services if s.name == "status"), None)
         embedder = next((s for s in self.services if s.name == "embedder"), None)
+        gateway = next((s for s in self.services if s.name == "gateway"), None)
+        # The gateway's web page reads the status service from the browser.
+        page_origins = (
+            {"DOCFLOW_CORS_ORIGINS": json.dumps([gateway.url, f"http://localhost:{gateway.port}"])}
+            if gateway
+            else {}
+        )
         return {
+            **page_origins,
             **os.environ,
             "KAFKA_BOOTSTRAP_SERVERS": self.kafka_bootstrap_servers,
             "DOCFLOW_DATA_DIR": str(self.data_dir),

@@ -1,7 +1,8 @@
 """``python -m docflow_gateway``: serve the upload API.
 
-``python -m docflow_gateway reindex …``: re-embed with another model (``reindex_cli``).
-``python -m docflow_gateway redrive …``: start dead-lettered documents again (``redrive_cli``).
+``python -m docflow_gateway reindex …`` and ``… redrive …``: the same as
+``docflow reindex …`` and ``docflow redrive …`` (``docflow_cli``), kept for
+scripts written before the ``docflow`` command existed.
 """
 
 import sys
@@ -46,12 +47,8 @@ def serve() -> FastAPI:
 
 
 if __name__ == "__main__":
-    if sys.argv[1:2] == ["reindex"]:
-        from docflow_gateway import reindex_cli
+    if sys.argv[1:2] in (["reindex"], ["redrive"]):
+        from docflow_cli.main import app
 
-        sys.exit(reindex_cli.main(sys.argv[2:]))
-    if sys.argv[1:2] == ["redrive"]:
-        from docflow_gateway import redrive_cli
-
-        sys.exit(redrive_cli.main(sys.argv[2:]))
+        app(args=sys.argv[1:], prog_name="python -m docflow_gateway")
     main()

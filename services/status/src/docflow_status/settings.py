@@ -28,6 +28,12 @@ class StatusSettings(HttpServiceSettings):
     # How often the watchdog looks, and the metrics of documents by status
     # are refreshed.
     watchdog_every_s: float = Field(default=15, gt=0)
+    # Origins whose pages may read this API from a browser (CORS): the gateway
+    # serves the web page, this service its statuses and stream. make run and
+    # the tests set it from the gateway's port.
+    cors_origins: list[str] = Field(
+        default_factory=lambda: ["http://127.0.0.1:8000", "http://localhost:8000"]
+    )
 
     @property
     def effective_database_url(self) -> str:

@@ -27,6 +27,7 @@ from docflow_gateway.entrypoints.multipart import (
     receive_files,
 )
 from docflow_gateway.entrypoints.ratelimit import TenantRateLimit
+from docflow_gateway.entrypoints.web import add_page
 from docflow_gateway.handlers import Outcome, PublishError, accept_uploads
 from docflow_gateway.operations import OperationRefused, StatusReader
 from docflow_gateway.settings import GatewaySettings
@@ -748,4 +749,5 @@ def create_app(gateway: Gateway) -> FastAPI:
         lifespan=gateway.lifespan,
     )
     app.state.gateway = gateway
+    add_page(app, str(gateway.settings.status_public_url))
     return app

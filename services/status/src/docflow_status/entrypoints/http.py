@@ -12,6 +12,7 @@ from typing import Annotated, Protocol, TypeVar
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
+from fastapi.middleware.cors import CORSMiddleware
 from prometheus_client import CollectorRegistry
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, Field
 from sse_starlette import EventSourceResponse
@@ -475,4 +476,12 @@ def create_app(api: StatusApi, *, serve_api: bool = True) -> FastAPI:
         lifespan=api.lifespan,
     )
     app.state.status_api = api
+    # The web page comes from the gateway, another origin: it may read (GET)
+    # with the caller's key, and resume a stream with Last-Event-ID.
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=api.settings.cors_origins,
+        allow_methods=["GET"],
+        allow_headers=["Authorization", "X-API-Key", "Last-Event-ID"],
+    )
     return app
