@@ -9,6 +9,7 @@ Figures (time to drain the corpus, progress steps seen) are written to
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import time
@@ -19,6 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from qdrant_client import QdrantClient, models
 
 from docflow_embedder.adapters.minilm import MiniLMEmbedder
@@ -162,6 +164,58 @@ def test_running_services_answer_probes_and_problems(stack: Stack, corpus_run: C
             f"{stack.url('status')}/v1/documents/00000000-0000-0000-0000-000000000000"
         )
         assert missing.status_code == 404
+
+
+# What each service's /metrics must show once the corpus has gone through
+# (issue 8): sample name → labels it must have, for a sample > 0.
+EXPECTED_SAMPLES: dict[str, list[tuple[str, dict[str, str]]]] = {
+    "gateway": [
+        ("http_requests_total", {"handler": "/v1/documents", "method": "POST"}),
+        ("http_request_duration_seconds_count", {"handler": "/v1/documents"}),
+        ("faststream_published_messages_total", {}),
+    ],
+    "extractor": [
+        ("docflow_stage_duration_seconds_count", {"stage": "extracting"}),
+        ("faststream_received_messages_total", {}),
+        ("faststream_published_messages_total", {}),
+    ],
+    "embedder": [
+        ("docflow_stage_duration_seconds_count", {"stage": "embedding"}),
+        ("docflow_chunks_embedded_total", {}),
+        ("docflow_embedding_batch_texts_count", {}),
+        ("docflow_embedding_duration_seconds_count", {}),
+    ],
+    "status": [
+        ("docflow_document_duration_seconds_count", {"outcome": "completed"}),
+        ("docflow_document_duration_seconds_count", {"outcome": "failed"}),
+        ("docflow_documents", {"status": "completed"}),
+        ("http_requests_total", {"handler": "/v1/documents/{document_id}"}),
+    ],
+}
+# Present on the services that park or dead-letter messages (0 here: nothing failed
+# for a transient reason).
+RETRY_FAMILIES = {"docflow_retries", "docflow_dead_letters"}
+UUID_PATTERN = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def test_each_service_reports_its_metrics(stack: Stack, corpus_run: CorpusRun) -> None:
+    with httpx.Client(timeout=10) as http:
+        for service, expected in EXPECTED_SAMPLES.items():
+            text = http.get(f"{stack.url(service)}/metrics").text
+            families = list(text_string_to_metric_families(text))
+            samples = [sample for family in families for sample in family.samples]
+            for name, labels in expected:
+                matching = [
+                    s
+                    for s in samples
+                    if s.name == name and labels.items() <= s.labels.items() and s.value > 0
+                ]
+                assert matching, f"{service}: no {name}{labels} > 0"
+            if service != "gateway":
+                assert {f.name for f in families} >= RETRY_FAMILIES, service
+            # Prometheus naming: no document (or any) ids as label values.
+            for sample in samples:
+                assert not any(UUID_PATTERN.search(v) for v in sample.labels.values()), sample
 
 
 # A sentence of each document, as it is in the file (the search must find

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 import pytest
 from aiokafka import AIOKafkaConsumer
 from faststream.kafka import TestKafkaBroker
+from prometheus_client import CollectorRegistry
 
 from docflow_embedder.bootstrap import wire
 from docflow_embedder.domain import FixedIndex, VectorPoint
@@ -121,7 +122,13 @@ async def test_an_outage_longer_than_every_retry_dead_letters_and_fails_the_docu
     await ensure_topics(kafka_bootstrap, specs())
     doomed = uuid.uuid4()
     broker = make_broker(kafka_bootstrap, service="embedder")
-    wire(broker, FixedIndex(FakeEmbedder(), FlakyVectors({doomed: -1})), retry_delays_s=DELAYS)
+    registry = CollectorRegistry()
+    wire(
+        broker,
+        FixedIndex(FakeEmbedder(), FlakyVectors({doomed: -1})),
+        retry_delays_s=DELAYS,
+        registry=registry,
+    )
     collector = Collector(broker, topics.RETRYING, topics.FAILED, group_id=f"test-{uuid.uuid4()}")
     collector.document_ids.add(doomed)
     first, _ = batches(doomed, ["a", "b", "c"])
@@ -152,6 +159,9 @@ async def test_an_outage_longer_than_every_retry_dead_letters_and_fails_the_docu
     assert headers[retries.STAGE] == "embedding"
     assert "connection refused" in headers[retries.ERROR]
     assert headers["ce_type"] == "docflow.document.extracted"  # the original headers stay
+    # The metrics count them: three retries, one dead letter.
+    assert registry.get_sample_value("docflow_retries_total", {"stage": "embedding"}) == 3
+    assert registry.get_sample_value("docflow_dead_letters_total", {"stage": "embedding"}) == 1
 
 
 @pytest.mark.parametrize(

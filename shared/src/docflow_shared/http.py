@@ -18,6 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_fastapi_instrumentator import Instrumentator
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -249,6 +250,14 @@ def service_app(
 
     app = FastAPI(title=title, version="1", summary=summary, lifespan=run)
     app.state.authenticator = authenticator
+    # http_requests_total{handler,method,status}, http_request_duration_seconds
+    # {handler,method} …: by route template (never a document id), probes and
+    # /metrics left out; a status stream counts until its headers are sent.
+    Instrumentator(
+        registry=registry,
+        excluded_handlers=["^/metrics$", "^/healthz$", "^/readyz$"],
+        should_exclude_streaming_duration=True,
+    ).instrument(app)
     install_problem_handlers(app)
     app.include_router(router)
     app.include_router(probe_router(checks, registry))

@@ -37,6 +37,7 @@ from faststream.kafka import KafkaBroker, KafkaMessage, KafkaRouter
 
 from docflow_shared import topics
 from docflow_shared.errors import TransientError
+from docflow_shared.metrics import RetryMetrics
 
 if TYPE_CHECKING:
     from faststream.kafka.publisher.usecase import DefaultPublisher
@@ -118,11 +119,13 @@ class Parking:
         *,
         service: str,
         delays_s: Sequence[float] = DEFAULT_DELAYS_S,
+        metrics: RetryMetrics | None = None,
     ) -> None:
         if len(delays_s) > topics.RETRY_LEVELS:
             raise ValueError(f"at most {topics.RETRY_LEVELS} retry delays, got {len(delays_s)}")
         self.service = service
         self.delays_s = tuple(delays_s)
+        self._metrics = metrics
         self._retry: list[DefaultPublisher] = [
             broker.publisher(
                 topics.retry_topic(service, level),
@@ -150,6 +153,8 @@ class Parking:
         headers = self._headers(origin, reason, stage, retries=level + 1)
         headers[DUE_MS] = str(int(due * 1000))
         await self._retry[level].publish(body, key=origin.key, headers=headers)
+        if self._metrics is not None:
+            self._metrics.retries.labels(stage).inc()
         return datetime.fromtimestamp(due, UTC)
 
     async def dead_letter(
@@ -160,6 +165,8 @@ class Parking:
         headers = self._headers(origin, reason, stage, retries=origin.retries)
         headers.pop(DUE_MS, None)
         await self._dead.publish(body, key=origin.key, headers=headers)
+        if self._metrics is not None:
+            self._metrics.dead_letters.labels(stage).inc()
         logger.warning(
             "%s: dead-lettered a message of %s[%s]@%s after %s retries: %s",
             self.service,

@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry
 from qdrant_client import QdrantClient
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
+from docflow_embedder.adapters.instrumented import EmbeddingMetrics, InstrumentedEmbedder
 from docflow_embedder.adapters.minilm import MiniLMEmbedder
 from docflow_embedder.adapters.openai_embedder import OpenAIEmbedder
 from docflow_embedder.adapters.qdrant import QdrantIndex, local_client
@@ -43,6 +44,7 @@ from docflow_shared.events import (
     Stage,
 )
 from docflow_shared.messaging import FailDocumentOnError, KafkaEventPublisher, make_broker
+from docflow_shared.metrics import RetryMetrics, StageMetrics
 from docflow_shared.probes import asgi_probe_routes, kafka_check
 from docflow_shared.retries import DEFAULT_DELAYS_S, Parking, is_transient, register_retries
 
@@ -56,9 +58,13 @@ def wire(
     max_batches: int = MAX_BATCHES_PER_CALL,
     models: SettingsModels | None = None,
     retry_delays_s: Sequence[float] = DEFAULT_DELAYS_S,
+    registry: CollectorRegistry | None = None,
+    metrics: EmbeddingMetrics | None = None,
 ) -> None:
-    """Attach the embedder's publishers and subscribers to ``broker``; with a Qdrant
-    index and ``models``, also those of re-embedding."""
+    """Attach the embedder's publishers and subscribers to ``broker`` (their metrics to
+    ``registry``); with a Qdrant index and ``models``, also those of re-embedding."""
+    registry = registry or CollectorRegistry()
+    metrics = metrics or EmbeddingMetrics(registry)
     publish = KafkaEventPublisher(
         broker,
         source=f"/docflow/{SERVICE}",
@@ -73,7 +79,9 @@ def wire(
         ],
     )
     cancellations = Cancellations()
-    parking = Parking(broker, service=SERVICE, delays_s=retry_delays_s)
+    parking = Parking(
+        broker, service=SERVICE, delays_s=retry_delays_s, metrics=RetryMetrics(registry)
+    )
     failures = FailDocumentOnError(
         publish, stage=Stage.EMBEDDING, service=SERVICE, parking=parking, transient=transient
     )
@@ -84,6 +92,8 @@ def wire(
         cancellations=cancellations,
         # The subscriber takes polls of several documents and fails each on its own.
         failures=failures,
+        stages=StageMetrics(registry),
+        chunks_embedded=metrics.chunks,
         max_batches=max_batches,
     )
     router = failures.router()
@@ -124,15 +134,20 @@ class SettingsModels:
     """The models this embedder can build, each built once: the bundled local model,
     and any model of the configured OpenAI-compatible endpoint (its key and URL)."""
 
-    def __init__(self, settings: EmbedderSettings) -> None:
+    def __init__(self, settings: EmbedderSettings, metrics: EmbeddingMetrics | None = None) -> None:
+        """``metrics``: each model built is measured (``InstrumentedEmbedder``)."""
         self._settings = settings
+        self._metrics = metrics
         self._built: dict[EmbeddingSpec, Embedder] = {}
         self._lock = threading.Lock()  # asked from worker threads
 
     def get(self, spec: EmbeddingSpec) -> Embedder:
         with self._lock:
             if spec not in self._built:
-                self._built[spec] = self._build(spec)
+                built = self._build(spec)
+                if self._metrics is not None:
+                    built = InstrumentedEmbedder(built, self._metrics)
+                self._built[spec] = built
             return self._built[spec]
 
     def _build(self, spec: EmbeddingSpec) -> Embedder:
@@ -192,7 +207,8 @@ def bootstrap(settings: EmbedderSettings | None = None) -> AsgiFastStream:
         registry=registry,
         graceful_timeout=settings.handler_grace_s,
     )
-    models = SettingsModels(settings)
+    metrics = EmbeddingMetrics(registry)
+    models = SettingsModels(settings, metrics)
     client = qdrant_client(settings)
     index = QdrantIndex(client, models, index_payload=settings.qdrant_url is not None)
     active = index.start(configured_spec(settings))
@@ -205,6 +221,8 @@ def bootstrap(settings: EmbedderSettings | None = None) -> AsgiFastStream:
         max_batches=settings.max_batches_per_call,
         models=models,
         retry_delays_s=settings.retry_delays_s,
+        registry=registry,
+        metrics=metrics,
     )
 
     async def qdrant_ready() -> None:

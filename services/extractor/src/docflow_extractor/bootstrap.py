@@ -24,6 +24,7 @@ from docflow_shared.events import (
     TextExtracted,
 )
 from docflow_shared.messaging import FailDocumentOnError, KafkaEventPublisher, make_broker
+from docflow_shared.metrics import RetryMetrics, StageMetrics
 from docflow_shared.probes import asgi_probe_routes, kafka_check
 from docflow_shared.retries import Parking
 
@@ -41,17 +42,29 @@ def reading_for(settings: ExtractorSettings) -> Reading:
     )
 
 
-def wire(broker: KafkaBroker, settings: ExtractorSettings, blobs: BlobStore) -> None:
-    """Attach the extractor's publisher, failure middleware and subscriber to ``broker``.
+def wire(
+    broker: KafkaBroker,
+    settings: ExtractorSettings,
+    blobs: BlobStore,
+    registry: CollectorRegistry | None = None,
+) -> None:
+    """Attach the extractor's publisher, failure middleware and subscriber to ``broker``
+    (its metrics to ``registry``).
 
     The same wiring runs on a real broker and on FastStream's ``TestKafkaBroker``.
     """
+    registry = registry or CollectorRegistry()
     publish = KafkaEventPublisher(
         broker,
         source=f"/docflow/{SERVICE}",
         produces=[DocumentProgressed, TextExtracted, DocumentFailed, DocumentRetrying],
     )
-    parking = Parking(broker, service=SERVICE, delays_s=settings.retry_delays_s)
+    parking = Parking(
+        broker,
+        service=SERVICE,
+        delays_s=settings.retry_delays_s,
+        metrics=RetryMetrics(registry),
+    )
     # Scoped to this service's subscribers: a handler error fails its document
     # (or, if transient, parks its message for a retry).
     router = FailDocumentOnError(
@@ -64,6 +77,7 @@ def wire(broker: KafkaBroker, settings: ExtractorSettings, blobs: BlobStore) -> 
         publish=publish,
         reading=reading_for(settings),
         cancellations=cancellations,
+        stages=StageMetrics(registry),
         parking=parking,
     )
     broker.include_router(router)
@@ -81,7 +95,7 @@ def bootstrap(settings: ExtractorSettings | None = None) -> AsgiFastStream:
         graceful_timeout=settings.handler_grace_s,
     )
     blobs = LocalBlobStore(settings.blob_dir)
-    wire(broker, settings, blobs)
+    wire(broker, settings, blobs, registry)
 
     return AsgiFastStream(
         broker,

@@ -14,12 +14,14 @@ from prometheus_client import CollectorRegistry
 
 from docflow_shared.events import DocumentStalled, DocumentStatusChanged
 from docflow_shared.messaging import KafkaEventPublisher, make_broker
+from docflow_shared.metrics import RetryMetrics
 from docflow_shared.probes import Check, kafka_check
 from docflow_shared.retries import Parking
 from docflow_shared.sql import create_engine
 from docflow_status.adapters.read_model import SqlReadModel
 from docflow_status.entrypoints.consumer import register
 from docflow_status.entrypoints.http import StatusApi, create_app
+from docflow_status.entrypoints.metrics import ProjectionMetrics
 from docflow_status.entrypoints.watchdog import WatchdogMetrics, run_watchdog
 from docflow_status.handlers import Watchdog
 from docflow_status.settings import StatusSettings
@@ -27,8 +29,15 @@ from docflow_status.settings import StatusSettings
 SERVICE = "status"
 
 
-def wire(broker: KafkaBroker, read_model: SqlReadModel, settings: StatusSettings) -> Watchdog:
-    """Attach the projector and the status publisher to ``broker``; returns the watchdog."""
+def wire(
+    broker: KafkaBroker,
+    read_model: SqlReadModel,
+    settings: StatusSettings,
+    registry: CollectorRegistry | None = None,
+) -> Watchdog:
+    """Attach the projector and the status publisher to ``broker`` (their metrics to
+    ``registry``); returns the watchdog."""
+    registry = registry or CollectorRegistry()
     publish = KafkaEventPublisher(
         broker,
         source=f"/docflow/{SERVICE}",
@@ -36,8 +45,14 @@ def wire(broker: KafkaBroker, read_model: SqlReadModel, settings: StatusSettings
     )
     # Only the dead-letter topic: the projector has no retries (a database
     # outage stops it, and the batch comes back; nothing is lost).
-    parking = Parking(broker, service=SERVICE, delays_s=())
-    register(broker, read_model=read_model, announce=publish, parking=parking)
+    parking = Parking(broker, service=SERVICE, delays_s=(), metrics=RetryMetrics(registry))
+    register(
+        broker,
+        read_model=read_model,
+        announce=publish,
+        metrics=ProjectionMetrics(registry),
+        parking=parking,
+    )
     return Watchdog(read_model, publish, stall_after=timedelta(seconds=settings.stall_after_s))
 
 
@@ -53,7 +68,7 @@ def bootstrap(settings: StatusSettings | None = None) -> FastAPI:
         registry=registry,
         graceful_timeout=settings.handler_grace_s,
     )
-    watchdog = wire(broker, read_model, settings) if projects else None
+    watchdog = wire(broker, read_model, settings, registry) if projects else None
     metrics = WatchdogMetrics(registry) if projects else None
 
     @asynccontextmanager

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 from uuid import UUID
@@ -76,11 +76,18 @@ def snapshot(state: DocumentState, version: int, correlation_id: str) -> Documen
 
 
 async def project_events(
-    events: Sequence[Event], *, read_model: ReadModel, announce: Publish
+    events: Sequence[Event],
+    *,
+    read_model: ReadModel,
+    announce: Publish,
+    finished: Callable[[Sequence[DocumentState]], None] | None = None,
 ) -> int:
     """Apply a batch of events, then announce the documents it was about; returns how
-    many events were new (not duplicates)."""
+    many events were new (not duplicates). ``finished`` is told of the documents the
+    batch made terminal (the metrics)."""
     projected = await read_model.apply_all(events, evolve)
+    if finished is not None:
+        finished(projected.finished)
     correlation = {event.document_id: event.correlation_id for event in events}
     # Sent together: the producer batches them, and each is acknowledged
     # before the Kafka offsets of the batch are committed.

@@ -6,6 +6,7 @@ import logging
 
 from anyio import to_thread
 from faststream.kafka import KafkaBroker, KafkaMessage, KafkaRouter
+from prometheus_client import Counter
 from pydantic import ValidationError
 
 from docflow_embedder.domain import Index
@@ -17,10 +18,12 @@ from docflow_shared.events import (
     DocumentDeleted,
     ReindexAdvanced,
     ReindexRequested,
+    Stage,
     TextExtracted,
     parse_reindex_event,
 )
 from docflow_shared.messaging import FailDocumentOnError, Publish, batch_subscriber, subscriber
+from docflow_shared.metrics import StageMetrics
 from docflow_shared.retries import Handler, Origin, Parking
 
 logger = logging.getLogger(__name__)
@@ -42,6 +45,8 @@ def register(
     publish: Publish,
     cancellations: Cancellations,
     failures: FailDocumentOnError,
+    stages: StageMetrics,
+    chunks_embedded: Counter,
     max_batches: int = MAX_BATCHES_PER_CALL,
 ) -> Handler:
     """Subscribe the embedder to chunk batches; a document that cannot be embedded
@@ -51,14 +56,23 @@ def register(
     async def embed(events: list[TextExtracted]) -> list[TextExtracted]:
         # Asked at every poll, so a re-embedding's start and switch reach every replica.
         targets = await to_thread.run_sync(index.targets)
-        return await embed_batches(
-            events,
-            embedder=targets.active.embedder,
-            vectors=targets.active.vectors,
-            publish=publish,
-            cancellations=cancellations,
-            also=targets.building,
+        with stages.timed(Stage.EMBEDDING.value):
+            waiting = await embed_batches(
+                events,
+                embedder=targets.active.embedder,
+                vectors=targets.active.vectors,
+                publish=publish,
+                cancellations=cancellations,
+                also=targets.building,
+            )
+        chunks_embedded.inc(
+            sum(
+                len(e.chunks)
+                for e in events
+                if not cancellations.cancelled(e.document_id, e.attempt)
+            )
         )
+        return waiting
 
     async def fail(
         body: bytes, event: TextExtracted, exc: Exception, origin: Origin | None

@@ -10,6 +10,7 @@ from docflow_shared.blobstore import BlobStore
 from docflow_shared.cancellations import Cancellations
 from docflow_shared.events import DocumentRetryRequested, DocumentUploaded, Stage
 from docflow_shared.messaging import Publish, subscriber
+from docflow_shared.metrics import StageMetrics
 from docflow_shared.retries import Parking, register_retries
 
 GROUP_ID = "docflow-extractor"
@@ -22,19 +23,21 @@ def register(
     publish: Publish,
     reading: Reading,
     cancellations: Cancellations,
+    stages: StageMetrics,
     parking: Parking | None = None,
 ) -> None:
     """Subscribe the extractor to uploads and retries (and, with ``parking``, to its
     retry topics: messages whose handling met a transient error)."""
 
     async def extract(event: DocumentUploaded | DocumentRetryRequested) -> None:
-        await extract_document(
-            event,
-            blobs=blobs,
-            publish=publish,
-            reading=reading,
-            cancellations=cancellations,
-        )
+        with stages.timed(Stage.EXTRACTING.value):
+            await extract_document(
+                event,
+                blobs=blobs,
+                publish=publish,
+                reading=reading,
+                cancellations=cancellations,
+            )
 
     @subscriber(router, topics.UPLOADED, group_id=GROUP_ID)
     async def on_document_uploaded(event: DocumentUploaded) -> None:

@@ -36,7 +36,7 @@ from sqlalchemy.sql import ColumnElement, Select
 
 from docflow_shared.events import ErrorInfo, Event, ReindexEvent, Stage
 from docflow_shared.sql import Reader, UTCDateTime, create_engine, migrate
-from docflow_status.domain.projection import DocumentState, Fold, Projected, Status
+from docflow_status.domain.projection import TERMINAL, DocumentState, Fold, Projected, Status
 from docflow_status.domain.queries import DocumentQuery, Page
 from docflow_status.domain.reindexes import ReindexState
 from docflow_status.domain.reindexes import evolve as evolve_reindex
@@ -274,6 +274,10 @@ class SqlReadModel:
             states = {document_id: _to_state(row) for document_id, row in rows.items()}
             fresh = [event for event in unique if event.event_id not in seen]
             changes: dict[UUID, int] = {}
+            was_terminal = {
+                e.document_id: e.document_id in states and states[e.document_id].status in TERMINAL
+                for e in fresh
+            }
             for event in fresh:
                 states[event.document_id] = fold(states.get(event.document_id), event)
                 changes[event.document_id] = changes.get(event.document_id, 0) + 1
@@ -296,6 +300,11 @@ class SqlReadModel:
                 document_id: (rows[document_id].version, state)
                 for document_id, state in states.items()
             },
+            finished=[
+                states[document_id]
+                for document_id, terminal in was_terminal.items()
+                if not terminal and states[document_id].status in TERMINAL
+            ],
         )
 
     async def apply_reindexes(self, events: Sequence[ReindexEvent]) -> None:

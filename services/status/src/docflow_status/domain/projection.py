@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from uuid import UUID
 
@@ -125,6 +125,9 @@ class Projected:
     # (version, state). A document whose events were all duplicates is here
     # too, so whatever announces its status after a crash announces it again.
     documents: dict[UUID, tuple[int, DocumentState]]
+    # Documents this batch made terminal (completed, failed, cancelled): each
+    # once, however often the batch is delivered.
+    finished: list[DocumentState] = field(default_factory=list)
 
 
 def _later_stage(current: Stage, new: Stage) -> Stage:

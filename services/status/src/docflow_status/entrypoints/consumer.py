@@ -12,6 +12,7 @@ from docflow_shared import topics
 from docflow_shared.events import Event, ReindexEvent, parse_any
 from docflow_shared.messaging import Publish, batch_subscriber
 from docflow_shared.retries import Origin, Parking
+from docflow_status.entrypoints.metrics import ProjectionMetrics
 from docflow_status.handlers import ReadModel, project_events
 
 logger = logging.getLogger(__name__)
@@ -29,6 +30,7 @@ def register(
     *,
     read_model: ReadModel,
     announce: Publish,
+    metrics: ProjectionMetrics | None = None,
     parking: Parking | None = None,
 ) -> None:
     """Subscribe the projector to every ``docflow.document.*`` and ``docflow.reindex.*``
@@ -68,5 +70,10 @@ def register(
                 reindexes.append(event)
         # A database or Kafka error propagates: nothing of the batch is
         # committed and it comes back.
-        await project_events(events, read_model=read_model, announce=announce)
+        await project_events(
+            events,
+            read_model=read_model,
+            announce=announce,
+            finished=metrics.observe_finished if metrics is not None else None,
+        )
         await read_model.apply_reindexes(reindexes)
