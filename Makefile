@@ -15,7 +15,7 @@ export UV_PYTHON_DOWNLOADS := never
 
 PROJECTS := pyproject.toml uv.lock $(wildcard shared/pyproject.toml services/*/pyproject.toml deploy/local/pyproject.toml)
 
-.PHONY: help run test lint unit bench faults install kafka-jars postgres kcat chromium hey asyncapi rebuild clean
+.PHONY: help run test lint unit bench faults install kafka-jars postgres kcat chromium prometheus hey asyncapi rebuild clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -23,7 +23,7 @@ help: ## Show the targets
 run: install kafka-jars ## Start Kafka and the four services on 127.0.0.1:8000-8003 (Ctrl-C stops all)
 	@exec $(PY) -m docflow_local
 
-test: lint kafka-jars postgres kcat chromium ## Every test: unit, service, integration, e2e (real Kafka, PostgreSQL, Qdrant, SQLite)
+test: lint kafka-jars postgres kcat chromium prometheus ## Every test: unit, service, integration, e2e (real Kafka, PostgreSQL, Qdrant, SQLite)
 	$(PY) -m pytest
 
 unit: install ## Only the fast tiers (unit + in-memory service tests)
@@ -85,6 +85,13 @@ chromium: ## Install Chromium from Debian's packages if it is missing (the web p
 	@test -x /usr/bin/chromium || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && apt-get install -y -q --no-install-recommends chromium fonts-dejavu-core; \
 	  else echo "Chromium is needed by the tests: sudo apt-get install chromium" >&2; exit 1; fi; }
+
+# The monitoring test runs promtool on deploy/prometheus and a real Prometheus
+# against the running services.
+prometheus: ## Install Prometheus and promtool from Debian's packages if they are missing
+	@command -v promtool >/dev/null && command -v prometheus >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && apt-get install -y -q --no-install-recommends prometheus; \
+	  else echo "Prometheus is needed by the tests: sudo apt-get install prometheus" >&2; exit 1; fi; }
 
 clean: ## Remove make run's data (.docflow) and test artifacts
 	rm -rf .docflow .artifacts

@@ -17,7 +17,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError
 
-from docflow_shared.topics import TopicSpec, specs
+from docflow_shared.topics import CONSUMERS, TopicSpec, specs
 
 logger = logging.getLogger(__name__)
 
@@ -185,3 +185,8 @@ async def consumer_lag(bootstrap: str, group: str, topics: Sequence[str]) -> int
         done = committed.get(tp)
         lag += ends[tp] - (done.offset if done is not None and done.offset >= 0 else 0)
     return lag
+
+
+async def consumers_lag(bootstrap: str) -> dict[str, int]:
+    """The lag of each service's main consumer group (``topics.CONSUMERS``)."""
+    return {group: await consumer_lag(bootstrap, group, read) for group, read in CONSUMERS.items()}

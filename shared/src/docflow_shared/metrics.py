@@ -25,7 +25,8 @@ STAGE_BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
 class StageMetrics:
     """How long a stage spends on one message (``stage``: extracting, embedding …)."""
 
-    def __init__(self, registry: CollectorRegistry) -> None:
+    def __init__(self, registry: CollectorRegistry, stage: str) -> None:
+        """``stage``: the service's own, shown (at 0) before its first message."""
         self.duration = Histogram(
             "docflow_stage_duration_seconds",
             "Time a stage spent handling one message: a whole document for extracting, "
@@ -34,6 +35,7 @@ class StageMetrics:
             buckets=STAGE_BUCKETS_S,
             registry=registry,
         )
+        self.duration.labels(stage)
 
     @contextmanager
     def timed(self, stage: str) -> Iterator[None]:
@@ -48,7 +50,9 @@ class StageMetrics:
 class RetryMetrics:
     """Messages parked for a retry and messages given up on (``retries.Parking``)."""
 
-    def __init__(self, registry: CollectorRegistry) -> None:
+    def __init__(self, registry: CollectorRegistry, stage: str) -> None:
+        """``stage``: the service's own, shown at 0 (a query for dead letters then
+        finds a series before the first one)."""
         self.retries = Counter(
             "docflow_retries",
             "Messages parked on a retry topic after a transient error",
@@ -61,3 +65,5 @@ class RetryMetrics:
             ["stage"],
             registry=registry,
         )
+        self.retries.labels(stage)
+        self.dead_letters.labels(stage)

@@ -114,6 +114,18 @@ STATUS_CONFIG = {
 RETRY_CONFIG = {"cleanup.policy": "delete", "retention.ms": str(7 * 24 * 60 * 60 * 1000)}
 
 
+# Who reads what, for the consumer-lag gauge (the status service's
+# ``docflow_consumer_lag_messages``): each service's main consumer group and the
+# topics it reads there. The group ids are the services' own ``GROUP_ID``
+# (tests/unit/shared/test_metrics.py checks they agree). Retry groups are left
+# out: their messages wait on purpose.
+CONSUMERS: dict[str, tuple[str, ...]] = {
+    "docflow-extractor": (UPLOADED, RETRIED),
+    "docflow-embedder": (EXTRACTED, DELETED),
+    "docflow-status": (*ALL, *REINDEX),
+}
+
+
 def specs(partitions: int = 6, replication_factor: int = 1) -> list[TopicSpec]:
     """The topics docflow needs, with the given sizing."""
     return [

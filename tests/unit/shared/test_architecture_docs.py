@@ -36,3 +36,12 @@ def test_every_linked_file_exists() -> None:
 
     for target in re.findall(r"\]\((\.\./[^)#]+)\)", DOC.read_text()):
         assert (DOC.parent / target).resolve().is_file(), target
+
+
+def test_the_lag_gauge_watches_each_services_own_group() -> None:
+    assert set(topics.CONSUMERS) == {
+        extractor_consumer.GROUP_ID,
+        embedder_consumer.GROUP_ID,
+        status_consumer.GROUP_ID,
+    }
+    assert topics.CONSUMERS[status_consumer.GROUP_ID] == (*topics.ALL, *topics.REINDEX)

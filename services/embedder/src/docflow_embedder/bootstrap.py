@@ -80,7 +80,10 @@ def wire(
     )
     cancellations = Cancellations()
     parking = Parking(
-        broker, service=SERVICE, delays_s=retry_delays_s, metrics=RetryMetrics(registry)
+        broker,
+        service=SERVICE,
+        delays_s=retry_delays_s,
+        metrics=RetryMetrics(registry, Stage.EMBEDDING.value),
     )
     failures = FailDocumentOnError(
         publish, stage=Stage.EMBEDDING, service=SERVICE, parking=parking, transient=transient
@@ -92,7 +95,7 @@ def wire(
         cancellations=cancellations,
         # The subscriber takes polls of several documents and fails each on its own.
         failures=failures,
-        stages=StageMetrics(registry),
+        stages=StageMetrics(registry, Stage.EMBEDDING.value),
         chunks_embedded=metrics.chunks,
         max_batches=max_batches,
     )

@@ -63,7 +63,7 @@ def wire(
         broker,
         service=SERVICE,
         delays_s=settings.retry_delays_s,
-        metrics=RetryMetrics(registry),
+        metrics=RetryMetrics(registry, Stage.EXTRACTING.value),
     )
     # Scoped to this service's subscribers: a handler error fails its document
     # (or, if transient, parks its message for a retry).
@@ -77,7 +77,7 @@ def wire(
         publish=publish,
         reading=reading_for(settings),
         cancellations=cancellations,
-        stages=StageMetrics(registry),
+        stages=StageMetrics(registry, Stage.EXTRACTING.value),
         parking=parking,
     )
     broker.include_router(router)

@@ -7,12 +7,14 @@ import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from functools import partial
 
 from fastapi import FastAPI
 from faststream.kafka import KafkaBroker
 from prometheus_client import CollectorRegistry
 
 from docflow_shared.events import DocumentStalled, DocumentStatusChanged
+from docflow_shared.kafka_admin import consumers_lag
 from docflow_shared.messaging import KafkaEventPublisher, make_broker
 from docflow_shared.metrics import RetryMetrics
 from docflow_shared.probes import Check, kafka_check
@@ -45,7 +47,9 @@ def wire(
     )
     # Only the dead-letter topic: the projector has no retries (a database
     # outage stops it, and the batch comes back; nothing is lost).
-    parking = Parking(broker, service=SERVICE, delays_s=(), metrics=RetryMetrics(registry))
+    parking = Parking(
+        broker, service=SERVICE, delays_s=(), metrics=RetryMetrics(registry, "status")
+    )
     register(
         broker,
         read_model=read_model,
@@ -82,7 +86,13 @@ def bootstrap(settings: StatusSettings | None = None) -> FastAPI:
             return
         await broker.start()
         watching = asyncio.create_task(
-            run_watchdog(watchdog, read_model.census, metrics, every_s=settings.watchdog_every_s)
+            run_watchdog(
+                watchdog,
+                read_model.census,
+                metrics,
+                every_s=settings.watchdog_every_s,
+                lag=partial(consumers_lag, settings.kafka_bootstrap_servers),
+            )
         )
         try:
             yield

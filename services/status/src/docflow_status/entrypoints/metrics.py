@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from prometheus_client import CollectorRegistry, Histogram
 
-from docflow_status.domain.projection import DocumentState
+from docflow_status.domain.projection import TERMINAL, DocumentState
 
 # From a small Markdown file on an idle system to a long PDF behind a queue.
 DOCUMENT_BUCKETS_S = (0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600, 1800, 3600)
@@ -26,6 +26,8 @@ class ProjectionMetrics:
             buckets=DOCUMENT_BUCKETS_S,
             registry=registry,
         )
+        for outcome in sorted(TERMINAL):
+            self.document_duration.labels(outcome.value)
 
     def observe_finished(self, documents: Sequence[DocumentState]) -> None:
         for document in documents:

@@ -14,6 +14,7 @@ from docflow_status.handlers import Watchdog
 logger = logging.getLogger(__name__)
 
 Census = Callable[[], Awaitable[tuple[dict[Status, int], int]]]
+Lag = Callable[[], Awaitable[dict[str, int]]]
 
 
 class WatchdogMetrics:
@@ -29,6 +30,13 @@ class WatchdogMetrics:
             "Unfinished documents with no progress for longer than DOCFLOW_STALL_AFTER_S",
             registry=registry,
         )
+        self.lag = Gauge(
+            "docflow_consumer_lag_messages",
+            "Messages a service's consumer group has not committed yet, on the topics it "
+            "reads (topics.CONSUMERS); every status replica reports it: use max by (group)",
+            ["group"],
+            registry=registry,
+        )
         self.announced = Counter(
             "docflow_stalls_announced",
             "Stalls this replica announced on docflow.document.stalled.v1",
@@ -37,9 +45,15 @@ class WatchdogMetrics:
 
 
 async def run_watchdog(
-    watchdog: Watchdog, census: Census, metrics: WatchdogMetrics, *, every_s: float
+    watchdog: Watchdog,
+    census: Census,
+    metrics: WatchdogMetrics,
+    *,
+    every_s: float,
+    lag: Lag | None = None,
 ) -> None:
-    """Sweep every ``every_s`` seconds until cancelled; an error is logged, not fatal."""
+    """Sweep every ``every_s`` seconds until cancelled; an error is logged, not fatal.
+    Each round also refreshes the gauges (documents by status, consumer ``lag``)."""
     while True:
         try:
             stalls = await watchdog.sweep()
@@ -55,6 +69,9 @@ async def run_watchdog(
             for status, count in by_status.items():
                 metrics.documents.labels(status.value).set(count)
             metrics.stalled.set(stalled)
+            if lag is not None:
+                for group, behind in (await lag()).items():
+                    metrics.lag.labels(group).set(behind)
         except Exception:  # the database or Kafka is away: try again next round
             logger.exception("watchdog sweep failed")
         await asyncio.sleep(every_s)
