@@ -167,4 +167,7 @@ def test_a_model_the_embedder_cannot_build_fails_with_a_reason(
     assert "the local backend has one model" in status["error"]
     refused = _reindex(stack, "--backend", "cohere", "--model", "x")
     assert refused.returncode == 2
-    assert "invalid choice" in refused.stderr
+    # The CLI's error box, read as one line of words.
+    said = " ".join(refused.stderr.replace("│", " ").split())
+    assert "Invalid value for '--backend'" in said
+    assert "'cohere' is not one of 'local', 'openai'" in said
