@@ -18,7 +18,7 @@ PROJECTS := pyproject.toml uv.lock $(wildcard shared/pyproject.toml services/*/p
 .PHONY: help run test lint unit bench faults install kafka-jars postgres kcat chromium prometheus hey deploy-tools k8s-topics asyncapi rebuild clean
 
 help: ## Show the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 run: install kafka-jars ## Start Kafka and the four services on 127.0.0.1:8000-8003 (Ctrl-C stops all)
 	@exec $(PY) -m docflow_local
