@@ -320,3 +320,9 @@ def test_a_new_attempt_starts_without_retries() -> None:
 
 def replace_second(event: Event, offset: float) -> Event:
     return event.model_copy(update={"occurred_at": event.occurred_at + timedelta(seconds=offset)})
+
+
+def test_one_chunk_from_one_page_is_said_in_the_singular() -> None:
+    s = reduce(evolve, successful(pages=1, per_batch=1, batches=1), None)
+    assert s is not None
+    assert s.message == "Indexed 1 chunk from 1 page"

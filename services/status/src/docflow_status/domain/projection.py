@@ -194,7 +194,8 @@ def _progress_message(s: DocumentState) -> str:
         if not s.chunks_total:
             return NO_TEXT_MESSAGE
         pages = f" from {s.pages} page{'s' if s.pages != 1 else ''}" if s.pages else ""
-        return f"Indexed {s.chunks_total} chunks{pages}"
+        chunks = f"{s.chunks_total} chunk{'s' if s.chunks_total != 1 else ''}"
+        return f"Indexed {chunks}{pages}"
     if s.stage is Stage.EMBEDDING:
         total = s.chunks_total if s.chunks_total is not None else s.chunks_extracted
         extracting = " (still extracting)" if s.chunks_total is None else ""
