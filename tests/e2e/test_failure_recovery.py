@@ -18,7 +18,7 @@ import pytest
 
 from docflow_local.stack import Stack
 from support.corpus import REPO_ROOT, expectations
-from support.openai_server import KEY, EmbeddingsServer
+from support.openai_server import EmbeddingsServer
 from support.stacks import running_stack
 from support.waiting import wait_until
 
@@ -34,11 +34,7 @@ def stack(
         tmp_path_factory.mktemp("recovery") / "data",
         REPO_ROOT / ".artifacts" / "e2e" / "logs" / "recovery",
         extra_env={
-            "DOCFLOW_EMBEDDING_BACKEND": "openai",
-            "DOCFLOW_OPENAI_API_KEY": KEY,
-            "DOCFLOW_OPENAI_BASE_URL": server.url,
-            "DOCFLOW_OPENAI_MODEL": "test-embedder",
-            "DOCFLOW_OPENAI_DIMENSIONS": "8",
+            **server.embedder_env(),
             # The client's own retries off: each call fails at once, so the
             # retry topics do the waiting.
             "DOCFLOW_OPENAI_MAX_RETRIES": "0",

@@ -20,7 +20,7 @@ import yaml
 from docflow_local.processes import free_port, spawn, stop
 from docflow_local.stack import Stack
 from support.corpus import REPO_ROOT, expectations
-from support.openai_server import KEY, EmbeddingsServer
+from support.openai_server import EmbeddingsServer
 from support.stacks import running_stack
 
 pytestmark = pytest.mark.e2e
@@ -68,14 +68,7 @@ def stack(
         kafka_bootstrap,
         tmp_path_factory.mktemp("monitoring") / "data",
         ARTIFACTS / "logs",
-        extra_env={
-            "DOCFLOW_EMBEDDING_BACKEND": "openai",
-            "DOCFLOW_OPENAI_API_KEY": KEY,
-            "DOCFLOW_OPENAI_BASE_URL": server.url,
-            "DOCFLOW_OPENAI_MODEL": "monitoring-embedder",
-            "DOCFLOW_OPENAI_DIMENSIONS": str(server.dimension),
-            "DOCFLOW_WATCHDOG_EVERY_S": "2",
-        },
+        extra_env={**server.embedder_env(), "DOCFLOW_WATCHDOG_EVERY_S": "2"},
     ) as running:
         yield running
 

@@ -48,7 +48,7 @@ from docflow_status.adapters.read_model import SqlReadModel
 from docflow_status.adapters.replay import replay
 from docflow_status.domain.projection import evolve
 from support.corpus import expectations
-from support.openai_server import KEY, EmbeddingsServer
+from support.openai_server import EmbeddingsServer
 from support.qdrant import QdrantServer
 
 # Small documents of the corpus that complete (so "terminal" means done work).
@@ -294,11 +294,7 @@ def run_scenario(
         services=services(free_port(), free_port(), free_port(), free_port()),
         log_dir=home / "logs",
         extra_env={
-            "DOCFLOW_EMBEDDING_BACKEND": "openai",
-            "DOCFLOW_OPENAI_API_KEY": KEY,
-            "DOCFLOW_OPENAI_BASE_URL": server.url,
-            "DOCFLOW_OPENAI_MODEL": "fault-embedder",
-            "DOCFLOW_OPENAI_DIMENSIONS": str(server.dimension),
+            **server.embedder_env("fault-embedder"),
             "DOCFLOW_OPENAI_MAX_RETRIES": "0",
             "DOCFLOW_RETRY_DELAYS_S": "[2, 10, 30]",
             "DOCFLOW_PUBLISH_TIMEOUT_S": "3",

@@ -46,6 +46,16 @@ class EmbeddingsServer:
     arrivals: list[float] = field(default_factory=list)
     url: str = ""
 
+    def embedder_env(self, model: str = "test-embedder") -> dict[str, str]:
+        """The environment that points an embedder process at this server."""
+        return {
+            "DOCFLOW_EMBEDDING_BACKEND": "openai",
+            "DOCFLOW_OPENAI_API_KEY": KEY,
+            "DOCFLOW_OPENAI_BASE_URL": self.url,
+            "DOCFLOW_OPENAI_MODEL": model,
+            "DOCFLOW_OPENAI_DIMENSIONS": str(self.dimension),
+        }
+
     def app(self) -> FastAPI:
         app = FastAPI()
 

@@ -15,6 +15,7 @@ logger = logging.getLogger(__name__)
 
 Census = Callable[[], Awaitable[tuple[dict[Status, int], int]]]
 Lag = Callable[[], Awaitable[dict[str, int]]]
+LAG_TIMEOUT_S = 10.0
 
 
 class WatchdogMetrics:
@@ -70,7 +71,8 @@ async def run_watchdog(
                 metrics.documents.labels(status.value).set(count)
             metrics.stalled.set(stalled)
             if lag is not None:
-                for group, behind in (await lag()).items():
+                # Bounded: a broker that does not answer must not hold up the sweeps.
+                for group, behind in (await asyncio.wait_for(lag(), LAG_TIMEOUT_S)).items():
                     metrics.lag.labels(group).set(behind)
         except Exception:  # the database or Kafka is away: try again next round
             logger.exception("watchdog sweep failed")
