@@ -17,6 +17,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request, Security
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_fastapi_instrumentator import Instrumentator
@@ -25,6 +26,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from docflow_shared.auth import Authenticator, UnknownKeyError
 from docflow_shared.probes import Check, readiness
+from docflow_shared.telemetry import tracer_provider
 
 logger = logging.getLogger(__name__)
 
@@ -231,8 +233,10 @@ def service_app(
     registry: CollectorRegistry,
     authenticator: Authenticator,
     lifespan: Lifespan | None = None,
+    service: str = "",
 ) -> FastAPI:
-    """A docflow HTTP service: its routes, problem responses, probes and metrics."""
+    """A docflow HTTP service: its routes, problem responses, probes, metrics and
+    traces (``service`` names it in them)."""
     if not authenticator.enabled:
         logger.warning(
             "authentication is off: every request belongs to tenant %r "
@@ -258,6 +262,13 @@ def service_app(
         excluded_handlers=["^/metrics$", "^/healthz$", "^/readyz$"],
         should_exclude_streaming_duration=True,
     ).instrument(app)
+    # A span per request; FastStream's middleware carries it into Kafka.
+    FastAPIInstrumentor.instrument_app(
+        app,
+        tracer_provider=tracer_provider(service or title),
+        excluded_urls="healthz,readyz,metrics",
+        exclude_spans=["receive", "send"],  # one span per request, not per ASGI message
+    )
     install_problem_handlers(app)
     app.include_router(router)
     app.include_router(probe_router(checks, registry))

@@ -28,6 +28,7 @@ from uuid import UUID
 
 from faststream import AckPolicy, BaseMiddleware
 from faststream.kafka import KafkaBroker, KafkaRouter
+from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -42,6 +43,7 @@ from docflow_shared.events import (
     Stage,
 )
 from docflow_shared.retries import Origin, Parking, is_transient
+from docflow_shared.telemetry import LogContext, tracer_provider
 
 if TYPE_CHECKING:
     from faststream._internal.context.repository import ContextRepo
@@ -80,7 +82,12 @@ def make_broker(
     would still be delivered once Kafka is back. Without idempotence a retry
     may write an event twice; consumers ignore repeated ``event_id``s.
     """
-    middlewares = []
+    # Outermost first: the consume span, then the log context inside it (so log
+    # records carry its trace id), then the metrics.
+    middlewares: list[Any] = [
+        KafkaTelemetryMiddleware(tracer_provider=tracer_provider(service)),
+        LogContext,
+    ]
     if registry is not None:
         middlewares.append(
             KafkaPrometheusMiddleware(registry=registry, app_name=f"docflow-{service}")
@@ -159,6 +166,8 @@ def cloudevent_headers(event: Envelope, source: str) -> dict[str, str]:
         "ce_source": source,
         "ce_time": event.occurred_at.isoformat(),
         "ce_subject": str(event.subject),
+        # An extension attribute: the request that caused it (X-Correlation-ID).
+        "ce_correlationid": event.correlation_id,
         "content-type": "application/json",
     }
 

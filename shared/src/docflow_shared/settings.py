@@ -7,6 +7,7 @@ also answers to the conventional ``KAFKA_BOOTSTRAP_SERVERS``.
 
 import re
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field, NonNegativeFloat, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -28,6 +29,9 @@ class ServiceSettings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=0, ge=0, le=65535)
     log_level: str = "INFO"
+    # text: one line per record (a terminal); json: one JSON object per line,
+    # with the document, correlation and trace ids (containers).
+    log_format: Literal["text", "json"] = "text"
     # Delays before each retry of a message whose handling met a transient
     # error (retries.py); as many retries as delays, at most 3. [] disables them.
     retry_delays_s: list[NonNegativeFloat] = Field(

@@ -10,7 +10,7 @@ from docflow_shared.shutdown import bounded
 
 def main() -> None:
     settings = EmbedderSettings()
-    configure_logging("embedder", settings.log_level)
+    configure_logging("embedder", settings.log_level, settings.log_format)
     app = bounded(bootstrap(settings), settings.shutdown_timeout_s, "embedder")
     uvicorn.run(app, host=settings.host, port=settings.port, log_config=None)
 

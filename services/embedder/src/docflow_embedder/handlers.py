@@ -47,6 +47,7 @@ from docflow_shared.events import (
     TextExtracted,
 )
 from docflow_shared.messaging import Publish
+from docflow_shared.telemetry import log_context
 
 logger = logging.getLogger(__name__)
 
@@ -104,28 +105,42 @@ async def embed_batches(
                     exc,
                 )
     for event in live:
-        if cancellations.deleted(event.document_id):
-            # Deleted while this batch was embedded: take its points away again.
-            await remove_vectors(
-                DocumentDeleted.caused_by(event),
-                vectors=vectors,
-                also=also.vectors if also else None,
-            )
-            continue
-        if event.chunks:
-            await publish(
-                DocumentProgressed.caused_by(
-                    event,
-                    stage=Stage.EMBEDDING,
-                    done=event.chunks[-1].index + 1,
-                    total=event.chunks_total,
-                )
-            )
-        if event.last and not await _indexed_if_complete(
-            event, embedder=embedder, vectors=vectors, publish=publish
-        ):
-            waiting.append(event)
+        with log_context(document=str(event.document_id), correlation=event.correlation_id):
+            if await _announce(event, embedder, vectors, publish, cancellations, also):
+                waiting.append(event)
     return waiting
+
+
+async def _announce(
+    event: TextExtracted,
+    embedder: Embedder,
+    vectors: VectorStore,
+    publish: Publish,
+    cancellations: Cancellations,
+    also: Target | None,
+) -> bool:
+    """After a batch was stored: its progress, and the document indexed if it is
+    complete. True when it is the last batch and chunks are still missing."""
+    if cancellations.deleted(event.document_id):
+        # Deleted while this batch was embedded: take its points away again.
+        await remove_vectors(
+            DocumentDeleted.caused_by(event),
+            vectors=vectors,
+            also=also.vectors if also else None,
+        )
+        return False
+    if event.chunks:
+        await publish(
+            DocumentProgressed.caused_by(
+                event,
+                stage=Stage.EMBEDDING,
+                done=event.chunks[-1].index + 1,
+                total=event.chunks_total,
+            )
+        )
+    return event.last and not await _indexed_if_complete(
+        event, embedder=embedder, vectors=vectors, publish=publish
+    )
 
 
 def missing_chunks(event: TextExtracted) -> TransientError:
@@ -156,6 +171,13 @@ async def _indexed_if_complete(
             collection=vectors.collection,
             embedding_model=embedder.model,
         )
+    )
+    logger.info(
+        "indexed document %s (attempt %d): %d chunks in %s",
+        event.document_id,
+        event.attempt,
+        total,
+        vectors.collection,
     )
     return True
 

@@ -10,7 +10,7 @@ from docflow_shared.shutdown import bounded
 
 def main() -> None:
     settings = ExtractorSettings()
-    configure_logging("extractor", settings.log_level)
+    configure_logging("extractor", settings.log_level, settings.log_format)
     app = bounded(bootstrap(settings), settings.shutdown_timeout_s, "extractor")
     uvicorn.run(app, host=settings.host, port=settings.port, log_config=None)
 

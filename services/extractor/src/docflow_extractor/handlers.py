@@ -141,6 +141,8 @@ async def extract_document(
         return
     if cancellations.deleted(event.document_id):
         blobs.delete(chunks_key(event.tenant_id, event.document_id))
+        return
+    logger.info("extracted document %s (attempt %d)", event.document_id, event.attempt)
 
 
 async def _extract(

@@ -18,7 +18,7 @@ from docflow_shared.shutdown import bounded
 
 def main() -> None:
     settings = GatewaySettings()
-    configure_logging("gateway", settings.log_level)
+    configure_logging("gateway", settings.log_level, settings.log_format)
     # Several worker processes share the port; each builds its own app from
     # the same environment (``serve``).
     app: FastAPI | str = (
@@ -42,7 +42,7 @@ def main() -> None:
 def serve() -> FastAPI:
     """The app of one worker process (logging set up in that process)."""
     settings = GatewaySettings()
-    configure_logging("gateway", settings.log_level)
+    configure_logging("gateway", settings.log_level, settings.log_format)
     return bounded(bootstrap(settings), settings.shutdown_timeout_s, "gateway")
 
 

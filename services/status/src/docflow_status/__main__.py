@@ -29,7 +29,7 @@ def main() -> None:
     )
     command = parser.parse_args().command
     settings = StatusSettings()
-    configure_logging("status", settings.log_level)
+    configure_logging("status", settings.log_level, settings.log_format)
     if command == "rebuild":
         report = asyncio.run(rebuild(settings))
         print(json.dumps(dataclasses.asdict(report)))

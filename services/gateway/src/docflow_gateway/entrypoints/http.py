@@ -747,6 +747,7 @@ def create_app(gateway: Gateway) -> FastAPI:
         registry=gateway.registry,
         authenticator=gateway.settings.authenticator(),
         lifespan=gateway.lifespan,
+        service="gateway",
     )
     app.state.gateway = gateway
     add_page(app, str(gateway.settings.status_public_url))

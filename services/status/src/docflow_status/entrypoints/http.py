@@ -474,6 +474,7 @@ def create_app(api: StatusApi, *, serve_api: bool = True) -> FastAPI:
         registry=api.registry,
         authenticator=api.settings.authenticator(),
         lifespan=api.lifespan,
+        service="status",
     )
     app.state.status_api = api
     # The web page comes from the gateway, another origin: it may read (GET)
