@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,11 +19,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
-from docflow_local.processes import free_port
+from support.threaded import serving
 
 KEY = "sk-test-key"
 
@@ -110,19 +108,6 @@ class EmbeddingsServer:
 def embeddings_server(**options: Any) -> Iterator[EmbeddingsServer]:
     """An ``EmbeddingsServer`` listening on 127.0.0.1 for the duration."""
     server = EmbeddingsServer(**options)
-    port = free_port()
-    config = uvicorn.Config(server.app(), host="127.0.0.1", port=port, log_level="warning")
-    running = uvicorn.Server(config)
-    thread = threading.Thread(target=running.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not running.started:
-        if time.monotonic() > deadline:
-            raise RuntimeError("the test embeddings server did not start")
-        time.sleep(0.02)
-    server.url = f"http://127.0.0.1:{port}/v1"
-    try:
+    with serving(server.app(), "the test embeddings server") as port:
+        server.url = f"http://127.0.0.1:{port}/v1"
         yield server
-    finally:
-        running.should_exit = True
-        thread.join(timeout=10)

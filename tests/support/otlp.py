@@ -3,20 +3,17 @@
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-import uvicorn
 from fastapi import FastAPI, Request, Response
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
 
-from docflow_local.processes import free_port
+from support.threaded import serving
 
 
 @dataclass(frozen=True)
@@ -85,20 +82,6 @@ class Collector:
 def otlp_collector() -> Iterator[Collector]:
     """A ``Collector`` listening on 127.0.0.1 for the duration."""
     collector = Collector()
-    port = free_port()
-    running = uvicorn.Server(
-        uvicorn.Config(collector.app(), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=running.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not running.started:
-        if time.monotonic() > deadline:
-            raise RuntimeError("the test OTLP collector did not start")
-        time.sleep(0.02)
-    collector.url = f"http://127.0.0.1:{port}"
-    try:
+    with serving(collector.app(), "the test OTLP collector") as port:
+        collector.url = f"http://127.0.0.1:{port}"
         yield collector
-    finally:
-        running.should_exit = True
-        thread.join(timeout=10)
