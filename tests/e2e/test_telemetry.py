@@ -80,6 +80,30 @@ def _one(spans: list[Span], what: str) -> Span:
     return spans[0]
 
 
+def _spans(
+    spans: list[Span], service: str, *, kind: int | None = None, name: str | None = None
+) -> list[Span]:
+    """The spans of ``docflow-<service>``, of that kind and name when given."""
+    return [
+        s
+        for s in spans
+        if s.service == f"docflow-{service}"
+        and (kind is None or s.kind == kind)
+        and (name is None or s.name == name)
+    ]
+
+
+def _the_upload(collector: Collector, correlation: str) -> tuple[Span, Span]:
+    """The gateway's publish of the upload, and the request span it is a child of."""
+    spans = [s for s in collector.spans if s.attributes.get(CONVERSATION) == correlation]
+    publish = _one(
+        _spans(spans, "gateway", kind=PRODUCER, name="docflow.document.uploaded.v1 create"),
+        "the gateway publishing the upload",
+    )
+    request = next(s for s in collector.spans if s.span_id == publish.parent_id)
+    return publish, request
+
+
 def _log_line(service: str, message_start: str, document_id: str) -> dict[str, Any]:
     for line in (LOGS / f"{service}.log").read_text().splitlines():
         if not line.startswith("{"):
@@ -94,19 +118,8 @@ def test_an_uploads_trace_goes_from_its_request_through_every_consumer(
     upload: dict[str, str], collector: Collector
 ) -> None:
     spans = [s for s in collector.spans if s.attributes.get(CONVERSATION) == upload["correlation"]]
-    by_id = {s.span_id: s for s in collector.spans}
     # The gateway: the request's span, and the upload's publish inside it.
-    publish = _one(
-        [
-            s
-            for s in spans
-            if s.service == "docflow-gateway"
-            and s.kind == PRODUCER
-            and s.name == "docflow.document.uploaded.v1 create"
-        ],
-        "the gateway publishing the upload",
-    )
-    request = by_id[publish.parent_id]
+    publish, request = _the_upload(collector, upload["correlation"])
     assert (request.service, request.kind, request.name) == (
         "docflow-gateway",
         SERVER,
@@ -114,42 +127,25 @@ def test_an_uploads_trace_goes_from_its_request_through_every_consumer(
     )
     trace = request.trace_id
     # The extractor consumes it as a child, in the same trace, and publishes in it.
-    extract = _one(
-        [s for s in spans if s.service == "docflow-extractor" and s.kind == CONSUMER],
-        "the extractor consuming the upload",
-    )
+    extract = _one(_spans(spans, "extractor", kind=CONSUMER), "the extractor consuming the upload")
     assert (extract.trace_id, extract.parent_id) == (trace, publish.span_id)
-    extracted = [
-        s
-        for s in spans
-        if s.service == "docflow-extractor" and s.name == "docflow.document.extracted.v1 create"
-    ]
+    extracted = _spans(spans, "extractor", name="docflow.document.extracted.v1 create")
     assert extracted
     assert {s.trace_id for s in extracted} == {trace}
     # The embedder takes chunk batches of several documents per poll: its span
     # links to each message's context (OpenTelemetry's batch receive).
     embed = _one(
-        [
-            s
-            for s in spans
-            if s.service == "docflow-embedder"
-            and s.kind == CONSUMER
-            and s.name == "docflow.document.extracted.v1 create"
-        ],
+        _spans(spans, "embedder", kind=CONSUMER, name="docflow.document.extracted.v1 create"),
         "the embedder receiving the chunk batch",
     )
     assert {(s.trace_id, s.span_id) for s in extracted} <= set(embed.links)
     indexed = _one(
-        [
-            s
-            for s in spans
-            if s.service == "docflow-embedder" and s.name == "docflow.document.indexed.v1 create"
-        ],
+        _spans(spans, "embedder", name="docflow.document.indexed.v1 create"),
         "the embedder announcing the document indexed",
     )
     assert indexed.trace_id == embed.trace_id
     # The status service's projector links to every event it projected.
-    projected = [s for s in spans if s.service == "docflow-status" and s.kind == CONSUMER]
+    projected = _spans(spans, "status", kind=CONSUMER)
     linked = {link for s in projected for link in s.links}
     assert (publish.trace_id, publish.span_id) in linked
     assert (indexed.trace_id, indexed.span_id) in linked
@@ -160,21 +156,11 @@ def test_log_lines_name_the_document_the_request_and_the_trace(
 ) -> None:
     extracted = _log_line("extractor", "extracted document", upload["id"])
     assert extracted["correlation_id"] == upload["correlation"]
-    request = next(
-        s
-        for s in collector.spans
-        if s.service == "docflow-gateway"
-        and s.kind == SERVER
-        and s.attributes.get("http.route") == "/v1/documents"
-        and any(
-            c.parent_id == s.span_id and c.attributes.get(CONVERSATION) == upload["correlation"]
-            for c in collector.spans
-        )
-    )
+    _, request = _the_upload(collector, upload["correlation"])
     assert extracted["trace_id"] == request.trace_id
     indexed = _log_line("embedder", "indexed document", upload["id"])
     assert indexed["correlation_id"] == upload["correlation"]
-    embed_traces = {s.trace_id for s in collector.spans if s.service == "docflow-embedder"}
+    embed_traces = {s.trace_id for s in _spans(collector.spans, "embedder")}
     assert indexed["trace_id"] in embed_traces
     for record in (extracted, indexed):
         assert {"time", "service", "level", "logger", "message", "span_id"} <= set(record)

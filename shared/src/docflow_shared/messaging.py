@@ -215,6 +215,10 @@ class _Envelope(BaseModel):
     correlation_id: str
     attempt: int = 1
 
+    def ids(self) -> dict[str, Any]:
+        """The fields an event about the same document attempt carries over."""
+        return self.model_dump(include={"document_id", "tenant_id", "correlation_id", "attempt"})
+
 
 # A failure reason is read by people in the status API; an exception's text
 # can be huge (a validation error repeats the input, chunk texts included).
@@ -340,15 +344,7 @@ class FailDocumentOnError:
                 await self._parking.dead_letter(body, origin, _reason(exc), self._stage.value)
         # If this publish fails, the exception propagates: the message is not
         # committed and comes back, so the failure is never lost.
-        await self._publish(
-            DocumentFailed(
-                document_id=envelope.document_id,
-                tenant_id=envelope.tenant_id,
-                correlation_id=envelope.correlation_id,
-                attempt=envelope.attempt,
-                error=error,
-            )
-        )
+        await self._publish(DocumentFailed(**envelope.ids(), error=error))
         return True
 
     async def _park(self, body: bytes, origin: Origin, envelope: _Envelope, exc: Exception) -> None:
@@ -366,10 +362,7 @@ class FailDocumentOnError:
         )
         await self._publish(
             DocumentRetrying(
-                document_id=envelope.document_id,
-                tenant_id=envelope.tenant_id,
-                correlation_id=envelope.correlation_id,
-                attempt=envelope.attempt,
+                **envelope.ids(),
                 stage=self._stage,
                 retry=origin.retries + 1,
                 retries=self._parking.max_retries,
