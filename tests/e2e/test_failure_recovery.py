@@ -71,7 +71,12 @@ def test_a_document_that_outlasts_its_retries_fails_and_is_redriven_once_fixed(
     assert failed["error"]["message"].startswith("the embeddings API answered 500")
     assert failed["error"]["message"].endswith("(gave up after 3 retries)")
     timeline = http.get(f"{document['status_url']}/events").json()["events"]
-    assert [e["event_type"] for e in timeline].count("docflow.document.retrying") == 3
+    types = [e["event_type"] for e in timeline]
+    # Three retries of each chunk batch. Delivery is at least once: an upload read
+    # again after a consumer-group rebalance is extracted again, and each copy of
+    # its batch goes through its own three retries.
+    assert types.count("docflow.document.extracted") >= 1
+    assert types.count("docflow.document.retrying") == 3 * types.count("docflow.document.extracted")
 
     letters = http.get(f"{stack.url('gateway')}/v1/deadletters").json()["dead_letters"]
     mine = [d for d in letters if d["document_id"] == document["id"]]
