@@ -1,0 +1,123 @@
+"""docflow's work on one document in this process, with no Kafka: the floor.
+
+The same code the services run, called directly: the extractor's handler
+(parsing in its sandbox, chunking, batching) and the embedder's handler (the
+local model in the embedder's batch size, writes to Qdrant local mode). The
+pipeline-efficiency benchmark compares the running system with this, and the
+architectures docflow replaces (bench/baselines/) are built on it, so every
+comparison does the same work per document.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from uuid import UUID, uuid4
+
+from harness import CORPUS, cpu_seconds
+
+from docflow_embedder.adapters.minilm import MiniLMEmbedder
+from docflow_embedder.adapters.qdrant import QdrantVectorStore, collection_name, local_client
+from docflow_embedder.handlers import embed_chunks
+from docflow_embedder.settings import EmbedderSettings
+from docflow_extractor.bootstrap import reading_for
+from docflow_extractor.handlers import extract_document
+from docflow_extractor.settings import ExtractorSettings
+from docflow_shared.blobstore import LocalBlobStore
+from docflow_shared.errors import DocumentError
+from docflow_shared.events import DocumentUploaded, Event, TextExtracted
+
+CONTENT_TYPES = {".pdf": "application/pdf", ".md": "text/markdown", ".txt": "text/plain"}
+
+# The long PDF (117 pages, 362 chunks) has its own benchmark (bench/pipelining.py);
+# in a set repeated to hundreds of documents it would be most of the work.
+LONG_PDF = "GeoTopo-komprimiert.pdf"
+
+
+def corpus_documents(copies: int = 1, *, long_pdf: bool = False) -> list[Path]:
+    """The shared corpus' PDFs and Markdown files, ``copies`` times over."""
+    files = sorted((CORPUS / "pdf").glob("*.pdf")) + sorted((CORPUS / "markdown").glob("*.md"))
+    files = [f for f in files if long_pdf or f.name != LONG_PDF]
+    return files * copies
+
+
+@dataclass(frozen=True)
+class Processed:
+    """What became of one document."""
+
+    pages: int
+    chunks: int
+    # None when it was processed; else why not (an encrypted or damaged PDF).
+    failed: str | None = None
+
+
+class InProcess:
+    """Extraction, chunking, embedding and Qdrant writes of one document at a time."""
+
+    def __init__(self, home: Path) -> None:
+        self.blobs = LocalBlobStore(home / "blobs")
+        self.reading = reading_for(ExtractorSettings(data_dir=home))
+        settings = EmbedderSettings(data_dir=home)
+        self.embedder = MiniLMEmbedder(batch_size=settings.model_batch_size)
+        dimension = self.embedder.dimension
+        self.vectors = QdrantVectorStore(
+            local_client(home / "qdrant"),
+            collection_name(self.embedder.model, dimension),
+            dimension,
+        )
+
+    def store(self, path: Path, document_id: UUID | None = None) -> DocumentUploaded:
+        """``path`` put in the blob store, and the upload event the gateway would send."""
+        document_id = document_id or uuid4()
+        event = DocumentUploaded(
+            document_id=document_id,
+            tenant_id="bench",
+            correlation_id=str(document_id),
+            filename=path.name,
+            content_type=CONTENT_TYPES[path.suffix],
+            size_bytes=path.stat().st_size,
+            sha256="0" * 64,
+            blob_key=f"bench/{document_id}/{path.name}",
+            charset=None if path.suffix == ".pdf" else "utf-8",
+        )
+        with self.blobs.writer(event.blob_key) as out:
+            out.write(path.read_bytes())
+        return event
+
+    async def extract(self, event: DocumentUploaded) -> list[TextExtracted]:
+        """The extractor's handler: the document's chunk batches, in order."""
+        batches: list[TextExtracted] = []
+
+        async def keep(published: Event) -> None:
+            if isinstance(published, TextExtracted):
+                batches.append(published)
+
+        await extract_document(event, blobs=self.blobs, publish=keep, reading=self.reading)
+        return batches
+
+    async def embed(self, batches: list[TextExtracted]) -> None:
+        """The embedder's handler on each batch: vectors written to Qdrant."""
+
+        async def ignore(published: Event) -> None:
+            pass
+
+        for batch in batches:
+            await embed_chunks(batch, embedder=self.embedder, vectors=self.vectors, publish=ignore)
+
+    async def process(self, path: Path, document_id: UUID | None = None) -> Processed:
+        """The whole pipeline for one document, as the services would run it."""
+        try:
+            batches = await self.extract(self.store(path, document_id))
+        except DocumentError as error:  # what the extractor turns into a failed status
+            return Processed(pages=0, chunks=0, failed=f"{type(error).__name__}: {error}")
+        await self.embed(batches)
+        pages = next((b.pages or 0 for b in batches if b.last), 0)
+        return Processed(pages=pages, chunks=sum(len(b.chunks) for b in batches))
+
+    def cpu(self) -> float:
+        """CPU seconds of this process and of its parser sandbox (forkserver and workers)."""
+        from multiprocessing import forkserver
+
+        sandbox = forkserver._forkserver._forkserver_pid  # type: ignore[attr-defined]
+        return time.process_time() + (cpu_seconds(sandbox) if sandbox else 0.0)
