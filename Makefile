@@ -15,7 +15,7 @@ export UV_PYTHON_DOWNLOADS := never
 
 PROJECTS := pyproject.toml uv.lock $(wildcard shared/pyproject.toml services/*/pyproject.toml deploy/local/pyproject.toml)
 
-.PHONY: help run test lint unit bench faults install kafka-jars postgres kcat chromium prometheus hey deploy-tools k8s-topics asyncapi rebuild clean
+.PHONY: help run test lint unit bench faults install kafka-jars postgres kcat chromium prometheus redis hey deploy-tools k8s-topics asyncapi rebuild clean
 
 help: ## Show the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -29,7 +29,7 @@ test: lint kafka-jars postgres kcat chromium prometheus deploy-tools ## Every te
 unit: install ## Only the fast tiers (unit + in-memory service tests)
 	$(PY) -m pytest -m "(unit or service) and not integration"
 
-bench: install kafka-jars postgres hey ## Benchmarks; JSON results in bench/results/
+bench: install kafka-jars postgres redis hey ## Benchmarks; JSON results in bench/results/
 	$(PY) bench/upload_latency.py
 	$(PY) bench/extractor_sandbox.py
 	$(PY) bench/pdf_fallback.py
@@ -110,6 +110,12 @@ prometheus: ## Install Prometheus and promtool from Debian's packages if they ar
 	@command -v promtool >/dev/null && command -v prometheus >/dev/null || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && apt-get install -y -q --no-install-recommends prometheus; \
 	  else echo "Prometheus is needed by the tests: sudo apt-get install prometheus" >&2; exit 1; fi; }
+
+# bench/baselines/celery_app.py queues work on a Redis server the benchmark starts.
+redis: ## Install Redis from Debian's packages if it is missing (the Celery baseline in bench/)
+	@command -v redis-server >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && apt-get install -y -q --no-install-recommends redis-server; \
+	  else echo "Redis is needed by the benchmarks: sudo apt-get install redis-server" >&2; exit 1; fi; }
 
 clean: ## Remove make run's data (.docflow) and test artifacts
 	rm -rf .docflow .artifacts
