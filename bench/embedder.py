@@ -38,7 +38,12 @@ from harness import CORPUS, stored_pdf, write_report
 from qdrant_client import QdrantClient
 
 from docflow_embedder.adapters.minilm import MiniLMEmbedder
-from docflow_embedder.adapters.qdrant import QdrantIndex, QdrantVectorStore, collection_name
+from docflow_embedder.adapters.qdrant import (
+    QdrantIndex,
+    QdrantVectorStore,
+    collection_name,
+    local_client,
+)
 from docflow_embedder.domain import Embedder
 from docflow_embedder.entrypoints.consumer import MAX_BATCHES_PER_CALL
 from docflow_embedder.handlers import embed_batches
@@ -207,7 +212,7 @@ def embedder_stack(home: Path, bootstrap: str, max_batches: int) -> Stack:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     batch_size = EmbedderSettings().model_batch_size
     model = MiniLMEmbedder(batch_size=batch_size)
@@ -227,39 +232,26 @@ def main() -> None:
         batches = corpus_batches(home / "extract")
         texts = [c.text for b in batches for c in b.chunks]
         small = [t[:200] for t in texts[:SMALL_DOCUMENTS]]
-        client = QdrantClient(path=str(home / "alone-qdrant"))
-        vectors = QdrantVectorStore(
-            client, collection_name(model.model, model.dimension), model.dimension
-        )
         model.embed(texts[:32])  # warm-up
         with LocalKafka(
             home=home / "kafka", port=free_port(), controller_port=free_port(), libs=ensure_jars()
         ) as kafka:
             bootstrap = kafka.bootstrap_servers
             asyncio.run(ensure_topics(bootstrap, specs()))
-            for max_batches in (MAX_BATCHES_PER_CALL, 1):
-                stack = embedder_stack(home / f"service-{max_batches}", bootstrap, max_batches)
-                stack.start()
-                try:
-                    asyncio.run(through_the_service(bootstrap, small_documents(small[:16])))
-                    for _ in range(args.rounds):
+            # Each round starts both embedders afresh, in turns, on empty Qdrant
+            # collections: a collection that grew over earlier rounds would make
+            # later rounds slower, and the two settings unequal.
+            for n in range(args.rounds):
+                for max_batches in (MAX_BATCHES_PER_CALL, 1):
+                    home_n = home / f"service-{max_batches}-{n}"
+                    stack = embedder_stack(home_n, bootstrap, max_batches)
+                    stack.start()
+                    try:
+                        asyncio.run(through_the_service(bootstrap, small_documents(small[:16])))
                         if max_batches == MAX_BATCHES_PER_CALL:
                             times["service"].append(
                                 asyncio.run(through_the_service(bootstrap, renamed(batches)))
                             )
-                            started = time.perf_counter()
-                            model.embed(texts)
-                            times["model_alone"].append(time.perf_counter() - started)
-                            started = time.perf_counter()
-                            asyncio.run(
-                                embed_batches(
-                                    renamed(batches),
-                                    embedder=model,
-                                    vectors=vectors,
-                                    publish=_ignore,
-                                )
-                            )
-                            times["handler_alone"].append(time.perf_counter() - started)
                         key = (
                             "service_batched"
                             if max_batches == MAX_BATCHES_PER_CALL
@@ -268,16 +260,31 @@ def main() -> None:
                         times[key].append(
                             asyncio.run(through_the_service(bootstrap, small_documents(small)))
                         )
+                    finally:
+                        stack.stop()
+                    if max_batches == MAX_BATCHES_PER_CALL:
                         started = time.perf_counter()
-                        for text in small:
-                            model.embed([text])
-                        times["model_one_call_per_chunk"].append(time.perf_counter() - started)
+                        model.embed(texts)
+                        times["model_alone"].append(time.perf_counter() - started)
+                        vectors = QdrantVectorStore(
+                            local_client(home_n / "alone-qdrant"),
+                            collection_name(model.model, model.dimension),
+                            model.dimension,
+                        )
                         started = time.perf_counter()
-                        model.embed(small)
-                        times["model_batched"].append(time.perf_counter() - started)
-                finally:
-                    stack.stop()
-        client.close()
+                        asyncio.run(
+                            embed_batches(
+                                renamed(batches), embedder=model, vectors=vectors, publish=_ignore
+                            )
+                        )
+                        times["handler_alone"].append(time.perf_counter() - started)
+                    started = time.perf_counter()
+                    for text in small:
+                        model.embed([text])
+                    times["model_one_call_per_chunk"].append(time.perf_counter() - started)
+                    started = time.perf_counter()
+                    model.embed(small)
+                    times["model_batched"].append(time.perf_counter() - started)
 
         models = BenchModels(model)
         index = QdrantIndex(

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import platform
+import subprocess
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -20,13 +22,45 @@ CORPUS = Path(os.environ.get("DOCFLOW_CORPUS_DIR", ROOT.parent / "shared" / "cor
 RESULTS = ROOT / "bench" / "results"
 
 
+def machine() -> dict[str, Any]:
+    """What the figures were measured on: CPU, memory, system, Python, Java, commit."""
+    cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    model = next(
+        (line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if "model name" in line),
+        platform.processor() or "unknown",
+    )
+    memory = next(
+        (
+            round(int(line.split()[1]) / 1024**2, 1)
+            for line in Path("/proc/meminfo").read_text().splitlines()
+            if line.startswith("MemTotal")
+        ),
+        None,
+    )
+
+    def output(*command: str) -> str | None:
+        try:
+            done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=30)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        text = (done.stdout or done.stderr).strip()
+        return text.splitlines()[0] if done.returncode == 0 and text else None
+
+    return {
+        "cpus": os.cpu_count(),
+        "cpu_model": model,
+        "memory_gib": memory,
+        "system": f"{platform.system()} {platform.release()}",
+        "python": platform.python_version(),
+        "java": output("java", "-version"),
+        "commit": output("git", "rev-parse", "--short", "HEAD"),
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+    }
+
+
 def write_report(name: str, report: dict[str, Any]) -> None:
     """Write ``bench/results/<name>.json`` (with the machine it ran on) and print it."""
-    report = {
-        "benchmark": name,
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-        **report,
-    }
+    report = {"benchmark": name, "machine": machine(), **report}
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{name}.json").write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report, indent=2))

@@ -27,24 +27,15 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from harness import CORPUS, cpu_seconds, stored_pdf, write_report
-from qdrant_client import QdrantClient
+from harness import CORPUS, cpu_seconds, write_report
+from inprocess import InProcess
 
-from docflow_embedder.adapters.minilm import MiniLMEmbedder
-from docflow_embedder.adapters.qdrant import QdrantVectorStore, collection_name
-from docflow_embedder.handlers import embed_chunks
-from docflow_embedder.settings import EmbedderSettings
-from docflow_extractor.bootstrap import reading_for
-from docflow_extractor.handlers import extract_document
-from docflow_extractor.settings import ExtractorSettings
 from docflow_local.kafka import LocalKafka, ensure_jars
 from docflow_local.processes import free_port
 from docflow_local.stack import Stack, services
 from docflow_shared import topics
-from docflow_shared.blobstore import LocalBlobStore
 from docflow_shared.events import (
     DocumentProgressed,
-    Event,
     Stage,
     TextExtracted,
     parse_event,
@@ -56,50 +47,19 @@ DOCUMENT = CORPUS / "pdf" / "GeoTopo-komprimiert.pdf"
 WARM_UP = CORPUS / "pdf" / "pdflatex-4-pages.pdf"
 
 
-async def _ignore(event: Event) -> None:
-    pass
+def extract_alone(alone: InProcess, path: Path) -> tuple[float, list[TextExtracted]]:
+    """Seconds the extractor's handler takes on ``path`` in this process; its batches."""
+    event = alone.store(path)
+    started = time.perf_counter()
+    batches = asyncio.run(alone.extract(event))
+    return time.perf_counter() - started, batches
 
 
-class Alone:
-    """Extraction and embedding of one document in this process, without Kafka."""
-
-    def __init__(self, home: Path) -> None:
-        self.blobs = LocalBlobStore(home / "blobs")
-        self.reading = reading_for(ExtractorSettings(data_dir=home))
-        settings = EmbedderSettings(data_dir=home)
-        self.embedder = MiniLMEmbedder(batch_size=settings.model_batch_size)
-        client = QdrantClient(path=str(home / "qdrant"))
-        dimension = self.embedder.dimension
-        self.vectors = QdrantVectorStore(
-            client, collection_name(self.embedder.model, dimension), dimension
-        )
-        self.uploads = 0
-
-    def cpu(self) -> float:
-        """CPU seconds of this process and of its parser sandbox (forkserver and workers)."""
-        from multiprocessing import forkserver
-
-        sandbox = forkserver._forkserver._forkserver_pid  # type: ignore[attr-defined]
-        return time.process_time() + (cpu_seconds(sandbox) if sandbox else 0.0)
-
-    async def extract(self, path: Path) -> tuple[float, list[TextExtracted]]:
-        batches: list[TextExtracted] = []
-
-        async def keep(event: Event) -> None:
-            if isinstance(event, TextExtracted):
-                batches.append(event)
-
-        self.uploads += 1
-        event = stored_pdf(self.blobs, path, self.uploads)
-        started = time.perf_counter()
-        await extract_document(event, blobs=self.blobs, publish=keep, reading=self.reading)
-        return time.perf_counter() - started, batches
-
-    async def embed(self, batches: list[TextExtracted]) -> float:
-        started = time.perf_counter()
-        for batch in batches:
-            await embed_chunks(batch, embedder=self.embedder, vectors=self.vectors, publish=_ignore)
-        return time.perf_counter() - started
+def embed_alone(alone: InProcess, batches: list[TextExtracted]) -> float:
+    """Seconds the embedder's handler takes on ``batches`` in this process."""
+    started = time.perf_counter()
+    asyncio.run(alone.embed(batches))
+    return time.perf_counter() - started
 
 
 WORKERS = ("extractor", "embedder")
@@ -162,7 +122,7 @@ def main() -> None:
     timelines: list[dict[str, float]] = []
     with tempfile.TemporaryDirectory(prefix="docflow-bench-") as tmp:
         home = Path(tmp)
-        alone = Alone(home / "alone")
+        alone = InProcess(home / "alone")
         with LocalKafka(
             home=home / "kafka", port=free_port(), controller_port=free_port(), libs=ensure_jars()
         ) as kafka:
@@ -178,7 +138,7 @@ def main() -> None:
             try:
                 with httpx.Client(timeout=60) as http:
                     through_the_system(http, stack, WARM_UP)  # model, workers, consumer groups
-                    asyncio.run(alone.embed(asyncio.run(alone.extract(WARM_UP))[1]))
+                    embed_alone(alone, extract_alone(alone, WARM_UP)[1])
                     workers = [stack.pid(name) for name in WORKERS]
                     for _ in range(args.rounds):
                         cpu = cpu_seconds(*workers)
@@ -187,9 +147,9 @@ def main() -> None:
                         system.append(seconds)
                         timelines.append(timeline(kafka.bootstrap_servers, document_id))
                         cpu = alone.cpu()
-                        seconds, batches = asyncio.run(alone.extract(DOCUMENT))
+                        seconds, batches = extract_alone(alone, DOCUMENT)
                         extraction.append(seconds)
-                        embedding.append(asyncio.run(alone.embed(batches)))
+                        embedding.append(embed_alone(alone, batches))
                         alone_cpu.append(alone.cpu() - cpu)
             finally:
                 stack.stop()

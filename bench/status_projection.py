@@ -10,7 +10,7 @@ documents flow, and how soon a document is readable after its upload.
 2. Reads under load: the status service as its own process on a real Kafka
    broker (SQLite, the default) while 20 documents a second flow in. 50
    readers GET a document, ten times a second each: at independent moments,
-   as separate clients' progress bars do (bench/readers.py; goal on SQLite
+   as separate clients' progress bars do (bench/clients.py; goal on SQLite
    p99 ≤ 10 ms); then all 50 at the same moments (hey -q, bursts of 50); then
    as fast as answers come (hey, what one process can serve). p50/p99. Once
    with the service as one process (the default), once split into its API
@@ -194,12 +194,12 @@ async def hey(url: str, *, seconds: int, per_reader_qps: int | None) -> dict[str
 
 async def independent_readers(url: str, *, seconds: int) -> dict[str, Any]:
     """READERS clients each polling ``url`` POLL_QPS times a second, at independent
-    moments (bench/readers.py, its own process)."""
+    moments (bench/clients.py, its own process)."""
     process = await asyncio.create_subprocess_exec(
         sys.executable,
-        str(ROOT / "bench" / "readers.py"),
+        str(ROOT / "bench" / "clients.py"),
         url,
-        "--readers",
+        "--clients",
         str(READERS),
         "--qps",
         str(POLL_QPS),
