@@ -114,10 +114,13 @@ def one_gateway(
         clients(url, body, 4, 0, 2)  # warm-up: connections, producer, SQLite
         measured: dict[str, Any] = {"back_to_back": {}, "independent": {}}
         for n in args.levels:
-            used = cpu_seconds(gateway.pid("gateway"), kafka.pid)
+            gateway_cpu, kafka_cpu = cpu_seconds(gateway.pid("gateway")), cpu_seconds(kafka.pid)
             result = clients(url, body, n, 0, args.seconds)
-            used = cpu_seconds(gateway.pid("gateway"), kafka.pid) - used
-            result["cpu_ms_per_upload"] = round(1000 * used / max(1, result["requests"]), 2)
+            uploads = max(1, result["requests"])
+            gateway_cpu = cpu_seconds(gateway.pid("gateway")) - gateway_cpu
+            kafka_cpu = cpu_seconds(kafka.pid) - kafka_cpu
+            result["cpu_ms_per_upload"] = round(1000 * (gateway_cpu + kafka_cpu) / uploads, 2)
+            result["gateway_cpu_ms_per_upload"] = round(1000 * gateway_cpu / uploads, 2)
             measured["back_to_back"][n] = result
         for n in args.levels:
             measured["independent"][n] = clients(url, body, n, args.rate / n, args.seconds)
@@ -130,7 +133,7 @@ def medians(rounds: list[dict[str, Any]], way: str, n: int) -> dict[str, float]:
     runs = [r[way][n] for r in rounds]
     keys = ["p50_ms", "p99_ms", "requests_per_s", "client_cpu_cores"]
     if way == "back_to_back":
-        keys.append("cpu_ms_per_upload")
+        keys += ["cpu_ms_per_upload", "gateway_cpu_ms_per_upload"]
     return {
         **{key: round(statistics.median(run[key] for run in runs), 2) for key in keys},
         "unexpected_answers": sum(run["unexpected_answers"] for run in runs),
