@@ -73,7 +73,21 @@ class _Part:
     writer: AbstractContextManager[BinaryIO] | None = None
     sink: BinaryIO | None = None
     buffer: bytearray = field(default_factory=bytearray)
+    # Bytes of the file received so far (the limit is checked as they arrive).
+    file_bytes: int = 0
     other_bytes: int = 0
+
+
+def _store(part: _Part, chunk: bytes) -> None:
+    """In a worker thread: inspect and hash ``chunk``, then write it to the blob.
+
+    Off the event loop both: hashlib lets go of the GIL on large inputs, so
+    other requests go on while a megabyte is hashed.
+    """
+    if part.file is not None and chunk:
+        part.file.inspector.feed(chunk)
+    if part.sink is not None and chunk:
+        part.sink.write(chunk)
 
 
 def _boundary(content_type: str | None) -> bytes:
@@ -176,8 +190,8 @@ class _Receiver:
             if part.other_bytes > MAX_OTHER_FIELD_BYTES:
                 raise UploadError(f"form fields other than `{FILE_FIELD}` are not used")
             return
-        part.file.inspector.feed(data)
-        if part.file.inspector.size > self.limits.max_file_bytes:
+        part.file_bytes += len(data)
+        if part.file_bytes > self.limits.max_file_bytes:
             raise FileTooLargeError(
                 f"{part.file.filename!r} is larger than the limit of "
                 f"{self.limits.max_file_bytes} bytes per file",
@@ -185,22 +199,29 @@ class _Receiver:
             )
         part.buffer += data
         if len(part.buffer) >= WRITE_CHUNK_BYTES:
-            await self._flush()
-
-    async def _flush(self) -> None:
-        part = self._part
-        if part.sink is not None and part.buffer:
             chunk, part.buffer = bytes(part.buffer), bytearray()
-            await to_thread.run_sync(part.sink.write, chunk)
+            await to_thread.run_sync(_store, part, chunk)
 
     async def _end_part(self) -> None:
         part = self._part
-        if part.writer is None:
+        writer = part.writer
+        if writer is None:
             return
-        await self._flush()
-        writer, part.writer, part.sink = part.writer, None, None
-        # Closing makes the blob visible (fsync and rename).
-        await to_thread.run_sync(writer.__exit__, None, None, None)
+        chunk, part.buffer = bytes(part.buffer), bytearray()
+
+        def finish() -> None:
+            try:
+                _store(part, chunk)
+            except BaseException as exc:
+                writer.__exit__(type(exc), exc, exc.__traceback__)  # drops the partial blob
+                raise
+            # Closing makes the blob visible (fsync and rename).
+            writer.__exit__(None, None, None)
+
+        try:
+            await to_thread.run_sync(finish)
+        finally:
+            part.writer, part.sink = None, None
 
     async def abandon(self) -> None:
         """Remove the part being written and every stored file."""
