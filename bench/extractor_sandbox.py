@@ -13,6 +13,7 @@ bench/results/extractor_sandbox.json.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import statistics
@@ -30,8 +31,6 @@ from docflow_extractor.settings import ExtractorSettings
 from docflow_shared.blobstore import LocalBlobStore
 from docflow_shared.errors import DocumentError
 from docflow_shared.events import DocumentUploaded, Event
-
-ROUNDS = 3
 
 
 def read_all(paths: list[Path], sandboxed: bool) -> tuple[int, float]:
@@ -70,6 +69,9 @@ def extract_all(uploads: list[DocumentUploaded], blobs: LocalBlobStore, reading:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    rounds = parser.parse_args().rounds
     paths = sorted((CORPUS / "pdf").glob("*.pdf"))
     with tempfile.TemporaryDirectory(prefix="docflow-bench-") as tmp:
         blobs = LocalBlobStore(Path(tmp) / "blobs")
@@ -80,7 +82,7 @@ def main() -> None:
         sandbox: list[float] = []
         extractor: list[float] = []
         pages = 0
-        for _ in range(ROUNDS):
+        for _ in range(rounds):
             pages, seconds = read_all(paths, sandboxed=False)
             bare.append(pages / seconds)
             pages, seconds = read_all(paths, sandboxed=True)
@@ -95,7 +97,7 @@ def main() -> None:
         "sandbox_only_ratio": round(statistics.median(sandbox) / statistics.median(bare), 3),
         "ratio": round(statistics.median(extractor) / statistics.median(bare), 3),
         "goal_ratio": 0.9,
-        "rounds": ROUNDS,
+        "rounds": rounds,
     }
     write_report("extractor_sandbox", report)
 

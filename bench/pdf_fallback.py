@@ -17,6 +17,7 @@ the intact files. Writes bench/results/pdf_fallback.json.
 
 from __future__ import annotations
 
+import argparse
 import logging
 import random
 import re
@@ -141,6 +142,7 @@ def variants(folder: Path) -> Iterator[tuple[str, str, Path]]:
 
 
 def main() -> None:
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()
     logging.getLogger("pypdf").setLevel(logging.CRITICAL)  # damaged files: thousands of warnings
     rows = []
     with tempfile.TemporaryDirectory(prefix="docflow-bench-") as folder:

@@ -9,6 +9,7 @@ guessed. The plots go to docs/bench/ (PNG, matplotlib without a display).
 
 from __future__ import annotations
 
+import argparse
 import json
 from collections.abc import Callable
 from typing import Any
@@ -296,6 +297,7 @@ def architectures(report: Report) -> None:
 
 
 def main() -> None:
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()
     report = Report()
     for section in (upload_latency, efficiency, architectures, stage_figures):
         section(report)

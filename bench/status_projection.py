@@ -26,6 +26,7 @@ Writes bench/results/status_projection.json.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import csv
 import io
@@ -345,6 +346,7 @@ def status_under_load(kafka: LocalKafka, home: Path, *, split: bool) -> dict[str
 
 
 def main() -> None:
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()
     hey_binary()
     events = interleaved(300)
     # Batches as the consumer polls them, and (on the first 1,000 events) one
