@@ -13,10 +13,10 @@ differs:
 
 Each round starts each architecture in turn, fresh and alone on the machine,
 warms it up with a small document per CPU (sent at once, so that each of
-Celery's pool processes loads its model), uploads that document five times one
-after the other ("idle" upload latency), then uploads the document set (the
-shared corpus, ``--copies`` times) from ``--clients`` concurrent clients.
-While the set is processed one more client uploads the small document every
+Celery's pool processes loads its model), uploads a probe document five times
+one after the other ("idle" upload latency), then uploads the document set
+(the shared corpus, ``--copies`` times) from ``--clients`` concurrent
+clients. While the set is processed one more client uploads the probe every
 ``--probe-interval`` seconds ("busy" upload latency: the answer's time while
 the architecture is working). When every document is completed or failed,
 the architecture is stopped and the next one started.
@@ -29,15 +29,22 @@ the task when it returns), all on this machine's clock; the set's wall time
 seconds of the architecture's processes. What became of each document is
 checked against the same documents processed one at a time in this process
 (completed or failed, pages, chunks); a document that never ends is reported
-lost. The observer polls once per ``POLL_S`` a single cheap read (docflow:
-the status service's counts; Celery: one MGET of the result keys; the
-BackgroundTasks app: its list of statuses).
+lost. The observer polls every ``POLL_S`` with one cheap read (docflow: the
+status service's counts, and while documents are running whether any of them
+is from the set; Celery: one MGET of the result keys; the BackgroundTasks app:
+its list of statuses).
+
+Every process runs OpenBLAS with its own default threads (one per core) unless
+``--openblas-threads`` says how many: docflow has one embedder process, Celery
+one model per pool process, the BackgroundTasks app one model called from as
+many threads as documents are being embedded.
 
 Writes bench/results/architectures.json: per architecture the medians over
 rounds and their ratios to docflow's (value / docflow's value), every
 round's figures, the exact commands and settings.
 
     .venv/bin/python bench/architectures.py [--rounds 2] [--copies 1] [--clients 16]
+        [--probe-interval 1.0] [--openblas-threads N]
 """
 
 from __future__ import annotations
@@ -127,7 +134,7 @@ def _ready(url: str, timeout_s: float, process: subprocess.Popen[bytes], log: Pa
     with httpx.Client(timeout=2.0) as http:
         while True:
             if process.poll() is not None:
-                raise RuntimeError(f"{process.args} exited with {process.returncode}:\n{tail(log)}")
+                raise RuntimeError(f"{log.stem} exited with {process.returncode}:\n{tail(log)}")
             with contextlib.suppress(httpx.TransportError):
                 if http.get(url).status_code == 200:
                     return
@@ -141,7 +148,9 @@ class Architecture(ABC):
 
     name: str
 
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: Path, env: dict[str, str]) -> None:
+        # Environment of every process it starts (beyond this one's).
+        self.env = env
         self.home = home
         self.logs = home / "logs"
         self.logs.mkdir(parents=True, exist_ok=True)
@@ -204,7 +213,7 @@ class Docflow(Architecture):
                 data_dir=self.home / "data",
                 services=services(free_port(), free_port(), free_port(), free_port()),
                 log_dir=self.logs,
-                extra_env=self.ENV,
+                extra_env=self.ENV | self.env,
             )
             self.stack.start()
         except BaseException:
@@ -276,7 +285,7 @@ class Docflow(Architecture):
             "each one process, as `make run` starts them (gateway: 1 worker)",
             "command": [f"{sys.executable} -m docflow_{s}" for s in ("gateway", "status")]
             + [f"{sys.executable} -m docflow_{s}" for s in ("extractor", "embedder")],
-            "env": self.ENV,
+            "env": self.ENV | self.env,
             "defaults": "every other DOCFLOW_* setting at its default (embedder: model "
             "batch 16, up to 16 chunk batches per model call; SQLite read model; "
             "Qdrant local mode)",
@@ -286,11 +295,11 @@ class Docflow(Architecture):
 class _Baseline(Architecture):
     """A baseline's processes, started from the repository root with bench on PYTHONPATH."""
 
-    def __init__(self, home: Path) -> None:
-        super().__init__(home)
+    def __init__(self, home: Path, env: dict[str, str]) -> None:
+        super().__init__(home, env)
         self.port = free_port()
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
-        self.env = {"PYTHONPATH": str(BENCH), "BASELINE_DATA_DIR": str(self.home / "data")}
+        self.env |= {"PYTHONPATH": str(BENCH), "BASELINE_DATA_DIR": str(self.home / "data")}
 
     def _spawn(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
         process = spawn(args, env=os.environ | self.env, cwd=ROOT, log=self.logs / f"{name}.log")
@@ -337,8 +346,8 @@ class _Baseline(Architecture):
 class CeleryOnRedis(_Baseline):
     name = "celery"
 
-    def __init__(self, home: Path) -> None:
-        super().__init__(home)
+    def __init__(self, home: Path, env: dict[str, str]) -> None:
+        super().__init__(home, env)
         self.redis_port = free_port()
         self.env["BASELINE_REDIS_URL"] = f"redis://127.0.0.1:{self.redis_port}/0"
         self.redis_args = [
@@ -440,8 +449,8 @@ class CeleryOnRedis(_Baseline):
 class Background(_Baseline):
     name = "background_tasks"
 
-    def __init__(self, home: Path) -> None:
-        super().__init__(home)
+    def __init__(self, home: Path, env: dict[str, str]) -> None:
+        super().__init__(home, env)
         self.web_args = self._uvicorn("baselines.background_app:app")
 
     def start(self) -> None:
@@ -752,7 +761,14 @@ def main() -> None:
     parser.add_argument(
         "--timeout", type=float, default=600, help="seconds a round may take to end every document"
     )
+    parser.add_argument(
+        "--openblas-threads",
+        type=int,
+        help="OPENBLAS_NUM_THREADS of every process the architectures start (default: "
+        "OpenBLAS's own, one thread per core in each process)",
+    )
     args = parser.parse_args()
+    env = {"OPENBLAS_NUM_THREADS": str(args.openblas_threads)} if args.openblas_threads else {}
     # Kafka is asked whether it is up until it answers; each refusal is an error log.
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
 
@@ -766,7 +782,7 @@ def main() -> None:
         home = Path(tmp)
         reference, alone = asyncio.run(in_one_process(home / "reference", distinct))
         for number, name in rounds_of(args):
-            architecture = KINDS[name](home / f"round-{number}" / name)
+            architecture = KINDS[name](home / f"round-{number}" / name, dict(env))
             print(f"round {number + 1}/{args.rounds}: {name}", file=sys.stderr, flush=True)
             architecture.start()
             try:
@@ -797,6 +813,9 @@ def main() -> None:
         },
         "clients": args.clients,
         "rounds": args.rounds,
+        # Each process that embeds runs the model's matrix products on this many threads.
+        "openblas_threads": args.openblas_threads
+        or "OpenBLAS's default: one per core, per process",
         "probe": {
             "document": PROBE.name,
             "idle": f"{IDLE_PROBES} uploads one after the other before the set",
@@ -805,7 +824,8 @@ def main() -> None:
         },
         "in_one_process": {
             "what": "the distinct documents one after the other in the benchmark's process, "
-            "no queue, no HTTP (bench/inprocess.py): the outcomes expected",
+            "no queue, no HTTP (bench/inprocess.py), OpenBLAS as this process was started: "
+            "the outcomes expected",
             **alone,
             "docs_per_min": round(len(distinct) / alone["wall_s"] * 60, 1),
         },

@@ -75,7 +75,7 @@ def pipeline() -> InProcess:
 
 
 @app.task(bind=True)
-def process_document(self: Task, path: str) -> dict[str, Any]:  # type: ignore[type-arg]
+def process_document(self: Task, path: str) -> dict[str, Any]:
     """Extract, chunk, embed and index the document stored at ``path``."""
     processed = asyncio.run(pipeline().process(Path(path), UUID(self.request.id)))
     return {
