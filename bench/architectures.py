@@ -849,6 +849,20 @@ def main() -> None:
         "took_s": round(time.perf_counter() - began, 1),
     }
     write_report("architectures", report)
+    print(table(medians), file=sys.stderr)
+
+
+def table(medians: dict[str, dict[str, float | None]]) -> str:
+    """The medians side by side, with each baseline's ratio to docflow."""
+    lines = [f"{'median over rounds':26}" + "".join(f"{n:>22}" for n in ARCHITECTURES)]
+    for key in COMPARED:
+        cells = []
+        for name in ARCHITECTURES:
+            value, base = medians[name][key], medians["docflow"][key]
+            ratio = f" ({value / base:.2f}x)" if name != "docflow" and value and base else ""
+            cells.append(f"{value}{ratio}".rjust(22))
+        lines.append(f"{key:26}" + "".join(cells))
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
