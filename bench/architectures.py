@@ -86,6 +86,9 @@ SMALL = CORPUS / "pdf" / "minimal-document.pdf"
 # that probing adds next to nothing to what is measured alongside it.
 PROBE = CORPUS / "pdf" / "libreoffice-writer-password.pdf"
 IDLE_PROBES = 5
+# CPU seconds of other processes during a round above which it is reported as
+# contended (on a quiet machine they stay under one).
+CONTENDED_CPU_S = 5.0
 POLL_S = 0.5
 BENCH = ROOT / "bench"
 
@@ -660,6 +663,11 @@ def summarise(
         if p.document_id and p.document_id not in outcomes
     ]
     problems += [f"probe document {i} never ended: lost" for i in busy_lost]
+    if raw["others_cpu_s"] > CONTENDED_CPU_S:
+        problems.append(
+            f"other processes used {raw['others_cpu_s']:.1f} CPU-s meanwhile: the figures "
+            "are not of this architecture alone on the machine"
+        )
     latencies = [u.latency_s for u in uploads]
     figures = {
         "upload_p50_ms": round(percentile(latencies, 0.5) * 1000, 1),
