@@ -8,7 +8,9 @@ The shared corpus (35 PDFs and Markdown files, without the 117-page PDF),
   process, one document after the other, with no Kafka (bench/inprocess.py);
 - the whole system (a real Kafka broker; gateway, status service, extractors
   and embedders as processes, as ``make run`` starts them) with 1 extractor
-  and 1 embedder, 1 and 2, 2 and 2: every file uploaded at once from a few
+  and 1 embedder, with 2 and 2, and with 2 and 2 whose embedders run one
+  OpenBLAS thread each instead of one per core (``--systems`` adds 1 and 2,
+  or 1 and 1 with one thread): every file uploaded at once from a few
   concurrent clients, timed from the first upload to the end of the last
   document (``completed`` or ``failed``, as the status service recorded it).
 
@@ -80,22 +82,46 @@ class Configuration:
 
     extractors: int
     embedders: int
+    # OpenBLAS threads per embedder (OPENBLAS_NUM_THREADS); None: its default, one
+    # per core, as the floor in this process has unless the variable is set.
+    blas_threads: int | None = None
 
     @property
     def name(self) -> str:
-        return f"system_{self.extractors}x{self.embedders}"
+        threads = f"_blas{self.blas_threads}" if self.blas_threads else ""
+        return f"system_{self.extractors}x{self.embedders}{threads}"
 
     @property
     def label(self) -> str:
         def count(n: int, what: str) -> str:
             return f"{n} {what}{'s' if n > 1 else ''}"
 
-        return f"{count(self.extractors, 'extractor')} and {count(self.embedders, 'embedder')}"
+        threads = f" ({count(self.blas_threads, 'BLAS thread')} each)" if self.blas_threads else ""
+        return (
+            f"{count(self.extractors, 'extractor')} and "
+            f"{count(self.embedders, 'embedder')}{threads}"
+        )
 
 
 FLOOR = "floor"
 ONE_OF_EACH = Configuration(1, 1)
-SYSTEMS = {c.name: c for c in (ONE_OF_EACH, Configuration(1, 2), Configuration(2, 2))}
+# Two embedders with OpenBLAS' default each run 2 x cores threads: on a small
+# machine they preempt each other inside every matrix product (OpenBLAS waits
+# for its threads by yielding, on CPU time). With one thread each they use
+# the cores as one embedder does; that shows what replicas gain where the
+# threads do not contend.
+SPLIT_THREADS = max(1, (os.cpu_count() or 1) // 2)
+SYSTEMS = {
+    c.name: c
+    for c in (
+        ONE_OF_EACH,
+        Configuration(1, 1, blas_threads=SPLIT_THREADS),
+        Configuration(1, 2),
+        Configuration(2, 2),
+        Configuration(2, 2, blas_threads=SPLIT_THREADS),
+    )
+}
+DEFAULT_SYSTEMS = (ONE_OF_EACH.name, "system_2x2", f"system_2x2_blas{SPLIT_THREADS}")
 
 
 @dataclass
@@ -255,11 +281,14 @@ def system_services(config: Configuration, qdrant: Qdrant, data_dir: Path) -> li
     """The four services, the workers as ``config`` says (``extractor``, ``extractor-2``, …)."""
 
     def embedder_env(n: int) -> tuple[tuple[str, str], ...]:
+        threads = (
+            (("OPENBLAS_NUM_THREADS", str(config.blas_threads)),) if config.blas_threads else ()
+        )
         if qdrant.url:
-            return (("DOCFLOW_QDRANT_URL", qdrant.url),)
+            return (("DOCFLOW_QDRANT_URL", qdrant.url), *threads)
         # Local mode: one process per path. A document's chunk batches share a
         # partition, so one replica stores all of them (and can count them).
-        return (("DOCFLOW_QDRANT_PATH", str(data_dir / f"qdrant-{n}")),)
+        return (("DOCFLOW_QDRANT_PATH", str(data_dir / f"qdrant-{n}")), *threads)
 
     def named(name: str, n: int) -> str:
         return name if n == 1 else f"{name}-{n}"
@@ -576,8 +605,21 @@ def statement(report: dict[str, Any], cpus: int) -> str:
     for name, ratio in report["scaling"].items():
         more = by[name]
         words.append(
-            f"{SYSTEMS[name].label.capitalize()}: {ratio}x the throughput of one of each, "
+            f"{SYSTEMS[name].label}: {ratio}x the throughput of one of each, "
             f"{more['cores_busy']} cores busy, {more['cpu_s_per_document']} CPU-s per document."
+        )
+    split, default = by.get(f"system_2x2_blas{SPLIT_THREADS}"), by.get("system_2x2")
+    if split and default:
+        contended = default["cpu_s_per_document"] > 1.15 * split["cpu_s_per_document"]
+        words.append(
+            f"Two embedders with {SPLIT_THREADS} BLAS thread(s) each spend "
+            f"{split['cpu_s_per_document']} CPU-s per document, with OpenBLAS' default "
+            f"{default['cpu_s_per_document']}: "
+            + (
+                "the default's threads (cores x replicas) contend for the cores."
+                if contended
+                else "their threads' contention costs little here."
+            )
         )
     bound = report["more_replicas_can_gain_at_most"]
     if one["cores_busy"] >= 0.85 * cpus:
@@ -590,7 +632,12 @@ def statement(report: dict[str, Any], cpus: int) -> str:
     else:
         words.append(
             f"One replica of each leaves {round(cpus - one['cores_busy'], 2)} of {cpus} "
-            f"cores idle, so more replicas could gain at most {bound}x on this machine."
+            f"cores idle, so more replicas could gain at most {bound}x on this machine"
+            + (
+                f"; the best of them gained {max(report['scaling'].values())}x."
+                if report["scaling"]
+                else "."
+            )
         )
     return " ".join(words)
 
@@ -636,6 +683,8 @@ def report_of(
             "copies_of_the_corpus": args.copies,
         },
         "qdrant": {"kind": qdrant[0], "how": qdrant[1]},
+        "blas_threads": os.environ.get("OPENBLAS_NUM_THREADS", "OpenBLAS' default: one per core")
+        + " in the floor and in embedders whose configuration does not say",
         "rounds": args.rounds,
         "upload_clients": args.clients,
         "nothing_lost": all(not r.mismatches for r in runs)
@@ -656,8 +705,8 @@ def main() -> None:
     parser.add_argument("--copies", type=int, default=3, help="times the corpus is repeated")
     parser.add_argument(
         "--systems",
-        default=",".join(SYSTEMS),
-        help="configurations measured beside the floor (extractors x embedders)",
+        default=",".join(DEFAULT_SYSTEMS),
+        help=f"configurations measured beside the floor, of {', '.join(SYSTEMS)}",
     )
     parser.add_argument("--qdrant", choices=("auto", "server", "local"), default="auto")
     parser.add_argument("--clients", type=int, default=4, help="concurrent uploading clients")
