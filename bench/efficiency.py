@@ -574,6 +574,23 @@ def figures(runs: list[Run]) -> dict[str, Any]:
     }
 
 
+def ceiling(configurations: dict[str, dict[str, Any]], cpus: int) -> dict[str, Any]:
+    """The most documents a minute ``cpus`` cores could take at the least CPU per
+    document any configuration spent, and how near the best one came."""
+    cheapest = min(configurations, key=lambda n: configurations[n]["cpu_s_per_document"])
+    best = max(configurations, key=lambda n: configurations[n]["documents_per_min"])
+    most = cpus / configurations[cheapest]["cpu_s_per_document"] * 60
+    reached = configurations[best]["documents_per_min"]
+    return {
+        "cpu_s_per_document": configurations[cheapest]["cpu_s_per_document"],
+        "at": cheapest,
+        "documents_per_min": round(most, 1),
+        "best": best,
+        "best_documents_per_min": reached,
+        "best_share": round(reached / most, 2),
+    }
+
+
 def statement(report: dict[str, Any], cpus: int) -> str:
     """What the figures say about the design and about this machine, in words."""
     by = report["configurations"]
@@ -622,23 +639,23 @@ def statement(report: dict[str, Any], cpus: int) -> str:
             )
         )
     bound = report["more_replicas_can_gain_at_most"]
-    if one["cores_busy"] >= 0.85 * cpus:
-        words.append(
-            f"Here the machine is the limit, not the design: one replica of each already "
-            f"keeps {one['cores_busy']} of the {cpus} cores busy, so more replicas can gain "
-            f"at most {bound}x on it; beyond that they only take turns on the same cores "
-            "(what CPU per document they add is the cost of that)."
+    words.append(
+        f"One replica of each keeps {one['cores_busy']} of {cpus} cores busy, so at its CPU "
+        f"per document more replicas can gain at most {bound}x on this machine."
+    )
+    ceiling = report["machine_ceiling"]
+    words.append(
+        f"At the least CPU per document measured ({ceiling['cpu_s_per_document']} CPU-s, "
+        f"{ceiling['at']}), {cpus} cores can take at most {ceiling['documents_per_min']} "
+        f"documents/min; the best configuration, {ceiling['best']}, reached "
+        f"{ceiling['best_documents_per_min']} ({ceiling['best_share']} of it)"
+        + (
+            ": here the machine is the limit, not the design; only more cores would help."
+            if ceiling["best_share"] >= 0.85
+            else f": it kept {report['configurations'][ceiling['best']]['cores_busy']} of "
+            f"{cpus} cores busy, so the cores are not the only limit here."
         )
-    else:
-        words.append(
-            f"One replica of each leaves {round(cpus - one['cores_busy'], 2)} of {cpus} "
-            f"cores idle, so more replicas could gain at most {bound}x on this machine"
-            + (
-                f"; the best of them gained {max(report['scaling'].values())}x."
-                if report["scaling"]
-                else "."
-            )
-        )
+    )
     return " ".join(words)
 
 
@@ -673,6 +690,7 @@ def report_of(
             if one is not None and name != ONE_OF_EACH.name
         },
         "more_replicas_can_gain_at_most": round(cpus / one["cores_busy"], 2) if one else None,
+        "machine_ceiling": ceiling(configurations, cpus),
         "configurations": configurations,
         "work_per_run": {
             "documents": work.documents,
