@@ -36,6 +36,7 @@ bench: install kafka-jars postgres redis hey ## Benchmarks; JSON results in benc
 	$(PY) bench/pipelining.py
 	$(PY) bench/status_projection.py
 	$(PY) bench/embedder.py
+	$(PY) bench/efficiency.py
 
 faults: install kafka-jars ## The full fault-injection suite (200 documents per scenario); reports in .artifacts/faults/
 	DOCFLOW_FAULTS=full $(PY) -m pytest tests/faults -p no:cacheprovider

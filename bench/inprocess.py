@@ -16,6 +16,7 @@ from pathlib import Path
 from uuid import UUID, uuid4
 
 from harness import CORPUS, cpu_seconds
+from qdrant_client import QdrantClient
 
 from docflow_embedder.adapters.minilm import MiniLMEmbedder
 from docflow_embedder.adapters.qdrant import QdrantVectorStore, collection_name, local_client
@@ -55,16 +56,19 @@ class Processed:
 class InProcess:
     """Extraction, chunking, embedding and Qdrant writes of one document at a time."""
 
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: Path, *, qdrant_url: str | None = None) -> None:
+        """State under ``home``; vectors in Qdrant's local mode there, or in the
+        server at ``qdrant_url`` (with the payload indexes the embedder makes on one)."""
         self.blobs = LocalBlobStore(home / "blobs")
         self.reading = reading_for(ExtractorSettings(data_dir=home))
         settings = EmbedderSettings(data_dir=home)
         self.embedder = MiniLMEmbedder(batch_size=settings.model_batch_size)
         dimension = self.embedder.dimension
         self.vectors = QdrantVectorStore(
-            local_client(home / "qdrant"),
+            QdrantClient(url=qdrant_url) if qdrant_url else local_client(home / "qdrant"),
             collection_name(self.embedder.model, dimension),
             dimension,
+            index_payload=qdrant_url is not None,
         )
 
     def store(self, path: Path, document_id: UUID | None = None) -> DocumentUploaded:

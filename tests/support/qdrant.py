@@ -81,6 +81,11 @@ class QdrantProcess:
     def can_go_down(self) -> bool:
         return True
 
+    @property
+    def pid(self) -> int | None:
+        """The server's process id while it runs (benchmarks count its CPU time)."""
+        return self._process.pid if self._process is not None else None
+
     def up(self, timeout_s: float = 60) -> None:
         self.home.mkdir(parents=True, exist_ok=True)
         env = {
