@@ -5,7 +5,9 @@ The shared corpus (35 PDFs and Markdown files, without the 117-page PDF),
 
 - the floor: the same extraction (pypdf in its sandbox), chunking, embedding
   (the local model in the embedder's batch size) and Qdrant writes in this
-  process, one document after the other, with no Kafka (bench/inprocess.py);
+  process, one document after the other, with no Kafka (bench/inprocess.py),
+  the chunk batches of several documents embedded in one model call as the
+  embedder service does (up to its ``max_batches_per_call``);
 - the whole system (a real Kafka broker; gateway, status service, extractors
   and embedders as processes, as ``make run`` starts them) with 1 extractor
   and 1 embedder, with 2 and 2, and with 2 and 2 whose embedders run one
@@ -57,6 +59,7 @@ from inprocess import InProcess, Processed, corpus_documents
 from prometheus_client.parser import text_string_to_metric_families
 
 from docflow_embedder.entrypoints.consumer import GROUP_ID as EMBEDDER_GROUP
+from docflow_embedder.settings import EmbedderSettings
 from docflow_extractor.entrypoints.consumer import GROUP_ID as EXTRACTOR_GROUP
 from docflow_local.kafka import LocalKafka, ensure_jars
 from docflow_local.processes import free_port
@@ -250,7 +253,8 @@ def run_floor(
     asyncio.run(floor.process(WARM_UP))  # the sandbox's first worker, the model's first call
 
     async def every() -> list[Processed]:
-        return [await floor.process(path) for path in files]
+        batches_per_call = EmbedderSettings().max_batches_per_call  # as the service batches
+        return await floor.process_all(files, batches_per_call=batches_per_call)
 
     probes = {"floor": floor.cpu, **process_probes({"kafka": kafka_pid}, qdrant)}
     before = read(probes)

@@ -20,7 +20,7 @@ from qdrant_client import QdrantClient
 
 from docflow_embedder.adapters.minilm import MiniLMEmbedder
 from docflow_embedder.adapters.qdrant import QdrantVectorStore, collection_name, local_client
-from docflow_embedder.handlers import embed_chunks
+from docflow_embedder.handlers import embed_batches, embed_chunks
 from docflow_embedder.settings import EmbedderSettings
 from docflow_extractor.bootstrap import reading_for
 from docflow_extractor.handlers import extract_document
@@ -118,6 +118,37 @@ class InProcess:
         await self.embed(batches)
         pages = next((b.pages or 0 for b in batches if b.last), 0)
         return Processed(pages=pages, chunks=sum(len(b.chunks) for b in batches))
+
+    async def process_all(self, paths: list[Path], *, batches_per_call: int) -> list[Processed]:
+        """Every document in turn, embedded as the embedder service embeds: the chunk
+        batches of several documents in one model call, up to ``batches_per_call``
+        (the service's ``max_batches_per_call``), so the floor batches as well as the
+        system does."""
+
+        async def ignore(published: Event) -> None:
+            pass
+
+        outcomes: list[Processed] = []
+        pending: list[TextExtracted] = []
+        for path in paths:
+            try:
+                batches = await self.extract(self.store(path))
+            except DocumentError as error:
+                outcomes.append(Processed(0, 0, failed=f"{type(error).__name__}: {error}"))
+                continue
+            pages = next((b.pages or 0 for b in batches if b.last), 0)
+            outcomes.append(Processed(pages=pages, chunks=sum(len(b.chunks) for b in batches)))
+            pending += batches
+            while len(pending) >= batches_per_call:
+                call, pending = pending[:batches_per_call], pending[batches_per_call:]
+                await embed_batches(
+                    call, embedder=self.embedder, vectors=self.vectors, publish=ignore
+                )
+        if pending:
+            await embed_batches(
+                pending, embedder=self.embedder, vectors=self.vectors, publish=ignore
+            )
+        return outcomes
 
     def cpu(self) -> float:
         """CPU seconds of this process and of its parser sandbox (forkserver and workers)."""
