@@ -29,14 +29,17 @@ test: lint kafka-jars postgres kcat chromium prometheus deploy-tools ## Every te
 unit: install ## Only the fast tiers (unit + in-memory service tests)
 	$(PY) -m pytest -m "(unit or service) and not integration"
 
-bench: install kafka-jars postgres redis hey ## Benchmarks; JSON results in bench/results/
+# Every benchmark in turn (about 45 minutes on 2 cores), then the summary.
+bench: install kafka-jars postgres redis hey ## Benchmarks: JSON in bench/results/, BENCHMARKS.md, plots in docs/bench/
 	$(PY) bench/upload_latency.py
+	$(PY) bench/efficiency.py
+	$(PY) bench/architectures.py
 	$(PY) bench/extractor_sandbox.py
 	$(PY) bench/pdf_fallback.py
 	$(PY) bench/pipelining.py
 	$(PY) bench/status_projection.py
 	$(PY) bench/embedder.py
-	$(PY) bench/efficiency.py
+	$(PY) bench/report.py
 
 faults: install kafka-jars ## The full fault-injection suite (200 documents per scenario); reports in .artifacts/faults/
 	DOCFLOW_FAULTS=full $(PY) -m pytest tests/faults -p no:cacheprovider

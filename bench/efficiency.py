@@ -617,10 +617,7 @@ def statement(report: dict[str, Any], cpus: int) -> str:
         if one["cores_busy"] > 1.1 * floor["cores_busy"]:
             why.append("extraction and embedding run at once, in their own processes")
         if one["cpu_s_per_document"] < floor["cpu_s_per_document"]:
-            why.append(
-                "it spends less CPU per document: the embedder embeds chunk batches of "
-                "several documents in one model call, the floor one batch per call"
-            )
+            why.append("it spends less CPU per document than the floor")
         if why:
             words.append(f"It is faster than the floor: {'; '.join(why)}.")
     for name, ratio in report["scaling"].items():
