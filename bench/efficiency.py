@@ -141,12 +141,18 @@ class Run:
     cpu_s: dict[str, float]
     # How documents ended differently from the floor's (empty: every one the same).
     mismatches: list[str] = field(default_factory=list)
+    # Over how long cpu_s was counted, when not exactly ``seconds``.
+    cpu_window_s: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def work_cpu_s(self) -> float:
         """CPU of the pipeline itself: every process but the uploading client."""
         return sum(seconds for name, seconds in self.cpu_s.items() if name != "client")
+
+    @property
+    def cores_busy(self) -> float:
+        return self.work_cpu_s / (self.cpu_window_s or self.seconds)
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -159,7 +165,7 @@ class Run:
             "pages": self.pages,
             "chunks": self.chunks,
             "cpu_s": {name: round(seconds, 1) for name, seconds in self.cpu_s.items()},
-            "cores_busy": round(self.work_cpu_s / self.seconds, 2),
+            "cores_busy": round(self.cores_busy, 2),
             "mismatches": self.mismatches,
             **self.extra,
         }
@@ -551,6 +557,8 @@ async def measure(
         chunks=sum(d["chunks_total"] or 0 for d in ours),
         cpu_s=cpu,
         mismatches=differences(uploaded, seen, floor),
+        # Counted until a poll saw the end, a moment after it.
+        cpu_window_s=polled_s,
         extra={
             "uploads_s": round(uploads_s, 2),
             "seen_by_polling_s": round(polled_s, 2),
@@ -582,7 +590,7 @@ def figures(runs: list[Run]) -> dict[str, Any]:
             for name in runs[0].cpu_s
         },
         "cpu_s_per_document": round(cpu / work.documents, 3),
-        "cores_busy": round(statistics.median(r.work_cpu_s / r.seconds for r in runs), 2),
+        "cores_busy": round(statistics.median(r.cores_busy for r in runs), 2),
     }
 
 
