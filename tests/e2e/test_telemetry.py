@@ -144,9 +144,17 @@ def test_an_uploads_trace_goes_from_its_request_through_every_consumer(
         "the embedder announcing the document indexed",
     )
     assert indexed.trace_id == embed.trace_id
-    # The status service's projector links to every event it projected.
-    projected = _spans(spans, "status", kind=CONSUMER)
-    linked = {link for s in projected for link in s.links}
+    # The status service's projector links to every event it projected. One of
+    # its spans may cover other documents' events too (a batch), and spans leave
+    # in batches, so the last may still be on its way: look at all, and wait.
+    wanted = {(publish.trace_id, publish.span_id), (indexed.trace_id, indexed.span_id)}
+    deadline = time.monotonic() + 30
+    while True:
+        projected = _spans(list(collector.spans), "status", kind=CONSUMER)
+        linked = {link for s in projected for link in s.links}
+        if wanted <= linked or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
     assert (publish.trace_id, publish.span_id) in linked
     assert (indexed.trace_id, indexed.span_id) in linked
 
