@@ -112,3 +112,12 @@ def cpu_seconds(*roots: int) -> float:
         wanted |= more
         grew = bool(more)
     return sum(used.get(pid, 0.0) for pid in wanted)
+
+
+def machine_cpu_seconds() -> float:
+    """CPU time every process on the machine has used so far, all cores together
+    (Linux /proc/stat: all but idle and iowait), to tell what others used meanwhile."""
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (
+        int(f) for f in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]
+    )
+    return (user + nice + system + irq + softirq + steal) / _TICKS
