@@ -31,7 +31,7 @@ local mode, where each embedder replica needs a path of its own (one process
 per path); the floor uses the same kind. ``--qdrant`` chooses. Writes
 bench/results/efficiency.json.
 
-    .venv/bin/python bench/efficiency.py [--rounds 2] [--copies 3] [--qdrant auto]
+    .venv/bin/python bench/efficiency.py [--rounds 3] [--copies 3] [--qdrant auto]
 """
 
 from __future__ import annotations
@@ -765,7 +765,7 @@ def report_of(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--copies", type=int, default=3, help="times the corpus is repeated")
     parser.add_argument(
         "--systems",
