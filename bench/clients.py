@@ -1,6 +1,7 @@
 """HTTP clients that call a URL the way independent clients do, and their latencies.
 
-Each client keeps one HTTP/1.1 connection open. With ``--qps`` it sends its
+Each client keeps one HTTP/1.1 connection open (connecting again when the
+server closed it while it was idle). With ``--qps`` it sends its
 request after a random pause (exponential, mean 1/qps): independent
 progress bars or uploaders, not a synchronized burst. Open loop: a slow
 answer does not slow the clients down, it queues, and the latency is
@@ -44,6 +45,22 @@ def request_bytes(url: str, body: bytes | None, content_type: str | None) -> byt
     return head.encode() + body
 
 
+async def exchange(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes
+) -> bytes:
+    """Send ``request`` and read its answer; its status line (empty if the server
+    had closed the connection)."""
+    writer.write(request)
+    status_line = await reader.readline()
+    length = 0
+    while (line := await reader.readline()) not in (b"\r\n", b""):
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    await reader.readexactly(length)
+    return status_line
+
+
 async def client(
     url: str,
     request: bytes,
@@ -63,14 +80,17 @@ async def client(
             # Measured from when the request was due: time spent waiting for
             # this connection's previous answer counts too.
             due = next_at
-            writer.write(request)
-            status_line = await reader.readline()
-            length = 0
-            while (line := await reader.readline()) not in (b"\r\n", b""):
-                name, _, value = line.partition(b":")
-                if name.strip().lower() == b"content-length":
-                    length = int(value)
-            await reader.readexactly(length)
+            try:
+                status_line = await exchange(reader, writer, request)
+            except (ConnectionError, asyncio.IncompleteReadError):
+                status_line = b""
+            if not status_line:
+                # The server closed the connection while it was idle (its
+                # keep-alive timeout): connect again, as an HTTP client would;
+                # the time it takes counts.
+                writer.close()
+                reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
+                status_line = await exchange(reader, writer, request)
             answered = time.perf_counter()
             latencies.append(answered - due)
             status = status_line.split()[1].decode() if status_line else "closed"

@@ -88,11 +88,12 @@ def clients(url: str, body: Path, clients: int, qps: float, seconds: float) -> d
             *("--body", str(body), "--expect", "202"),
             *("--content-type", f"multipart/form-data; boundary={BOUNDARY}"),
         ],
-        check=True,
         capture_output=True,
         text=True,
-    ).stdout
-    result: dict[str, Any] = json.loads(out)
+    )
+    if out.returncode:
+        raise RuntimeError(f"bench/clients.py failed ({out.returncode}): {out.stderr.strip()}")
+    result: dict[str, Any] = json.loads(out.stdout)
     return result
 
 
