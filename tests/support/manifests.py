@@ -117,21 +117,29 @@ def variables(settings: type[BaseSettings]) -> set[str]:
 
 
 @cache
-def subscriptions() -> dict[str, frozenset[tuple[str | None, str]]]:
-    """Each service's (consumer group, topic) pairs, from its real wiring: the
-    brokers docs/asyncapi.py builds (as the services build them, nothing started)."""
+def subscribers() -> dict[str, list[tuple[str | None, tuple[str, ...]]]]:
+    """Each service's subscribers (one Kafka consumer each) as (consumer group,
+    topics), from its real wiring: the brokers docs/asyncapi.py builds (as the
+    services build them, nothing started)."""
     spec = importlib.util.spec_from_file_location("docflow_asyncapi", ROOT / "docs" / "asyncapi.py")
     assert spec is not None
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    found: dict[str, frozenset[tuple[str | None, str]]] = {}
+    found: dict[str, list[tuple[str | None, tuple[str, ...]]]] = {}
     with tempfile.TemporaryDirectory() as scratch:
         for broker in module.brokers(Path(scratch)):
             service = broker.config.client_id.removeprefix("docflow-")
-            found[service] = frozenset(
-                (subscriber.group_id, topic)
+            found[service] = [
+                (subscriber.group_id, tuple(subscriber.topic_names))
                 for subscriber in broker.subscribers
-                for topic in subscriber.topic_names
-            )
+            ]
     return found
+
+
+def subscriptions() -> dict[str, frozenset[tuple[str | None, str]]]:
+    """Each service's (consumer group, topic) pairs."""
+    return {
+        service: frozenset((group, topic) for group, names in found for topic in names)
+        for service, found in subscribers().items()
+    }

@@ -115,13 +115,15 @@ RETRY_CONFIG = {"cleanup.policy": "delete", "retention.ms": str(7 * 24 * 60 * 60
 
 
 # Who reads what, for the consumer-lag gauge (the status service's
-# ``docflow_consumer_lag_messages``): each service's main consumer group and the
-# topics it reads there. The group ids are the services' own ``GROUP_ID``
-# (tests/unit/shared/test_metrics.py checks they agree). Retry groups are left
-# out: their messages wait on purpose.
+# ``docflow_consumer_lag_messages``): the consumer groups that do the services'
+# work and the topics each reads. The group ids are the services' own
+# (tests/unit/shared/test_architecture_docs.py checks they agree); one consumer
+# per group in a process. Retry groups are left out: their messages wait on purpose.
 CONSUMERS: dict[str, tuple[str, ...]] = {
-    "docflow-extractor": (UPLOADED, RETRIED),
-    "docflow-embedder": (EXTRACTED, DELETED),
+    "docflow-extractor": (UPLOADED,),
+    "docflow-extractor-retried": (RETRIED,),
+    "docflow-embedder": (EXTRACTED,),
+    "docflow-embedder-deletions": (DELETED,),
     "docflow-status": (*ALL, *REINDEX),
 }
 

@@ -37,12 +37,14 @@ class MemoryVectors:
 
     def __init__(self) -> None:
         self.points: dict[str, VectorPoint] = {}
+        self.counted: list[UUID] = []
 
     def upsert(self, points: Sequence[VectorPoint]) -> None:
         for point in points:
             self.points[str(point.id)] = point
 
     def stored(self, tenant_id: str, document_id: UUID, attempt: int) -> int:
+        self.counted.append(document_id)
         return sum(
             1
             for p in self.points.values()
@@ -121,6 +123,32 @@ async def test_the_last_batch_indexes_the_document() -> None:
         "docflow_fake_3",
         "fake/model",
     )
+    assert len(vectors.points) == 3
+
+
+async def test_the_last_of_several_batches_counts_what_is_stored() -> None:
+    vectors, publish = MemoryVectors(), Recorder()
+    # The first batch has not arrived: the document is not complete.
+    await embed_chunks(
+        batch(1, 2, 1, last=True, total=3),
+        embedder=FakeEmbedder(),
+        vectors=vectors,
+        publish=publish,
+    )
+    assert vectors.counted == [DOC]
+    assert not any(isinstance(e, DocumentIndexed) for e in publish.events)
+
+
+async def test_a_document_in_one_batch_is_indexed_without_counting() -> None:
+    vectors, publish = MemoryVectors(), Recorder()
+    await embed_chunks(
+        batch(0, 0, 3, last=True, total=3),
+        embedder=FakeEmbedder(),
+        vectors=vectors,
+        publish=publish,
+    )
+    assert vectors.counted == []
+    assert [type(e) for e in publish.events] == [DocumentProgressed, DocumentIndexed]
     assert len(vectors.points) == 3
 
 

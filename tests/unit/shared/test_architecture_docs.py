@@ -7,6 +7,15 @@ from docflow_extractor.entrypoints import consumer as extractor_consumer
 from docflow_shared import topics
 from docflow_shared.events import EVENT_TYPES, DocumentStatusChanged
 from docflow_status.entrypoints import consumer as status_consumer
+from support.manifests import subscribers, subscriptions
+
+WORKING_GROUPS = (
+    extractor_consumer.GROUP_ID,
+    extractor_consumer.RETRIED_GROUP_ID,
+    embedder_consumer.GROUP_ID,
+    embedder_consumer.DELETED_GROUP_ID,
+    status_consumer.GROUP_ID,
+)
 
 DOC = Path(__file__).resolve().parents[3] / "docs" / "events.md"
 
@@ -23,11 +32,7 @@ def test_every_event_and_topic_is_on_the_map() -> None:
 
 def test_the_consumer_groups_on_the_map_are_the_ones_in_the_code() -> None:
     text = DOC.read_text()
-    for group in (
-        extractor_consumer.GROUP_ID,
-        embedder_consumer.GROUP_ID,
-        status_consumer.GROUP_ID,
-    ):
+    for group in (*WORKING_GROUPS, embedder_consumer.REINDEX_GROUP_ID):
         assert f"`{group}`" in text
 
 
@@ -39,9 +44,23 @@ def test_every_linked_file_exists() -> None:
 
 
 def test_the_lag_gauge_watches_each_services_own_group() -> None:
-    assert set(topics.CONSUMERS) == {
-        extractor_consumer.GROUP_ID,
-        embedder_consumer.GROUP_ID,
-        status_consumer.GROUP_ID,
-    }
+    assert set(topics.CONSUMERS) == set(WORKING_GROUPS)
     assert topics.CONSUMERS[status_consumer.GROUP_ID] == (*topics.ALL, *topics.REINDEX)
+    wiring = subscriptions()
+    for group, names in topics.CONSUMERS.items():
+        service = next(s for s, pairs in wiring.items() if any(g == group for g, _ in pairs))
+        assert {t for g, t in wiring[service] if g == group} == set(names), group
+
+
+def test_a_process_has_one_consumer_in_each_group_it_works_in() -> None:
+    """A second consumer of the process joining the group would rebalance the
+    first: the batches it was working on then fail to commit and are done again
+    (in bench/embedder.py, an embedder started while a 117-page PDF waited
+    embedded it twice)."""
+    working = {
+        service: [group for group, _ in found if group in topics.CONSUMERS]
+        for service, found in subscribers().items()
+    }
+    assert {s for s, groups in working.items() if groups} == {"extractor", "embedder", "status"}
+    for service, groups in working.items():
+        assert len(groups) == len(set(groups)), (service, groups)

@@ -29,6 +29,10 @@ from docflow_shared.retries import Handler, Origin, Parking
 logger = logging.getLogger(__name__)
 
 GROUP_ID = "docflow-embedder"
+# Deletions in a group of their own: a process has one consumer per group, since
+# a second member joining rebalances the first, and the chunk batches being
+# embedded then are not committed but embedded again.
+DELETED_GROUP_ID = "docflow-embedder-deletions"
 # Re-embedding steps, one replica at a time per operation (keyed by reindex id).
 REINDEX_GROUP_ID = "docflow-embedder-reindex"
 
@@ -138,7 +142,7 @@ def register_deletions(router: KafkaRouter, *, index: Index) -> Handler:
             also=targets.building.vectors if targets.building else None,
         )
 
-    @subscriber(router, topics.DELETED, group_id=GROUP_ID)
+    @subscriber(router, topics.DELETED, group_id=DELETED_GROUP_ID)
     async def on_document_deleted(event: DocumentDeleted) -> None:
         """Remove a deleted document's vectors."""
         await remove(event)

@@ -14,6 +14,10 @@ from docflow_shared.metrics import StageMetrics
 from docflow_shared.retries import Parking, register_retries
 
 GROUP_ID = "docflow-extractor"
+# Retries in a group of their own: a process has one consumer per group, since
+# a second member joining rebalances the first, and a long extraction that was
+# running then is not committed but done again.
+RETRIED_GROUP_ID = "docflow-extractor-retried"
 
 
 def register(
@@ -55,7 +59,7 @@ def register(
             return
         await extract(event)
 
-    @subscriber(router, topics.RETRIED, group_id=GROUP_ID)
+    @subscriber(router, topics.RETRIED, group_id=RETRIED_GROUP_ID)
     async def on_retry_requested(event: DocumentRetryRequested) -> None:
         """Start a document's new attempt: resend its stored chunks, or extract again."""
         await start_attempt(event)
