@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from docflow_shared.events import DocumentDeleted, Event
 from docflow_status.adapters.read_model import SqlReadModel
 from docflow_status.domain.projection import evolve
-from docflow_status.entrypoints.http.streams import _tenant_changes
+from docflow_status.entrypoints.routes.streams import _tenant_changes
 from support.histories import envelope, successful
 
 

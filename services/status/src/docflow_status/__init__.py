@@ -4,5 +4,6 @@ Layers: ``domain/projection.py`` (the pure fold), ``domain/ports.py`` (what
 the use cases and the API need of the read model), ``adapters/read_model.py``
 (SQLAlchemy: ``tables.py``, ``projector.py`` exactly-once apply, ``queries.py``,
 ``rebuild.py``), ``handlers.py``, ``entrypoints/consumer.py`` (the subscriber),
-``entrypoints/http/`` (FastAPI: one router per resource), ``bootstrap.py``.
+``entrypoints/app.py`` (FastAPI; ``routes/``, one module per resource, and
+``deps.py``), ``bootstrap.py``.
 """

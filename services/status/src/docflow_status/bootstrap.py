@@ -22,8 +22,8 @@ from docflow_shared.probes import Check, kafka_check
 from docflow_shared.retries import Parking
 from docflow_shared.sql import create_engine
 from docflow_status.adapters.read_model import SqlReadModel
+from docflow_status.entrypoints.app import StatusApi, create_app
 from docflow_status.entrypoints.consumer import register
-from docflow_status.entrypoints.http.app import StatusApi, create_app
 from docflow_status.entrypoints.metrics import ProjectionMetrics
 from docflow_status.entrypoints.watchdog import WatchdogMetrics, run_watchdog
 from docflow_status.handlers import Watchdog

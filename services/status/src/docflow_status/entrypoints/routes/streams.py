@@ -15,16 +15,24 @@ from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Header
+from pydantic import Field
 from sse_starlette import EventSourceResponse
 
 from docflow_shared.http import Tenant
 from docflow_status.domain.ports import DocumentReader
 from docflow_status.domain.projection import TERMINAL, DocumentState
-from docflow_status.entrypoints.http.deps import Documents, StreamPoll
-from docflow_status.entrypoints.http.problems import DOCUMENT_PROBLEMS, UNAUTHORIZED, found
-from docflow_status.entrypoints.http.schemas import DocumentChange, DocumentStatus
+from docflow_status.entrypoints.deps import DocumentsDep, StreamPollDep
+from docflow_status.entrypoints.problems import DOCUMENT_PROBLEMS, UNAUTHORIZED, found
+from docflow_status.entrypoints.routes.documents import DocumentStatus
 
 router = APIRouter()
+
+
+class DocumentChange(DocumentStatus):
+    """A document's status in the tenant's stream, with its version."""
+
+    version: int = Field(description="One more for each event applied: keep the highest")
+
 
 LastEventId = Annotated[
     str | None,
@@ -55,8 +63,8 @@ STREAM_LOOKBACK = timedelta(seconds=60)
     },
 )
 async def stream_documents(
-    documents: Documents,
-    poll_s: StreamPoll,
+    documents: DocumentsDep,
+    poll_s: StreamPollDep,
     tenant: Tenant,
     last_event_id: LastEventId = None,
 ) -> EventSourceResponse:
@@ -117,8 +125,8 @@ async def _tenant_changes(
 )
 async def stream_document(
     document_id: str,
-    documents: Documents,
-    poll_s: StreamPoll,
+    documents: DocumentsDep,
+    poll_s: StreamPollDep,
     tenant: Tenant,
     last_event_id: LastEventId = None,
 ) -> EventSourceResponse:

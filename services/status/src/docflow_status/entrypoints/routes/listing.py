@@ -6,7 +6,7 @@ import re
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from pydantic import AwareDatetime, BeforeValidator
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, Field
 
 from docflow_shared.events import Stage
 from docflow_shared.http import Tenant, problem_responses
@@ -17,11 +17,32 @@ from docflow_status.domain.queries import (
     decode_cursor,
     encode_cursor,
 )
-from docflow_status.entrypoints.http.deps import Documents
-from docflow_status.entrypoints.http.problems import UNAUTHORIZED
-from docflow_status.entrypoints.http.schemas import DocumentCounts, DocumentList, DocumentStatus
+from docflow_status.entrypoints.deps import DocumentsDep
+from docflow_status.entrypoints.problems import UNAUTHORIZED
+from docflow_status.entrypoints.routes.documents import DocumentStatus
 
 router = APIRouter()
+
+
+class DocumentList(BaseModel):
+    """One page of a tenant's documents, newest first."""
+
+    documents: list[DocumentStatus]
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null on the last page"
+    )
+
+
+class DocumentCounts(BaseModel):
+    """How many of the tenant's documents are in each status."""
+
+    pending: int
+    processing: int
+    completed: int
+    failed: int
+    cancelled: int
+    total: int
+
 
 _RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})")
 
@@ -47,7 +68,7 @@ Instant = Annotated[AwareDatetime, BeforeValidator(_rfc3339_only)]
     ),
 )
 async def list_documents(
-    documents: Documents,
+    documents: DocumentsDep,
     tenant: Tenant,
     status: Status | None = None,
     stage: Stage | None = None,
@@ -83,7 +104,7 @@ async def list_documents(
 
 
 @router.get("/v1/documents/counts", responses=problem_responses({401: UNAUTHORIZED}))
-async def count_documents(documents: Documents, tenant: Tenant) -> DocumentCounts:
+async def count_documents(documents: DocumentsDep, tenant: Tenant) -> DocumentCounts:
     """How many of the caller's documents are pending, processing, completed, failed, cancelled."""
     counts = await documents.counts(tenant)
     return DocumentCounts(

@@ -1,4 +1,4 @@
-"""The status ASGI app: the routers, probes and metrics around the service's wiring."""
+"""The status service's HTTP API (DESIGN.md, "Status service")."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from prometheus_client import CollectorRegistry
 from docflow_shared.http import Lifespan, service_app
 from docflow_shared.probes import Check
 from docflow_status.domain.ports import DocumentReader
-from docflow_status.entrypoints.http import documents, listing, reindexes, streams
+from docflow_status.entrypoints.routes import documents, listing, reindex, streams
 from docflow_status.settings import StatusSettings
 
 
@@ -34,7 +34,7 @@ router = APIRouter()
 router.include_router(listing.router)
 router.include_router(streams.router)
 router.include_router(documents.router)
-router.include_router(reindexes.router)
+router.include_router(reindex.router)
 
 
 def create_app(api: StatusApi, *, serve_api: bool = True) -> FastAPI:
