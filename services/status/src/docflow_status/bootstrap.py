@@ -34,8 +34,9 @@ SERVICE = "status"
 
 @dataclass(frozen=True)
 class Ports:
-    """The status service's adapters: real ones here, fakes or another database in tests."""
+    """The status service's adapters, which ``wire`` attaches to the broker."""
 
+    # Written by the projector, read by the watchdog (and by the HTTP API).
     read_model: SqlReadModel
 
 
