@@ -57,7 +57,7 @@ def brokers(scratch: Path) -> list[KafkaBroker]:
     index.start(embedder.configured_spec(settings))
     embedder.wire(wired[2], index, models=models)
     read_model = SqlReadModel(create_engine(f"sqlite+aiosqlite:///{scratch / 'status.db'}"))
-    status.wire(wired[3], read_model, StatusSettings())
+    status.wire(wired[3], status.Ports(read_model), StatusSettings())
     return wired
 
 

@@ -23,7 +23,7 @@ from docflow_shared.kafka_admin import ensure_topics
 from docflow_shared.messaging import make_broker
 from docflow_shared.topics import specs
 from docflow_status.adapters.read_model import SqlReadModel
-from docflow_status.bootstrap import wire
+from docflow_status.bootstrap import Ports, wire
 from docflow_status.domain.projection import evolve
 from docflow_status.entrypoints.rebuild import rebuild
 from docflow_status.settings import StatusSettings
@@ -83,7 +83,7 @@ async def test_the_rebuilt_read_model_equals_the_live_one(
     operation = reindexed()
     reindex_id = operation[0].reindex_id
     broker = make_broker(kafka_bootstrap, service="status")
-    wire(broker, read_model, settings)
+    wire(broker, Ports(read_model), settings)
     async with TestKafkaBroker(broker, with_real=True) as br:
         for events in histories:
             for event in events:

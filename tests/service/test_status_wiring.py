@@ -12,7 +12,7 @@ from docflow_shared import topics
 from docflow_shared.events import DocumentStatusChanged, Stage, Status
 from docflow_shared.messaging import make_broker
 from docflow_status.adapters.read_model import SqlReadModel
-from docflow_status.bootstrap import wire
+from docflow_status.bootstrap import Ports, wire
 from docflow_status.domain.projection import DocumentState
 from docflow_status.settings import StatusSettings
 from support.histories import failed_while_extracting, successful
@@ -25,7 +25,7 @@ async def test_every_topic_feeds_the_read_model_and_the_status_topic(
     real_kafka: str | None, read_model: SqlReadModel
 ) -> None:
     broker = make_broker(real_kafka or "127.0.0.1:1", service="status")
-    wire(broker, read_model, StatusSettings())
+    wire(broker, Ports(read_model), StatusSettings())
     done, failed = successful(uuid.uuid4()), failed_while_extracting(uuid.uuid4())
     statuses = Collector(broker, topics.STATUS, group_id=f"test-{uuid.uuid4()}")
     statuses.document_ids |= {done[0].document_id, failed[0].document_id}
@@ -84,7 +84,7 @@ async def test_a_document_without_progress_is_marked_stalled_until_work_resumes(
     real_kafka: str | None, read_model: SqlReadModel
 ) -> None:
     broker = make_broker(real_kafka or "127.0.0.1:1", service="status")
-    watchdog = wire(broker, read_model, StatusSettings(stall_after_s=60))
+    watchdog = wire(broker, Ports(read_model), StatusSettings(stall_after_s=60))
     events = successful(uuid.uuid4())
     document_id = events[0].document_id
     statuses = Collector(broker, topics.STATUS, group_id=f"test-{uuid.uuid4()}")

@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry
 from docflow_shared.events import DocumentDeleted, Event
 from docflow_status.adapters.read_model import SqlReadModel
 from docflow_status.domain.projection import evolve
-from docflow_status.entrypoints.http import StatusApi, create_app
+from docflow_status.entrypoints.app import StatusApi, create_app
 from docflow_status.settings import StatusSettings
 from support.histories import T0, envelope, failed_while_extracting, retry_of, successful
 

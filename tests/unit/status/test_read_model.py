@@ -17,7 +17,7 @@ from docflow_gateway.adapters import registry
 from docflow_gateway.adapters.registry import SqlRegistry
 from docflow_shared.events import DocumentDeleted
 from docflow_shared.sql import OutdatedSchemaError, create_engine, schema_differences
-from docflow_status.adapters import read_model
+from docflow_status.adapters import tables
 from docflow_status.adapters.read_model import SqlReadModel
 from docflow_status.domain.projection import Status, evolve
 from support.histories import envelope, successful
@@ -149,7 +149,7 @@ async def test_the_migrations_make_exactly_the_tables_the_code_declares(
     try:
         await store(engine).migrate()
         await store(engine).migrate()  # a second start finds nothing to do
-        metadata = (read_model.Base if store is SqlReadModel else registry.Base).metadata
+        metadata = (tables.Base if store is SqlReadModel else registry.Base).metadata
         async with engine.connect() as connection:
             assert await connection.run_sync(schema_differences, metadata) == []
     finally:
@@ -180,8 +180,8 @@ async def test_a_database_made_before_migrations_is_adopted_as_it_is(tmp_path: P
             version = await connection.exec_driver_sql(
                 "SELECT version_num FROM status_schema_version"
             )
-            assert version.scalar_one() == newest_revision(read_model.MIGRATIONS)
-            assert await connection.run_sync(schema_differences, read_model.Base.metadata) == []
+            assert version.scalar_one() == newest_revision(tables.MIGRATIONS)
+            assert await connection.run_sync(schema_differences, tables.Base.metadata) == []
     finally:
         await engine.dispose()
 
@@ -213,7 +213,7 @@ async def test_replicas_starting_together_migrate_once(
     try:
         # Three processes' worth of engines on one fresh database, at once.
         await asyncio.gather(*(store(engine).migrate() for engine in engines))
-        metadata = (read_model.Base if store is SqlReadModel else registry.Base).metadata
+        metadata = (tables.Base if store is SqlReadModel else registry.Base).metadata
         async with engines[0].connect() as connection:
             assert await connection.run_sync(schema_differences, metadata) == []
     finally:

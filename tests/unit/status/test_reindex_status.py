@@ -20,7 +20,7 @@ from docflow_shared.events import (
 )
 from docflow_status.adapters.read_model import SqlReadModel
 from docflow_status.domain.reindexes import ReindexState, evolve
-from docflow_status.entrypoints.http import StatusApi, create_app
+from docflow_status.entrypoints.app import StatusApi, create_app
 from docflow_status.settings import StatusSettings
 
 SPEC = EmbeddingSpec(backend="openai", model="text-embedding-3-small")

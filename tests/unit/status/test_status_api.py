@@ -9,7 +9,7 @@ from prometheus_client import CollectorRegistry
 
 from docflow_shared.auth import hash_key
 from docflow_status.domain.projection import DocumentState, evolve
-from docflow_status.entrypoints.http import StatusApi, create_app
+from docflow_status.entrypoints.app import StatusApi, create_app
 from docflow_status.settings import StatusSettings
 from support.histories import successful
 

@@ -12,23 +12,16 @@ import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
-from prometheus_client import CollectorRegistry
-
 from docflow_shared.events import DocumentDeleted, Event
 from docflow_status.adapters.read_model import SqlReadModel
 from docflow_status.domain.projection import evolve
-from docflow_status.entrypoints.http import StatusApi, _tenant_changes
-from docflow_status.settings import StatusSettings
+from docflow_status.entrypoints.routes.streams import _tenant_changes
 from support.histories import envelope, successful
 
 
-def api_on(read_model: SqlReadModel) -> StatusApi:
-    return StatusApi(
-        settings=StatusSettings(stream_poll_s=0.01),
-        documents=read_model,
-        checks={},
-        registry=CollectorRegistry(),
-    )
+def changes_of(read_model: SqlReadModel, since: datetime) -> AsyncIterator[dict[str, str]]:
+    """Tenant t1's stream, polling often."""
+    return _tenant_changes(read_model, "t1", since, poll_s=0.01)
 
 
 async def take(stream: AsyncIterator[dict[str, str]], n: int) -> list[dict[str, str]]:
@@ -46,7 +39,7 @@ async def apply(read_model: SqlReadModel, events: list[Event]) -> None:
 
 
 async def test_changes_to_the_tenants_documents_arrive_in_order(read_model: SqlReadModel) -> None:
-    stream = _tenant_changes(api_on(read_model), "t1", datetime.now(UTC) - timedelta(minutes=1))
+    stream = changes_of(read_model, datetime.now(UTC) - timedelta(minutes=1))
     first, second = successful(), successful()
     other_tenant = [e.model_copy(update={"tenant_id": "t2"}) for e in successful()]
     await apply(read_model, first[:1])
@@ -79,8 +72,7 @@ async def test_changes_to_the_tenants_documents_arrive_in_order(read_model: SqlR
 
 
 async def test_a_stream_resumed_from_an_event_id_starts_after_it(read_model: SqlReadModel) -> None:
-    api = api_on(read_model)
-    stream = _tenant_changes(api, "t1", datetime.now(UTC) - timedelta(minutes=1))
+    stream = changes_of(read_model, datetime.now(UTC) - timedelta(minutes=1))
     old, early, late = successful(), successful(), successful()
     await apply(read_model, old)
     await asyncio.sleep(2.5)  # longer than the moment a resumed stream looks back
@@ -93,7 +85,7 @@ async def test_a_stream_resumed_from_an_event_id_starts_after_it(read_model: Sql
     await apply(read_model, late)
 
     resumed_at = datetime.fromtimestamp(0, UTC) + timedelta(microseconds=int(seen["id"]))
-    resumed = _tenant_changes(api, "t1", resumed_at)
+    resumed = changes_of(read_model, resumed_at)
     again = []
     while (body := json.loads((await take(resumed, 1))[0]["data"]))["id"] != str(
         late[0].document_id

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
 
@@ -21,8 +22,8 @@ from docflow_shared.probes import Check, kafka_check
 from docflow_shared.retries import Parking
 from docflow_shared.sql import create_engine
 from docflow_status.adapters.read_model import SqlReadModel
+from docflow_status.entrypoints.app import StatusApi, create_app
 from docflow_status.entrypoints.consumer import register
-from docflow_status.entrypoints.http import StatusApi, create_app
 from docflow_status.entrypoints.metrics import ProjectionMetrics
 from docflow_status.entrypoints.watchdog import WatchdogMetrics, run_watchdog
 from docflow_status.handlers import Watchdog
@@ -31,9 +32,17 @@ from docflow_status.settings import StatusSettings
 SERVICE = "status"
 
 
+@dataclass(frozen=True)
+class Ports:
+    """The status service's adapters, which ``wire`` attaches to the broker."""
+
+    # Written by the projector, read by the watchdog (and by the HTTP API).
+    read_model: SqlReadModel
+
+
 def wire(
     broker: KafkaBroker,
-    read_model: SqlReadModel,
+    ports: Ports,
     settings: StatusSettings,
     registry: CollectorRegistry | None = None,
 ) -> Watchdog:
@@ -52,12 +61,14 @@ def wire(
     )
     register(
         broker,
-        read_model=read_model,
+        read_model=ports.read_model,
         announce=publish,
         metrics=ProjectionMetrics(registry),
         parking=parking,
     )
-    return Watchdog(read_model, publish, stall_after=timedelta(seconds=settings.stall_after_s))
+    return Watchdog(
+        ports.read_model, publish, stall_after=timedelta(seconds=settings.stall_after_s)
+    )
 
 
 def bootstrap(settings: StatusSettings | None = None) -> FastAPI:
@@ -72,7 +83,7 @@ def bootstrap(settings: StatusSettings | None = None) -> FastAPI:
         registry=registry,
         graceful_timeout=settings.handler_grace_s,
     )
-    watchdog = wire(broker, read_model, settings, registry) if projects else None
+    watchdog = wire(broker, Ports(read_model), settings, registry) if projects else None
     metrics = WatchdogMetrics(registry) if projects else None
 
     @asynccontextmanager

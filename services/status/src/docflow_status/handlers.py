@@ -18,32 +18,17 @@ import asyncio
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
 from uuid import UUID
 
-from docflow_shared.events import DocumentStalled, DocumentStatusChanged, Event, ReindexEvent
+from docflow_shared.events import DocumentStalled, DocumentStatusChanged, Event
 from docflow_shared.messaging import Publish
-from docflow_status.domain.projection import DocumentState, Fold, Projected, evolve
+from docflow_status.domain.ports import QuietDocuments
+from docflow_status.domain.ports import ReadModel as ReadModel  # consumer.py imports it from here
+from docflow_status.domain.projection import DocumentState, evolve
 
 # Snapshot event ids are derived from (document, version): the same snapshot
 # announced twice has the same id.
 _SNAPSHOT_IDS = uuid.UUID("5b0c1d3e-7a5e-4d4c-9f6a-3c2f1e0d9b8a")
-
-
-class ReadModel(Protocol):
-    """The read-model port: applies a fold to a batch of events, each once."""
-
-    async def apply_all(self, events: Sequence[Event], fold: Fold) -> Projected: ...
-
-    async def apply_reindexes(self, events: Sequence[ReindexEvent]) -> None:
-        """Fold re-embedding operations' events into their status."""
-        ...
-
-
-class QuietDocuments(Protocol):
-    """The read-model query the watchdog needs."""
-
-    async def quiet_since(self, cutoff: datetime, limit: int) -> list[DocumentState]: ...
 
 
 def snapshot(state: DocumentState, version: int, correlation_id: str) -> DocumentStatusChanged:

@@ -3,7 +3,7 @@
 1. Every document topic (and re-embedding topic) is replayed from offset 0
    to its current end, without a consumer group, and folded (the service's
    own fold and repository) into fresh tables beside the live ones
-   (``adapters.read_model.Rebuild``).
+   (``adapters.rebuild.Rebuild``).
 2. The rebuilt rows replace the live ones in one transaction.
 3. What arrived meanwhile (from where the replay stopped to the new end) is
    applied to the swapped-in model; events the running service applied
@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from docflow_shared import topics
 from docflow_shared.events import Event, ReindexEvent
 from docflow_shared.sql import create_engine
-from docflow_status.adapters.read_model import Rebuild, SqlReadModel
+from docflow_status.adapters.read_model import SqlReadModel
+from docflow_status.adapters.rebuild import Rebuild
 from docflow_status.adapters.replay import replay
 from docflow_status.domain.projection import evolve
 from docflow_status.settings import StatusSettings

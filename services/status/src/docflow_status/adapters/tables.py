@@ -1,0 +1,154 @@
+"""The read model's tables (SQLAlchemy), and how a document row maps to the fold's state.
+
+The schema changes only with a migration in ``docflow_status/migrations``
+(Alembic); a test compares the two.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import JSON, Boolean, Index, Integer, MetaData, String, Uuid, false
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from docflow_shared.events import ErrorInfo, Event, Stage
+from docflow_shared.sql import UTCDateTime
+from docflow_status.domain.projection import DocumentState, Status
+from docflow_status.domain.reindexes import ReindexState
+from docflow_status.domain.timeline import timeline_entry
+
+MIGRATIONS = Path(__file__).resolve().parents[1] / "migrations"
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData()
+
+
+class DocumentRow(Base):
+    """One document's current status."""
+
+    __tablename__ = "documents"
+
+    id: Mapped[UUID] = mapped_column(Uuid, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(64), index=True)
+    filename: Mapped[str | None] = mapped_column(String(255))
+    content_type: Mapped[str | None] = mapped_column(String(64))
+    size_bytes: Mapped[int | None] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    stage: Mapped[str] = mapped_column(String(16))
+    progress: Mapped[int] = mapped_column(Integer)
+    message: Mapped[str] = mapped_column(String(2000))
+    pages: Mapped[int | None] = mapped_column(Integer)
+    extract_done: Mapped[int] = mapped_column(Integer)
+    extract_total: Mapped[int | None] = mapped_column(Integer)
+    chunks_extracted: Mapped[int] = mapped_column(Integer)
+    chunks_total: Mapped[int | None] = mapped_column(Integer)
+    chunks_embedded: Mapped[int] = mapped_column(Integer)
+    error: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    attempt: Mapped[int] = mapped_column(Integer, default=1)
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # One more for each event applied: tells a change from no change (the stream).
+    version: Mapped[int] = mapped_column(Integer, server_default="0")
+    stalled_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    stalled: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    # When this row last changed, by the projector's clock (the tenant stream's cursor).
+    touched_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    retries: Mapped[int] = mapped_column(Integer, server_default="0")
+    retry_note: Mapped[str | None] = mapped_column(String(2000))
+    retrying_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index("ix_documents_tenant_touched", "tenant_id", "touched_at"),)
+
+
+class ReindexRow(Base):
+    """One re-embedding operation's current status (``domain/reindexes.py``)."""
+
+    __tablename__ = "reindexes"
+
+    id: Mapped[UUID] = mapped_column(Uuid, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(64))
+    # The fields of ReindexState, as JSON (read whole, never queried by field).
+    state: Mapped[dict[str, Any]] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    @staticmethod
+    def state_of(row: ReindexRow) -> ReindexState:
+        fields = dict(row.state)
+        fields["id"] = UUID(fields["id"])
+        for name in ("created_at", "updated_at"):
+            fields[name] = datetime.fromisoformat(fields[name])
+        return ReindexState(**fields)
+
+    @staticmethod
+    def json_of(state: ReindexState) -> dict[str, Any]:
+        fields = dict(vars(state))
+        fields["id"] = str(state.id)
+        for name in ("created_at", "updated_at"):
+            fields[name] = fields[name].isoformat()
+        return fields
+
+
+class ProcessedEvent(Base):
+    """Every event applied, written in the same transaction as its change."""
+
+    __tablename__ = "processed_events"
+
+    event_id: Mapped[UUID] = mapped_column(Uuid, primary_key=True)
+    document_id: Mapped[UUID] = mapped_column(Uuid, index=True)
+    event_type: Mapped[str] = mapped_column(String(64))
+    # What the timeline shows (None for events applied before revision 0002).
+    attempt: Mapped[int] = mapped_column(Integer, server_default="1")
+    occurred_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    stage: Mapped[str | None] = mapped_column(String(16))
+    error: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    ends_stage: Mapped[bool] = mapped_column(Boolean, server_default=false())
+
+    @staticmethod
+    def values_of(event: Event) -> dict[str, Any]:
+        """The row that records ``event`` as applied."""
+        entry = timeline_entry(event)
+        return {
+            "event_id": event.event_id,
+            "document_id": event.document_id,
+            "event_type": event.event_type,
+            "attempt": entry.attempt,
+            "occurred_at": entry.occurred_at,
+            "stage": entry.stage.value if entry.stage else None,
+            "error": entry.error.model_dump(mode="json") if entry.error else None,
+            "ends_stage": entry.ends_stage,
+        }
+
+
+# Columns copied as they are; status, stage and error are converted.
+_STATE_FIELDS = [
+    column.key
+    for column in DocumentRow.__table__.columns
+    if column.key not in ("status", "stage", "error", "version", "touched_at")
+]
+
+
+def to_state(row: Any) -> DocumentState:
+    """A document row (ORM object or result row) as the fold's state."""
+    return DocumentState(
+        **{name: getattr(row, name) for name in _STATE_FIELDS},
+        status=Status(row.status),
+        stage=Stage(row.stage),
+        error=ErrorInfo.model_validate(row.error) if row.error else None,
+    )
+
+
+def to_row(state: DocumentState, row: DocumentRow) -> DocumentRow:
+    """``row`` holding ``state`` (its version and touched_at are the projector's)."""
+    for name in _STATE_FIELDS:
+        setattr(row, name, getattr(state, name))
+    row.status = state.status.value
+    row.stage = state.stage.value
+    row.error = state.error.model_dump(mode="json") if state.error else None
+    return row

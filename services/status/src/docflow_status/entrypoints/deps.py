@@ -1,0 +1,40 @@
+"""What the status API's routes depend on, one port each (``Annotated`` aliases).
+
+Each reads its port from the app's state, which ``app.create_app`` sets from
+the wiring (``StatusApi``). Every dependency is ``async``: FastAPI runs a
+plain ``def`` dependency in a worker thread, on every request.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from docflow_status.domain.ports import DocumentReader, ReindexReader
+from docflow_status.settings import StatusSettings
+
+
+async def _documents(request: Request) -> DocumentReader:
+    documents: DocumentReader = request.app.state.documents
+    return documents
+
+
+DocumentsDep = Annotated[DocumentReader, Depends(_documents)]
+
+
+async def _reindexes(request: Request) -> ReindexReader:
+    reindexes: ReindexReader = request.app.state.documents
+    return reindexes
+
+
+ReindexesDep = Annotated[ReindexReader, Depends(_reindexes)]
+
+
+async def _stream_poll_s(request: Request) -> float:
+    settings: StatusSettings = request.app.state.settings
+    return settings.stream_poll_s
+
+
+StreamPollDep = Annotated[float, Depends(_stream_poll_s)]
+"""How often a stream reads the read model again (``DOCFLOW_STREAM_POLL_S``)."""

@@ -1,0 +1,1 @@
+"""The status service's HTTP routes, one module per resource (``app.create_app`` assembles them)."""
