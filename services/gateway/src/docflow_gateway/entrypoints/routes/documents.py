@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Annotated, Any
 from uuid import UUID, uuid4
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
 from docflow_gateway import operations
-from docflow_gateway.adapters.registry import DocumentRecord, SqlRegistry
+from docflow_gateway.adapters.registry import DocumentRecord
 from docflow_gateway.adapters.status_client import StatusUnavailable
 from docflow_gateway.entrypoints.deps import (
     BlobsDep,
@@ -52,24 +53,40 @@ _OPERATION_PROBLEMS = problem_responses(
 )
 
 
-@router.post(
-    "/v1/documents/{document_id}/retry",
-    status_code=202,
-    response_model=OperationAccepted,
-    operation_id="retry_document",
-    responses=_OPERATION_PROBLEMS,
-)
+# Every operation answers alike (202, the same problems).
+_OPERATION: dict[str, Any] = {
+    "status_code": 202,
+    "response_model": OperationAccepted,
+    "responses": _OPERATION_PROBLEMS,
+}
+
+
+async def _own_document(
+    document_id: UUID, records: RecordsDep, tenant: RateLimitedTenant
+) -> DocumentRecord:
+    record = await records.get(document_id, tenant)
+    if record is None:
+        raise Problem(
+            404,
+            "document-not-found",
+            f"no document {str(document_id)!r}; use the id the upload answered with",
+        )
+    return record
+
+
+OwnDocument = Annotated[DocumentRecord, Depends(_own_document)]
+"""The document of the path, if it is the calling tenant's (404 otherwise)."""
+
+
+@router.post("/v1/documents/{document_id}/retry", operation_id="retry_document", **_OPERATION)
 async def retry_document(
-    document_id: UUID,
-    records: RecordsDep,
+    record: OwnDocument,
     status: StatusDep,
     publish: PublishDep,
     links: LinksDep,
-    tenant: RateLimitedTenant,
     x_correlation_id: CorrelationId = None,
 ) -> OperationAccepted:
     """Process a failed or cancelled document again, from the stage where it stopped."""
-    record = await _own_document(records, document_id, tenant)
     with _answering():
         event = await operations.retry(
             record, status, correlation_id=x_correlation_id or str(uuid4()), publish=publish
@@ -77,24 +94,15 @@ async def retry_document(
     return _accepted(record, "retry", event.attempt, links)
 
 
-@router.post(
-    "/v1/documents/{document_id}/cancel",
-    status_code=202,
-    response_model=OperationAccepted,
-    operation_id="cancel_document",
-    responses=_OPERATION_PROBLEMS,
-)
+@router.post("/v1/documents/{document_id}/cancel", operation_id="cancel_document", **_OPERATION)
 async def cancel_document(
-    document_id: UUID,
-    records: RecordsDep,
+    record: OwnDocument,
     status: StatusDep,
     publish: PublishDep,
     links: LinksDep,
-    tenant: RateLimitedTenant,
     x_correlation_id: CorrelationId = None,
 ) -> OperationAccepted:
     """Stop a pending or processing document; each stage stops at its next batch."""
-    record = await _own_document(records, document_id, tenant)
     with _answering():
         event = await operations.cancel(
             record, status, correlation_id=x_correlation_id or str(uuid4()), publish=publish
@@ -102,24 +110,16 @@ async def cancel_document(
     return _accepted(record, "cancel", event.attempt, links)
 
 
-@router.delete(
-    "/v1/documents/{document_id}",
-    status_code=202,
-    response_model=OperationAccepted,
-    operation_id="delete_document",
-    responses=_OPERATION_PROBLEMS,
-)
+@router.delete("/v1/documents/{document_id}", operation_id="delete_document", **_OPERATION)
 async def delete_document(
-    document_id: UUID,
+    record: OwnDocument,
     records: RecordsDep,
     blobs: BlobsDep,
     publish: PublishDep,
     links: LinksDep,
-    tenant: RateLimitedTenant,
     x_correlation_id: CorrelationId = None,
 ) -> OperationAccepted:
     """Delete a document: its file, chunks, vectors and status go (status then answers 404)."""
-    record = await _own_document(records, document_id, tenant)
     with _answering():
         await operations.delete(
             record,
@@ -129,17 +129,6 @@ async def delete_document(
             records=records,
         )
     return _accepted(record, "delete", None, links)
-
-
-async def _own_document(records: SqlRegistry, document_id: UUID, tenant: str) -> DocumentRecord:
-    record = await records.get(document_id, tenant)
-    if record is None:
-        raise Problem(
-            404,
-            "document-not-found",
-            f"no document {str(document_id)!r}; use the id the upload answered with",
-        )
-    return record
 
 
 @contextmanager
