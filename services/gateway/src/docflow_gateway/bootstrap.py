@@ -66,8 +66,8 @@ def wire(
     """The gateway's HTTP app on ``ports`` (its metrics in ``registry``).
 
     ``broker`` is the one ``ports.publish`` publishes on (``event_publisher``);
-    the gateway subscribes to nothing, so it is not used here. It is taken for
-    the shape every service's ``wire`` has.
+    the gateway subscribes to nothing, so nothing is attached to it here. It is
+    taken so that every service's ``wire`` has the same shape.
     """
     app = create_app(
         settings,
