@@ -9,12 +9,12 @@ from typing import Any
 from uuid import UUID
 
 from fastapi.testclient import TestClient
-from prometheus_client import CollectorRegistry
+from faststream.kafka import KafkaBroker
 
 from docflow_gateway.adapters.registry import SqlRegistry
 from docflow_gateway.adapters.search_client import SearchUnavailable
 from docflow_gateway.adapters.status_client import StatusUnavailable
-from docflow_gateway.entrypoints.http import Gateway, create_app
+from docflow_gateway.bootstrap import Ports, wire
 from docflow_gateway.settings import GatewaySettings
 from docflow_shared.blobstore import LocalBlobStore
 from docflow_shared.deadletters import DeadLetter
@@ -98,7 +98,7 @@ def gateway_clients(tmp_path: Path, database_url: str | None = None) -> Iterator
             statuses: Statuses | None = None,
             searches: Searches | None = None,
             letters: list[DeadLetter] | None = None,
-            **settings: Any,
+            **configured: Any,
         ) -> TestClient:
             records = SqlRegistry(create_engine(url))
 
@@ -108,20 +108,21 @@ def gateway_clients(tmp_path: Path, database_url: str | None = None) -> Iterator
                 yield
                 await records.engine.dispose()
 
-            gateway = Gateway(
-                settings=GatewaySettings(
-                    status_public_url="http://status.example:8001/", **settings
-                ),
+            ports = Ports(
                 blobs=LocalBlobStore(blob_root),
                 records=records,
                 publish=publish,
-                checks={},
-                registry=CollectorRegistry(),
                 status_for=lambda headers: statuses or Statuses(),
                 search=searches or Searches(),
                 dead_letters=DeadLetterShelf(letters if letters is not None else []),
+                checks={},
                 lifespan=lifespan,
             )
-            return stack.enter_context(TestClient(create_app(gateway)))
+            settings = GatewaySettings(
+                status_public_url="http://status.example:8001/", **configured
+            )
+            # Never started: the gateway publishes through ``publish`` only.
+            app = wire(KafkaBroker(), ports, settings)
+            return stack.enter_context(TestClient(app))
 
         yield make

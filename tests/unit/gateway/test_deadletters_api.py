@@ -140,7 +140,7 @@ def test_a_filter_chooses_which_dead_letters_to_redrive(
 def test_kafka_unavailable_is_a_503(tmp_path: Path, client_for: ClientFor) -> None:
     letters: list[DeadLetter] = []
     client = client_for(tmp_path / "blobs", Recorder(), letters=letters)
-    client.app.state.gateway.dead_letters.down = True  # type: ignore[attr-defined]
+    client.app.state.ports.dead_letters.down = True  # type: ignore[attr-defined]
     for response in (
         client.get("/v1/deadletters"),
         client.post("/v1/deadletters/redrive", json={}),

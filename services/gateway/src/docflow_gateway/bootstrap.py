@@ -1,9 +1,11 @@
-"""Wires the gateway's real adapters: Kafka publisher, blob store, SQL records."""
+"""Wires the gateway: its ports into the HTTP app (``wire``), and the real adapters
+behind them: Kafka publisher, blob store, SQL records (``bootstrap``)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from functools import partial
 
 import httpx
@@ -12,11 +14,13 @@ from faststream.kafka import KafkaBroker
 from prometheus_client import CollectorRegistry
 
 from docflow_gateway.adapters.registry import SqlRegistry
-from docflow_gateway.adapters.search_client import HttpSearch
+from docflow_gateway.adapters.search_client import HttpSearch, Search
 from docflow_gateway.adapters.status_client import HttpStatusReader
-from docflow_gateway.entrypoints.http import Gateway, create_app
+from docflow_gateway.entrypoints.app import create_app
+from docflow_gateway.operations import StatusReader
+from docflow_gateway.redrive import ReadDeadLetters
 from docflow_gateway.settings import GatewaySettings
-from docflow_shared.blobstore import LocalBlobStore
+from docflow_shared.blobstore import BlobStore, LocalBlobStore
 from docflow_shared.deadletters import dead_letters
 from docflow_shared.events import (
     DocumentCancelled,
@@ -25,11 +29,54 @@ from docflow_shared.events import (
     DocumentUploaded,
     ReindexRequested,
 )
-from docflow_shared.messaging import KafkaEventPublisher, make_broker
-from docflow_shared.probes import kafka_check
+from docflow_shared.http import Lifespan
+from docflow_shared.messaging import KafkaEventPublisher, PublishAny, make_broker
+from docflow_shared.probes import Check, kafka_check
 from docflow_shared.sql import create_engine
 
 SERVICE = "gateway"
+
+
+@dataclass(frozen=True)
+class Ports:
+    """What the HTTP layer uses from outside: real adapters (``bootstrap``) or fakes."""
+
+    blobs: BlobStore
+    # Documents and idempotency keys.
+    records: SqlRegistry
+    publish: PublishAny
+    # The status service as seen by a caller (its credentials, given as headers).
+    status_for: Callable[[Mapping[str, str]], StatusReader]
+    # The embedder's search: (query, tenant, limit) → its answer.
+    search: Search
+    # Every message on the dead-letter topic.
+    dead_letters: ReadDeadLetters
+    # Readiness: each answers, or raises.
+    checks: Mapping[str, Check]
+    # Starts and stops what the publisher needs (the Kafka producer, the database).
+    lifespan: Lifespan | None = None
+
+
+def wire(
+    broker: KafkaBroker,
+    ports: Ports,
+    settings: GatewaySettings,
+    registry: CollectorRegistry | None = None,
+) -> FastAPI:
+    """The gateway's HTTP app on ``ports`` (its metrics in ``registry``).
+
+    ``broker`` is the one ``ports.publish`` publishes on (``event_publisher``);
+    the gateway subscribes to nothing, so nothing is attached to it here. It is
+    taken so that every service's ``wire`` has the same shape.
+    """
+    app = create_app(
+        settings,
+        checks=ports.checks,
+        registry=registry or CollectorRegistry(),
+        lifespan=ports.lifespan,
+    )
+    app.state.ports = ports
+    return app
 
 
 def event_publisher(broker: KafkaBroker) -> KafkaEventPublisher:
@@ -77,21 +124,18 @@ def bootstrap(settings: GatewaySettings | None = None) -> FastAPI:
             await status_client.aclose()
             await records.engine.dispose()
 
-    return create_app(
-        Gateway(
-            settings=settings,
-            blobs=blobs,
-            records=records,
-            publish=event_publisher(broker),
-            status_for=lambda headers: HttpStatusReader(status_client, status_url, headers),
-            search=HttpSearch(status_client, str(settings.embedder_internal_url)),
-            dead_letters=partial(dead_letters, settings.kafka_bootstrap_servers),
-            checks={
-                "kafka": kafka_check(broker),
-                "blob_store": blobs.check,
-                "database": records.check,
-            },
-            registry=registry,
-            lifespan=lifespan,
-        )
+    ports = Ports(
+        blobs=blobs,
+        records=records,
+        publish=event_publisher(broker),
+        status_for=lambda headers: HttpStatusReader(status_client, status_url, headers),
+        search=HttpSearch(status_client, str(settings.embedder_internal_url)),
+        dead_letters=partial(dead_letters, settings.kafka_bootstrap_servers),
+        checks={
+            "kafka": kafka_check(broker),
+            "blob_store": blobs.check,
+            "database": records.check,
+        },
+        lifespan=lifespan,
     )
+    return wire(broker, ports, settings, registry)

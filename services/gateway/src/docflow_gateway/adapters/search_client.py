@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
+
+# The embedder's search as the gateway calls it: (query, tenant, limit) → its answer.
+Search = Callable[[str, str, int], Awaitable[dict[str, Any]]]
 
 
 class SearchUnavailable(Exception):

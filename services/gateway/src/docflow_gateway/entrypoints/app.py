@@ -1,0 +1,51 @@
+"""The gateway's HTTP API (DESIGN.md, "Gateway")."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from fastapi import APIRouter, FastAPI
+from prometheus_client import CollectorRegistry
+
+from docflow_gateway.entrypoints.ratelimit import TenantRateLimit
+from docflow_gateway.entrypoints.routes import deadletters, documents, reindex, search, uploads
+from docflow_gateway.entrypoints.web import add_page
+from docflow_gateway.settings import GatewaySettings
+from docflow_shared.http import Lifespan, service_app
+from docflow_shared.probes import Check
+
+# In the order of the OpenAPI document's paths.
+router = APIRouter()
+router.include_router(uploads.router)
+router.include_router(search.router)
+router.include_router(reindex.router)
+router.include_router(documents.router)
+router.include_router(deadletters.router)
+
+
+def create_app(
+    settings: GatewaySettings,
+    *,
+    checks: Mapping[str, Check],
+    registry: CollectorRegistry,
+    lifespan: Lifespan | None = None,
+) -> FastAPI:
+    """The gateway ASGI app: its routes, probes, metrics and page.
+
+    The routes read their ports from ``app.state.ports`` (``deps``), which the
+    caller sets (``bootstrap.wire``).
+    """
+    app = service_app(
+        title="docflow gateway",
+        summary="Upload documents; follow each through its status link.",
+        router=router,
+        checks=checks,
+        registry=registry,
+        authenticator=settings.authenticator(),
+        lifespan=lifespan,
+        service="gateway",
+    )
+    app.state.settings = settings
+    app.state.rate_limit = TenantRateLimit(settings.rate_limit)
+    add_page(app, str(settings.status_public_url))
+    return app

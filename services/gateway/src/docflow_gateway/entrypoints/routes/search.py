@@ -1,0 +1,78 @@
+"""``GET /v1/search``: the tenant's documents, searched by meaning (by the embedder)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, Field
+
+from docflow_gateway.adapters.search_client import SearchUnavailable
+from docflow_gateway.entrypoints.deps import RateLimitedTenant, RecordsDep, SearchDep
+from docflow_gateway.entrypoints.problems import unavailable
+from docflow_shared.http import Problem, problem_responses
+
+router = APIRouter()
+
+
+class SearchResult(BaseModel):
+    """A chunk of one of the tenant's documents that matches the query."""
+
+    document_id: UUID
+    filename: str
+    chunk_index: int
+    page: int | None = Field(description="The page the chunk starts on (PDF); null for text")
+    page_end: int | None = Field(description="The page it ends on (PDF); null for text")
+    score: float = Field(description="Cosine similarity to the query, higher is closer")
+    text: str
+
+
+class SearchResults(BaseModel):
+    """Chunks of the tenant's documents, closest in meaning to the query first."""
+
+    query: str
+    model: str = Field(description="The embedding model that embedded the query and the chunks")
+    results: list[SearchResult]
+
+
+@router.get(
+    "/v1/search",
+    summary="Search the tenant's documents by meaning.",
+    description="The query is embedded with the model that embedded the chunks and compared\n"
+    "with the tenant's chunks only.",
+    responses=problem_responses(
+        {
+            401: "Authentication is on and no valid API key was sent",
+            422: "Malformed request: an empty or over-long query, a limit out of range",
+            429: "The tenant sent too many requests; see Retry-After",
+            503: "The embedder is unavailable; retry after Retry-After",
+        }
+    ),
+)
+async def search(
+    find: SearchDep,
+    records: RecordsDep,
+    tenant: RateLimitedTenant,
+    q: Annotated[str, Query(min_length=1, max_length=2000, description="What to look for")],
+    limit: Annotated[int, Query(ge=1, le=50)] = 10,
+) -> SearchResults:
+    """The tenant's chunks closest in meaning to ``q``, with their documents' names."""
+    if not q.strip():
+        raise Problem(422, "empty-query", "the query is blank; send some words to look for")
+    try:
+        found = await find(q, tenant, limit)
+    except SearchUnavailable as exc:
+        raise unavailable("search", exc) from exc
+    hits = found["hits"]
+    names = await records.filenames(tenant, (UUID(h["document_id"]) for h in hits))
+    return SearchResults(
+        query=q,
+        model=found["model"],
+        results=[
+            SearchResult(**hit, filename=names[UUID(hit["document_id"])])
+            for hit in hits
+            # A document deleted a moment ago may still have vectors.
+            if UUID(hit["document_id"]) in names
+        ],
+    )
