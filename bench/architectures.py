@@ -15,7 +15,7 @@ Each round starts each architecture in turn, fresh and alone on the machine,
 warms it up with a small document per CPU (sent at once, so that each of
 Celery's pool processes loads its model), uploads a probe document five times
 one after the other ("idle" upload latency), then uploads the document set
-(the shared corpus, ``--copies`` times) from ``--clients`` concurrent
+(the corpus' PDFs and Markdown files, ``--copies`` times) from ``--clients`` concurrent
 clients. While the set is processed one more client uploads the probe every
 ``--probe-interval`` seconds ("busy" upload latency: the answer's time while
 the architecture is working). When every document is completed or failed,
@@ -811,7 +811,7 @@ def main() -> None:
     expected = [reference[p.name] for p in documents]
     report: dict[str, Any] = {
         "documents": {
-            "set": f"the shared corpus' PDFs and Markdown files without the 117-page PDF, "
+            "set": f"the corpus' PDFs and Markdown files without the 117-page PDF, "
             f"{args.copies} time(s)",
             "uploads": len(documents),
             "expected_completed": sum(not r.failed for r in expected),

@@ -1,6 +1,6 @@
 """Pipeline efficiency and scaling: the running system against docflow's work in one process.
 
-The shared corpus (35 PDFs and Markdown files, without the 117-page PDF),
+The corpus (tests/corpus/: its 35 PDFs and Markdown files, without the 117-page PDF),
 ``--copies`` times over, goes through:
 
 - the floor: the same extraction (pypdf in its sandbox), chunking, embedding

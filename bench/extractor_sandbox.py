@@ -1,4 +1,4 @@
-"""The extractor's speed against bare pypdf: pages/s on the shared corpus' PDFs.
+"""The extractor's speed against bare pypdf: pages/s on the corpus' PDFs.
 
 Three ways read every page of every corpus PDF that opens: bare pypdf in
 this process; the sandbox alone (pages read by a worker process); and the

@@ -37,7 +37,7 @@ LONG_PDF = "GeoTopo-komprimiert.pdf"
 
 
 def corpus_documents(copies: int = 1, *, long_pdf: bool = False) -> list[Path]:
-    """The shared corpus' PDFs and Markdown files, ``copies`` times over."""
+    """The corpus' PDFs and Markdown files (not scanned/ nor office/), ``copies`` times over."""
     files = sorted((CORPUS / "pdf").glob("*.pdf")) + sorted((CORPUS / "markdown").glob("*.md"))
     files = [f for f in files if long_pdf or f.name != LONG_PDF]
     return files * copies

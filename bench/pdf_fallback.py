@@ -1,6 +1,6 @@
 """Is a second PDF parser worth it? pypdf alone, PDFium (pypdfium2) alone, and
 the extractor as it runs (in the sandbox: pypdf, then PDFium from the first
-damaged page) on the shared corpus and on damaged copies of it.
+damaged page) on the corpus' PDFs and on damaged copies of it.
 
 Every corpus PDF is read as is and in six damaged forms made here (with a
 fixed seed): without its ``%%EOF`` marker, with 2 KiB of zeros after it, cut

@@ -329,7 +329,8 @@ def efficiency(report: Report) -> None:
 
     report.section(
         "Pipeline efficiency and scaling",
-        f"The shared corpus {work['copies_of_the_corpus']} times ({work['documents']} documents, "
+        f"The corpus' PDFs and Markdown files {work['copies_of_the_corpus']} times "
+        f"({work['documents']} documents, "
         f"{work['pages']} pages, {work['chunks']} chunks a run; {work['completed']} completed, "
         f"{work['failed']} failed as expected) through the running system, against the floor: "
         "the same extraction, chunking, embedding and Qdrant writes in one process without "

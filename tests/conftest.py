@@ -31,7 +31,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session")
 def corpus() -> Path:
-    assert CORPUS.is_dir(), f"the shared corpus is missing at {CORPUS} (set DOCFLOW_CORPUS_DIR)"
+    assert CORPUS.is_dir(), f"the test corpus is missing at {CORPUS} (set DOCFLOW_CORPUS_DIR)"
     return CORPUS
 
 
