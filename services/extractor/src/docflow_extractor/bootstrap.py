@@ -23,7 +23,8 @@ from docflow_shared.events import (
     Stage,
     TextExtracted,
 )
-from docflow_shared.messaging import FailDocumentOnError, KafkaEventPublisher, make_broker
+from docflow_shared.failures import FailDocumentOnError
+from docflow_shared.messaging import KafkaEventPublisher, make_broker
 from docflow_shared.metrics import RetryMetrics, StageMetrics
 from docflow_shared.probes import asgi_probe_routes, kafka_check
 from docflow_shared.retries import Parking

@@ -22,7 +22,8 @@ from docflow_shared.events import (
     TextExtracted,
     parse_reindex_event,
 )
-from docflow_shared.messaging import FailDocumentOnError, Publish, batch_subscriber, subscriber
+from docflow_shared.failures import FailDocumentOnError
+from docflow_shared.messaging import Publish, batch_subscriber, subscriber
 from docflow_shared.metrics import StageMetrics
 from docflow_shared.retries import Handler, Origin, Parking
 
