@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from functools import partial
 
 from faststream.asgi import AsgiFastStream
@@ -43,10 +44,19 @@ def reading_for(settings: ExtractorSettings) -> Reading:
     )
 
 
+@dataclass(frozen=True)
+class Ports:
+    """The extractor's adapters: where uploaded files and extracted text are kept,
+    and how documents are read (the parser, in its sandbox: ``reading_for``)."""
+
+    blobs: BlobStore
+    reading: Reading
+
+
 def wire(
     broker: KafkaBroker,
+    ports: Ports,
     settings: ExtractorSettings,
-    blobs: BlobStore,
     registry: CollectorRegistry | None = None,
 ) -> None:
     """Attach the extractor's publisher, failure middleware and subscriber to ``broker``
@@ -74,9 +84,9 @@ def wire(
     cancellations = Cancellations()
     register(
         router,
-        blobs=blobs,
+        blobs=ports.blobs,
         publish=publish,
-        reading=reading_for(settings),
+        reading=ports.reading,
         cancellations=cancellations,
         stages=StageMetrics(registry, Stage.EXTRACTING.value),
         parking=parking,
@@ -96,7 +106,7 @@ def bootstrap(settings: ExtractorSettings | None = None) -> AsgiFastStream:
         graceful_timeout=settings.handler_grace_s,
     )
     blobs = LocalBlobStore(settings.blob_dir)
-    wire(broker, settings, blobs, registry)
+    wire(broker, Ports(blobs, reading_for(settings)), settings, registry)
 
     return AsgiFastStream(
         broker,
