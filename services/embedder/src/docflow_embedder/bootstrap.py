@@ -47,10 +47,11 @@ from docflow_shared.events import (
     Stage,
 )
 from docflow_shared.failures import FailDocumentOnError
-from docflow_shared.messaging import KafkaEventPublisher, make_broker
+from docflow_shared.messaging import KafkaEventPublisher
 from docflow_shared.metrics import RetryMetrics, StageMetrics
-from docflow_shared.probes import asgi_probe_routes, kafka_check
+from docflow_shared.probes import kafka_check
 from docflow_shared.retries import Parking, is_transient, register_retries
+from docflow_shared.serving import consumer_app, service_broker
 
 SERVICE = "embedder"
 
@@ -214,12 +215,7 @@ def bootstrap(settings: EmbedderSettings | None = None) -> AsgiFastStream:
     """The embedder app: consumer plus /healthz, /readyz and /metrics."""
     settings = settings or EmbedderSettings()
     registry = CollectorRegistry()
-    broker = make_broker(
-        settings.kafka_bootstrap_servers,
-        service=SERVICE,
-        registry=registry,
-        graceful_timeout=settings.handler_grace_s,
-    )
+    broker = service_broker(settings, service=SERVICE, registry=registry)
     models = SettingsModels(settings, EmbeddingMetrics(registry))
     client = qdrant_client(settings)
     index = QdrantIndex(client, models, index_payload=settings.qdrant_url is not None)
@@ -242,13 +238,12 @@ def bootstrap(settings: EmbedderSettings | None = None) -> AsgiFastStream:
 
         checks["embeddings_api_key"] = api_key_set
 
-    return AsgiFastStream(
+    return consumer_app(
         broker,
-        logger=logging.getLogger(f"docflow.{SERVICE}"),
-        asgi_routes=[
-            *asgi_probe_routes(checks, registry),
-            search_route(index),
-        ],
+        service=SERVICE,
+        registry=registry,
+        checks=checks,
+        routes=[search_route(index)],
         # Local mode holds a lock on its folder until closed.
         after_shutdown=[client.close],
     )

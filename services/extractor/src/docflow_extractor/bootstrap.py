@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from functools import partial
 
@@ -25,10 +24,11 @@ from docflow_shared.events import (
     TextExtracted,
 )
 from docflow_shared.failures import FailDocumentOnError
-from docflow_shared.messaging import KafkaEventPublisher, make_broker
+from docflow_shared.messaging import KafkaEventPublisher
 from docflow_shared.metrics import RetryMetrics, StageMetrics
-from docflow_shared.probes import asgi_probe_routes, kafka_check
+from docflow_shared.probes import kafka_check
 from docflow_shared.retries import Parking
+from docflow_shared.serving import consumer_app, service_broker
 
 SERVICE = "extractor"
 
@@ -99,19 +99,12 @@ def bootstrap(settings: ExtractorSettings | None = None) -> AsgiFastStream:
     """The extractor app: consumer plus /healthz, /readyz and /metrics."""
     settings = settings or ExtractorSettings()
     registry = CollectorRegistry()
-    broker = make_broker(
-        settings.kafka_bootstrap_servers,
-        service=SERVICE,
-        registry=registry,
-        graceful_timeout=settings.handler_grace_s,
-    )
+    broker = service_broker(settings, service=SERVICE, registry=registry)
     blobs = LocalBlobStore(settings.blob_dir)
     wire(broker, Ports(blobs, reading_for(settings)), settings, registry)
-
-    return AsgiFastStream(
+    return consumer_app(
         broker,
-        logger=logging.getLogger(f"docflow.{SERVICE}"),
-        asgi_routes=asgi_probe_routes(
-            {"kafka": kafka_check(broker), "blob_store": blobs.check}, registry
-        ),
+        service=SERVICE,
+        registry=registry,
+        checks={"kafka": kafka_check(broker), "blob_store": blobs.check},
     )
