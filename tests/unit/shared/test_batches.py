@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from docflow_shared.batches import Item, dead_letter, handle_batch, read_batch
+from docflow_shared.batches import Handle, Item, OnFailed, dead_letter, handle_batch, read_batch
 from docflow_shared.retries import Origin
 
 
@@ -54,6 +54,24 @@ class Calls:
         self.failed.append((item.event.name, str(exc)))
 
 
+async def consume(
+    calls: Calls,
+    message: Any,
+    handle: Handle[Doc] | None = None,
+    *,
+    on_failed: OnFailed[Doc] | None = None,
+) -> None:
+    """``handle_batch`` on ``message`` with ``calls``' functions (``calls.handle``
+    unless ``handle`` is given)."""
+    await handle_batch(
+        message,
+        Doc.model_validate_json,
+        handle or calls.handle,
+        on_invalid=calls.on_invalid,
+        on_failed=on_failed,
+    )
+
+
 async def test_readable_messages_come_with_their_event_and_origin_in_order() -> None:
     calls = Calls()
     items = await read_batch(
@@ -79,12 +97,7 @@ async def test_without_matching_records_the_origin_is_unknown() -> None:
 
 async def test_an_unreadable_message_goes_to_on_invalid_and_not_to_the_consumer() -> None:
     calls = Calls()
-    await handle_batch(
-        batch(body("a"), b"not json", body("c")),
-        Doc.model_validate_json,
-        calls.handle,
-        on_invalid=calls.on_invalid,
-    )
+    await consume(calls, batch(body("a"), b"not json", body("c")))
     assert calls.handled == [["a", "c"]]
     [(kept, origin)] = calls.invalid
     assert kept == b"not json"
@@ -94,9 +107,7 @@ async def test_an_unreadable_message_goes_to_on_invalid_and_not_to_the_consumer(
 
 async def test_a_batch_of_only_unreadable_messages_hands_on_nothing() -> None:
     calls = Calls()
-    await handle_batch(
-        batch(b"{}", b"[]"), Doc.model_validate_json, calls.handle, on_invalid=calls.on_invalid
-    )
+    await consume(calls, batch(b"{}", b"[]"))
     assert [body for body, _ in calls.invalid] == [b"{}", b"[]"]
     assert calls.handled == [[]]
 
@@ -104,37 +115,20 @@ async def test_a_batch_of_only_unreadable_messages_hands_on_nothing() -> None:
 async def test_without_on_failed_an_error_propagates_so_the_batch_comes_back() -> None:
     calls = Calls(fail_on={"b"})
     with pytest.raises(RuntimeError):
-        await handle_batch(
-            batch(body("a"), body("b")),
-            Doc.model_validate_json,
-            calls.handle,
-            on_invalid=calls.on_invalid,
-        )
+        await consume(calls, batch(body("a"), body("b")))
     assert calls.handled == [["a", "b"]]  # not item by item
 
 
 async def test_with_on_failed_a_failed_batch_is_handled_again_item_by_item() -> None:
     calls = Calls(fail_on={"b"})
-    await handle_batch(
-        batch(body("a"), body("b"), body("c")),
-        Doc.model_validate_json,
-        calls.handle,
-        on_invalid=calls.on_invalid,
-        on_failed=calls.on_failed,
-    )
+    await consume(calls, batch(body("a"), body("b"), body("c")), on_failed=calls.on_failed)
     assert calls.handled == [["a", "b", "c"], ["a"], ["b"], ["c"]]
     assert calls.failed == [("b", "cannot handle ['b']")]
 
 
 async def test_a_lone_item_that_fails_goes_to_on_failed_without_a_second_try() -> None:
     calls = Calls(fail_on={"a"})
-    await handle_batch(
-        batch(body("a")),
-        Doc.model_validate_json,
-        calls.handle,
-        on_invalid=calls.on_invalid,
-        on_failed=calls.on_failed,
-    )
+    await consume(calls, batch(body("a")), on_failed=calls.on_failed)
     assert calls.handled == [["a"]]
     assert [name for name, _ in calls.failed] == ["a"]
 
@@ -147,13 +141,7 @@ async def test_failures_the_consumer_returns_go_to_on_failed_after_the_batch() -
         await calls.handle(items)
         return [(item, later) for item in items if item.event.name == "b"]
 
-    await handle_batch(
-        batch(body("a"), body("b")),
-        Doc.model_validate_json,
-        handle,
-        on_invalid=calls.on_invalid,
-        on_failed=calls.on_failed,
-    )
+    await consume(calls, batch(body("a"), body("b")), handle, on_failed=calls.on_failed)
     assert calls.handled == [["a", "b"]]
     assert calls.failed == [("b", "waits for its other chunks")]
 
@@ -165,13 +153,7 @@ async def test_failures_returned_item_by_item_are_kept_with_the_errors() -> None
         await calls.handle(items)
         return [(item, ValueError("waits")) for item in items if item.event.name == "a"]
 
-    await handle_batch(
-        batch(body("a"), body("b"), body("c")),
-        Doc.model_validate_json,
-        handle,
-        on_invalid=calls.on_invalid,
-        on_failed=calls.on_failed,
-    )
+    await consume(calls, batch(body("a"), body("b"), body("c")), handle, on_failed=calls.on_failed)
     # c failed alone while going item by item; a's returned failure comes after.
     assert calls.failed == [("c", "cannot handle ['c']"), ("a", "waits")]
 
@@ -183,13 +165,7 @@ async def test_when_a_failure_cannot_be_recorded_the_error_propagates() -> None:
         raise ConnectionError("Kafka unreachable")
 
     with pytest.raises(ConnectionError):
-        await handle_batch(
-            batch(body("a"), body("b")),
-            Doc.model_validate_json,
-            calls.handle,
-            on_invalid=calls.on_invalid,
-            on_failed=broken,
-        )
+        await consume(calls, batch(body("a"), body("b")), on_failed=broken)
 
 
 async def test_returning_failures_without_on_failed_is_a_programming_error() -> None:
@@ -197,9 +173,7 @@ async def test_returning_failures_without_on_failed_is_a_programming_error() -> 
         return [(items[0], ValueError("lost"))]
 
     with pytest.raises(TypeError):
-        await handle_batch(
-            batch(body("a")), Doc.model_validate_json, handle, on_invalid=Calls().on_invalid
-        )
+        await consume(Calls(), batch(body("a")), handle)
 
 
 class FakeParking:
