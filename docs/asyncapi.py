@@ -50,12 +50,19 @@ def brokers(scratch: Path) -> list[KafkaBroker]:
     for service in ("gateway", "extractor", "embedder", "status"):
         wired.append(KafkaBroker("localhost:9092", client_id=f"docflow-{service}"))
     gateway.event_publisher(wired[0])
-    extractor.wire(wired[1], ExtractorSettings(), LocalBlobStore(scratch / "blobs"))
+    extractor_settings = ExtractorSettings()
+    extractor.wire(
+        wired[1],
+        extractor.Ports(
+            LocalBlobStore(scratch / "blobs"), extractor.reading_for(extractor_settings)
+        ),
+        extractor_settings,
+    )
     settings = EmbedderSettings(data_dir=scratch)
     models = embedder.SettingsModels(settings)
     index = QdrantIndex(QdrantClient(":memory:"), models, index_payload=False)
     index.start(embedder.configured_spec(settings))
-    embedder.wire(wired[2], index, models=models)
+    embedder.wire(wired[2], embedder.Ports(index, models), settings)
     read_model = SqlReadModel(create_engine(f"sqlite+aiosqlite:///{scratch / 'status.db'}"))
     status.wire(wired[3], status.Ports(read_model), StatusSettings())
     return wired

@@ -15,7 +15,7 @@ from qdrant_client import QdrantClient, models
 
 from docflow_embedder.adapters.openai_embedder import OpenAIEmbedder
 from docflow_embedder.adapters.qdrant import QdrantVectorStore, collection_name
-from docflow_embedder.bootstrap import embedder_for, wire
+from docflow_embedder.bootstrap import Ports, embedder_for, wire
 from docflow_embedder.domain import FixedIndex
 from docflow_embedder.settings import EmbedderSettings
 from docflow_shared import topics
@@ -176,7 +176,7 @@ async def test_the_embedder_service_on_the_openai_backend(
     client = QdrantClient(":memory:")
     vectors = QdrantVectorStore(client, collection_name(MODEL, server.dimension), server.dimension)
     broker = make_broker(kafka_bootstrap, service="embedder")
-    wire(broker, FixedIndex(model, vectors))
+    wire(broker, Ports(FixedIndex(model, vectors)), EmbedderSettings())
     outcomes = Collector(broker, topics.INDEXED, topics.FAILED, group_id=f"test-{uuid.uuid4()}")
     document_id = uuid.uuid4()
     outcomes.document_ids.add(document_id)

@@ -11,8 +11,9 @@ import numpy.typing as npt
 import pytest
 from faststream.kafka import TestKafkaBroker
 
-from docflow_embedder.bootstrap import wire
+from docflow_embedder.bootstrap import Ports, wire
 from docflow_embedder.domain import FixedIndex, VectorPoint
+from docflow_embedder.settings import EmbedderSettings
 from docflow_shared import topics
 from docflow_shared.events import (
     Chunk,
@@ -78,7 +79,7 @@ async def test_chunk_batches_become_points_and_the_document_is_indexed(
 ) -> None:
     broker = make_broker(real_kafka or "127.0.0.1:1", service="embedder")
     vectors = MemoryVectors()
-    wire(broker, FixedIndex(FakeEmbedder(), vectors))
+    wire(broker, Ports(FixedIndex(FakeEmbedder(), vectors)), EmbedderSettings())
     collector = Collector(
         broker, topics.PROGRESSED, topics.INDEXED, group_id=f"test-{uuid.uuid4()}"
     )
@@ -99,7 +100,7 @@ async def test_chunk_batches_become_points_and_the_document_is_indexed(
 
 async def test_a_model_error_fails_the_document_as_retryable(real_kafka: str | None) -> None:
     broker = make_broker(real_kafka or "127.0.0.1:1", service="embedder")
-    wire(broker, FixedIndex(FakeEmbedder(), MemoryVectors()))
+    wire(broker, Ports(FixedIndex(FakeEmbedder(), MemoryVectors())), EmbedderSettings())
     collector = Collector(broker, topics.FAILED, group_id=f"test-{uuid.uuid4()}")
     document_id = uuid.uuid4()
     collector.document_ids.add(document_id)
@@ -138,7 +139,7 @@ async def test_small_documents_waiting_together_share_a_model_call(kafka_bootstr
     )
     broker = make_broker(kafka_bootstrap, service="embedder")
     model, vectors = FakeEmbedder(), MemoryVectors()
-    wire(broker, FixedIndex(model, vectors))
+    wire(broker, Ports(FixedIndex(model, vectors)), EmbedderSettings())
     collector = Collector(broker, topics.INDEXED, group_id=f"test-{uuid.uuid4()}")
     collector.document_ids |= set(documents)
     async with TestKafkaBroker(broker, with_real=True):
@@ -171,7 +172,7 @@ async def test_a_document_that_cannot_be_embedded_fails_alone(kafka_bootstrap: s
         ],
     )
     broker = make_broker(kafka_bootstrap, service="embedder")
-    wire(broker, FixedIndex(FakeEmbedder(), MemoryVectors()))
+    wire(broker, Ports(FixedIndex(FakeEmbedder(), MemoryVectors())), EmbedderSettings())
     collector = Collector(broker, topics.INDEXED, topics.FAILED, group_id=f"test-{uuid.uuid4()}")
     collector.document_ids |= {bad, *good}
     async with TestKafkaBroker(broker, with_real=True):

@@ -9,7 +9,7 @@ import pytest
 from faststream.kafka import TestKafkaBroker
 from pypdf import PdfWriter
 
-from docflow_extractor.bootstrap import wire
+from docflow_extractor.bootstrap import Ports, reading_for, wire
 from docflow_extractor.settings import ExtractorSettings
 from docflow_shared import topics
 from docflow_shared.blobstore import LocalBlobStore
@@ -28,7 +28,8 @@ from support.waiting import await_until
 def extractor(bootstrap: str | None, tmp_path: Path) -> tuple:
     broker = make_broker(bootstrap or "127.0.0.1:1", service="extractor")
     blobs = LocalBlobStore(tmp_path / "blobs")
-    wire(broker, ExtractorSettings(data_dir=tmp_path), blobs)
+    settings = ExtractorSettings(data_dir=tmp_path)
+    wire(broker, Ports(blobs, reading_for(settings)), settings)
     collector = Collector(
         broker, topics.PROGRESSED, topics.EXTRACTED, topics.FAILED, group_id=f"test-{uuid.uuid4()}"
     )
@@ -121,7 +122,7 @@ async def test_hostile_files_fail_their_own_documents_and_a_good_one_behind_them
     settings = ExtractorSettings(data_dir=tmp_path)
     if timeout_s is not None:
         settings = ExtractorSettings(data_dir=tmp_path, sandbox_timeout_s=timeout_s)
-    wire(broker, settings, blobs)
+    wire(broker, Ports(blobs, reading_for(settings)), settings)
     collector = Collector(
         broker, topics.PROGRESSED, topics.EXTRACTED, topics.FAILED, group_id=f"test-{uuid.uuid4()}"
     )

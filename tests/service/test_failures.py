@@ -13,8 +13,9 @@ from aiokafka import AIOKafkaConsumer
 from faststream.kafka import TestKafkaBroker
 from prometheus_client import CollectorRegistry
 
-from docflow_embedder.bootstrap import wire
+from docflow_embedder.bootstrap import Ports, wire
 from docflow_embedder.domain import FixedIndex, VectorPoint
+from docflow_embedder.settings import EmbedderSettings
 from docflow_shared import retries, topics
 from docflow_shared.events import (
     DocumentDeleted,
@@ -79,7 +80,9 @@ async def test_a_batch_that_meets_an_outage_is_retried_while_others_go_on(
     flaky, steady = uuid.uuid4(), uuid.uuid4()
     vectors = FlakyVectors({flaky: 2})  # its first batch fails twice
     broker = make_broker(kafka_bootstrap, service="embedder")
-    wire(broker, FixedIndex(FakeEmbedder(), vectors), retry_delays_s=DELAYS)
+    wire(
+        broker, Ports(FixedIndex(FakeEmbedder(), vectors)), EmbedderSettings(retry_delays_s=DELAYS)
+    )
     collector = Collector(
         broker, topics.INDEXED, topics.RETRYING, topics.FAILED, group_id=f"test-{uuid.uuid4()}"
     )
@@ -125,9 +128,9 @@ async def test_an_outage_longer_than_every_retry_dead_letters_and_fails_the_docu
     registry = CollectorRegistry()
     wire(
         broker,
-        FixedIndex(FakeEmbedder(), FlakyVectors({doomed: -1})),
-        retry_delays_s=DELAYS,
-        registry=registry,
+        Ports(FixedIndex(FakeEmbedder(), FlakyVectors({doomed: -1}))),
+        EmbedderSettings(retry_delays_s=DELAYS),
+        registry,
     )
     collector = Collector(broker, topics.RETRYING, topics.FAILED, group_id=f"test-{uuid.uuid4()}")
     collector.document_ids.add(doomed)
@@ -180,7 +183,9 @@ async def test_a_message_nobody_can_read_is_dead_lettered_and_the_consumer_goes_
     poison_key = str(uuid.uuid4())
     broker = make_broker(kafka_bootstrap, service="embedder")
     vectors = MemoryVectors()
-    wire(broker, FixedIndex(FakeEmbedder(), vectors), retry_delays_s=DELAYS)
+    wire(
+        broker, Ports(FixedIndex(FakeEmbedder(), vectors)), EmbedderSettings(retry_delays_s=DELAYS)
+    )
     collector = Collector(broker, topics.INDEXED, group_id=f"test-{uuid.uuid4()}")
     collector.document_ids.add(after)
     async with TestKafkaBroker(broker, with_real=True) as br:
@@ -220,7 +225,11 @@ async def test_an_event_of_an_unknown_schema_version_is_dead_lettered_and_fails_
     first, _ = batches(future, ["a", "b", "c"])
     body = first.model_dump_json().replace('"schema_version":1', '"schema_version":2').encode()
     broker = make_broker(kafka_bootstrap, service="embedder")
-    wire(broker, FixedIndex(FakeEmbedder(), MemoryVectors()), retry_delays_s=DELAYS)
+    wire(
+        broker,
+        Ports(FixedIndex(FakeEmbedder(), MemoryVectors())),
+        EmbedderSettings(retry_delays_s=DELAYS),
+    )
     collector = Collector(broker, topics.FAILED, group_id=f"test-{uuid.uuid4()}")
     collector.document_ids.add(future)
     async with TestKafkaBroker(broker, with_real=True) as br:

@@ -6,7 +6,7 @@ from docflow_shared.events import ErrorCode
 class DocumentError(Exception):
     """This document cannot be processed; raising it fails the document.
 
-    Handlers raise it; the consumer middleware (``messaging.FailDocumentOnError``)
+    Handlers raise it; the consumer middleware (``failures.FailDocumentOnError``)
     turns it into a ``DocumentFailed`` event and lets the consumer move on.
     """
 

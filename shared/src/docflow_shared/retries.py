@@ -2,7 +2,7 @@
 
 A handler that meets a transient error (a dependency unavailable) must not
 hold its partition while the dependency recovers, and must not give up at
-once either. The consumer middleware (``messaging.FailDocumentOnError``)
+once either. The consumer middleware (``failures.FailDocumentOnError``)
 parks the message on the service's retry topic of the next level, with
 headers saying where it came from, how many retries it had and when it is
 due; the service's retry subscriber (``register_retries``) waits until then
@@ -37,6 +37,7 @@ from faststream.kafka import KafkaBroker, KafkaMessage, KafkaRouter
 
 from docflow_shared import topics
 from docflow_shared.errors import TransientError
+from docflow_shared.messaging import subscriber
 from docflow_shared.metrics import RetryMetrics
 
 if TYPE_CHECKING:
@@ -210,7 +211,6 @@ def register_retries(
     The router's middleware treats a failure here like one on the original
     topic, with the retries the headers count: the next level, or the end.
     """
-    from docflow_shared.messaging import subscriber  # messaging imports this module
 
     async def on_parked(message: KafkaMessage) -> None:
         """Hand a parked message, when due, to its topic's handler."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from dataclasses import dataclass
 
 import httpx
 import openai
@@ -15,14 +15,17 @@ from prometheus_client import CollectorRegistry
 from qdrant_client import QdrantClient
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
-from docflow_embedder.adapters.instrumented import EmbeddingMetrics, InstrumentedEmbedder
+from docflow_embedder.adapters.instrumented import (
+    EmbeddingMetrics,
+    InstrumentedEmbedder,
+    chunks_embedded,
+)
 from docflow_embedder.adapters.minilm import MiniLMEmbedder
 from docflow_embedder.adapters.openai_embedder import OpenAIEmbedder
 from docflow_embedder.adapters.qdrant import QdrantIndex, local_client
-from docflow_embedder.domain import Embedder, Index, ModelUnavailable
+from docflow_embedder.domain import Embedder, Index, Models, ModelUnavailable
 from docflow_embedder.entrypoints.consumer import (
     GROUP_ID,
-    MAX_BATCHES_PER_CALL,
     register,
     register_deletions,
     register_reindex,
@@ -43,28 +46,36 @@ from docflow_shared.events import (
     ReindexFailed,
     Stage,
 )
-from docflow_shared.messaging import FailDocumentOnError, KafkaEventPublisher, make_broker
+from docflow_shared.failures import FailDocumentOnError
+from docflow_shared.messaging import KafkaEventPublisher
 from docflow_shared.metrics import RetryMetrics, StageMetrics
-from docflow_shared.probes import asgi_probe_routes, kafka_check
-from docflow_shared.retries import DEFAULT_DELAYS_S, Parking, is_transient, register_retries
+from docflow_shared.probes import kafka_check
+from docflow_shared.retries import Parking, is_transient, register_retries
+from docflow_shared.serving import consumer_app, service_broker
 
 SERVICE = "embedder"
 
 
+@dataclass(frozen=True)
+class Ports:
+    """The embedder's adapters: the vector index (its collections, each with its
+    model) and the models it can build for a re-embedding (None: it re-embeds
+    nothing)."""
+
+    index: Index
+    models: Models | None = None
+
+
 def wire(
     broker: KafkaBroker,
-    index: Index,
-    *,
-    max_batches: int = MAX_BATCHES_PER_CALL,
-    models: SettingsModels | None = None,
-    retry_delays_s: Sequence[float] = DEFAULT_DELAYS_S,
+    ports: Ports,
+    settings: EmbedderSettings,
     registry: CollectorRegistry | None = None,
-    metrics: EmbeddingMetrics | None = None,
 ) -> None:
     """Attach the embedder's publishers and subscribers to ``broker`` (their metrics to
     ``registry``); with a Qdrant index and ``models``, also those of re-embedding."""
     registry = registry or CollectorRegistry()
-    metrics = metrics or EmbeddingMetrics(registry)
+    index = ports.index
     publish = KafkaEventPublisher(
         broker,
         source=f"/docflow/{SERVICE}",
@@ -82,7 +93,7 @@ def wire(
     parking = Parking(
         broker,
         service=SERVICE,
-        delays_s=retry_delays_s,
+        delays_s=settings.retry_delays_s,
         metrics=RetryMetrics(registry, Stage.EMBEDDING.value),
     )
     failures = FailDocumentOnError(
@@ -96,8 +107,8 @@ def wire(
         # The subscriber takes polls of several documents and fails each on its own.
         failures=failures,
         stages=StageMetrics(registry, Stage.EMBEDDING.value),
-        chunks_embedded=metrics.chunks,
-        max_batches=max_batches,
+        chunks_embedded=chunks_embedded(registry),
+        max_batches=settings.max_batches_per_call,
     )
     router = failures.router()
     retry_removal = register_deletions(router, index=index)
@@ -108,8 +119,8 @@ def wire(
         handlers={topics.EXTRACTED: retry_batch, topics.DELETED: retry_removal},
     )
     broker.include_router(router)
-    if isinstance(index, QdrantIndex) and models is not None:
-        register_reindex(broker, reindexer=Reindexer(index, models, publish), parking=parking)
+    if isinstance(index, QdrantIndex) and ports.models is not None:
+        register_reindex(broker, reindexer=Reindexer(index, ports.models, publish), parking=parking)
     follow_cancellations(broker, cancellations)
 
 
@@ -204,29 +215,15 @@ def bootstrap(settings: EmbedderSettings | None = None) -> AsgiFastStream:
     """The embedder app: consumer plus /healthz, /readyz and /metrics."""
     settings = settings or EmbedderSettings()
     registry = CollectorRegistry()
-    broker = make_broker(
-        settings.kafka_bootstrap_servers,
-        service=SERVICE,
-        registry=registry,
-        graceful_timeout=settings.handler_grace_s,
-    )
-    metrics = EmbeddingMetrics(registry)
-    models = SettingsModels(settings, metrics)
+    broker = service_broker(settings, service=SERVICE, registry=registry)
+    models = SettingsModels(settings, EmbeddingMetrics(registry))
     client = qdrant_client(settings)
     index = QdrantIndex(client, models, index_payload=settings.qdrant_url is not None)
     active = index.start(configured_spec(settings))
     logging.getLogger(f"docflow.{SERVICE}").info(
         "embedding with %s into %s", active.embedder.model, active.vectors.collection
     )
-    wire(
-        broker,
-        index,
-        max_batches=settings.max_batches_per_call,
-        models=models,
-        retry_delays_s=settings.retry_delays_s,
-        registry=registry,
-        metrics=metrics,
-    )
+    wire(broker, Ports(index, models), settings, registry)
 
     async def qdrant_ready() -> None:
         await to_thread.run_sync(lambda: index.store(index.active_name()).check())
@@ -241,13 +238,12 @@ def bootstrap(settings: EmbedderSettings | None = None) -> AsgiFastStream:
 
         checks["embeddings_api_key"] = api_key_set
 
-    return AsgiFastStream(
+    return consumer_app(
         broker,
-        logger=logging.getLogger(f"docflow.{SERVICE}"),
-        asgi_routes=[
-            *asgi_probe_routes(checks, registry),
-            search_route(index),
-        ],
+        service=SERVICE,
+        registry=registry,
+        checks=checks,
+        routes=[search_route(index)],
         # Local mode holds a lock on its folder until closed.
         after_shutdown=[client.close],
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import logging
+from dataclasses import dataclass
 from functools import partial
 
 from faststream.asgi import AsgiFastStream
@@ -23,10 +23,12 @@ from docflow_shared.events import (
     Stage,
     TextExtracted,
 )
-from docflow_shared.messaging import FailDocumentOnError, KafkaEventPublisher, make_broker
+from docflow_shared.failures import FailDocumentOnError
+from docflow_shared.messaging import KafkaEventPublisher
 from docflow_shared.metrics import RetryMetrics, StageMetrics
-from docflow_shared.probes import asgi_probe_routes, kafka_check
+from docflow_shared.probes import kafka_check
 from docflow_shared.retries import Parking
+from docflow_shared.serving import consumer_app, service_broker
 
 SERVICE = "extractor"
 
@@ -42,10 +44,19 @@ def reading_for(settings: ExtractorSettings) -> Reading:
     )
 
 
+@dataclass(frozen=True)
+class Ports:
+    """The extractor's adapters: where uploaded files and extracted text are kept,
+    and how documents are read (the parser, in its sandbox: ``reading_for``)."""
+
+    blobs: BlobStore
+    reading: Reading
+
+
 def wire(
     broker: KafkaBroker,
+    ports: Ports,
     settings: ExtractorSettings,
-    blobs: BlobStore,
     registry: CollectorRegistry | None = None,
 ) -> None:
     """Attach the extractor's publisher, failure middleware and subscriber to ``broker``
@@ -73,9 +84,9 @@ def wire(
     cancellations = Cancellations()
     register(
         router,
-        blobs=blobs,
+        blobs=ports.blobs,
         publish=publish,
-        reading=reading_for(settings),
+        reading=ports.reading,
         cancellations=cancellations,
         stages=StageMetrics(registry, Stage.EXTRACTING.value),
         parking=parking,
@@ -88,19 +99,12 @@ def bootstrap(settings: ExtractorSettings | None = None) -> AsgiFastStream:
     """The extractor app: consumer plus /healthz, /readyz and /metrics."""
     settings = settings or ExtractorSettings()
     registry = CollectorRegistry()
-    broker = make_broker(
-        settings.kafka_bootstrap_servers,
+    broker = service_broker(settings, service=SERVICE, registry=registry)
+    blobs = LocalBlobStore(settings.blob_dir)
+    wire(broker, Ports(blobs, reading_for(settings)), settings, registry)
+    return consumer_app(
+        broker,
         service=SERVICE,
         registry=registry,
-        graceful_timeout=settings.handler_grace_s,
-    )
-    blobs = LocalBlobStore(settings.blob_dir)
-    wire(broker, settings, blobs, registry)
-
-    return AsgiFastStream(
-        broker,
-        logger=logging.getLogger(f"docflow.{SERVICE}"),
-        asgi_routes=asgi_probe_routes(
-            {"kafka": kafka_check(broker), "blob_store": blobs.check}, registry
-        ),
+        checks={"kafka": kafka_check(broker), "blob_store": blobs.check},
     )

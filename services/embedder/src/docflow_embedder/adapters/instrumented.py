@@ -23,7 +23,7 @@ LATENCY_BUCKETS_S = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
 
 class EmbeddingMetrics:
-    """The embedder's model calls, and the chunks it stored."""
+    """The embedder's model calls."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.batch = Histogram(
@@ -46,11 +46,15 @@ class EmbeddingMetrics:
             ["model"],
             registry=registry,
         )
-        self.chunks = Counter(
-            "docflow_chunks_embedded",
-            "Chunks of documents embedded and stored in the active collection",
-            registry=registry,
-        )
+
+
+def chunks_embedded(registry: CollectorRegistry) -> Counter:
+    """The chunks the embedder stored (counted by its consumer)."""
+    return Counter(
+        "docflow_chunks_embedded",
+        "Chunks of documents embedded and stored in the active collection",
+        registry=registry,
+    )
 
 
 class InstrumentedEmbedder:

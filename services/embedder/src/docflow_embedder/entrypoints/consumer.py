@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-
 from anyio import to_thread
 from faststream.kafka import KafkaBroker, KafkaMessage, KafkaRouter
 from prometheus_client import Counter
@@ -13,6 +11,7 @@ from docflow_embedder.domain import Index
 from docflow_embedder.handlers import embed_batches, missing_chunks, remove_vectors
 from docflow_embedder.reindex import Reindexer
 from docflow_shared import topics
+from docflow_shared.batches import Failures, Item, dead_letter, handle_batch
 from docflow_shared.cancellations import Cancellations
 from docflow_shared.events import (
     DocumentDeleted,
@@ -22,11 +21,10 @@ from docflow_shared.events import (
     TextExtracted,
     parse_reindex_event,
 )
-from docflow_shared.messaging import FailDocumentOnError, Publish, batch_subscriber, subscriber
+from docflow_shared.failures import FailDocumentOnError
+from docflow_shared.messaging import Publish, batch_subscriber, subscriber
 from docflow_shared.metrics import StageMetrics
 from docflow_shared.retries import Handler, Origin, Parking
-
-logger = logging.getLogger(__name__)
 
 GROUP_ID = "docflow-embedder"
 # Deletions in a group of their own: a process has one consumer per group, since
@@ -78,47 +76,29 @@ def register(
         )
         return waiting
 
-    async def fail(
-        body: bytes, event: TextExtracted, exc: Exception, origin: Origin | None
-    ) -> None:
-        if await failures.fail_body(body, exc, origin):
+    async def embed_items(items: list[Item[TextExtracted]]) -> Failures[TextExtracted]:
+        waiting = await embed([item.event for item in items])
+        # A last batch whose document's earlier chunks are not stored yet fails
+        # on its own (a transient error: it waits on a retry topic for them).
+        return [(item, missing_chunks(item.event)) for item in items if item.event in waiting]
+
+    async def fail(item: Item[TextExtracted], exc: Exception) -> None:
+        if await failures.fail_body(item.body, exc, item.origin):
             # The attempt has failed: its later batches are skipped, not embedded.
-            cancellations.stop(event.document_id, event.attempt)
+            cancellations.stop(item.event.document_id, item.event.attempt)
 
     @batch_subscriber(broker, topics.EXTRACTED, group_id=GROUP_ID, max_records=max_batches)
     async def on_text_extracted(message: KafkaMessage) -> None:
         """Embed what one poll returned into the vector store."""
-        bodies: list[bytes] = list(message.body)  # type: ignore[arg-type]  # a batch: a list
-        records = message.raw_message if isinstance(message.raw_message, tuple) else ()
-        origins = [Origin.of_record(r) for r in records] if len(records) == len(bodies) else []
-        readable: list[tuple[bytes, TextExtracted, Origin | None]] = []
-        for n, body in enumerate(bodies):
-            origin = origins[n] if origins else None
-            try:
-                readable.append((body, TextExtracted.model_validate_json(body), origin))
-            except ValidationError as exc:
-                await failures.fail_body(body, exc, origin)
-        try:
-            waiting = await embed([event for _, event, _ in readable])
-        except Exception as exc:
-            if len(readable) == 1:
-                await fail(*readable[0][:2], exc, readable[0][2])
-                return
-            # One document's problem must not fail the others: each alone.
-            logger.warning(
-                "a poll of %s chunk batches failed (%s); embedding them one by one",
-                len(readable),
-                exc,
-            )
-            waiting = []
-            for body, event, origin in readable:
-                try:
-                    waiting += await embed([event])
-                except Exception as one:
-                    await fail(body, event, one, origin)
-        for body, event, origin in readable:
-            if event in waiting:
-                await fail(body, event, missing_chunks(event), origin)
+        await handle_batch(
+            message,
+            TextExtracted.model_validate_json,
+            embed_items,
+            # An unreadable batch fails its document (or is dead-lettered) alone;
+            # so does a document whose batch cannot be embedded.
+            on_invalid=failures.fail_body,
+            on_failed=fail,
+        )
 
     async def retry_batch(body: bytes) -> None:
         event = TextExtracted.model_validate_json(body)
@@ -158,17 +138,14 @@ def register_reindex(
 ) -> None:
     """Subscribe the embedder to re-embedding requests and to its own steps."""
 
+    unreadable = dead_letter(parking, "embedding")
+
     async def read(message: KafkaMessage) -> ReindexRequested | ReindexAdvanced | None:
         try:
             event = parse_reindex_event(message.body)
         except ValidationError as exc:
             # Unreadable: nobody can act on it; it must not stop the operation's topic.
-            logger.error("an unreadable reindex event: %s", exc)
-            if parking is not None:
-                reason = f"unreadable message: {exc}"[:500]
-                await parking.dead_letter(
-                    message.body, Origin.of_message(message), reason, "embedding"
-                )
+            await unreadable(message.body, exc, Origin.of_message(message))
             return None
         return event if isinstance(event, ReindexRequested | ReindexAdvanced) else None
 

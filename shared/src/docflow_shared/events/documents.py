@@ -1,114 +1,14 @@
-"""The event contract: every message docflow puts on Kafka.
-
-Each model names its topic in ``TOPIC``. Bodies are JSON; the envelope fields
-(``event_id`` … ``correlation_id``) are on every event (DESIGN.md, "Event
-contract"). Evolving an event means adding *optional* fields only; consumers
-ignore fields they do not know (``extra="ignore"``), so an old consumer keeps
-working. A breaking change is a new model on a ``.v2`` topic.
-
-Files never travel in events: ``DocumentUploaded`` carries a blob key and the
-sha256 of the stored bytes (claim check), and chunk batches are kept far
-below Kafka's 1 MiB message limit by the extractor.
-"""
+"""Document events: one document's way through the pipeline, from its upload to
+its status snapshot, each on its own ``docflow.document.*`` topic."""
 
 from __future__ import annotations
 
-from abc import abstractmethod
-from datetime import UTC, datetime
-from enum import StrEnum
-from typing import Annotated, Any, ClassVar, Literal, Self
-from uuid import UUID, uuid4
+from typing import Annotated, ClassVar, Literal, Self
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
 from docflow_shared import topics
-
-
-class Stage(StrEnum):
-    """Where a document is in the pipeline, in the order it gets there."""
-
-    UPLOADED = "uploaded"
-    EXTRACTING = "extracting"
-    EMBEDDING = "embedding"
-    INDEXED = "indexed"
-
-
-class Status(StrEnum):
-    """What became of a document (DESIGN.md, status contract)."""
-
-    PENDING = "pending"
-    PROCESSING = "processing"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-
-class ErrorCode(StrEnum):
-    """Stable failure codes clients can branch on (DESIGN.md, status contract)."""
-
-    ENCRYPTED = "encrypted"
-    CORRUPT = "corrupt"
-    UNSUPPORTED = "unsupported"
-    LIMIT_EXCEEDED = "limit_exceeded"
-    TIMEOUT = "timeout"
-    INTERNAL = "internal"
-
-
-ContentType = Literal["application/pdf", "text/markdown", "text/plain"]
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-class Envelope(BaseModel):
-    """Fields shared by every event: document events and operation events alike."""
-
-    model_config = ConfigDict(frozen=True, extra="ignore")
-
-    TOPIC: ClassVar[str]
-
-    event_type: str
-    # The only version these models read: an event of another version is
-    # unreadable here (dead-lettered), and a breaking change is a new topic.
-    schema_version: Literal[1] = 1
-    event_id: UUID = Field(default_factory=uuid4)
-    occurred_at: AwareDatetime = Field(default_factory=_now)
-    tenant_id: str
-    # Ties together everything one request caused, across services and logs.
-    correlation_id: str
-
-    @property
-    @abstractmethod
-    def subject(self) -> UUID:
-        """What the event is about: its Kafka key, so events about one thing stay in order."""
-
-
-class Event(Envelope):
-    """A document event: the envelope plus the document and its attempt."""
-
-    document_id: UUID
-    # Which processing attempt of the document this event belongs to: 1 for the
-    # upload, one more for each retry. Optional (added in schema 1): absent
-    # means 1.
-    attempt: int = Field(default=1, ge=1)
-
-    @property
-    def subject(self) -> UUID:
-        return self.document_id
-
-    @classmethod
-    def caused_by(cls, cause: Event, **fields: Any) -> Self:
-        """A new event about the same document, in the same correlation and attempt."""
-        return cls(
-            **{
-                "document_id": cause.document_id,
-                "tenant_id": cause.tenant_id,
-                "correlation_id": cause.correlation_id,
-                "attempt": cause.attempt,
-                **fields,
-            }
-        )
+from docflow_shared.events.envelope import ContentType, ErrorCode, Event, Stage, Status
 
 
 class DocumentUploaded(Event):
@@ -319,119 +219,6 @@ class DocumentStatusChanged(Event):
     updated_at: AwareDatetime | None
 
 
-class EmbeddingSpec(BaseModel):
-    """Which model embeds: the backend, the model's name and, where the model
-    allows shorter vectors, their length."""
-
-    model_config = ConfigDict(frozen=True, extra="ignore")
-
-    backend: Literal["local", "openai"]
-    model: str = Field(min_length=1, max_length=200)
-    dimensions: int | None = Field(default=None, ge=1, le=8192)
-
-
-class ReindexEvent(Envelope):
-    """An event of one re-embedding operation, keyed by its ``reindex_id``.
-
-    ``tenant_id`` is the tenant that asked for it; the operation covers every
-    tenant's chunks (or the chosen documents).
-    """
-
-    reindex_id: UUID
-
-    @property
-    def subject(self) -> UUID:
-        return self.reindex_id
-
-    @classmethod
-    def caused_by(cls, cause: ReindexEvent, **fields: Any) -> Self:
-        """A new event of the same operation, in the same correlation."""
-        return cls(
-            **{
-                "reindex_id": cause.reindex_id,
-                "tenant_id": cause.tenant_id,
-                "correlation_id": cause.correlation_id,
-                **fields,
-            }
-        )
-
-
-class ReindexRequested(ReindexEvent):
-    """Re-embed the stored chunks with ``embedding`` into that model's collection,
-    then make it the one searches and new documents use."""
-
-    TOPIC: ClassVar[str] = topics.REINDEX_REQUESTED
-    event_type: Literal["docflow.reindex.requested"] = "docflow.reindex.requested"
-
-    embedding: EmbeddingSpec
-    # None: every document; else only these (the switch waits until the new
-    # collection holds every chunk of the current one).
-    document_ids: list[UUID] | None = None
-
-
-class ReindexAdvanced(ReindexEvent):
-    """The embedder re-embedded the current collection's chunks up to ``cursor``.
-
-    Both a progress report (for the status service) and the embedder's
-    bookmark: the embedder continues from ``cursor`` when it reads it, so a
-    reindex survives restarts and never holds a consumer for long.
-    """
-
-    TOPIC: ClassVar[str] = topics.REINDEX_ADVANCED
-    event_type: Literal["docflow.reindex.advanced"] = "docflow.reindex.advanced"
-
-    embedding: EmbeddingSpec
-    document_ids: list[UUID] | None = None
-    source: str  # the collection read (the current one when the reindex began)
-    target: str  # the collection written
-    # 1: copy every chunk; 2: a last pass for chunks written during pass 1.
-    sweep: int = Field(ge=1, le=2)
-    # Whether the pass goes on, and from which point of ``source`` (None: its start).
-    more: bool
-    cursor: str | None
-    done: int = Field(ge=0)  # chunks of ``source`` read so far in this pass
-    embedded: int = Field(ge=0)  # chunks embedded into ``target`` so far
-    total: int = Field(ge=0)  # chunks in ``source`` when the pass began
-
-
-class ReindexCompleted(ReindexEvent):
-    """The re-embedding is over; if ``switched``, searches and new documents now
-    use ``target``. The old collection is kept (delete it when no longer wanted)."""
-
-    TOPIC: ClassVar[str] = topics.REINDEX_COMPLETED
-    event_type: Literal["docflow.reindex.completed"] = "docflow.reindex.completed"
-
-    embedding: EmbeddingSpec
-    source: str
-    target: str
-    embedded: int = Field(ge=0)
-    switched: bool
-    message: str
-
-
-class ReindexFailed(ReindexEvent):
-    """The re-embedding stopped; searches still use the collection they used."""
-
-    TOPIC: ClassVar[str] = topics.REINDEX_FAILED
-    event_type: Literal["docflow.reindex.failed"] = "docflow.reindex.failed"
-
-    reason: str
-
-
-AnyReindexEvent = Annotated[
-    ReindexRequested | ReindexAdvanced | ReindexCompleted | ReindexFailed,
-    Field(discriminator="event_type"),
-]
-
-_any_reindex_event: TypeAdapter[AnyReindexEvent] = TypeAdapter(AnyReindexEvent)
-
-
-def parse_reindex_event(data: bytes | str) -> ReindexEvent:
-    """Decode any event of a re-embedding operation from its JSON body."""
-    event: ReindexEvent = _any_reindex_event.validate_json(data)
-    return event
-
-
 AnyEvent = Annotated[
     DocumentUploaded
     | DocumentProgressed
@@ -466,13 +253,4 @@ _any_event: TypeAdapter[AnyEvent] = TypeAdapter(AnyEvent)
 def parse_event(data: bytes | str) -> Event:
     """Decode any docflow event from its JSON body."""
     event: Event = _any_event.validate_json(data)
-    return event
-
-
-_any_envelope: TypeAdapter[AnyEvent | AnyReindexEvent] = TypeAdapter(AnyEvent | AnyReindexEvent)
-
-
-def parse_any(data: bytes | str) -> Event | ReindexEvent:
-    """Decode a document event or an operation event from its JSON body."""
-    event: Event | ReindexEvent = _any_envelope.validate_json(data)
     return event
