@@ -1,6 +1,6 @@
 """Kafka for every docflow service: one broker factory with safe delivery.
 
-Delivery guarantee (DESIGN.md, "Delivery semantics"): at-least-once with
+Delivery guarantee (docs/architecture.md, "Delivery semantics"): at-least-once with
 idempotent effects.
 
 * Producers: ``acks="all"`` and idempotence on, and every publish waits for

@@ -1,6 +1,6 @@
 """Every Kafka topic docflow uses, in one place.
 
-Names follow ``docflow.document.<event>.v<N>`` (DESIGN.md, "Event contract").
+Names follow ``docflow.document.<event>.v<N>`` (docs/architecture.md, "Event contract").
 Every topic is keyed by document id, so one document's events stay in order
 within a topic. Who produces and who consumes each topic is listed in
 ``docs/events.md``; the event carried by each is the model in

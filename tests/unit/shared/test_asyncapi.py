@@ -1,4 +1,5 @@
-"""The committed AsyncAPI document is the one the code generates (DESIGN.md, "Event contract")."""
+"""The committed AsyncAPI document is the one the code generates
+(docs/architecture.md, "Event contract")."""
 
 import importlib.util
 from pathlib import Path

@@ -35,7 +35,7 @@ class Service:
 def services(
     gateway: int = 8000, status: int = 8001, extractor: int = 8002, embedder: int = 8003
 ) -> list[Service]:
-    """The four services on the given ports (DESIGN.md defaults)."""
+    """The four services on the given ports (docs/architecture.md, "Services and ports")."""
     return [
         Service("gateway", "docflow_gateway", gateway),
         Service("status", "docflow_status", status),

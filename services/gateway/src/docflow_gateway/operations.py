@@ -36,7 +36,8 @@ class StatusReader(Protocol):
     """The status service, as the gateway asks it about one document."""
 
     async def get(self, document_id: UUID) -> dict[str, Any] | None:
-        """The document's status (DESIGN.md), or None if the status service has none yet."""
+        """The document's status (docs/architecture.md, "Status contract"), or None
+        if the status service has none yet."""
         ...
 
 

@@ -1,10 +1,11 @@
 """The event contract: every message docflow puts on Kafka.
 
 Each model names its topic in ``TOPIC``. Bodies are JSON; the envelope fields
-(``event_id`` … ``correlation_id``) are on every event (DESIGN.md, "Event
-contract"). Evolving an event means adding *optional* fields only; consumers
-ignore fields they do not know (``extra="ignore"``), so an old consumer keeps
-working. A breaking change is a new model on a ``.v2`` topic.
+(``event_id`` … ``correlation_id``) are on every event
+(docs/architecture.md, "Event contract"). Evolving an event means adding
+*optional* fields only; consumers ignore fields they do not know
+(``extra="ignore"``), so an old consumer keeps working. A breaking change is
+a new model on a ``.v2`` topic.
 
 Files never travel in events: ``DocumentUploaded`` carries a blob key and the
 sha256 of the stored bytes (claim check), and chunk batches are kept far

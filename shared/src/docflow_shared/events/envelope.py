@@ -23,7 +23,7 @@ class Stage(StrEnum):
 
 
 class Status(StrEnum):
-    """What became of a document (DESIGN.md, status contract)."""
+    """What became of a document (docs/architecture.md, "Status contract")."""
 
     PENDING = "pending"
     PROCESSING = "processing"
@@ -33,7 +33,7 @@ class Status(StrEnum):
 
 
 class ErrorCode(StrEnum):
-    """Stable failure codes clients can branch on (DESIGN.md, status contract)."""
+    """Stable failure codes clients can branch on (docs/architecture.md, "Status contract")."""
 
     ENCRYPTED = "encrypted"
     CORRUPT = "corrupt"

@@ -1,4 +1,4 @@
-"""The gateway's HTTP API (DESIGN.md, "Gateway")."""
+"""The gateway's HTTP API (docs/architecture.md, "Gateway")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The status service's HTTP API (DESIGN.md, "Status service")."""
+"""The status service's HTTP API (docs/architecture.md, "Status service")."""
 
 from __future__ import annotations
 

@@ -19,7 +19,7 @@ router = APIRouter()
 
 
 class DocumentStatus(BaseModel):
-    """A document's processing status (DESIGN.md, ``GET /v1/documents/{id}``)."""
+    """A document's processing status (docs/architecture.md, "Status contract")."""
 
     id: UUID
     filename: str | None
