@@ -9,7 +9,6 @@ it about each message of the batch on its own (``fail_body``, through
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -17,10 +16,12 @@ from uuid import UUID
 
 from faststream import BaseMiddleware
 from faststream.kafka import KafkaRouter
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from docflow_shared import decoding
 from docflow_shared.errors import DocumentError
 from docflow_shared.events import DocumentFailed, DocumentRetrying, ErrorCode, ErrorInfo, Stage
+from docflow_shared.events.envelope import MAX_CORRELATION_ID_CHARS, MAX_INT32, TenantId
 from docflow_shared.messaging import Publish
 from docflow_shared.retries import Origin, Parking, is_transient
 
@@ -36,11 +37,12 @@ class _Envelope(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    event_type: str = ""
+    # Bounded as in the events: an envelope read here must make a valid DocumentFailed.
+    event_type: str = Field(default="", max_length=100)
     document_id: UUID
-    tenant_id: str
-    correlation_id: str
-    attempt: int = 1
+    tenant_id: TenantId
+    correlation_id: str = Field(max_length=MAX_CORRELATION_ID_CHARS)
+    attempt: int = Field(default=1, ge=1, le=MAX_INT32)
 
     def ids(self) -> dict[str, Any]:
         """The fields an event about the same document attempt carries over."""
@@ -58,9 +60,10 @@ def _reason(exc: Exception) -> str:
 
 
 def _envelope_of(body: bytes) -> _Envelope | None:
+    # Any bytes: too large, too deeply nested or not JSON is None (decoding.py).
     try:
-        return _Envelope.model_validate(json.loads(body))
-    except (ValueError, ValidationError):
+        return decoding.read(_Envelope.model_validate_json, body)
+    except ValueError:
         return None
 
 
@@ -107,8 +110,29 @@ class FailDocumentOnError:
         return KafkaRouter(middlewares=[self])
 
     async def fail(self, msg: StreamMessage[Any], exc: Exception) -> None:
-        """Fail the document ``msg`` is about, because handling it raised ``exc``."""
-        await self.fail_body(msg.body, exc, origin=Origin.of_message(msg))
+        """Fail the document ``msg`` is about, because handling it raised ``exc``.
+
+        If that raises too, the message is not committed and comes again; once it
+        has come back ``DOCFLOW_MAX_REDELIVERIES`` times (and the error is not
+        an outage, which is waited out) it goes to the dead-letter topic as it is.
+        """
+        origin = Origin.of_message(msg)
+        try:
+            await self.fail_body(msg.body, exc, origin=origin)
+        except Exception as failing:
+            if (
+                self._parking is None
+                or origin is None
+                or self._transient(failing)
+                or not self._parking.redeliveries.exhausted(origin)
+            ):
+                raise
+            reason = f"failing it raised {_reason(failing)}; first {_reason(exc)}"
+            await self._parking.dead_letter(
+                msg.body, origin, reason[:_MAX_REASON_CHARS], self._stage.value
+            )
+        if self._parking is not None:
+            self._parking.redeliveries.forget(origin)
 
     async def fail_body(self, body: bytes, exc: Exception, origin: Origin | None = None) -> bool:
         """Act on a message whose handling raised ``exc`` (``origin``: where it was read;

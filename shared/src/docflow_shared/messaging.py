@@ -29,6 +29,7 @@ from faststream.kafka import KafkaBroker, KafkaRouter
 from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 
+from docflow_shared import decoding
 from docflow_shared.events import Envelope, Event
 from docflow_shared.telemetry import LogContext, tracer_provider
 
@@ -90,6 +91,10 @@ def make_broker(
         # its per-message "Received/Processed" lines only at DEBUG.
         logger=logging.getLogger(f"docflow.{service}.kafka"),
         log_level=logging.DEBUG,
+        # Any bytes and headers are read without raising outside the failure
+        # middleware (decoding.py): FastStream's own json.loads does not.
+        parser=decoding.parse,
+        decoder=decoding.decode,
         # On shutdown, in-flight handlers get this long to finish (their
         # messages are committed) before the consumer leaves without committing.
         graceful_timeout=graceful_timeout,

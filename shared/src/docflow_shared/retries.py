@@ -39,6 +39,7 @@ from docflow_shared import topics
 from docflow_shared.errors import TransientError
 from docflow_shared.messaging import subscriber
 from docflow_shared.metrics import RetryMetrics
+from docflow_shared.redeliveries import DEFAULT_MAX_REDELIVERIES, Redeliveries
 
 if TYPE_CHECKING:
     from faststream.kafka.publisher.usecase import DefaultPublisher
@@ -84,7 +85,9 @@ class Origin:
 
     @property
     def retries(self) -> int:
-        return int(self.headers.get(RETRIES, "0"))
+        """Retries the message had; 0 when the header is missing or not a number
+        (anyone can publish a message with any headers)."""
+        return header_int(self.headers, RETRIES, 0, high=topics.RETRY_LEVELS)
 
     @property
     def first_topic(self) -> str:
@@ -99,7 +102,9 @@ class Origin:
             partition=record.partition,
             offset=record.offset,
             key=record.key,
-            headers={k: v.decode(errors="replace") for k, v in (record.headers or ())},
+            headers={
+                str(k): (v or b"").decode(errors="replace") for k, v in (record.headers or ())
+            },
         )
 
     @classmethod
@@ -121,12 +126,15 @@ class Parking:
         service: str,
         delays_s: Sequence[float] = DEFAULT_DELAYS_S,
         metrics: RetryMetrics | None = None,
+        max_redeliveries: int = DEFAULT_MAX_REDELIVERIES,
     ) -> None:
         if len(delays_s) > topics.RETRY_LEVELS:
             raise ValueError(f"at most {topics.RETRY_LEVELS} retry delays, got {len(delays_s)}")
         self.service = service
         self.delays_s = tuple(delays_s)
         self._metrics = metrics
+        # Messages whose failure could not even be dealt with (failures.py, batches.py).
+        self.redeliveries = Redeliveries(max_redeliveries)
         self._retry: list[DefaultPublisher] = [
             broker.publisher(
                 topics.retry_topic(service, level),
@@ -185,8 +193,10 @@ class Parking:
             ORIGINAL_TOPIC: origin.first_topic,
             ORIGINAL_PARTITION: str(origin.partition)
             if first
-            else origin.headers[ORIGINAL_PARTITION],
-            ORIGINAL_OFFSET: str(origin.offset) if first else origin.headers[ORIGINAL_OFFSET],
+            else origin.headers.get(ORIGINAL_PARTITION, "?"),
+            ORIGINAL_OFFSET: str(origin.offset)
+            if first
+            else origin.headers.get(ORIGINAL_OFFSET, "?"),
             RETRIES: str(retries),
             ERROR: reason,
             STAGE: stage,
@@ -196,6 +206,15 @@ class Parking:
 
 
 Handler = Callable[[bytes], Awaitable[None]]
+
+
+def header_int(headers: Mapping[str, str], name: str, default: int, *, high: int) -> int:
+    """The header ``name`` as a whole number from 0 to ``high``; ``default`` when it is
+    missing or not one (a header's value is whatever its publisher wrote)."""
+    value = headers.get(name, "")
+    if not (0 < len(value) <= 20 and value.isascii() and value.isdigit()):
+        return default
+    return min(int(value), high)
 
 
 def register_retries(
@@ -215,7 +234,10 @@ def register_retries(
     async def on_parked(message: KafkaMessage) -> None:
         """Hand a parked message, when due, to its topic's handler."""
         headers = message.headers
-        wait_s = int(headers.get(DUE_MS, "0")) / 1000 - time.time()
+        # Due now when the header is missing or garbage; never later than the
+        # longest delay (a message due in a year would hold its partition).
+        due_ms = header_int(headers, DUE_MS, 0, high=2**63)
+        wait_s = min(due_ms / 1000 - time.time(), max(parking.delays_s, default=0.0))
         if wait_s > 0:
             # Messages of one level are due in the order they were parked.
             await asyncio.sleep(wait_s)

@@ -37,6 +37,10 @@ class ServiceSettings(BaseSettings):
     retry_delays_s: list[NonNegativeFloat] = Field(
         default_factory=lambda: [5.0, 30.0, 120.0], max_length=3
     )
+    # A message whose handling keeps failing for a reason of its own (not an
+    # outage, which is waited out) comes back this many times, then it goes to
+    # the dead-letter topic so its partition moves on (redeliveries.py).
+    max_redeliveries: int = Field(default=5, ge=0, le=1000)
     # On SIGTERM the process exits within this long, even with Kafka not
     # answering (shutdown.py); in-flight messages get most of it to finish.
     # Keep it below Kubernetes' terminationGracePeriodSeconds (30 s by default).

@@ -23,6 +23,13 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import DateTime, MetaData, TypeDecorator, event, inspect, text
 from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy.engine import Connection, Dialect, Engine, make_url
+from sqlalchemy.exc import (
+    DBAPIError,
+    DisconnectionError,
+    InterfaceError,
+    OperationalError,
+)
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 T = TypeVar("T")
@@ -92,6 +99,17 @@ class Reader:
     def close(self) -> None:
         if self._sync is not None:
             self._sync.dispose()
+
+
+def unavailable(exc: BaseException) -> bool:
+    """Errors that say the database cannot be used now (down, unreachable, the
+    connection lost, the pool exhausted, the schema not there yet), not that a
+    statement or a value is wrong: a consumer waits these out."""
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(
+        exc, OperationalError | InterfaceError | DisconnectionError | SQLAlchemyTimeoutError
+    )
 
 
 class OutdatedSchemaError(RuntimeError):

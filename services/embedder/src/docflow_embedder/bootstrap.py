@@ -94,6 +94,7 @@ def wire(
         broker,
         service=SERVICE,
         delays_s=settings.retry_delays_s,
+        max_redeliveries=settings.max_redeliveries,
         metrics=RetryMetrics(registry, Stage.EMBEDDING.value),
     )
     failures = FailDocumentOnError(

@@ -74,6 +74,7 @@ def wire(
         broker,
         service=SERVICE,
         delays_s=settings.retry_delays_s,
+        max_redeliveries=settings.max_redeliveries,
         metrics=RetryMetrics(registry, Stage.EXTRACTING.value),
     )
     # Scoped to this service's subscribers: a handler error fails its document

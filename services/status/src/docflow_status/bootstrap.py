@@ -57,7 +57,11 @@ def wire(
     # Only the dead-letter topic: the projector has no retries (a database
     # outage stops it, and the batch comes back; nothing is lost).
     parking = Parking(
-        broker, service=SERVICE, delays_s=(), metrics=RetryMetrics(registry, "status")
+        broker,
+        service=SERVICE,
+        delays_s=(),
+        metrics=RetryMetrics(registry, "status"),
+        max_redeliveries=settings.max_redeliveries,
     )
     register(
         broker,

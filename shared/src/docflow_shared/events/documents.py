@@ -8,7 +8,22 @@ from typing import Annotated, ClassVar, Literal, Self
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
 from docflow_shared import topics
-from docflow_shared.events.envelope import ContentType, ErrorCode, Event, Stage, Status
+from docflow_shared.events.envelope import (
+    MAX_INT32,
+    ContentType,
+    Count,
+    ErrorCode,
+    Event,
+    Stage,
+    Status,
+    Text,
+    Timestamp,
+)
+
+# The status read model's filename column (the gateway keeps at most this many).
+MAX_FILENAME_CHARS = 255
+# Blob keys are made by the gateway (<tenant>/<document>/original).
+MAX_KEY_CHARS = 1024
 
 
 class DocumentUploaded(Event):
@@ -17,15 +32,15 @@ class DocumentUploaded(Event):
     TOPIC: ClassVar[str] = topics.UPLOADED
     event_type: Literal["docflow.document.uploaded"] = "docflow.document.uploaded"
 
-    filename: str
+    filename: str = Field(max_length=MAX_FILENAME_CHARS)
     content_type: ContentType
-    size_bytes: int = Field(ge=1)
+    size_bytes: int = Field(ge=1, le=MAX_INT32)
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     # Claim check: where the bytes are in the blob store.
-    blob_key: str
+    blob_key: str = Field(max_length=MAX_KEY_CHARS)
     # How Markdown and text are encoded, as the gateway found it (Python codec
     # name); None for PDFs. Added in schema 1 as optional: older events mean UTF-8.
-    charset: str | None = None
+    charset: str | None = Field(default=None, max_length=64)
 
 
 class DocumentProgressed(Event):
@@ -40,8 +55,8 @@ class DocumentProgressed(Event):
     event_type: Literal["docflow.document.progressed"] = "docflow.document.progressed"
 
     stage: Literal[Stage.EXTRACTING, Stage.EMBEDDING]
-    done: int = Field(ge=0)
-    total: int | None = Field(default=None, ge=0)
+    done: Count
+    total: Count | None = None
 
 
 class Chunk(BaseModel):
@@ -49,17 +64,17 @@ class Chunk(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
-    index: int = Field(ge=0)
+    index: Count
     text: str
     # 1-based number of the page the chunk starts on (PDF); None for unpaginated text.
-    page: int | None = Field(default=None, ge=1)
+    page: int | None = Field(default=None, ge=1, le=MAX_INT32)
     # The page it ends on: the same page, or a later one when it runs across a
     # page break. Absent in events written before chunks could span pages.
-    page_end: int | None = Field(default=None, ge=1)
+    page_end: int | None = Field(default=None, ge=1, le=MAX_INT32)
     # Where the chunk starts in the text of ``page`` and ends in the text of
     # ``page_end`` (for unpaginated text, in the document's text).
-    char_start: int = Field(ge=0)
-    char_end: int = Field(ge=0)
+    char_start: Count
+    char_end: Count
 
 
 class TextExtracted(Event):
@@ -73,11 +88,11 @@ class TextExtracted(Event):
     TOPIC: ClassVar[str] = topics.EXTRACTED
     event_type: Literal["docflow.document.extracted"] = "docflow.document.extracted"
 
-    batch: int = Field(ge=0)
+    batch: Count
     chunks: list[Chunk]
     last: bool
-    chunks_total: int | None = Field(default=None, ge=0)
-    pages: int | None = Field(default=None, ge=0)
+    chunks_total: Count | None = None
+    pages: Count | None = None
 
     @model_validator(mode="after")
     def _last_batch_has_total(self) -> Self:
@@ -93,9 +108,9 @@ class DocumentIndexed(Event):
     TOPIC: ClassVar[str] = topics.INDEXED
     event_type: Literal["docflow.document.indexed"] = "docflow.document.indexed"
 
-    chunks_total: int = Field(ge=0)
-    collection: str
-    embedding_model: str
+    chunks_total: Count
+    collection: str = Field(max_length=255)
+    embedding_model: str = Field(max_length=200)
 
 
 class ErrorInfo(BaseModel):
@@ -104,7 +119,7 @@ class ErrorInfo(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
     code: ErrorCode
-    message: str
+    message: Text
     stage: Stage
     retryable: bool
 
@@ -130,10 +145,10 @@ class DocumentRetryRequested(Event):
     event_type: Literal["docflow.document.retried"] = "docflow.document.retried"
 
     from_stage: Literal[Stage.EXTRACTING, Stage.EMBEDDING]
-    filename: str
+    filename: str = Field(max_length=MAX_FILENAME_CHARS)
     content_type: ContentType
-    charset: str | None = None
-    blob_key: str
+    charset: str | None = Field(default=None, max_length=64)
+    blob_key: str = Field(max_length=MAX_KEY_CHARS)
 
 
 class DocumentCancelled(Event):
@@ -162,7 +177,7 @@ class DocumentStalled(Event):
     event_type: Literal["docflow.document.stalled"] = "docflow.document.stalled"
 
     # When the attempt last made progress (the document's ``updated_at`` then).
-    since: AwareDatetime
+    since: Timestamp
     # The stage it has been in since then.
     stage: Stage
 
@@ -178,10 +193,10 @@ class DocumentRetrying(Event):
     event_type: Literal["docflow.document.retrying"] = "docflow.document.retrying"
 
     stage: Stage
-    retry: int = Field(ge=1)  # which retry this is
-    retries: int = Field(ge=1)  # how many there will be at most
-    at: AwareDatetime
-    reason: str
+    retry: int = Field(ge=1, le=MAX_INT32)  # which retry this is
+    retries: int = Field(ge=1, le=MAX_INT32)  # how many there will be at most
+    at: Timestamp
+    reason: Text
 
 
 class DocumentStatusChanged(Event):

@@ -9,7 +9,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from docflow_shared import topics
-from docflow_shared.events.envelope import Envelope
+from docflow_shared.events.envelope import Count, Envelope
 
 
 class EmbeddingSpec(BaseModel):
@@ -82,9 +82,9 @@ class ReindexAdvanced(ReindexEvent):
     # Whether the pass goes on, and from which point of ``source`` (None: its start).
     more: bool
     cursor: str | None
-    done: int = Field(ge=0)  # chunks of ``source`` read so far in this pass
-    embedded: int = Field(ge=0)  # chunks embedded into ``target`` so far
-    total: int = Field(ge=0)  # chunks in ``source`` when the pass began
+    done: Count  # chunks of ``source`` read so far in this pass
+    embedded: Count  # chunks embedded into ``target`` so far
+    total: Count  # chunks in ``source`` when the pass began
 
 
 class ReindexCompleted(ReindexEvent):
@@ -97,7 +97,7 @@ class ReindexCompleted(ReindexEvent):
     embedding: EmbeddingSpec
     source: str
     target: str
-    embedded: int = Field(ge=0)
+    embedded: Count
     switched: bool
     message: str
 

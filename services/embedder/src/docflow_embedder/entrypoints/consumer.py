@@ -5,12 +5,11 @@ from __future__ import annotations
 from anyio import to_thread
 from faststream.kafka import KafkaBroker, KafkaMessage, KafkaRouter
 from prometheus_client import Counter
-from pydantic import ValidationError
 
 from docflow_embedder.domain import Index
 from docflow_embedder.handlers import embed_batches, missing_chunks, remove_vectors
 from docflow_embedder.reindex import Reindexer
-from docflow_shared import topics
+from docflow_shared import decoding, topics
 from docflow_shared.batches import Failures, Item, dead_letter, handle_batch
 from docflow_shared.cancellations import Cancellations
 from docflow_shared.events import (
@@ -142,8 +141,8 @@ def register_reindex(
 
     async def read(message: KafkaMessage) -> ReindexRequested | ReindexAdvanced | None:
         try:
-            event = parse_reindex_event(message.body)
-        except ValidationError as exc:
+            event = decoding.read(parse_reindex_event, message.body)
+        except ValueError as exc:
             # Unreadable: nobody can act on it; it must not stop the operation's topic.
             await unreadable(message.body, exc, Origin.of_message(message))
             return None

@@ -6,10 +6,11 @@ from __future__ import annotations
 from faststream.kafka import KafkaBroker, KafkaMessage
 
 from docflow_shared import topics
-from docflow_shared.batches import Item, dead_letter, handle_batch
+from docflow_shared.batches import Item, Poison, dead_letter, handle_batch
 from docflow_shared.events import Event, ReindexEvent, parse_any
 from docflow_shared.messaging import Publish, batch_subscriber
-from docflow_shared.retries import Parking
+from docflow_shared.retries import Parking, is_transient
+from docflow_shared.sql import unavailable
 from docflow_status.entrypoints.metrics import ProjectionMetrics
 from docflow_status.handlers import ReadModel, project_events
 
@@ -41,7 +42,7 @@ def register(
             else:
                 reindexes.append(item.event)
         # A database or Kafka error propagates: nothing of the batch is
-        # committed and it comes back.
+        # committed and it comes back (poison: unless it is one event's own).
         await project_events(
             events,
             read_model=read_model,
@@ -50,6 +51,25 @@ def register(
         )
         await read_model.apply_reindexes(reindexes)
 
+    poison: Poison[Event | ReindexEvent] | None = None
+    if parking is not None:
+        keep = parking
+
+        async def dead_letter_poison(item: Item[Event | ReindexEvent], exc: Exception) -> None:
+            limit = keep.redeliveries.limit
+            reason = f"failed {limit + 1} times in a row: {type(exc).__name__}: {exc}"
+            await keep.dead_letter(item.body, item.origin, reason[:500], "status")
+
+        # A database outage is waited out (the batch comes back until it ends);
+        # any other error of one event (a value the database refuses) must not
+        # hold its partition forever: after DOCFLOW_MAX_REDELIVERIES it is
+        # dead-lettered and the others go on.
+        poison = Poison(
+            parking.redeliveries,
+            dead_letter_poison,
+            outage=lambda exc: is_transient(exc) or unavailable(exc),
+        )
+
     @batch_subscriber(
         broker, *topics.ALL, *topics.REINDEX, group_id=GROUP_ID, max_records=MAX_BATCH
     )
@@ -57,4 +77,10 @@ def register(
         """Project what one poll returned into the read model, then announce it."""
         # Redelivering a message that can never be read would block the
         # partition; it goes to the dead-letter topic (or is skipped), loudly.
-        await handle_batch(message, parse_any, project, on_invalid=dead_letter(parking, "status"))
+        await handle_batch(
+            message,
+            parse_any,
+            project,
+            on_invalid=dead_letter(parking, "status"),
+            poison=poison,
+        )
