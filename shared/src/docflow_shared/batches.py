@@ -31,13 +31,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from docflow_shared import decoding
+from docflow_shared.logthrottle import throttled
 from docflow_shared.redeliveries import Redeliveries
 from docflow_shared.retries import Origin, Parking, is_transient
 
 if TYPE_CHECKING:
     from faststream.message import StreamMessage
 
-logger = logging.getLogger(__name__)
+# A failure that repeats (redeliveries, an outage) is logged a few times, then counted.
+logger = throttled(logging.getLogger(__name__))
 
 E = TypeVar("E")
 

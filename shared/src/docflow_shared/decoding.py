@@ -74,13 +74,19 @@ async def decode(message: Any, default: Callable[[Any], Awaitable[Any]]) -> Any:
     must be JSON, and one without a content type is JSON if it parses and
     bytes if not."""
     body = message.body
-    if not isinstance(body, bytes):  # a batch: each body is read by batches.py
-        return await default(message)
+    if isinstance(body, list):
+        # A batch (read message by message by batches.py): what is not JSON stays
+        # bytes, so that one body cannot make the whole batch unreadable.
+        return [_json_or_bytes(one) for one in body]
     content_type = (message.content_type or "").lower()
     if content_type.startswith("text/plain"):
         return check_size(body).decode()
     if content_type.startswith("application/json"):
         return loads(body)
+    return _json_or_bytes(body)
+
+
+def _json_or_bytes(body: bytes) -> Any:
     try:
         return loads(body)
     except Unreadable:

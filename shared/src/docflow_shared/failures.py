@@ -22,6 +22,7 @@ from docflow_shared import decoding
 from docflow_shared.errors import DocumentError
 from docflow_shared.events import DocumentFailed, DocumentRetrying, ErrorCode, ErrorInfo, Stage
 from docflow_shared.events.envelope import MAX_CORRELATION_ID_CHARS, MAX_INT32, TenantId
+from docflow_shared.logthrottle import throttled
 from docflow_shared.messaging import Publish
 from docflow_shared.retries import Origin, Parking, is_transient
 
@@ -29,7 +30,8 @@ if TYPE_CHECKING:
     from faststream._internal.context.repository import ContextRepo
     from faststream.message import StreamMessage
 
-logger = logging.getLogger(__name__)
+# A failure that repeats (redeliveries, an outage) is logged a few times, then counted.
+logger = throttled(logging.getLogger(__name__))
 
 
 class _Envelope(BaseModel):

@@ -31,6 +31,7 @@ from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 
 from docflow_shared import decoding
 from docflow_shared.events import Envelope, Event
+from docflow_shared.logthrottle import throttled
 from docflow_shared.telemetry import LogContext, tracer_provider
 
 if TYPE_CHECKING:
@@ -89,7 +90,8 @@ def make_broker(
         middlewares=middlewares,
         # FastStream's records go through the service's own logging set-up;
         # its per-message "Received/Processed" lines only at DEBUG.
-        logger=logging.getLogger(f"docflow.{service}.kafka"),
+        # A failing message's traceback at each redelivery: a few, then counted.
+        logger=throttled(logging.getLogger(f"docflow.{service}.kafka")),
         log_level=logging.DEBUG,
         # Any bytes and headers are read without raising outside the failure
         # middleware (decoding.py): FastStream's own json.loads does not.

@@ -37,6 +37,7 @@ from faststream.kafka import KafkaBroker, KafkaMessage, KafkaRouter
 
 from docflow_shared import topics
 from docflow_shared.errors import TransientError
+from docflow_shared.logthrottle import throttled
 from docflow_shared.messaging import subscriber
 from docflow_shared.metrics import RetryMetrics
 from docflow_shared.redeliveries import DEFAULT_MAX_REDELIVERIES, Redeliveries
@@ -44,7 +45,8 @@ from docflow_shared.redeliveries import DEFAULT_MAX_REDELIVERIES, Redeliveries
 if TYPE_CHECKING:
     from faststream.kafka.publisher.usecase import DefaultPublisher
 
-logger = logging.getLogger(__name__)
+# A failure that repeats (redeliveries, an outage) is logged a few times, then counted.
+logger = throttled(logging.getLogger(__name__))
 
 ORIGINAL_TOPIC = "docflow-original-topic"
 ORIGINAL_PARTITION = "docflow-original-partition"
