@@ -112,15 +112,22 @@ class FailDocumentOnError:
         return KafkaRouter(middlewares=[self])
 
     async def fail(self, msg: StreamMessage[Any], exc: Exception) -> None:
-        """Fail the document ``msg`` is about, because handling it raised ``exc``.
+        """Fail the document ``msg`` is about, because handling it raised ``exc``."""
+        await self.fail_body(msg.body, exc, origin=Origin.of_message(msg))
 
-        If that raises too, the message is not committed and comes again; once it
-        has come back ``DOCFLOW_MAX_REDELIVERIES`` times (and the error is not
-        an outage, which is waited out) it goes to the dead-letter topic as it is.
+    async def fail_body(self, body: bytes, exc: Exception, origin: Origin | None = None) -> bool:
+        """Act on a message whose handling raised ``exc`` (``origin``: where it was read;
+        a handler of batches passes each message's own). True when that was the end
+        of it (the document failed, or the message was dead-lettered); False when
+        the message was parked for a retry.
+
+        If acting raises too, so does this: the message is not committed and comes
+        again. Once it has come back ``DOCFLOW_MAX_REDELIVERIES`` times (and the
+        error is not an outage, which is waited out) it goes to the dead-letter
+        topic as it is.
         """
-        origin = Origin.of_message(msg)
         try:
-            await self.fail_body(msg.body, exc, origin=origin)
+            ended = await self._act(body, exc, origin)
         except Exception as failing:
             if (
                 self._parking is None
@@ -131,16 +138,14 @@ class FailDocumentOnError:
                 raise
             reason = f"failing it raised {_reason(failing)}; first {_reason(exc)}"
             await self._parking.dead_letter(
-                msg.body, origin, reason[:_MAX_REASON_CHARS], self._stage.value
+                body, origin, reason[:_MAX_REASON_CHARS], self._stage.value
             )
+            ended = True
         if self._parking is not None:
             self._parking.redeliveries.forget(origin)
+        return ended
 
-    async def fail_body(self, body: bytes, exc: Exception, origin: Origin | None = None) -> bool:
-        """Act on a message whose handling raised ``exc`` (``origin``: where it was read;
-        a handler of batches passes each message's own). True when that was the end
-        of it (the document failed, or the message was dead-lettered); False when
-        the message was parked for a retry."""
+    async def _act(self, body: bytes, exc: Exception, origin: Origin | None) -> bool:
         envelope = _envelope_of(body)
         if (
             envelope is None

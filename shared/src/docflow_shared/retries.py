@@ -57,6 +57,14 @@ ERROR = "docflow-error"
 STAGE = "docflow-stage"
 SERVICE = "docflow-service"
 FAILED_AT = "docflow-failed-at"
+TRUNCATED = "docflow-truncated"
+
+# Kafka refuses a message over its limit (1 MiB by default), and a dead letter
+# that cannot be published brings its message back forever: a body is kept up
+# to this size (``docflow-truncated`` then gives its length), the original
+# headers up to this total (dropped past it).
+MAX_KEPT_BODY_BYTES = 900 * 1024
+MAX_KEPT_HEADER_BYTES = 16 * 1024
 
 # The default delays before the 1st, 2nd and 3rd retry (DOCFLOW_RETRY_DELAYS_S).
 DEFAULT_DELAYS_S: tuple[float, ...] = (5.0, 30.0, 120.0)
@@ -175,6 +183,9 @@ class Parking:
         origin = origin or Origin(topic="?", partition=-1, offset=-1, key=None)
         headers = self._headers(origin, reason, stage, retries=origin.retries)
         headers.pop(DUE_MS, None)
+        if len(body) > MAX_KEPT_BODY_BYTES:
+            headers[TRUNCATED] = str(len(body))
+            body = body[:MAX_KEPT_BODY_BYTES]
         await self._dead.publish(body, key=origin.key, headers=headers)
         if self._metrics is not None:
             self._metrics.dead_letters.labels(stage).inc()
@@ -190,8 +201,9 @@ class Parking:
 
     def _headers(self, origin: Origin, reason: str, stage: str, *, retries: int) -> dict[str, str]:
         first = ORIGINAL_TOPIC not in origin.headers
+        size = sum(len(k) + len(v) for k, v in origin.headers.items())
         return {
-            **origin.headers,
+            **(origin.headers if size <= MAX_KEPT_HEADER_BYTES else {}),
             ORIGINAL_TOPIC: origin.first_topic,
             ORIGINAL_PARTITION: str(origin.partition)
             if first

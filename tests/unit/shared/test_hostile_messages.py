@@ -438,3 +438,23 @@ def record_of(offset: int) -> SimpleNamespace:
     return SimpleNamespace(
         topic="docs", partition=0, offset=offset, key=str(uuid.uuid4()).encode(), headers=[]
     )
+
+
+class Published:
+    def __init__(self) -> None:
+        self.messages: list[tuple[bytes, dict[str, str]]] = []
+
+    async def publish(self, body: bytes, *, key: bytes | None, headers: dict[str, str]) -> None:
+        self.messages.append((body, headers))
+
+
+async def test_a_dead_letter_always_fits_in_a_kafka_message() -> None:
+    parking = retries.Parking(make_broker("127.0.0.1:1", service="t"), service="t")
+    parking._dead = Published()  # type: ignore[assignment]
+    huge_headers = {f"h{n}": "x" * 1000 for n in range(100)}
+    where = Origin(topic="docs", partition=0, offset=1, key=None, headers=huge_headers)
+    await parking.dead_letter(b"[" * (1024 * 1024), where, "why", "status")
+    [(body, headers)] = parking._dead.messages  # type: ignore[attr-defined]
+    assert len(body) + sum(len(k) + len(v) for k, v in headers.items()) < 1000 * 1024
+    assert headers[retries.TRUNCATED] == str(1024 * 1024)
+    assert headers[retries.ORIGINAL_TOPIC] == "docs"
