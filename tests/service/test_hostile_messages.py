@@ -7,11 +7,15 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
+from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from sqlalchemy.exc import DataError
 
 from docflow_embedder.bootstrap import Ports as EmbedderPorts
 from docflow_embedder.bootstrap import wire as wire_embedder
@@ -23,7 +27,7 @@ from docflow_extractor.bootstrap import wire as wire_extractor
 from docflow_extractor.settings import ExtractorSettings
 from docflow_shared import retries, topics
 from docflow_shared.blobstore import LocalBlobStore
-from docflow_shared.events import DocumentProgressed, Stage, Status
+from docflow_shared.events import DocumentProgressed, Event, Stage, Status
 from docflow_shared.kafka_admin import ensure_topics
 from docflow_shared.messaging import make_broker
 from docflow_shared.topics import specs
@@ -32,7 +36,8 @@ from docflow_status.bootstrap import Ports as StatusPorts
 from docflow_status.bootstrap import wire as wire_status
 from docflow_status.settings import StatusSettings
 from service.test_embedder_wiring import FakeEmbedder, MemoryVectors
-from support.uploads import stored_upload
+from support.histories import successful
+from support.uploads import an_upload, stored_upload
 from support.waiting import await_until
 
 pytestmark = pytest.mark.integration
@@ -139,3 +144,53 @@ async def test_poison_is_dead_lettered_and_the_next_document_still_goes_through(
     assert all(headers[retries.ERROR] for _, headers in letters)
     # A few lines per failure, not one per redelivery.
     assert logs.records < 500
+
+
+class Refusing:
+    """The read model, refusing every batch with one document's events in it, as
+    PostgreSQL refuses a value out of range (an error that is not an outage)."""
+
+    def __init__(self, read_model: SqlReadModel, poison: uuid.UUID) -> None:
+        self._read_model = read_model
+        self._poison = poison
+        self.refused = 0
+
+    async def apply_all(self, events: Sequence[Event], fold: Any) -> Any:
+        if any(event.document_id == self._poison for event in events):
+            self.refused += 1
+            raise DataError("INSERT INTO documents …", {}, Exception("integer out of range"))
+        return await self._read_model.apply_all(events, fold)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._read_model, name)
+
+
+async def test_an_event_the_database_keeps_refusing_is_dead_lettered_and_the_partition_moves_on(
+    kafka_bootstrap: str, read_model: SqlReadModel
+) -> None:
+    await ensure_topics(kafka_bootstrap, specs())
+    poison, good = an_upload(), successful(uuid.uuid4())
+    key = str(poison.document_id).encode()  # the good document's events follow on its partitions
+    refusing = Refusing(read_model, poison.document_id)
+    status = make_broker(kafka_bootstrap, service="status")
+    wire_status(status, StatusPorts(refusing), StatusSettings(max_redeliveries=2))  # type: ignore[arg-type]
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+    async with AsyncExitStack() as stack:
+        await producer.start()
+        stack.push_async_callback(producer.stop)
+        await stack.enter_async_context(status)
+        await status.start()
+        for event in [poison, *good]:
+            await producer.send_and_wait(event.TOPIC, event.model_dump_json().encode(), key=key)
+
+        async def completed() -> bool:
+            state = await read_model.get(good[0].document_id, "t1")
+            return state is not None and state.status is Status.COMPLETED
+
+        await await_until(completed, timeout_s=120, what="the document behind the poison")
+    assert await read_model.get(poison.document_id, "t1") is None
+    [(body, headers)] = await kept(kafka_bootstrap, key)
+    assert body == poison.model_dump_json().encode()
+    assert headers[retries.SERVICE] == "status"
+    assert headers[retries.ERROR].startswith("failed 3 times in a row: DataError")
+    assert refusing.refused >= 3
