@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, NonNegativeFloat, field_validator
+from pydantic import AliasChoices, Field, NonNegativeFloat, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from docflow_shared.auth import TENANT_PATTERN, Authenticator
@@ -41,6 +41,11 @@ class ServiceSettings(BaseSettings):
     # answering (shutdown.py); in-flight messages get most of it to finish.
     # Keep it below Kubernetes' terminationGracePeriodSeconds (30 s by default).
     shutdown_timeout_s: float = Field(default=25.0, ge=5.0)
+    # The credential one service presents to another's internal routes (the
+    # gateway to the embedder's /internal/search), compared in constant time
+    # (auth.py). Unset, those routes refuse every request. make run and the
+    # tests generate one; in Kubernetes it comes from the docflow-secrets Secret.
+    internal_token: SecretStr | None = Field(default=None, min_length=16)
 
     @property
     def handler_grace_s(self) -> float:
@@ -57,6 +62,11 @@ class ServiceSettings(BaseSettings):
             if not sep or not host or not port.isdigit():
                 raise ValueError(f"expected host:port[,host:port...], got {value!r}")
         return value
+
+    @property
+    def internal_token_value(self) -> str | None:
+        """The internal token in clear, for the one place that sends or checks it."""
+        return self.internal_token.get_secret_value() if self.internal_token else None
 
     @property
     def blob_dir(self) -> Path:
