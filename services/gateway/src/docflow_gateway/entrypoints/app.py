@@ -42,6 +42,9 @@ def create_app(
         checks=checks,
         registry=registry,
         authenticator=settings.authenticator(),
+        max_body_bytes=settings.max_json_bytes,
+        # Uploads stream their files and count each one's bytes (multipart.py).
+        streamed_bodies=[("POST", "/v1/documents")],
         lifespan=lifespan,
         service="gateway",
     )

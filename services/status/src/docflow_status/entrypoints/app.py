@@ -47,6 +47,7 @@ def create_app(api: StatusApi, *, serve_api: bool = True) -> FastAPI:
         checks=api.checks,
         registry=api.registry,
         authenticator=api.settings.authenticator(),
+        max_body_bytes=api.settings.max_json_bytes,
         lifespan=api.lifespan,
         service="status",
     )

@@ -1,0 +1,47 @@
+"""The gateway's HTTP limits as a client meets them (issue 20, findings 5 and 6):
+authentication before the body, a body limit on JSON routes, the page's
+security headers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from docflow_shared.auth import hash_key
+from support.gateway import PDF, ClientFor, Recorder
+
+KEYS = {"ops": [hash_key("ops-key")]}
+OPS = {"X-API-Key": "ops-key"}
+
+
+def test_an_anonymous_json_body_is_answered_401_not_parsed(
+    blob_root: Path, client_for: ClientFor
+) -> None:
+    client = client_for(blob_root, Recorder(), auth_enabled=True, api_keys=KEYS)
+    # Malformed on purpose: parsed, it would be a 422.
+    answer = client.post(
+        "/v1/reindex", content=b"[" * 4096, headers={"Content-Type": "application/json"}
+    )
+    assert answer.status_code == 401
+    assert answer.headers["content-type"] == "application/problem+json"
+
+
+def test_a_json_body_over_the_limit_is_413(blob_root: Path, client_for: ClientFor) -> None:
+    client = client_for(
+        blob_root, Recorder(), auth_enabled=True, api_keys=KEYS, max_json_bytes=4096
+    )
+    answer = client.post(
+        "/v1/reindex",
+        content=b" " * 5000 + b"{}",
+        headers={**OPS, "Content-Type": "application/json"},
+    )
+    assert answer.status_code == 413
+    assert answer.json()["code"] == "body-too-large"
+
+
+def test_uploads_are_not_held_to_the_json_limit(blob_root: Path, client_for: ClientFor) -> None:
+    client = client_for(
+        blob_root, Recorder(), auth_enabled=True, api_keys=KEYS, max_json_bytes=4096
+    )
+    big = PDF + b"%" * 10_000 + b"\n"
+    answer = client.post("/v1/documents", files={"file": ("big.pdf", big)}, headers=OPS)
+    assert answer.status_code == 202, answer.text
