@@ -86,6 +86,16 @@ class HttpServiceSettings(ServiceSettings):
     # The largest request body of a JSON route (guards.py; 413 beyond); an
     # upload's files are limited by the gateway's max_file_bytes instead.
     max_json_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # What one connection may cost (server.py): a request header over this
+    # size is answered 431, one not complete in this long 408; a body from
+    # which nothing arrives for this long has its connection closed.
+    max_header_bytes: int = Field(default=64 * 1024, ge=8 * 1024)
+    header_timeout_s: float = Field(default=10.0, gt=0)
+    body_idle_timeout_s: float = Field(default=30.0, gt=0)
+    # Connections and requests at once (uvicorn's limit_concurrency; 503
+    # beyond), and how long an idle keep-alive connection stays open.
+    max_connections: int = Field(default=1000, ge=1)
+    keep_alive_s: int = Field(default=5, ge=1)
 
     @field_validator("api_keys")
     @classmethod
