@@ -45,3 +45,17 @@ def test_uploads_are_not_held_to_the_json_limit(blob_root: Path, client_for: Cli
     big = PDF + b"%" * 10_000 + b"\n"
     answer = client.post("/v1/documents", files={"file": ("big.pdf", big)}, headers=OPS)
     assert answer.status_code == 202, answer.text
+
+
+def test_the_page_sends_its_security_headers(blob_root: Path, client_for: ClientFor) -> None:
+    client = client_for(blob_root, Recorder())
+    page = client.get("/")
+    policy = page.headers["content-security-policy"]
+    assert "default-src 'none'" in policy
+    assert "script-src 'self'" in policy
+    assert "connect-src 'self' http://status.example:8001" in policy
+    assert "frame-ancestors 'none'" in policy
+    assert page.headers["x-frame-options"] == "DENY"
+    assert page.headers["referrer-policy"] == "no-referrer"
+    for path in ("/", "/web/app.js", "/web/style.css"):
+        assert client.get(path).headers["x-content-type-options"] == "nosniff"
