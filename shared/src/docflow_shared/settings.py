@@ -83,6 +83,10 @@ class HttpServiceSettings(ServiceSettings):
     # DOCFLOW_API_KEYS='{"acme": ["sha256:<hex>"]}' (python -m docflow_shared.auth new)
     api_keys: dict[str, list[str]] = Field(default_factory=dict)
     default_tenant: str = Field(default="default", pattern=TENANT_PATTERN)
+    # Per tenant and replica, in the `limits` notation ("100/second",
+    # "20/second;1000/hour"): the gateway's uploads and document operations,
+    # every request to the status service (ratelimit.py; 429 beyond).
+    rate_limit: str = "100/second"
     # The largest request body of a JSON route (guards.py; 413 beyond); an
     # upload's files are limited by the gateway's max_file_bytes instead.
     max_json_bytes: int = Field(default=1024 * 1024, ge=1024)

@@ -7,12 +7,12 @@ from collections.abc import Mapping
 from fastapi import APIRouter, FastAPI
 from prometheus_client import CollectorRegistry
 
-from docflow_gateway.entrypoints.ratelimit import TenantRateLimit
 from docflow_gateway.entrypoints.routes import deadletters, documents, reindex, search, uploads
 from docflow_gateway.entrypoints.web import add_page
 from docflow_gateway.settings import GatewaySettings
 from docflow_shared.http import Lifespan, service_app
 from docflow_shared.probes import Check
+from docflow_shared.ratelimit import TenantRateLimit
 
 # In the order of the OpenAPI document's paths.
 router = APIRouter()

@@ -21,7 +21,7 @@ from sse_starlette import EventSourceResponse
 from docflow_shared.http import Tenant
 from docflow_status.domain.ports import DocumentReader
 from docflow_status.domain.projection import TERMINAL, DocumentState
-from docflow_status.entrypoints.deps import DocumentsDep, StreamPollDep
+from docflow_status.entrypoints.deps import DocumentsDep, StreamPollDep, StreamSlotsDep
 from docflow_status.entrypoints.problems import DOCUMENT_PROBLEMS, UNAUTHORIZED, found
 from docflow_status.entrypoints.routes.documents import DocumentStatus
 
@@ -80,14 +80,14 @@ def event_number(last_event_id: str | None) -> int | None:
 async def stream_documents(
     documents: DocumentsDep,
     poll_s: StreamPollDep,
+    slots: StreamSlotsDep,
     tenant: Tenant,
     last_event_id: LastEventId = None,
 ) -> EventSourceResponse:
     """Every change to any of the caller's documents, from the last minute on."""
     since = resume_from(last_event_id, datetime.now(UTC))
-    return EventSourceResponse(
-        _tenant_changes(documents, tenant, since, poll_s=poll_s), ping=15, send_timeout=30
-    )
+    changes = slots.hold(tenant, _tenant_changes(documents, tenant, since, poll_s=poll_s))
+    return EventSourceResponse(changes, ping=15, send_timeout=30)
 
 
 def resume_from(last_event_id: str | None, now: datetime) -> datetime:
@@ -151,17 +151,15 @@ async def stream_document(
     document_id: str,
     documents: DocumentsDep,
     poll_s: StreamPollDep,
+    slots: StreamSlotsDep,
     tenant: Tenant,
     last_event_id: LastEventId = None,
 ) -> EventSourceResponse:
     """A document's status changes as they happen, resumable with ``Last-Event-ID``."""
     parsed, current = await found(document_id, lambda d: documents.versioned(d, tenant))
     seen = event_number(last_event_id) or 0
-    return EventSourceResponse(
-        _changes(documents, parsed, tenant, current, seen, poll_s=poll_s),
-        ping=15,
-        send_timeout=30,
-    )
+    changes = slots.hold(tenant, _changes(documents, parsed, tenant, current, seen, poll_s=poll_s))
+    return EventSourceResponse(changes, ping=15, send_timeout=30)
 
 
 async def _changes(
