@@ -19,7 +19,7 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from docflow_shared.auth import Authenticator, UnknownKeyError
-from docflow_shared.problems import Problem, problem_response
+from docflow_shared.problems import Problem, client_closed, problem_response
 
 # Every API route is under /v1/ and needs the caller's tenant; the page,
 # /docs, /openapi.json and the probes are public.
@@ -97,7 +97,10 @@ class RequestGuard:
             await problem_response(problem, path)(scope, receive, send)
             return
         if body is None:
-            return  # the client left before sending its body: no one to answer
+            # The client left before sending its body: the answer goes nowhere,
+            # but the request is counted as the client's doing, not a 5xx.
+            await problem_response(client_closed(), path)(scope, receive, send)
+            return
         await self.app(scope, _replay(body, receive), send)
 
     async def _body(self, scope: Scope, receive: Receive) -> bytes | None:

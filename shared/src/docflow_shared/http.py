@@ -17,10 +17,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, Counter, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_fastapi_instrumentator import Instrumentator
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from docflow_shared.auth import Authenticator
 from docflow_shared.guards import TENANT_KEY, RequestGuard, tenant_of
@@ -29,6 +30,7 @@ from docflow_shared.problems import (
     PROBLEM_JSON,
     Problem,
     ProblemDetails,
+    client_closed,
     problem_response,
     problem_responses,
     problem_type,
@@ -63,8 +65,17 @@ _CODES_BY_STATUS = {
 }
 
 
-def install_problem_handlers(app: FastAPI) -> None:
-    """Make every error of ``app`` a problem document, never an HTML or bare 500."""
+def install_problem_handlers(app: FastAPI, disconnects: Counter | None = None) -> None:
+    """Make every error of ``app`` a problem document, never an HTML or bare 500;
+    a client that left mid-request is 499, counted in ``disconnects``."""
+
+    @app.exception_handler(ClientDisconnect)
+    async def _client_left(request: Request, exc: ClientDisconnect) -> JSONResponse:
+        # Not our error: no stack trace, no 5xx (the answer is never received).
+        logger.info("client left during %s %s", request.method, request.url.path)
+        if disconnects is not None:
+            disconnects.labels(request.method).inc()
+        return problem_response(client_closed(), request.url.path)
 
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem) -> JSONResponse:
@@ -201,7 +212,15 @@ def service_app(
         excluded_urls="healthz,readyz,metrics",
         exclude_spans=["receive", "send"],  # one span per request, not per ASGI message
     )
-    install_problem_handlers(app)
+    install_problem_handlers(
+        app,
+        Counter(
+            "http_client_disconnects",
+            "Requests whose client closed the connection before the answer (answered 499)",
+            ["method"],
+            registry=registry,
+        ),
+    )
     app.include_router(router)
     app.include_router(probe_router(checks, registry))
     return app

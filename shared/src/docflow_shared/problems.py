@@ -81,3 +81,19 @@ def problem_response(problem: Problem, instance: str | None = None) -> JSONRespo
     return JSONResponse(
         body, status_code=problem.status, headers=problem.headers, media_type=PROBLEM_JSON
     )
+
+
+# nginx's status for a request whose client closed the connection before the
+# answer: never seen by that client, it keeps such requests out of the 5xx
+# that page someone (deploy/prometheus/alerts.yml) and out of the error logs.
+CLIENT_CLOSED = 499
+
+
+def client_closed() -> Problem:
+    """The answer to a request whose client left mid-request (it is not sent)."""
+    return Problem(
+        CLIENT_CLOSED,
+        "client-closed-request",
+        "the client closed the connection before the request was complete",
+        title="Client Closed Request",
+    )
