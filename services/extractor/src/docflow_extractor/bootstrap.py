@@ -10,7 +10,6 @@ from faststream.kafka import KafkaBroker
 from prometheus_client import CollectorRegistry
 
 from docflow_extractor.adapters.sandbox import open_sandboxed
-from docflow_extractor.domain.chunking import Chunking
 from docflow_extractor.entrypoints.consumer import register
 from docflow_extractor.handlers import Reading
 from docflow_extractor.settings import ExtractorSettings
@@ -34,13 +33,17 @@ SERVICE = "extractor"
 
 
 def reading_for(settings: ExtractorSettings) -> Reading:
-    """How the service reads documents: in the sandbox, cut into chunks, sent in batches."""
+    """How the service reads documents: read and cut in the sandbox, sent in batches."""
     return Reading(
-        chunking=Chunking(settings.chunking_policy()),
         new_batcher=settings.batcher,
         progress_steps=settings.progress_steps,
-        # Untrusted files are parsed in a worker process under memory and time limits.
-        opener=partial(open_sandboxed, limits=settings.sandbox),
+        # Untrusted files are parsed and cut in a confined worker process, one per document.
+        opener=partial(
+            open_sandboxed,
+            limits=settings.sandbox,
+            chunking=settings.chunking_policy(),
+            document_limits=settings.document_limits,
+        ),
     )
 
 
