@@ -266,7 +266,10 @@ class SandboxedDocument:
                 frame = receive(conn)
             except (EOFError, ConnectionError):  # the worker is gone (or never started)
                 raise self._died() from None
-            except OSError:  # only a frame over the cap: its length is read, not its body
+            except OSError as exc:
+                if str(exc) != "bad message length":  # gone in the middle of a frame
+                    raise self._died() from None
+                # A frame over the cap: only its length was read, never its body.
                 self.close()
                 raise DocumentError(
                     ErrorCode.LIMIT_EXCEEDED,
@@ -319,11 +322,6 @@ class SandboxedDocument:
                 ErrorCode.TIMEOUT,
                 f"reading the document used more than {self._limits.cpu_seconds} s of CPU "
                 "time, the limit per document; split it into smaller files",
-            )
-        if code == -signal.SIGXFSZ:
-            return DocumentError(
-                ErrorCode.LIMIT_EXCEEDED,
-                "the parser tried to write a file larger than the sandbox allows and was stopped",
             )
         if code is None or code >= 0:
             return DocumentError(
