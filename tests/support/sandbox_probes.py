@@ -16,6 +16,7 @@ import socket
 import threading
 import time
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any, BinaryIO
 
 from docflow_extractor.adapters.sandbox_worker import MAX_FRAME_BYTES, send
@@ -26,7 +27,7 @@ from docflow_extractor.domain.cutting import DocumentLimits
 def _attempt(action: Any) -> str:
     try:
         return f"done: {action()}"
-    except BaseException as exc:  # noqa: BLE001 - the failure is the answer
+    except BaseException as exc:  # the failure is the answer
         return f"failed: {type(exc).__name__}: {exc}"
 
 
@@ -46,19 +47,19 @@ def _thread() -> str:
 
 
 def _write(path: str, size: int) -> int:
-    with open(path, "wb") as out:
+    with Path(path).open("wb") as out:
         return out.write(b"x" * size)
 
 
 def _open_many(count: int) -> int:
-    files = [open(os.devnull, "rb") for _ in range(count)]  # noqa: SIM115
+    files = [Path(os.devnull).open("rb") for _ in range(count)]  # noqa: SIM115
     for file in files:
         file.close()
     return count
 
 
 def _read(path: str) -> int:
-    with open(path, "rb") as file:
+    with Path(path).open("rb") as file:
         return len(file.read())
 
 

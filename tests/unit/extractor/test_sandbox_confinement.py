@@ -89,10 +89,12 @@ def test_a_parse_past_the_cpu_time_limit_is_stopped(corpus: Path) -> None:
     # The long corpus PDF takes seconds of CPU to read: past a 1 s CPU limit,
     # well before its wall-clock limit.
     limits = SandboxLimits(memory_bytes=512 * MiB, wall_clock_s=120, cpu_s=1)
-    with (corpus / "pdf" / "GeoTopo-komprimiert.pdf").open("rb") as stream:
-        with pytest.raises(DocumentError) as failure:
-            for _ in open_sandboxed(stream, "application/pdf", None, limits).pieces():
-                pass
+    with (
+        (corpus / "pdf" / "GeoTopo-komprimiert.pdf").open("rb") as stream,
+        pytest.raises(DocumentError) as failure,
+    ):
+        for _ in open_sandboxed(stream, "application/pdf", None, limits).pieces():
+            pass
     assert failure.value.code is ErrorCode.TIMEOUT
     assert "1 s of CPU time" in failure.value.message
 
