@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from docflow_extractor.adapters.sandbox import SandboxLimits, open_sandboxed
+from docflow_extractor.bootstrap import reading_for
 from docflow_extractor.domain.chunking import Chunking
 from docflow_extractor.domain.cutting import DocumentLimits, InProcess
 from docflow_extractor.handlers import Reading, extract_document
@@ -88,3 +89,11 @@ def test_the_limits_are_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("DOCFLOW_MAX_CHUNKS", "7")
     limits = ExtractorSettings(data_dir=tmp_path).document_limits
     assert limits == DocumentLimits(max_text_bytes=2048, max_chunks=7)
+
+
+def test_a_tokenizer_that_cannot_be_loaded_fails_at_start_up_not_in_each_worker(
+    tmp_path: Path,
+) -> None:
+    settings = ExtractorSettings(data_dir=tmp_path, chunk_tokenizer=str(tmp_path / "none.json"))
+    with pytest.raises(ValueError, match="unknown chunk tokenizer"):
+        reading_for(settings)

@@ -10,6 +10,7 @@ from faststream.kafka import KafkaBroker
 from prometheus_client import CollectorRegistry
 
 from docflow_extractor.adapters.sandbox import open_sandboxed
+from docflow_extractor.domain.chunking import Chunking
 from docflow_extractor.entrypoints.consumer import register
 from docflow_extractor.handlers import Reading
 from docflow_extractor.settings import ExtractorSettings
@@ -34,6 +35,9 @@ SERVICE = "extractor"
 
 def reading_for(settings: ExtractorSettings) -> Reading:
     """How the service reads documents: read and cut in the sandbox, sent in batches."""
+    # A tokenizer that cannot be loaded fails here, at start-up, rather than in
+    # every worker; the workers load their own, so this copy is dropped.
+    Chunking(settings.chunking_policy())
     return Reading(
         new_batcher=settings.batcher,
         progress_steps=settings.progress_steps,
