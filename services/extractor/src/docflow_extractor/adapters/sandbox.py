@@ -56,6 +56,10 @@ _MESSAGE_CHARS = 1000
 _context = multiprocessing.get_context("forkserver")
 _context.set_forkserver_preload(
     [
+        # A program started as a script (a benchmark, a tool) is imported once
+        # here; otherwise every worker would run its imports again before it
+        # starts. ``python -m docflow_extractor`` is never imported again.
+        "__main__",
         "docflow_extractor.adapters.sandbox_worker",
         "docflow_extractor.adapters.parser_warmup",
     ]
