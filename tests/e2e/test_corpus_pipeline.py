@@ -111,6 +111,8 @@ def corpus_run(stack: Stack) -> CorpusRun:
                 response = http.get(doc["status_url"])
                 if response.status_code == 404:
                     continue  # the status service has not read the upload event yet
+                if response.status_code == 429:
+                    return False  # the tenant's rate limit: poll again after a pause
                 assert response.status_code == 200, response.text
                 body = response.json()
                 run.documents[name] = body

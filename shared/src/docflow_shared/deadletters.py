@@ -7,13 +7,12 @@ dead-lettered document, from the stage that gave up, once its cause is fixed.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from uuid import UUID
 
-from docflow_shared import retries, topics
+from docflow_shared import decoding, retries, topics
 from docflow_shared.kafka_admin import read_records
 
 
@@ -68,8 +67,10 @@ class Selection:
 
 
 def _envelope(body: bytes) -> tuple[UUID | None, str | None]:
+    # A dead letter is often a message nobody could read (100 KB of "[" among
+    # them): it is read as bounded as any consumer reads (decoding.loads).
     try:
-        data = json.loads(body)
+        data = decoding.loads(body)
         return UUID(data["document_id"]), str(data["tenant_id"])
     except (ValueError, KeyError, TypeError):
         return None, None

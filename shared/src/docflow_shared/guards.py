@@ -119,7 +119,7 @@ class RequestGuard:
                 raise self._too_large()
             chunks.append(chunk)
             if not message.get("more_body", False):
-                return b"".join(chunks)
+                return _text(b"".join(chunks))
 
     def _too_large(self) -> Problem:
         return Problem(
@@ -128,6 +128,18 @@ class RequestGuard:
             f"the request body is over {self.max_body_bytes} bytes "
             "(DOCFLOW_MAX_JSON_BYTES); upload files with POST /v1/documents",
         )
+
+
+def _text(body: bytes) -> bytes:
+    """``body`` if it is UTF-8 (JSON must be); a 422 problem otherwise, which
+    FastAPI would answer with an undocumented 400."""
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise Problem(
+            422, "malformed-request", f"the body is not UTF-8 text (byte {exc.start})"
+        ) from exc
+    return body
 
 
 def _preflight(scope: Scope) -> bool:

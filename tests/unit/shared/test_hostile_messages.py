@@ -458,3 +458,16 @@ async def test_a_dead_letter_always_fits_in_a_kafka_message() -> None:
     assert len(body) + sum(len(k) + len(v) for k, v in headers.items()) < 1000 * 1024
     assert headers[retries.TRUNCATED] == str(1024 * 1024)
     assert headers[retries.ORIGINAL_TOPIC] == "docs"
+
+
+def test_a_dead_letter_nobody_could_read_is_listed_without_an_envelope() -> None:
+    # The gateway lists the dead-letter topic (GET /v1/deadletters): the poison
+    # kept there must not make the listing fail (it answered 503 with
+    # "maximum recursion depth exceeded" before).
+    from docflow_shared.deadletters import _envelope
+
+    assert _envelope(b"[" * 100_000) == (None, None)
+    assert _envelope(b"\xff\xfe") == (None, None)
+    document_id = uuid.uuid4()
+    body = json.dumps({"document_id": str(document_id), "tenant_id": "acme"}).encode()
+    assert _envelope(body) == (document_id, "acme")
