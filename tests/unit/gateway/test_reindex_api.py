@@ -75,8 +75,9 @@ def test_a_malformed_request_is_a_422_and_publishes_nothing(
     not_json = client.post(
         "/v1/reindex", content=b"\xff\xfe{", headers={"content-type": "application/json"}
     )
-    assert not_json.status_code == 400
+    assert not_json.status_code == 422
     assert not_json.headers["content-type"] == "application/problem+json"
+    assert not_json.json()["code"] == "malformed-request"
     assert recorder.events == []
 
 
