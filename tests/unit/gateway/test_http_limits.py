@@ -7,6 +7,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+from pydantic import ValidationError
+
+from docflow_gateway.settings import GatewaySettings
 from docflow_shared.auth import hash_key
 from support.gateway import PDF, ClientFor, Recorder, files_in
 
@@ -131,3 +135,11 @@ def test_a_client_that_leaves_before_its_json_body_is_499(
     client.portal.call(client.app, scope, receive, send)
     assert sent[0]["status"] == 499
     assert 'status="5xx"' not in client.get("/metrics").text
+
+
+def test_the_file_size_limit_cannot_exceed_what_an_event_can_announce() -> None:
+    # DocumentUploaded.size_bytes is at most 2**31 - 1 (the read model's INTEGER
+    # column): a larger limit would store files whose event cannot be built.
+    with pytest.raises(ValidationError, match="max_file_bytes"):
+        GatewaySettings(max_file_bytes=2**31)
+    assert GatewaySettings(max_file_bytes=2**31 - 1).max_file_bytes == 2**31 - 1

@@ -2,6 +2,7 @@
 
 from pydantic import AnyHttpUrl, Field
 
+from docflow_shared.events.envelope import MAX_INT32
 from docflow_shared.settings import HttpServiceSettings
 
 MiB = 1024 * 1024
@@ -23,8 +24,10 @@ class GatewaySettings(HttpServiceSettings):
     # index); the default is a SQLite file under data_dir. Replicas share one
     # PostgreSQL database.
     database_url: str | None = None
-    # Counted on the bytes as they arrive.
-    max_file_bytes: int = Field(default=100 * MiB, ge=1)
+    # Counted on the bytes as they arrive. At most what DocumentUploaded's
+    # size_bytes may hold (and the read model's INTEGER column): a larger file
+    # could be stored but never announced.
+    max_file_bytes: int = Field(default=100 * MiB, ge=1, le=MAX_INT32)
     max_files_per_request: int = Field(default=100, ge=1)
     # A file whose bytes the tenant already uploaded points at that document
     # (per request: ?dedup=false).
