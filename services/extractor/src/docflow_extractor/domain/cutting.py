@@ -25,7 +25,7 @@ MiB = 1024 * 1024
 class DocumentLimits:
     """What one document may become.
 
-    The largest document of the shared corpus has 148 KB of text and 362
+    The largest document of the test corpus (tests/corpus) has 148 KB of text and 362
     chunks; 10 MiB of text is a book of some 5,000 pages, about 15,000
     chunks of prose, so the chunk limit only stops text cut into unusually
     small chunks.

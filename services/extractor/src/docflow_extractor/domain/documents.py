@@ -7,7 +7,7 @@ read.
 
 PDFs are read with pypdf. Where pypdf finds a file or a page damaged, PDFium
 (``pypdfium2``) reads it instead, from that page on. On damaged copies of the
-shared corpus (bench/pdf_fallback.py) PDFium read all 24 files with text
+test corpus (bench/pdf_fallback.py) PDFium read all 24 files with text
 whose ``%%EOF`` marker was missing, which pypdf refuses to open, and 6 of 31
 with bytes overwritten inside, where pypdf gave up on a page; it never did
 worse than pypdf.
