@@ -37,6 +37,7 @@ from docflow_shared.events import (
     TextExtracted,
 )
 from docflow_shared.messaging import Publish
+from docflow_shared.trust import check_claim
 
 logger = logging.getLogger(__name__)
 
@@ -128,7 +129,10 @@ async def extract_document(
 
     Raises ``DocumentError`` (encrypted, corrupt, ...) for a document that
     cannot be read; the consumer middleware turns that into its failure.
+    Raises ``UntrustedEvent``, before reading anything, when the event's blob
+    key is not the one of its tenant and document (forged).
     """
+    check_claim(event)
     cancellations = cancellations or Cancellations()
     try:
         await _extract(event, blobs, publish, reading or Reading(), cancellations)
@@ -207,8 +211,9 @@ async def resend_chunks(
     """Send a finished extraction's stored chunks again, for a retry at embedding.
 
     ``False`` when no chunks are stored (extraction never finished): the
-    caller extracts instead.
+    caller extracts instead. Raises ``UntrustedEvent`` as ``extract_document``.
     """
+    check_claim(event)
     cancellations = cancellations or Cancellations()
     try:
         stored = blobs.open(chunks_key(event.tenant_id, event.document_id))
