@@ -12,12 +12,18 @@ import pytest
 from faststream.kafka import KafkaMessage, TestKafkaBroker
 from prometheus_client import CollectorRegistry
 
+from docflow_embedder import bootstrap as embedder
+from docflow_embedder.adapters.qdrant import QdrantVectorStore, local_client
+from docflow_embedder.domain import FixedIndex
+from docflow_embedder.settings import EmbedderSettings
 from docflow_extractor.bootstrap import Ports, reading_for, wire
 from docflow_extractor.settings import ExtractorSettings
 from docflow_shared import topics
 from docflow_shared.blobstore import LocalBlobStore
 from docflow_shared.events import (
+    DocumentDeleted,
     DocumentFailed,
+    DocumentIndexed,
     DocumentRetryRequested,
     DocumentUploaded,
     Stage,
@@ -25,6 +31,7 @@ from docflow_shared.events import (
 )
 from docflow_shared.messaging import make_broker
 from service.conftest import Collector
+from service.test_embedder_wiring import FakeEmbedder, batches
 from support.uploads import stored_upload
 from support.waiting import await_until
 
@@ -101,3 +108,71 @@ async def test_an_event_whose_blob_key_is_another_tenants_file_is_dead_lettered_
     assert len(dead) == 1
     assert str(forged.document_id).encode() in dead[0]
     assert rejected(registry, "extractor", "blob_key") == 1
+
+
+def acme_and_globex(document_id: uuid.UUID) -> tuple[list[TextExtracted], list[TextExtracted]]:
+    """acme's chunk batches of a document, and globex's forged ones for the same id."""
+    acme = [
+        b.model_copy(update={"tenant_id": "acme"})
+        for b in batches(document_id, ["acme secret a", "acme secret b", "acme secret c"])
+    ]
+    globex = [
+        b.model_copy(update={"tenant_id": "globex", "correlation_id": "forged"})
+        for b in batches(document_id, ["forged a", "forged b", "forged c"])
+    ]
+    return acme, globex
+
+
+async def test_a_forged_deletion_of_another_tenants_document_deletes_nothing_and_is_counted(
+    real_kafka: str | None, tmp_path: Path
+) -> None:
+    broker = make_broker(real_kafka or "127.0.0.1:1", service="embedder")
+    client = local_client(tmp_path / "qdrant")
+    vectors = QdrantVectorStore(client, "docflow_fake_2", 2)
+    registry = CollectorRegistry()
+    embedder.wire(
+        broker, embedder.Ports(FixedIndex(FakeEmbedder(), vectors)), EmbedderSettings(), registry
+    )
+    collector = Collector(broker, topics.INDEXED, topics.FAILED, group_id=f"test-{uuid.uuid4()}")
+    document_id = uuid.uuid4()
+    collector.document_ids.add(document_id)
+    acme, globex = acme_and_globex(document_id)
+    async with TestKafkaBroker(broker, with_real=real_kafka is not None) as br:
+        for batch in [*acme, *globex]:
+            await br.publish(batch, topic=topics.EXTRACTED, key=str(document_id).encode())
+        await await_until(
+            lambda: {e.tenant_id for e in collector.of(DocumentIndexed)} == {"acme", "globex"},
+            timeout_s=60,
+            what="both tenants' chunks stored",
+        )
+        # Both are kept: the tenant is part of every point id.
+        assert vectors.stored("acme", document_id, 1) == 3
+        assert vectors.stored("globex", document_id, 1) == 3
+        forged = DocumentDeleted(
+            document_id=document_id, tenant_id="initech", correlation_id="forged"
+        )
+        await br.publish(forged, topic=topics.DELETED, key=str(document_id).encode())
+        await await_until(
+            lambda: rejected(registry, "embedder", "tenant_changed") == 1,
+            timeout_s=60,
+            what="the forged deletion rejected",
+        )
+        assert vectors.stored("acme", document_id, 1) == 3
+        acme_texts = {
+            r.payload["text"]
+            for r in client.scroll("docflow_fake_2", limit=100)[0]
+            if r.payload and r.payload["tenant_id"] == "acme"
+        }
+        assert acme_texts == {"acme secret a", "acme secret b", "acme secret c"}
+        # acme's own deletion still takes acme's points, and only those.
+        own = DocumentDeleted(document_id=document_id, tenant_id="acme", correlation_id="c")
+        await br.publish(own, topic=topics.DELETED, key=str(document_id).encode())
+        await await_until(
+            lambda: vectors.stored("acme", document_id, 1) == 0,
+            timeout_s=60,
+            what="acme's deletion applied",
+        )
+    assert vectors.stored("globex", document_id, 1) == 3
+    assert rejected(registry, "embedder", "tenant_changed") == 1
+    assert collector.of(DocumentFailed) == []
+    client.close()

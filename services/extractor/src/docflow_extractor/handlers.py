@@ -143,7 +143,7 @@ async def extract_document(
             event.attempt,
         )
         return
-    if cancellations.deleted(event.document_id):
+    if cancellations.deleted(event.tenant_id, event.document_id):
         blobs.delete(chunks_key(event.tenant_id, event.document_id))
         return
     logger.info("extracted document %s (attempt %d)", event.document_id, event.attempt)
@@ -182,7 +182,7 @@ async def _extract(
             chunker = reading.chunking.for_document(event.content_type)
             pages = document.pages()
             while (pieces := await to_thread.run_sync(_read_and_cut, pages, chunker)) is not None:
-                if cancellations.cancelled(event.document_id, event.attempt):
+                if cancellations.cancelled(event.tenant_id, event.document_id, event.attempt):
                     raise _Cancelled
                 await sender.add_pieces(pieces, chunk_log)
                 pages_done += 1
@@ -223,7 +223,7 @@ async def resend_chunks(
         await publish(DocumentProgressed.caused_by(event, stage=Stage.EXTRACTING, done=0, total=1))
         sender = _ChunkSender(event, publish, new_batcher())
         for line in stored:
-            if cancellations.cancelled(event.document_id, event.attempt):
+            if cancellations.cancelled(event.tenant_id, event.document_id, event.attempt):
                 return True
             await sender.add(Chunk.model_validate_json(line))
         await sender.finish(pages=None)
