@@ -6,10 +6,11 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
-from faststream.kafka import TestKafkaBroker
+from faststream.kafka import KafkaMessage, TestKafkaBroker
+from prometheus_client import CollectorRegistry
 
 from docflow_shared import topics
-from docflow_shared.events import DocumentStatusChanged, Stage, Status
+from docflow_shared.events import DocumentDeleted, DocumentStatusChanged, Stage, Status
 from docflow_shared.messaging import make_broker
 from docflow_status.adapters.read_model import SqlReadModel
 from docflow_status.bootstrap import Ports, wire
@@ -132,3 +133,44 @@ async def test_a_document_without_progress_is_marked_stalled_until_work_resumes(
             seen_on_the_status_topic, timeout_s=60, what="the stall and its end announced"
         )
     assert flags[0] is False  # pending, then stalled, then processing again
+
+
+async def test_an_event_naming_another_tenants_document_is_dead_lettered_and_counted(
+    real_kafka: str | None, read_model: SqlReadModel
+) -> None:
+    broker = make_broker(real_kafka or "127.0.0.1:1", service="status")
+    registry = CollectorRegistry()
+    wire(broker, Ports(read_model), StatusSettings(), registry)
+    dead: list[bytes] = []
+
+    @broker.subscriber(topics.DEAD_LETTER, group_id=f"test-{uuid.uuid4()}")
+    async def keep(message: KafkaMessage) -> None:
+        dead.append(message.body)
+
+    history = successful(uuid.uuid4())
+    document_id = history[0].document_id
+    forged = DocumentDeleted(document_id=document_id, tenant_id="globex", correlation_id="x")
+    malformed = history[1].model_copy(update={"tenant_id": "../t1", "event_id": uuid.uuid4()})
+
+    def rejected(reason: str) -> float:
+        labels = {"service": "status", "reason": reason}
+        return registry.get_sample_value("docflow_events_rejected_total", labels) or 0.0
+
+    async with TestKafkaBroker(broker, with_real=real_kafka is not None) as br:
+        for event in history:
+            await br.publish(event, topic=event.TOPIC, key=str(document_id).encode())
+
+        async def completed() -> bool:
+            state = await read_model.get(document_id, "t1")
+            return state is not None and state.status is Status.COMPLETED and bool(state.filename)
+
+        await await_until(completed, timeout_s=60, what="the document projected")
+        before = await read_model.versioned(document_id, "t1")
+        for event in (forged, malformed):
+            await br.publish(event, topic=event.TOPIC, key=str(document_id).encode())
+        await await_until(
+            lambda: len(dead) == 2, timeout_s=60, what="both forged events dead-lettered"
+        )
+    assert await read_model.versioned(document_id, "t1") == before
+    assert await read_model.get(document_id, "globex") is None
+    assert (rejected("tenant_changed"), rejected("tenant_id")) == (1, 1)
