@@ -16,7 +16,7 @@ from docflow_status.adapters.read_model import SqlReadModel
 from docflow_status.bootstrap import Ports, wire
 from docflow_status.domain.projection import DocumentState
 from docflow_status.settings import StatusSettings
-from support.histories import failed_while_extracting, successful
+from support.histories import failed_while_extracting, retry_of, successful
 from support.waiting import await_until
 
 from .conftest import Collector
@@ -151,6 +151,8 @@ async def test_an_event_naming_another_tenants_document_is_dead_lettered_and_cou
     document_id = history[0].document_id
     forged = DocumentDeleted(document_id=document_id, tenant_id="globex", correlation_id="x")
     malformed = history[1].model_copy(update={"tenant_id": "../t1", "event_id": uuid.uuid4()})
+    # The document's own tenant, but a claim check pointing at another tenant's file.
+    elsewhere = retry_of(document_id, 50).model_copy(update={"blob_key": "acme/x/original"})
 
     def rejected(reason: str) -> float:
         labels = {"service": "status", "reason": reason}
@@ -166,11 +168,11 @@ async def test_an_event_naming_another_tenants_document_is_dead_lettered_and_cou
 
         await await_until(completed, timeout_s=60, what="the document projected")
         before = await read_model.versioned(document_id, "t1")
-        for event in (forged, malformed):
+        for event in (forged, malformed, elsewhere):
             await br.publish(event, topic=event.TOPIC, key=str(document_id).encode())
         await await_until(
-            lambda: len(dead) == 2, timeout_s=60, what="both forged events dead-lettered"
+            lambda: len(dead) == 3, timeout_s=60, what="the forged events dead-lettered"
         )
     assert await read_model.versioned(document_id, "t1") == before
     assert await read_model.get(document_id, "globex") is None
-    assert (rejected("tenant_changed"), rejected("tenant_id")) == (1, 1)
+    assert [rejected(r) for r in ("tenant_changed", "tenant_id", "blob_key")] == [1, 1, 1]

@@ -10,11 +10,17 @@ from faststream.kafka import KafkaBroker, KafkaMessage
 from docflow_shared import topics
 from docflow_shared.batches import Item, dead_letter, handle_batch
 from docflow_shared.errors import UntrustedEvent
-from docflow_shared.events import Event, ReindexEvent, parse_any
+from docflow_shared.events import (
+    DocumentRetryRequested,
+    DocumentUploaded,
+    Event,
+    ReindexEvent,
+    parse_any,
+)
 from docflow_shared.messaging import Publish, batch_subscriber
 from docflow_shared.metrics import RejectedEvents
 from docflow_shared.retries import Origin, Parking
-from docflow_shared.trust import check_tenant
+from docflow_shared.trust import check_claim, check_tenant
 from docflow_status.entrypoints.metrics import ProjectionMetrics
 from docflow_status.handlers import ReadModel, project_events
 
@@ -56,7 +62,10 @@ def register(
         reindexes: list[ReindexEvent] = []
         for item in items:
             try:
-                check_tenant(item.event)
+                if isinstance(item.event, DocumentUploaded | DocumentRetryRequested):
+                    check_claim(item.event)
+                else:
+                    check_tenant(item.event)
             except UntrustedEvent as exc:
                 await reject(item.body, item.origin, exc)
                 continue
