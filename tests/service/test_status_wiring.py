@@ -142,13 +142,15 @@ async def test_an_event_naming_another_tenants_document_is_dead_lettered_and_cou
     registry = CollectorRegistry()
     wire(broker, Ports(read_model), StatusSettings(), registry)
     dead: list[bytes] = []
+    history = successful(uuid.uuid4())
+    document_id = history[0].document_id
 
     @broker.subscriber(topics.DEAD_LETTER, group_id=f"test-{uuid.uuid4()}")
     async def keep(message: KafkaMessage) -> None:
-        dead.append(message.body)
+        # The topic is shared by the session's tests: only this test's letters.
+        if str(document_id).encode() in message.body:
+            dead.append(message.body)
 
-    history = successful(uuid.uuid4())
-    document_id = history[0].document_id
     forged = DocumentDeleted(document_id=document_id, tenant_id="globex", correlation_id="x")
     malformed = history[1].model_copy(update={"tenant_id": "../t1", "event_id": uuid.uuid4()})
     # The document's own tenant, but a claim check pointing at another tenant's file.
@@ -171,8 +173,9 @@ async def test_an_event_naming_another_tenants_document_is_dead_lettered_and_cou
         for event in (forged, malformed, elsewhere):
             await br.publish(event, topic=event.TOPIC, key=str(document_id).encode())
         await await_until(
-            lambda: len(dead) == 3, timeout_s=60, what="the forged events dead-lettered"
+            lambda: len(dead) >= 3, timeout_s=60, what="the forged events dead-lettered"
         )
     assert await read_model.versioned(document_id, "t1") == before
     assert await read_model.get(document_id, "globex") is None
-    assert [rejected(r) for r in ("tenant_changed", "tenant_id", "blob_key")] == [1, 1, 1]
+    # At least once: a redelivery (a rebalance on the real broker) counts again.
+    assert all(rejected(r) >= 1 for r in ("tenant_changed", "tenant_id", "blob_key"))

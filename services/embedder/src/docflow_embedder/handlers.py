@@ -233,7 +233,10 @@ async def remove_vectors(
     Only the event's tenant's points of the document are ever removed (the
     filter is on both). Raises ``UntrustedEvent`` when the tenant id is
     malformed, or when the document's vectors are all another tenant's: a
-    forged deletion, which would remove nothing, but is worth knowing of.
+    forged deletion, which would remove nothing, but is worth knowing of. (A
+    document's own deletion delivered again after its points are gone, while
+    another tenant forged points under its id, is counted too: harmless, as
+    there is nothing of its tenant's left to remove.)
     """
     check_tenant(event)
     owner = vectors.owned_by_another_tenant
