@@ -216,3 +216,23 @@ async def test_locked_damaged_and_markdown_files_each_reach_the_outcome_they_des
     for text in chunks:
         last_line = [line for line in text.splitlines() if line.strip()][-1]
         assert not last_line.startswith("#"), text[-200:]
+
+
+async def test_a_document_past_the_chunk_limit_fails_naming_the_setting(
+    real_kafka: str | None, tmp_path: Path, corpus: Path
+) -> None:
+    broker = make_broker(real_kafka or "127.0.0.1:1", service="extractor")
+    blobs = LocalBlobStore(tmp_path / "blobs")
+    settings = ExtractorSettings(data_dir=tmp_path, max_chunks=5)
+    wire(broker, Ports(blobs, reading_for(settings)), settings)
+    collector = Collector(broker, topics.FAILED, group_id=f"test-{uuid.uuid4()}")
+    event = stored_upload(blobs, corpus / "pdf" / "pdflatex-4-pages.pdf", "application/pdf")
+    collector.document_ids.add(event.document_id)
+    async with TestKafkaBroker(broker, with_real=real_kafka is not None) as br:
+        await br.publish(event, topic=topics.UPLOADED, key=str(event.document_id).encode())
+        [failed] = await await_until(
+            lambda: collector.of(DocumentFailed), timeout_s=60, what="the document's failure"
+        )
+    assert failed.error.code == "limit_exceeded"
+    assert "more than 5 chunks" in failed.error.message
+    assert "DOCFLOW_MAX_CHUNKS" in failed.error.message

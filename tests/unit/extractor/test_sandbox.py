@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 
 from docflow_extractor.adapters.sandbox import SandboxLimits, open_sandboxed
+from docflow_extractor.domain.chunking import Chunking
+from docflow_extractor.domain.cutting import InProcess
 from docflow_shared.errors import DocumentError
 from docflow_shared.events import ErrorCode
 from support import hostile
@@ -20,10 +22,10 @@ LIMITS = SandboxLimits(memory_bytes=512 * MiB, wall_clock_s=30)
 
 
 def read(path: Path, limits: SandboxLimits = LIMITS) -> list[str]:
+    """The texts of the chunks the worker cut the PDF into."""
     with path.open("rb") as stream:
-        return [
-            page.text for page in open_sandboxed(stream, "application/pdf", None, limits).pages()
-        ]
+        document = open_sandboxed(stream, "application/pdf", None, limits)
+        return [piece.text for page in document.pieces() for piece in page]
 
 
 def written(tmp_path: Path, data: bytes) -> Path:
@@ -77,15 +79,18 @@ def test_a_parse_past_the_memory_limit_is_stopped(corpus: Path) -> None:
     assert "64 MiB" in failure.value.message
 
 
-def test_a_good_pdf_reads_as_without_the_sandbox(corpus: Path) -> None:
-    pages = read(corpus / "pdf" / "pdflatex-4-pages.pdf")
-    assert len(pages) == 4
-    assert all(pages)
+def test_a_good_pdf_is_cut_as_without_the_sandbox(corpus: Path) -> None:
+    path = corpus / "pdf" / "pdflatex-4-pages.pdf"
+    with path.open("rb") as stream:
+        document = InProcess(Chunking())(stream, "application/pdf")
+        expected = [piece.text for page in document.pieces() for piece in page]
+    assert read(path) == expected
+    assert len(expected) > 4
 
 
 def test_a_stream_that_is_not_a_file_is_spooled_for_the_worker() -> None:
     document = open_sandboxed(io.BytesIO(b"# Title\n\ntext"), "text/markdown", None, LIMITS)
-    assert [page.text for page in document.pages()] == ["# Title\n\ntext"]
+    assert [p.text for page in document.pieces() for p in page] == ["# Title\n\ntext"]
 
 
 def opened(path: Path, limits: SandboxLimits = LIMITS) -> int | None:
@@ -93,20 +98,17 @@ def opened(path: Path, limits: SandboxLimits = LIMITS) -> int | None:
     with path.open("rb") as stream:
         document = open_sandboxed(stream, "application/pdf", None, limits)
         with contextlib.suppress(DocumentError):
-            list(document.pages())
+            list(document.pieces())
         return document.worker_pid
 
 
-def test_a_worker_reads_the_next_document_unless_it_hit_a_limit(
+def test_each_document_is_read_by_a_worker_of_its_own_that_is_gone_after(
     corpus: Path, tmp_path: Path
 ) -> None:
     small = corpus / "pdf" / "pdflatex-4-pages.pdf"
-    first = opened(small)
-    assert opened(small) == first  # a clean finish: the same worker reads on
-    assert opened(written(tmp_path, hostile.flate_bomb())) == first  # a reported failure too
-
-    # That worker, stopped at the time limit, is never used again.
-    quick = SandboxLimits(memory_bytes=LIMITS.memory_bytes, wall_clock_s=0.5)
-    with pytest.raises(DocumentError, match="took longer"):
-        read(corpus / "pdf" / "GeoTopo-komprimiert.pdf", quick)
-    assert opened(small) != first
+    pids = [opened(small), opened(small), opened(written(tmp_path, hostile.flate_bomb()))]
+    assert len(set(pids)) == 3  # never reused: not for the same tenant, nor another's
+    for pid in pids:
+        assert (
+            not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text()
+        )

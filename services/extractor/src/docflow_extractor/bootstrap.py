@@ -34,13 +34,20 @@ SERVICE = "extractor"
 
 
 def reading_for(settings: ExtractorSettings) -> Reading:
-    """How the service reads documents: in the sandbox, cut into chunks, sent in batches."""
+    """How the service reads documents: read and cut in the sandbox, sent in batches."""
+    # A tokenizer that cannot be loaded fails here, at start-up, rather than in
+    # every worker; the workers load their own, so this copy is dropped.
+    Chunking(settings.chunking_policy())
     return Reading(
-        chunking=Chunking(settings.chunking_policy()),
         new_batcher=settings.batcher,
         progress_steps=settings.progress_steps,
-        # Untrusted files are parsed in a worker process under memory and time limits.
-        opener=partial(open_sandboxed, limits=settings.sandbox),
+        # Untrusted files are parsed and cut in a confined worker process, one per document.
+        opener=partial(
+            open_sandboxed,
+            limits=settings.sandbox,
+            chunking=settings.chunking_policy(),
+            document_limits=settings.document_limits,
+        ),
     )
 
 

@@ -21,8 +21,8 @@ from typing import BinaryIO
 
 from anyio import to_thread
 
-from docflow_extractor.domain.chunking import ChunkBatcher, Chunking, DocumentChunker, Piece
-from docflow_extractor.domain.documents import Document, Page, open_document
+from docflow_extractor.domain.chunking import ChunkBatcher, Chunking, Piece
+from docflow_extractor.domain.cutting import CutDocument, InProcess
 from docflow_shared.blobstore import BlobNotFoundError, BlobStore, chunks_key
 from docflow_shared.cancellations import Cancellations
 from docflow_shared.errors import DocumentError
@@ -43,19 +43,18 @@ logger = logging.getLogger(__name__)
 
 ExtractionRequest = DocumentUploaded | DocumentRetryRequested
 
-Opener = Callable[[BinaryIO, ContentType, str | None], Document]
-"""Opens a stored document for reading (in production: in the parser sandbox)."""
+Opener = Callable[[BinaryIO, ContentType, str | None], CutDocument]
+"""Opens a stored document to read and cut it (in production: in the parser sandbox)."""
 
 
 @dataclass(frozen=True)
 class Reading:
-    """How the extractor reads and cuts documents: parser, chunks, batches, progress."""
+    """How the extractor reads and cuts documents: parser and chunks, batches, progress."""
 
-    chunking: Chunking = field(default_factory=Chunking)
     new_batcher: Callable[[], ChunkBatcher] = ChunkBatcher
     # How many progress events a long document reports while being read.
     progress_steps: int = 20
-    opener: Opener = open_document
+    opener: Opener = field(default_factory=lambda: InProcess(Chunking()))
 
 
 class _Cancelled(Exception):
@@ -101,7 +100,7 @@ class _ChunkSender:
 
 
 @contextmanager
-def _stopped_after(document: Document) -> Iterator[None]:
+def _stopped_after(document: CutDocument) -> Iterator[None]:
     """Close a document that has a worker behind it (the sandbox), whatever happens."""
     try:
         yield
@@ -109,12 +108,6 @@ def _stopped_after(document: Document) -> Iterator[None]:
         close = getattr(document, "close", None)
         if close is not None:
             close()
-
-
-def _read_and_cut(pages: Iterator[Page], chunker: DocumentChunker) -> list[Piece] | None:
-    """The next page's finished chunks, ``None`` after the last page (runs in a thread)."""
-    page = next(pages, None)
-    return None if page is None else chunker.add(page)
 
 
 async def extract_document(
@@ -166,7 +159,7 @@ async def _extract(
     with source, blobs.writer(chunks_key(event.tenant_id, event.document_id)) as chunk_log:
         # Parsing is CPU work on untrusted input: it runs off the event loop,
         # one page at a time, so the consumer keeps heartbeating meanwhile.
-        document: Document = await to_thread.run_sync(
+        document: CutDocument = await to_thread.run_sync(
             reading.opener, source, event.content_type, event.charset
         )
         with _stopped_after(document):
@@ -179,9 +172,10 @@ async def _extract(
 
             sender = _ChunkSender(event, publish, reading.new_batcher())
             pages_done = 0
-            chunker = reading.chunking.for_document(event.content_type)
-            pages = document.pages()
-            while (pieces := await to_thread.run_sync(_read_and_cut, pages, chunker)) is not None:
+            # One list of chunks per page, then the document's last chunks (that
+            # extra step counts past the last page, where no progress is reported).
+            cut = document.pieces()
+            while (pieces := await to_thread.run_sync(next, cut, None)) is not None:
                 if cancellations.cancelled(event.tenant_id, event.document_id, event.attempt):
                     raise _Cancelled
                 await sender.add_pieces(pieces, chunk_log)
@@ -193,7 +187,6 @@ async def _extract(
                         )
                     )
 
-            await sender.add_pieces(chunker.finish(), chunk_log)
             await sender.finish(pages=page_total)
             await publish(
                 DocumentProgressed.caused_by(event, stage=Stage.EXTRACTING, done=units, total=units)

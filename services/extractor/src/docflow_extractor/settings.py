@@ -12,6 +12,7 @@ from docflow_extractor.domain.chunking import (
     ChunkBatcher,
     ChunkingPolicy,
 )
+from docflow_extractor.domain.cutting import DocumentLimits
 from docflow_shared.settings import ServiceSettings
 
 
@@ -32,6 +33,9 @@ class ExtractorSettings(ServiceSettings):
     # What parsing one document may use (the worker process is stopped past it).
     sandbox_memory_mib: int = Field(default=1024, ge=64)
     sandbox_timeout_s: float = Field(default=300.0, gt=0)
+    # What one document may become (it fails ``limit_exceeded`` past either).
+    max_text_bytes: int = Field(default=DocumentLimits.max_text_bytes, ge=1024)
+    max_chunks: int = Field(default=DocumentLimits.max_chunks, ge=1)
 
     @property
     def sandbox(self) -> SandboxLimits:
@@ -39,6 +43,10 @@ class ExtractorSettings(ServiceSettings):
             memory_bytes=self.sandbox_memory_mib * 1024 * 1024,
             wall_clock_s=self.sandbox_timeout_s,
         )
+
+    @property
+    def document_limits(self) -> DocumentLimits:
+        return DocumentLimits(max_text_bytes=self.max_text_bytes, max_chunks=self.max_chunks)
 
     @model_validator(mode="after")
     def _chunking_makes_sense(self) -> ExtractorSettings:

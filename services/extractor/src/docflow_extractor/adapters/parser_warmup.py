@@ -1,12 +1,24 @@
-"""Imported by the sandbox's forkserver only: reads one small PDF once, so that
-what pypdf loads lazily on first use (text extraction, font tables) is loaded
-before any worker is forked, instead of again in every worker."""
+"""Imported by the sandbox's forkserver only: reads and cuts one small PDF once,
+so that what pypdf loads lazily on first use (text extraction, font tables)
+and the default chunking's tokenizer are loaded before any worker is forked,
+instead of again in every worker (each worker reads one document only).
+
+Every text codec is imported here too: a worker runs as ``nobody`` when the
+service runs as root, and may then be unable to read Python's own files,
+so what a parser would import lazily (pypdf and PDFium decode text with
+codecs looked up by name) must already be loaded."""
 
 from __future__ import annotations
 
+import contextlib
+import encodings
+import importlib
 import io
+import pkgutil
 import zlib
 
+from docflow_extractor.adapters.sandbox_worker import chunking_for
+from docflow_extractor.domain.chunking import ChunkingPolicy
 from docflow_extractor.domain.documents import open_document
 
 
@@ -37,9 +49,20 @@ def _one_page_pdf() -> bytes:
     return bytes(out)
 
 
+def _import_codecs() -> None:
+    for module in pkgutil.iter_modules(encodings.__path__):
+        # Some are for Windows only (mbcs, oem) and refuse to load elsewhere.
+        with contextlib.suppress(ImportError):
+            importlib.import_module(f"encodings.{module.name}")
+
+
 def _warm_up() -> None:
+    _import_codecs()
+    chunker = chunking_for(ChunkingPolicy()).for_document("application/pdf")
     for page in open_document(io.BytesIO(_one_page_pdf()), "application/pdf").pages():
         assert "warm up" in page.text
+        chunker.add(page)
+    assert chunker.finish()
 
 
 _warm_up()

@@ -1,34 +1,49 @@
-"""Parsing untrusted documents in a worker process with memory and time limits.
+"""Reading and cutting untrusted documents in confined worker processes.
 
-Documents are read in worker processes (forked from a forkserver that has
-pypdf loaded and warmed up). A worker lowers its own address-space limit
-(``RLIMIT_AS``) before it touches any file and sends the pages back one at a
-time; the service enforces a wall-clock limit per document and kills the
-worker when it is exceeded. A worker that finished a document cleanly reads
-the next one, so small files do not each pay for a process start; one that hit
-a limit is never reused. A hostile file (a
-decompression bomb, absurd nesting, a parse that never ends) therefore fails
-its own document, ``limit_exceeded`` or ``timeout`` with the limit named,
-and the service goes on with the next message.
+Each document is read by a worker process of its own, forked from a
+forkserver that has pypdf and the tokenizer loaded and warmed up. The worker
+confines itself before it is given the document
+(``sandbox_worker.confine``: no network, no environment, user ``nobody``
+under root, hard limits on memory, CPU time, processes, open files, file
+size and core dumps), reads and cuts it, and exits; it never reads a second
+document, so nothing of one tenant's file can reach another's. The next
+worker is started while the current document is read, so the start is not
+paid in line.
+
+The service enforces a wall-clock limit per document and kills the worker
+when it is exceeded, and reads the worker's answers as JSON frames with a
+size cap, checking each: a worker taken over by a hostile file can fail its
+own document and nothing else. A decompression bomb, absurd nesting or a
+parse that never ends fails with ``limit_exceeded`` or ``timeout`` naming
+the limit, and the service goes on with the next message.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import multiprocessing
-import os
-import resource
 import shutil
+import signal
 import tempfile
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from multiprocessing.connection import Connection
-from pathlib import Path
-from typing import BinaryIO
+from multiprocessing.reduction import send_handle
+from typing import Any, BinaryIO
 
-from docflow_extractor.domain.documents import Page, open_document
+from docflow_extractor.adapters.sandbox_worker import (
+    MAX_FRAME_BYTES,
+    Work,
+    WorkerSetup,
+    read_document,
+    receive,
+    send,
+    serve,
+)
+from docflow_extractor.domain.chunking import ChunkingPolicy, Piece
+from docflow_extractor.domain.cutting import DocumentLimits, chunk_limit_error
 from docflow_shared.errors import DocumentError
 from docflow_shared.events import ContentType, ErrorCode
 
@@ -36,127 +51,129 @@ logger = logging.getLogger(__name__)
 
 MiB = 1024 * 1024
 _LOGS_PER_DOCUMENT = 100
+_MESSAGE_CHARS = 1000
 
 _context = multiprocessing.get_context("forkserver")
 _context.set_forkserver_preload(
-    ["docflow_extractor.adapters.sandbox", "docflow_extractor.adapters.parser_warmup"]
+    [
+        # A program started as a script (a benchmark, a tool) is imported once
+        # here; otherwise every worker would run its imports again before it
+        # starts. ``python -m docflow_extractor`` is never imported again.
+        "__main__",
+        "docflow_extractor.adapters.sandbox_worker",
+        "docflow_extractor.adapters.parser_warmup",
+    ]
 )
 
 
 @dataclass(frozen=True)
 class SandboxLimits:
-    """What one document may use while it is parsed."""
+    """What one document may use while it is parsed and cut."""
 
     memory_bytes: int = 1024 * MiB
     wall_clock_s: float = 300.0
+    # CPU time; by default the wall-clock limit, which a busy machine reaches first.
+    cpu_s: int | None = None
 
-
-class _ForwardLogs(logging.Handler):
-    """Sends the parser's log records (pypdf's warnings) to the service, a bounded number."""
-
-    def __init__(self, conn: Connection, most: int = 100) -> None:
-        super().__init__(logging.DEBUG)
-        self.conn = conn
-        self.left = most
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if self.left > 0:
-            self.left -= 1
-            self.conn.send(("log", record.name, record.getMessage()))
-
-
-def _serve(conn: Connection, memory: int) -> None:
-    """A worker: read documents one after the other, as the service asks.
-
-    For each request it sends the page count, then each page, then ``end``
-    (or an error). It stops when asked, when the service goes away, or after
-    running out of memory (what is left of its heap is not to be trusted).
-    """
-    resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
-    # Parsing yields the CPU to the service's own loop (Kafka heartbeats) and
-    # to other services on the same cores, whatever a file makes it do.
-    os.nice(10)
-    logs = _ForwardLogs(conn)
-    # Nothing the parser logs reaches the console; the service logs it at DEBUG.
-    logging.basicConfig(level=logging.DEBUG, handlers=[logs], force=True)
-    while True:
-        try:
-            request = conn.recv()
-        except EOFError:
-            return
-        if request is None:
-            return
-        path, content_type, charset = request
-        logs.left = _LOGS_PER_DOCUMENT
-        try:
-            with Path(path).open("rb") as stream:
-                document = open_document(stream, content_type, charset)
-                conn.send(("opened", document.page_count))
-                for page in document.pages():
-                    conn.send(("page", page.number, page.text))
-            conn.send(("end",))
-        except DocumentError as exc:
-            conn.send(("error", exc.code.value, exc.message))
-        except MemoryError:
-            conn.send(("memory",))
-            return
+    @property
+    def cpu_seconds(self) -> int:
+        return self.cpu_s or max(1, math.ceil(self.wall_clock_s))
 
 
 class _Worker:
-    """A worker process and the service's end of its pipe."""
+    """A worker process for one document, and the service's end of its pipe."""
 
-    def __init__(self, memory: int) -> None:
-        self.memory = memory
-        self.documents = 0
+    def __init__(self, setup: str, work: Work = read_document) -> None:
+        self.setup = setup
         self.conn, child = _context.Pipe(duplex=True)
-        self.process = _context.Process(target=_serve, args=(child, memory), daemon=True)
+        self.process = _context.Process(target=serve, args=(child, setup, work), daemon=True)
         self.process.start()
         child.close()
+        self.out_of_time = False
+        self._clock: threading.Timer | None = None
+
+    def start_clock(self, seconds: float) -> None:
+        """Kill the worker after ``seconds``, even if the service is stuck reading a frame."""
+        self._clock = threading.Timer(seconds, self._time_is_up)
+        self._clock.daemon = True
+        self._clock.start()
+
+    def _time_is_up(self) -> None:
+        self.out_of_time = True
+        self.process.kill()
 
     def stop(self) -> None:
+        if self._clock is not None:
+            self._clock.cancel()
         if self.process.is_alive():
             self.process.kill()
         self.process.join(5)
         self.conn.close()
 
 
-class _Pool:
-    """Idle workers, reused for the next document; a worker that failed is never reused."""
+class _Spares:
+    """Workers started ahead of time, each to read one document, never a second."""
 
-    def __init__(self, keep: int = 2, documents_per_worker: int = 200) -> None:
+    def __init__(self, keep: int = 1) -> None:
         self.keep = keep
-        self.documents_per_worker = documents_per_worker
         self._idle: list[_Worker] = []
         self._lock = threading.Lock()
 
-    def take(self, memory: int) -> _Worker:
+    def take(self, setup: str) -> _Worker:
+        """A started worker for ``setup``; another one starts (and confines itself)
+        for the next document while this one is read."""
         with self._lock:
-            for worker in self._idle:
-                if worker.memory == memory and worker.process.is_alive():
-                    self._idle.remove(worker)
-                    return worker
-        return _Worker(memory)
-
-    def give_back(self, worker: _Worker) -> None:
-        worker.documents += 1
+            mine = next((w for w in self._idle if w.setup == setup), None)
+            others = [w for w in self._idle if w is not mine]
+            self._idle = []
+        for worker in others:
+            worker.stop()
+        if mine is None or not mine.process.is_alive():
+            if mine is not None:
+                mine.stop()
+            mine = _Worker(setup)
+        spare = _Worker(setup)
         with self._lock:
-            if worker.documents < self.documents_per_worker and len(self._idle) < self.keep:
-                self._idle.append(worker)
-                return
-        worker.stop()
+            kept = len(self._idle) < self.keep
+            if kept:
+                self._idle.append(spare)
+        if not kept:
+            spare.stop()
+        return mine
 
 
-_pool = _Pool()
+_spares = _Spares()
+_unconfined_warned: set[str] = set()
+
+
+def _warn_if_unconfined(confinement: object) -> None:
+    if not isinstance(confinement, dict):
+        return
+    for what, how in confinement.items():
+        if how in ("none", "unchanged") and what not in _unconfined_warned:
+            _unconfined_warned.add(what)
+            logger.warning("the parser sandbox runs without %s isolation here", what)
+
+
+def _piece(item: Any) -> Piece:
+    """One chunk from the worker, checked: the worker is not trusted."""
+    text, page, page_end, start, end = item
+    if not (
+        isinstance(text, str)
+        and all(isinstance(n, int) or n is None for n in (page, page_end))
+        and isinstance(start, int)
+        and isinstance(end, int)
+    ):
+        raise ValueError(f"not a chunk: {str(item)[:80]!r}")
+    return Piece(text, page, page_end, start, end)
 
 
 class SandboxedDocument:
-    """A document parsed in a worker process; pages arrive as the worker reads them.
+    """A document read and cut in a worker process; chunks arrive page by page.
 
-    Blocking calls (``open``, iterating ``pages``) are meant to run in a
-    thread, as the handler already does for parsing. A worker that finished a
-    document cleanly (its pages, or an error it reported) reads the next one;
-    one that hit a limit, or whose document was abandoned half-read, is
-    stopped.
+    Blocking calls (``open``, iterating ``pieces``) are meant to run in a
+    thread, as the handler does. The worker is stopped when the document is
+    done, failed or abandoned.
     """
 
     def __init__(
@@ -165,103 +182,163 @@ class SandboxedDocument:
         content_type: ContentType,
         charset: str | None,
         limits: SandboxLimits,
+        setup: WorkerSetup,
+        work: Work = read_document,
     ) -> None:
         self._limits = limits
+        self._max_chunks = setup.max_chunks
+        self._chunks = 0
+        self._logs = _LOGS_PER_DOCUMENT
         self._deadline = time.monotonic() + limits.wall_clock_s
-        self._spooled: str | None = None
-        path = _path_of(stream)
-        if path is None:
-            # Not a file on disk (a future object store): spool it for the worker.
-            with tempfile.NamedTemporaryFile(prefix="docflow-sandbox-", delete=False) as spool:
-                shutil.copyfileobj(stream, spool)
-            path = self._spooled = spool.name
-        self._worker: _Worker | None = _pool.take(limits.memory_bytes)
-        # Which process reads this document (a worker reads several in turn).
+        self._worker: _Worker | None = (
+            _spares.take(setup.to_json())
+            if work is read_document
+            else _Worker(setup.to_json(), work)
+        )
+        # Which process reads this document (a new one for each document).
         self.worker_pid = self._worker.process.pid
+        self._worker.start_clock(limits.wall_clock_s)
         try:
-            self._worker.conn.send((path, content_type, charset))
-            message = self._receive()
+            _warn_if_unconfined(self._receive().get("ready"))
+            self._hand_over(stream, content_type, charset)
+            count = self._receive().get("opened", "missing")
+            if count is not None and not isinstance(count, int):
+                raise self._malformed(f"page count {str(count)[:40]!r}")
         except BaseException:
             self.close()
             raise
-        if message[0] != "opened":
-            self.close()
-            raise DocumentError(ErrorCode.INTERNAL, f"the parser worker said {message[0]!r}")
-        self._page_count: int | None = message[1]
+        self._page_count: int | None = count
+
+    def _hand_over(self, stream: BinaryIO, content_type: ContentType, charset: str | None) -> None:
+        """Send the request as JSON and the file as an open descriptor (the worker,
+        as ``nobody``, may not be allowed to open it by path)."""
+        assert self._worker is not None
+        send(self._worker.conn, {"content_type": content_type, "charset": charset})
+        try:
+            fileno = stream.fileno()
+        except (AttributeError, OSError):  # not a file on disk: spool it for the worker
+            with tempfile.TemporaryFile(prefix="docflow-sandbox-") as spool:
+                shutil.copyfileobj(stream, spool)
+                spool.flush()
+                send_handle(self._worker.conn, spool.fileno(), self.worker_pid)
+            return
+        send_handle(self._worker.conn, fileno, self.worker_pid)
 
     @property
     def page_count(self) -> int | None:
         return self._page_count
 
-    def pages(self) -> Iterator[Page]:
+    def pieces(self) -> Iterator[list[Piece]]:
+        """Each page's chunks, then the last ones (see ``CutDocument``)."""
         try:
-            while (message := self._receive())[0] == "page":
-                yield Page(message[1], message[2])
-            self._release()  # "end": the worker is ready for another document
+            page: list[Piece] = []
+            while "end" not in (frame := self._receive()):
+                items, page_end = frame.get("pieces"), frame.get("page_end")
+                if not isinstance(items, list) or not isinstance(page_end, bool):
+                    raise self._malformed(f"a frame with {sorted(frame)[:5]}")
+                self._chunks += len(items)
+                if self._chunks > self._max_chunks:
+                    raise chunk_limit_error(DocumentLimits(max_chunks=self._max_chunks))
+                try:
+                    page.extend(_piece(item) for item in items)
+                except (TypeError, ValueError) as exc:
+                    raise self._malformed(str(exc)) from None
+                if page_end:
+                    yield page
+                    page = []
         finally:
             self.close()
 
-    def _receive(self) -> tuple:  # type: ignore[type-arg]
+    def _malformed(self, what: str) -> DocumentError:
+        self.close()
+        return DocumentError(
+            ErrorCode.INTERNAL,
+            f"the parser worker sent a malformed message ({what}) and was stopped; "
+            "the file may be built to take over the parser",
+        )
+
+    def _receive(self) -> dict[str, Any]:
+        """The worker's next frame that is not a log record; its failures as ``DocumentError``."""
         assert self._worker is not None
         conn = self._worker.conn
         while True:
             remaining = self._deadline - time.monotonic()
             if remaining <= 0 or not conn.poll(remaining):
                 self.close()
-                raise DocumentError(
-                    ErrorCode.TIMEOUT,
-                    f"reading the document took longer than {self._limits.wall_clock_s:g} s, "
-                    "the limit per document; split it into smaller files",
-                )
+                raise self._timeout()
             try:
-                message: tuple = conn.recv()  # type: ignore[type-arg]
-            except (EOFError, OSError):  # the worker is gone (or never started)
-                message = ("died",)
-            if message[0] != "log":
-                break
-            logger.debug("parser (%s): %s", message[1], message[2])
-        if message[0] == "error":
-            self._release()  # the worker reported the failure and reads on
-            raise DocumentError(ErrorCode(message[1]), message[2])
-        if message[0] == "died":
-            self._worker.process.join(5)
-            code = self._worker.process.exitcode
-            self.close()
-            if code is None or code >= 0:
+                frame = receive(conn)
+            except (EOFError, ConnectionError):  # the worker is gone (or never started)
+                raise self._died() from None
+            except OSError as exc:
+                if str(exc) != "bad message length":  # gone in the middle of a frame
+                    raise self._died() from None
+                # A frame over the cap: only its length was read, never its body.
+                self.close()
                 raise DocumentError(
-                    ErrorCode.INTERNAL,
-                    f"the parser worker stopped unexpectedly (exit code {code}); "
-                    "retry the document",
-                )
-            message = ("memory", f"killed by signal {-code}")
-        if message[0] == "memory":
+                    ErrorCode.LIMIT_EXCEEDED,
+                    f"the parser worker sent a message of more than {MAX_FRAME_BYTES // MiB} MiB, "
+                    "the limit, and was stopped; the file may be built to take over the parser",
+                ) from None
+            except ValueError as exc:
+                raise self._malformed(f"not JSON: {exc}") from None
+            if "log" not in frame:
+                break
+            if self._logs > 0:
+                self._logs -= 1
+                logger.debug("parser: %s", str(frame["log"])[:_MESSAGE_CHARS])
+        if "error" in frame:
             self.close()
-            how = message[1] if len(message) > 1 else "it ran out of memory"
-            raise DocumentError(
-                ErrorCode.LIMIT_EXCEEDED,
-                f"reading the document needed more than {self._limits.memory_bytes // MiB} MiB "
-                f"of memory, the limit per document (the parser was stopped: {how})",
-            )
-        return message
+            try:
+                code, message = ErrorCode(frame["error"][0]), str(frame["error"][1])
+            except (ValueError, TypeError, IndexError, KeyError):
+                raise self._malformed("an error without a known code") from None
+            raise DocumentError(code, message[:_MESSAGE_CHARS])
+        if "memory" in frame:
+            self.close()
+            raise self._out_of_memory("it ran out of memory")
+        return frame
 
-    def _release(self) -> None:
-        if self._worker is not None:
-            _pool.give_back(self._worker)
-            self._worker = None
+    def _timeout(self) -> DocumentError:
+        return DocumentError(
+            ErrorCode.TIMEOUT,
+            f"reading the document took longer than {self._limits.wall_clock_s:g} s, "
+            "the limit per document; split it into smaller files",
+        )
+
+    def _out_of_memory(self, how: str) -> DocumentError:
+        return DocumentError(
+            ErrorCode.LIMIT_EXCEEDED,
+            f"reading the document needed more than {self._limits.memory_bytes // MiB} MiB "
+            f"of memory, the limit per document (the parser was stopped: {how})",
+        )
+
+    def _died(self) -> DocumentError:
+        assert self._worker is not None
+        worker = self._worker
+        worker.process.join(5)
+        code = worker.process.exitcode
+        self.close()
+        if worker.out_of_time:
+            return self._timeout()
+        if code == -signal.SIGXCPU:
+            return DocumentError(
+                ErrorCode.TIMEOUT,
+                f"reading the document used more than {self._limits.cpu_seconds} s of CPU "
+                "time, the limit per document; split it into smaller files",
+            )
+        if code is None or code >= 0:
+            return DocumentError(
+                ErrorCode.INTERNAL,
+                f"the parser worker stopped unexpectedly (exit code {code}); retry the document",
+            )
+        return self._out_of_memory(f"killed by signal {-code}")
 
     def close(self) -> None:
-        """Stop a worker still busy with this document, and remove any spooled copy."""
+        """Stop the worker of this document, if it still runs."""
         if self._worker is not None:
             self._worker.stop()
             self._worker = None
-        if self._spooled:
-            Path(self._spooled).unlink(missing_ok=True)
-            self._spooled = None
-
-
-def _path_of(stream: BinaryIO) -> str | None:
-    name = getattr(stream, "name", None)
-    return name if isinstance(name, str) and Path(name).is_file() else None
 
 
 def open_sandboxed(
@@ -269,6 +346,26 @@ def open_sandboxed(
     content_type: ContentType,
     charset: str | None = None,
     limits: SandboxLimits | None = None,
+    *,
+    chunking: ChunkingPolicy | None = None,
+    document_limits: DocumentLimits | None = None,
+    work: Work = read_document,
 ) -> SandboxedDocument:
-    """Open a stored document in a worker process under ``limits``."""
-    return SandboxedDocument(stream, content_type, charset, limits or SandboxLimits())
+    """Read and cut a stored document in a worker process under ``limits``.
+
+    ``work`` replaces the reading (tests: probes of what a parser taken over
+    by a hostile file could do from inside the worker).
+    """
+    limits = limits or SandboxLimits()
+    chunking = chunking or ChunkingPolicy()
+    document_limits = document_limits or DocumentLimits()
+    setup = WorkerSetup(
+        memory_bytes=limits.memory_bytes,
+        cpu_s=limits.cpu_seconds,
+        chunk_tokens=chunking.tokens,
+        chunk_overlap=chunking.overlap,
+        chunk_tokenizer=chunking.tokenizer,
+        max_text_bytes=document_limits.max_text_bytes,
+        max_chunks=document_limits.max_chunks,
+    )
+    return SandboxedDocument(stream, content_type, charset, limits, setup, work)

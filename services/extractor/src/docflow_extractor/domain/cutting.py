@@ -1,0 +1,113 @@
+"""Reading a document and cutting it into chunks, page by page, within per-document limits.
+
+A document's text and its number of chunks are bounded: a 20 MB text file
+would otherwise become some 28,000 chunks, each embedded and stored. The
+limits are checked as pages arrive, before a page is cut, so a document past
+them stops early with ``limit_exceeded`` naming the limit and its setting.
+In the service this runs inside the parser sandbox, under its limits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import BinaryIO, Protocol
+
+from docflow_extractor.domain.chunking import Chunking, DocumentChunker, Piece
+from docflow_extractor.domain.documents import Document, open_document
+from docflow_shared.errors import DocumentError
+from docflow_shared.events import ContentType, ErrorCode
+
+MiB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class DocumentLimits:
+    """What one document may become.
+
+    The largest document of the shared corpus has 148 KB of text and 362
+    chunks; 10 MiB of text is a book of some 5,000 pages, about 15,000
+    chunks of prose, so the chunk limit only stops text cut into unusually
+    small chunks.
+    """
+
+    max_text_bytes: int = 10 * MiB
+    max_chunks: int = 20_000
+
+
+class CutDocument(Protocol):
+    """A document being cut: its page count, then each page's finished chunks in turn.
+
+    ``pieces`` yields one list per page, then one more: what is left at the
+    end of the document.
+    """
+
+    @property
+    def page_count(self) -> int | None: ...
+
+    def pieces(self) -> Iterator[list[Piece]]: ...
+
+
+def text_limit_error(limits: DocumentLimits) -> DocumentError:
+    return DocumentError(
+        ErrorCode.LIMIT_EXCEEDED,
+        f"the document has more than {limits.max_text_bytes} bytes of text, the limit per "
+        "document (DOCFLOW_MAX_TEXT_BYTES); split it into smaller files",
+    )
+
+
+def chunk_limit_error(limits: DocumentLimits) -> DocumentError:
+    return DocumentError(
+        ErrorCode.LIMIT_EXCEEDED,
+        f"the document makes more than {limits.max_chunks} chunks, the limit per document "
+        "(DOCFLOW_MAX_CHUNKS); split it into smaller files",
+    )
+
+
+def cut_pages(
+    document: Document, chunker: DocumentChunker, limits: DocumentLimits
+) -> Iterator[list[Piece]]:
+    """Each page's finished chunks, then the last ones; stops at a limit with ``DocumentError``."""
+    text_bytes = chunks = 0
+    for page in document.pages():
+        # Counted before cutting: cutting is the expensive part.
+        text_bytes += len(page.text.encode("utf-8", "surrogatepass"))
+        if text_bytes > limits.max_text_bytes:
+            raise text_limit_error(limits)
+        pieces = chunker.add(page)
+        chunks += len(pieces)
+        if chunks > limits.max_chunks:
+            raise chunk_limit_error(limits)
+        yield pieces
+    pieces = chunker.finish()
+    if chunks + len(pieces) > limits.max_chunks:
+        raise chunk_limit_error(limits)
+    yield pieces
+
+
+@dataclass(frozen=True)
+class _InProcessDocument:
+    document: Document
+    chunker: DocumentChunker
+    limits: DocumentLimits
+
+    @property
+    def page_count(self) -> int | None:
+        return self.document.page_count
+
+    def pieces(self) -> Iterator[list[Piece]]:
+        return cut_pages(self.document, self.chunker, self.limits)
+
+
+@dataclass(frozen=True)
+class InProcess:
+    """Reads and cuts documents in this process: for tests and trusted files only."""
+
+    chunking: Chunking
+    limits: DocumentLimits = DocumentLimits()
+
+    def __call__(
+        self, stream: BinaryIO, content_type: ContentType, charset: str | None = None
+    ) -> CutDocument:
+        document = open_document(stream, content_type, charset)
+        return _InProcessDocument(document, self.chunking.for_document(content_type), self.limits)
