@@ -10,6 +10,7 @@ and every cross-tenant effect.
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -119,15 +120,20 @@ def server() -> Iterator[EmbeddingsServer]:
 def test_nothing_is_lost_or_done_twice(
     scenario: Scenario, server: EmbeddingsServer, tmp_path: Path
 ) -> None:
+    slug = scenario.name.split(":")[0].replace(" ", "-")
+    # The services' logs, kept for whoever reads a failure.
+    logs = ARTIFACTS / "logs" / slug
+    shutil.rmtree(logs, ignore_errors=True)
     if any(f.kind == "qdrant-down" for f in scenario.faults):
         with running_qdrant() as qdrant:
             if qdrant is None or not qdrant.can_go_down:
                 pytest.skip(f"{NO_SERVER}; a server we can stop and start")
-            report = run_scenario(scenario, tmp_path, server, qdrant=qdrant)
+            report = run_scenario(scenario, tmp_path, server, qdrant=qdrant, log_dir=logs)
     elif scenario.hostile:
-        report = run_scenario(scenario, tmp_path, server, drain_timeout_s=HOSTILE_DRAIN_S)
+        report = run_scenario(
+            scenario, tmp_path, server, drain_timeout_s=HOSTILE_DRAIN_S, log_dir=logs
+        )
     else:
-        report = run_scenario(scenario, tmp_path, server)
-    slug = scenario.name.split(":")[0].replace(" ", "-")
+        report = run_scenario(scenario, tmp_path, server, log_dir=logs)
     write_report([report], ARTIFACTS / f"{slug}.json")
     assert_held(report)

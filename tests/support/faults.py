@@ -201,6 +201,8 @@ class Report:
     # Hostile scenarios: each poison pill and forged event, and who dead-lettered it.
     poison: list[dict[str, Any]] = field(default_factory=list)
     poison_not_dead_lettered: list[str] = field(default_factory=list)
+    # Every message on the dead-letter topic, ours or not.
+    dead_letter_topic_messages: int = 0
     forged: list[dict[str, Any]] = field(default_factory=list)
     cross_tenant_effects: list[str] = field(default_factory=list)
 
@@ -495,9 +497,11 @@ def run_scenario(
     *,
     qdrant: QdrantServer | None = None,
     drain_timeout_s: float = 600,
+    log_dir: Path | None = None,
 ) -> Report:
     """Run ``scenario`` on a fresh system under ``home`` (vectors in Qdrant's local mode,
-    or on ``qdrant``); the report says what held."""
+    or on ``qdrant``; the services' logs in ``log_dir``, else under ``home``); the
+    report says what held."""
     report = Report(scenario.name, redeliveries_bound=scenario.redeliveries_bound)
     kafka = LocalKafka(
         home=home / "kafka", port=free_port(), controller_port=free_port(), libs=ensure_jars()
@@ -507,7 +511,7 @@ def run_scenario(
         kafka_bootstrap_servers=kafka.bootstrap_servers,
         data_dir=home / "data",
         services=services(free_port(), free_port(), free_port(), free_port()),
-        log_dir=home / "logs",
+        log_dir=log_dir or home / "logs",
         extra_env={
             **server.embedder_env("fault-embedder"),
             "DOCFLOW_OPENAI_MAX_RETRIES": "0",
@@ -824,7 +828,7 @@ async def _read_model_effects(home: Path, sent: list[Sent]) -> list[str]:
 
 
 def _judge_hostilities(report: Report, bootstrap: str, published: list[Hostile]) -> None:
-    found = hostile_events.dead_lettered(bootstrap, published)
+    found, report.dead_letter_topic_messages = hostile_events.dead_lettered(bootstrap, published)
     for message in published:
         entry = {
             "name": message.name,

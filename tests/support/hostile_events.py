@@ -274,10 +274,12 @@ def publish(bootstrap: str, messages: Iterable[Hostile]) -> None:
     asyncio.run(_publish(bootstrap, list(messages)))
 
 
-def dead_lettered(bootstrap: str, messages: Iterable[Hostile]) -> dict[str, list[str]]:
-    """For each message (by marker): the services that dead-lettered it (empty: none)."""
+def dead_lettered(bootstrap: str, messages: Iterable[Hostile]) -> tuple[dict[str, list[str]], int]:
+    """For each message (by marker): the services that dead-lettered it (empty: none);
+    and how many messages the dead-letter topic holds in all."""
     found: dict[str, list[str]] = {m.marker: [] for m in messages}
-    for record in asyncio.run(read_records(bootstrap, topics.DEAD_LETTER)):
+    records = asyncio.run(read_records(bootstrap, topics.DEAD_LETTER))
+    for record in records:
         headers = dict(record.headers or ())
         marker = headers.get(MARKER_HEADER, b"").decode(errors="replace")
         if marker not in found:
@@ -289,4 +291,4 @@ def dead_lettered(bootstrap: str, messages: Iterable[Hostile]) -> dict[str, list
         if marker:
             service = headers.get(retries.SERVICE, b"?").decode(errors="replace")
             found[marker].append(service)
-    return found
+    return found, len(records)
