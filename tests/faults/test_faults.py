@@ -121,9 +121,7 @@ def test_nothing_is_lost_or_done_twice(
     scenario: Scenario, server: EmbeddingsServer, tmp_path: Path
 ) -> None:
     slug = scenario.name.split(":")[0].replace(" ", "-")
-    # The services' logs, kept for whoever reads a failure.
-    logs = ARTIFACTS / "logs" / slug
-    shutil.rmtree(logs, ignore_errors=True)
+    logs = tmp_path / "logs"
     if any(f.kind == "qdrant-down" for f in scenario.faults):
         with running_qdrant() as qdrant:
             if qdrant is None or not qdrant.can_go_down:
@@ -136,4 +134,16 @@ def test_nothing_is_lost_or_done_twice(
     else:
         report = run_scenario(scenario, tmp_path, server, log_dir=logs)
     write_report([report], ARTIFACTS / f"{slug}.json")
+    keep_log_tails(logs, ARTIFACTS / "logs" / slug)
     assert_held(report)
+
+
+def keep_log_tails(logs: Path, kept: Path, size: int = 256 * 1024) -> None:
+    """The end of each service's log, for whoever reads a failure (a poison pill
+    redelivered forever writes hundreds of megabytes)."""
+    shutil.rmtree(kept, ignore_errors=True)
+    kept.mkdir(parents=True)
+    for log in sorted(logs.glob("*.log")):
+        with log.open("rb") as source:
+            source.seek(max(0, log.stat().st_size - size))
+            (kept / log.name).write_bytes(source.read())

@@ -45,6 +45,8 @@ from typing import Any
 from uuid import UUID
 
 import httpx
+from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient
 from qdrant_client import QdrantClient
 
 from docflow_local.kafka import LocalKafka, ensure_jars
@@ -53,7 +55,7 @@ from docflow_local.stack import Stack, services
 from docflow_shared import topics
 from docflow_shared.auth import hash_key
 from docflow_shared.events import DocumentProgressed, Event, ReindexEvent, parse_event
-from docflow_shared.kafka_admin import consumer_lag, ensure_topics, read_records
+from docflow_shared.kafka_admin import ensure_topics, partitions_of, read_records
 from docflow_shared.retries import retry_group
 from docflow_shared.sql import create_engine
 from docflow_status.adapters.read_model import SqlReadModel
@@ -639,12 +641,40 @@ def _consumers_lag(bootstrap: str, with_retries: bool) -> dict[str, int]:
                 groups[retry_group(main_group[service], level)] = (
                     topics.retry_topic(service, level),
                 )
-    deadline = time.monotonic() + CATCH_UP_S
-    while True:
-        lag = {g: asyncio.run(consumer_lag(bootstrap, g, read)) for g, read in groups.items()}
-        if not any(lag.values()) or time.monotonic() > deadline:
-            return lag
-        time.sleep(1)
+    return asyncio.run(_lag_until_zero(bootstrap, groups, CATCH_UP_S))
+
+
+async def _lag_until_zero(
+    bootstrap: str, groups: dict[str, tuple[str, ...]], timeout_s: float
+) -> dict[str, int]:
+    """``consumer_lag`` of every group, on one admin client and one consumer, until
+    all are 0 or ``timeout_s`` passed."""
+    read = sorted({topic for names in groups.values() for topic in names})
+    partitions = await partitions_of(bootstrap, read)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await admin.start()
+    try:
+        await consumer.start()
+        try:
+            deadline = time.monotonic() + timeout_s
+            while True:
+                ends = await consumer.end_offsets(partitions)
+                lag = {}
+                for group, names in groups.items():
+                    mine = [tp for tp in partitions if tp.topic in names]
+                    committed = await admin.list_consumer_group_offsets(group, partitions=mine)
+                    lag[group] = sum(
+                        ends[tp] - max(0, done.offset if (done := committed.get(tp)) else 0)
+                        for tp in mine
+                    )
+                if not any(lag.values()) or time.monotonic() > deadline:
+                    return lag
+                await asyncio.sleep(1)
+        finally:
+            await consumer.stop()
+    finally:
+        await admin.close()
 
 
 def _repeated_event_ids(bootstrap: str, ids: set[UUID]) -> int:
@@ -741,7 +771,10 @@ def _check_points(
         if status is not None and status["status"] == "completed":
             duplicate += max(0, len(mine) - (status["chunks_total"] or 0))
         expected_total = (seen.get(s.id) or {}).get("chunks_total")
-        if s.planned.expected == "completed" and expected_total is not None:
+        # Completed, or gone from the status service: a cancelled or stuck
+        # document is reported as such, not by its points.
+        gone_or_done = status is None or status["status"] == "completed"
+        if s.planned.expected == "completed" and expected_total is not None and gone_or_done:
             short = max(0, expected_total - len(own))
             missing += short
             if short and s.planned.tenant is not None:
@@ -842,6 +875,12 @@ def _judge_hostilities(report: Report, bootstrap: str, published: list[Hostile])
                 report.poison_not_dead_lettered.append(f"{message.name} (marker {message.marker})")
         else:
             report.forged.append({**entry, "victim": str(message.victim)})
+            victim = next((d for d in report.documents if d["id"] == str(message.victim)), None)
+            if victim is not None and victim["outcome"] != victim["expected"]:
+                report.cross_tenant_effects.append(
+                    f"after the forged {message.name}: {victim['tenant']}'s document is "
+                    f"{victim['outcome']} (expected {victim['expected']})"
+                )
 
 
 def write_report(reports: list[Report], path: Path) -> None:
