@@ -435,11 +435,13 @@ class Hostilities:
         self.skipped: list[str] = []
 
     def run(self, started: float) -> None:
+        # The forgeries first, each on a system that still works (so that its own
+        # effect shows), then the poison, with a third of the uploads still to come.
         steps: list[tuple[float, Callable[[], list[Hostile]]]] = [
-            (0.3, hostile_events.poison_pills),
-            (0.45, self._claims),
-            (0.6, self._deletions),
-            (0.75, self._cancel),
+            (0.3, self._claims),
+            (0.45, self._deletions),
+            (0.55, self._cancel),
+            (0.65, hostile_events.poison_pills),
         ]
         for fraction, make in steps:
             time.sleep(max(0.0, started + fraction * self.scenario.upload_s - time.monotonic()))
