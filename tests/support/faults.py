@@ -433,6 +433,9 @@ class Hostilities:
         self.bootstrap, self.uploads, self.scenario = bootstrap, uploads, scenario
         self.published: list[Hostile] = []
         self.skipped: list[str] = []
+        # Each victim's status just before it was aimed at (a forged deletion may
+        # leave none to read its chunk count from afterwards).
+        self.before: dict[UUID, dict[str, Any]] = {}
 
     def run(self, started: float) -> None:
         # The forgeries first, each on a system that still works (so that its own
@@ -446,8 +449,17 @@ class Hostilities:
         for fraction, make in steps:
             time.sleep(max(0.0, started + fraction * self.scenario.upload_s - time.monotonic()))
             messages = make()
+            self._note_victims(messages)
             hostile_events.publish(self.bootstrap, messages)
             self.published += messages
+
+    def _note_victims(self, messages: list[Hostile]) -> None:
+        victims = {m.victim for m in messages if m.victim is not None}
+        aimed = [s for s in list(self.uploads.sent) if s.id in victims]
+        with httpx.Client(timeout=30) as http:
+            for document_id, status in _statuses(http, aimed).items():
+                if status is not None:
+                    self.before[document_id] = status
 
     def _claims(self) -> list[Hostile]:
         """Globex reads acme's ledger (a retry, an upload); globex claims acme's chunks."""
@@ -547,7 +559,7 @@ def run_scenario(
             report.shutdown_s = faults.shutdown_s
             report.documents_accepted = len(sent)
             deadline = time.monotonic() + drain_timeout_s
-            seen: dict[UUID, dict[str, Any]] = {}
+            seen: dict[UUID, dict[str, Any]] = dict(hostilities.before)
             while True:
                 statuses = _statuses(http, sent)
                 seen.update({k: v for k, v in statuses.items() if v is not None})
@@ -570,7 +582,9 @@ def run_scenario(
         ids = {s.id for s in sent}
         report.redeliveries_seen = _repeated_event_ids(kafka.bootstrap_servers, ids)
         if scenario.hostile:
-            _judge_hostilities(report, kafka.bootstrap_servers, hostilities.published)
+            _judge_hostilities(
+                report, kafka.bootstrap_servers, hostilities.published, hostilities.before
+            )
         stack.stop()
         report.replay_differences = asyncio.run(
             _replay_differences(kafka.bootstrap_servers, home, ids)
@@ -862,7 +876,12 @@ async def _read_model_effects(home: Path, sent: list[Sent]) -> list[str]:
     return effects
 
 
-def _judge_hostilities(report: Report, bootstrap: str, published: list[Hostile]) -> None:
+def _judge_hostilities(
+    report: Report,
+    bootstrap: str,
+    published: list[Hostile],
+    before: dict[UUID, dict[str, Any]],
+) -> None:
     found, report.dead_letter_topic_messages = hostile_events.dead_lettered(bootstrap, published)
     for message in published:
         entry = {
@@ -876,7 +895,14 @@ def _judge_hostilities(report: Report, bootstrap: str, published: list[Hostile])
             if not found[message.marker]:
                 report.poison_not_dead_lettered.append(f"{message.name} (marker {message.marker})")
         else:
-            report.forged.append({**entry, "victim": str(message.victim)})
+            aimed_at = before.get(message.victim) if message.victim is not None else None
+            report.forged.append(
+                {
+                    **entry,
+                    "victim": str(message.victim),
+                    "victim_before": outcome(aimed_at) if aimed_at is not None else "unknown",
+                }
+            )
             victim = next((d for d in report.documents if d["id"] == str(message.victim)), None)
             if victim is not None and victim["outcome"] != victim["expected"]:
                 report.cross_tenant_effects.append(
