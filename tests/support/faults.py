@@ -441,10 +441,9 @@ class Hostilities:
         # The forgeries first, each on a system that still works (so that its own
         # effect shows), then the poison, with a third of the uploads still to come.
         steps: list[tuple[float, Callable[[], list[Hostile]]]] = [
-            (0.3, self._claims),
+            (0.3, lambda: self._claims() + self._cancel()),
             (0.45, self._deletions),
-            (0.55, self._cancel),
-            (0.65, hostile_events.poison_pills),
+            (0.6, hostile_events.poison_pills),
         ]
         for fraction, make in steps:
             time.sleep(max(0.0, started + fraction * self.scenario.upload_s - time.monotonic()))
@@ -459,7 +458,9 @@ class Hostilities:
         with httpx.Client(timeout=30) as http:
             for document_id, status in _statuses(http, aimed).items():
                 if status is not None:
-                    self.before[document_id] = status
+                    # Before the first forgery aimed at it: a forged batch changes
+                    # the chunk count the read model shows.
+                    self.before.setdefault(document_id, status)
 
     def _claims(self) -> list[Hostile]:
         """Globex reads acme's ledger (a retry, an upload); globex claims acme's chunks."""
@@ -478,21 +479,24 @@ class Hostilities:
         return out
 
     def _deletions(self) -> list[Hostile]:
-        """Globex deletes the acme document it claimed, and another one."""
+        """Globex deletes the acme document it claimed, and acme's ledger."""
         acme = self.uploads.of("acme", "000_e21e99f4fa213ba2.md")
-        pdf = self.uploads.of("acme", "minimal-document.pdf")
-        out = [hostile_events.forged_delete(s[0].id) for s in (acme, pdf) if s]
+        ledgers = self.uploads.of("acme", "acme-ledger.md")
+        out = [hostile_events.forged_delete(s[0].id) for s in (acme, ledgers) if s]
         if len(out) < 2:
             self.skipped.append(f"deletions: only {len(out)} of 2 had documents to aim at")
         return out
 
     def _cancel(self) -> list[Hostile]:
-        """Globex cancels acme's latest document, still in flight."""
-        acme = self.uploads.of("acme")
+        """Globex cancels acme's latest document that must complete and is in flight."""
+        acme = [s for s in self.uploads.of("acme") if s.planned.expected == "completed"]
         if not acme:
             self.skipped.append("cancel: no acme document to aim at")
             return []
-        return [hostile_events.forged_cancel(acme[-1].id)]
+        with httpx.Client(timeout=30) as http:
+            statuses = _statuses(http, acme)
+        in_flight = [s for s in acme if s.id in statuses and not _terminal(statuses[s.id])]
+        return [hostile_events.forged_cancel((in_flight or acme)[-1].id)]
 
 
 def _stack_env(scenario: Scenario) -> dict[str, str]:
@@ -576,6 +580,9 @@ def run_scenario(
             report.projector_caught_up = report.consumers_lag.get("docflow-status") == 0
             statuses = _statuses(http, sent)
             seen.update({k: v for k, v in statuses.items() if v is not None})
+            for document_id, status in hostilities.before.items():
+                if status.get("chunks_total") is not None:
+                    seen[document_id] = status  # what a forgery may have changed since
             _judge_outcomes(report, sent, statuses)
             if scenario.hostile:
                 report.cross_tenant_effects += _search_leaks(http, stack.url("gateway"))
@@ -624,6 +631,7 @@ def _judge_outcomes(
                 "file": s.planned.name,
                 "expected": s.planned.expected,
                 "outcome": got,
+                "chunks_total": (statuses.get(s.id) or {}).get("chunks_total"),
             }
         )
         if got != s.planned.expected:
@@ -904,10 +912,21 @@ def _judge_hostilities(
                 }
             )
             victim = next((d for d in report.documents if d["id"] == str(message.victim)), None)
-            if victim is not None and victim["outcome"] != victim["expected"]:
+            if victim is None:
+                continue
+            if victim["outcome"] != victim["expected"]:
                 report.cross_tenant_effects.append(
                     f"after the forged {message.name}: {victim['tenant']}'s document is "
                     f"{victim['outcome']} (expected {victim['expected']})"
+                )
+            elif (
+                aimed_at is not None
+                and aimed_at["status"] == "completed"
+                and victim["chunks_total"] != aimed_at["chunks_total"]
+            ):
+                report.cross_tenant_effects.append(
+                    f"after the forged {message.name}: {victim['tenant']}'s document "
+                    f"shows {victim['chunks_total']} chunks (was {aimed_at['chunks_total']})"
                 )
 
 
