@@ -488,15 +488,20 @@ class Hostilities:
         return out
 
     def _cancel(self) -> list[Hostile]:
-        """Globex cancels acme's latest document that must complete and is in flight."""
-        acme = [s for s in self.uploads.of("acme") if s.planned.expected == "completed"]
-        if not acme:
-            self.skipped.append("cancel: no acme document to aim at")
+        """Globex cancels acme's next document that must complete, as soon as it is
+        accepted (so that it is still in flight)."""
+
+        def acme() -> list[Sent]:
+            return [s for s in self.uploads.of("acme") if s.planned.expected == "completed"]
+
+        known = len(acme())
+        deadline = time.monotonic() + 3 * self.scenario.upload_s / self.scenario.documents
+        while len(acme()) == known and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if len(acme()) == known:
+            self.skipped.append("cancel: no acme document accepted to aim at")
             return []
-        with httpx.Client(timeout=30) as http:
-            statuses = _statuses(http, acme)
-        in_flight = [s for s in acme if s.id in statuses and not _terminal(statuses[s.id])]
-        return [hostile_events.forged_cancel((in_flight or acme)[-1].id)]
+        return [hostile_events.forged_cancel(acme()[-1].id)]
 
 
 def _stack_env(scenario: Scenario) -> dict[str, str]:
@@ -907,7 +912,7 @@ def _judge_hostilities(
             report.forged.append(
                 {
                     **entry,
-                    "victim": str(message.victim),
+                    "victim": str(message.victim) if message.victim else None,
                     "victim_before": outcome(aimed_at) if aimed_at is not None else "unknown",
                 }
             )

@@ -64,7 +64,8 @@ class Hostile:
     body: bytes
     headers: Headers = ()
     marker: str = field(default_factory=lambda: str(uuid4()))
-    # For a forged event: the legitimate document it is aimed at.
+    # For a forged event: the legitimate document it acts on (None for those that
+    # only read another tenant's file: their effect is a leak into search).
     victim: UUID | None = None
 
     def all_headers(self) -> list[tuple[str, bytes]]:
@@ -180,7 +181,6 @@ def forged_retry(globex_document: UUID, acme_document: UUID) -> Hostile:
         topics.RETRIED,
         _json(event),
         marker=marker,
-        victim=acme_document,
     )
 
 
@@ -201,7 +201,6 @@ def forged_upload(acme_document: UUID) -> Hostile:
         topics.UPLOADED,
         _json(event),
         marker=marker,
-        victim=acme_document,
     )
 
 
