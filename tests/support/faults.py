@@ -441,8 +441,10 @@ class Hostilities:
         # The forgeries first, each on a system that still works (so that its own
         # effect shows), then the poison, with a third of the uploads still to come.
         steps: list[tuple[float, Callable[[], list[Hostile]]]] = [
-            (0.3, lambda: self._claims() + self._cancel()),
+            (0.3, self._claims),
             (0.45, self._deletions),
+            # Waits for acme's next upload that must complete (up to four uploads).
+            (0.5, self._cancel),
             (0.6, hostile_events.poison_pills),
         ]
         for fraction, make in steps:
@@ -495,7 +497,7 @@ class Hostilities:
             return [s for s in self.uploads.of("acme") if s.planned.expected == "completed"]
 
         known = len(acme())
-        deadline = time.monotonic() + 3 * self.scenario.upload_s / self.scenario.documents
+        deadline = time.monotonic() + 4 * self.scenario.upload_s / self.scenario.documents
         while len(acme()) == known and time.monotonic() < deadline:
             time.sleep(0.05)
         if len(acme()) == known:
