@@ -132,6 +132,11 @@ class FailDocumentOnError:
         error is not an outage, which is waited out) it goes to the dead-letter
         topic as it is.
         """
+        if isinstance(exc, UntrustedEvent):
+            # Forged: kept and counted, never retried, and it fails no document
+            # (the one it names may be another tenant's).
+            await self.reject(body, exc, origin)
+            return True
         try:
             ended = await self._act(body, exc, origin)
         except Exception as failing:
@@ -152,9 +157,6 @@ class FailDocumentOnError:
         return ended
 
     async def _act(self, body: bytes, exc: Exception, origin: Origin | None) -> bool:
-        if isinstance(exc, UntrustedEvent):
-            await self.reject(body, exc, origin)
-            return True
         envelope = _envelope_of(body)
         if (
             envelope is None
