@@ -5,6 +5,7 @@ goes through the extractor, the embedder and the status service."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import uuid
@@ -55,18 +56,23 @@ class Counting(logging.Handler):
 
 
 async def kept(bootstrap: str, key: bytes) -> list[tuple[bytes, dict[str, str]]]:
-    """The dead letters of messages keyed ``key``: body and headers."""
+    """The dead letters of messages keyed ``key``: body and headers (the whole topic,
+    to its end at the time of asking)."""
     consumer = AIOKafkaConsumer(
         topics.DEAD_LETTER, bootstrap_servers=bootstrap, auto_offset_reset="earliest"
     )
     await consumer.start()
     try:
+        assigned = await await_until(consumer.assignment, timeout_s=30, what="the partitions")
+        ends = await consumer.end_offsets(list(assigned))
         found = []
-        for records in (await consumer.getmany(timeout_ms=3000)).values():
-            for record in records:
-                if record.key == key:
-                    headers = {k: v.decode(errors="replace") for k, v in record.headers}
-                    found.append((record.value, headers))
+        async with asyncio.timeout(60):
+            while [tp for tp in assigned if await consumer.position(tp) < ends[tp]]:
+                for records in (await consumer.getmany(timeout_ms=1000)).values():
+                    for record in records:
+                        if record.key == key:
+                            headers = {k: v.decode(errors="replace") for k, v in record.headers}
+                            found.append((record.value, headers))
         return found
     finally:
         await consumer.stop()
@@ -124,23 +130,35 @@ async def test_poison_is_dead_lettered_and_the_next_document_still_goes_through(
             )
 
             async def completed() -> bool:
+                # Every topic of the document was read past its poison.
                 state = await read_model.get(upload.document_id, "t1")
-                return state is not None and state.status is Status.COMPLETED
+                return (
+                    state is not None
+                    and state.status is Status.COMPLETED
+                    and state.filename is not None
+                )
 
             await await_until(completed, timeout_s=120, what="the next document indexed")
     finally:
         logging.getLogger().removeHandler(logs)
 
-    letters = await kept(kafka_bootstrap, key)
-    where = {
-        (headers[retries.SERVICE], headers[retries.ORIGINAL_TOPIC], body)
-        for body, headers in letters
+    expected = {
+        ("extractor", topics.UPLOADED, DEEP),
+        ("embedder", topics.EXTRACTED, DEEP),
+        ("status", topics.UPLOADED, DEEP),
+        ("status", topics.EXTRACTED, DEEP),
+        ("status", topics.PROGRESSED, huge),
     }
-    assert ("extractor", topics.UPLOADED, DEEP) in where
-    assert ("embedder", topics.EXTRACTED, DEEP) in where
-    assert ("status", topics.UPLOADED, DEEP) in where
-    assert ("status", topics.EXTRACTED, DEEP) in where
-    assert ("status", topics.PROGRESSED, huge) in where
+
+    async def every_poison_kept() -> list[tuple[bytes, dict[str, str]]] | None:
+        letters = await kept(kafka_bootstrap, key)
+        where = {
+            (headers[retries.SERVICE], headers[retries.ORIGINAL_TOPIC], body)
+            for body, headers in letters
+        }
+        return letters if expected <= where else None
+
+    letters = await await_until(every_poison_kept, timeout_s=60, what="every poison kept")
     assert all(headers[retries.ERROR] for _, headers in letters)
     # A few lines per failure, not one per redelivery.
     assert logs.records < 500
@@ -184,8 +202,13 @@ async def test_an_event_the_database_keeps_refusing_is_dead_lettered_and_the_par
             await producer.send_and_wait(event.TOPIC, event.model_dump_json().encode(), key=key)
 
         async def completed() -> bool:
+            # Its upload (the filename) is behind the poison on the uploads' partition.
             state = await read_model.get(good[0].document_id, "t1")
-            return state is not None and state.status is Status.COMPLETED
+            return (
+                state is not None
+                and state.status is Status.COMPLETED
+                and state.filename is not None
+            )
 
         await await_until(completed, timeout_s=120, what="the document behind the poison")
     assert await read_model.get(poison.document_id, "t1") is None
