@@ -13,6 +13,9 @@ from docflow_embedder.adapters.minilm import MiniLMEmbedder
 from docflow_embedder.adapters.qdrant import QdrantVectorStore, collection_name
 from docflow_embedder.domain import FixedIndex, VectorPoint, point_id
 from docflow_embedder.entrypoints.http import search_route
+from docflow_shared.auth import INTERNAL_TOKEN_HEADER
+
+TOKEN = "internal-token-for-the-tests"
 
 
 def points(document_id: uuid.UUID, n: int) -> list[VectorPoint]:
@@ -101,9 +104,11 @@ async def test_search_finds_the_closest_chunk_of_the_callers_tenant_only(tmp_pat
                     for i, (text, vector) in enumerate(zip(texts, model.embed(texts), strict=True))
                 ]
             )
-        route = search_route(FixedIndex(model, store))[1]
+        route = search_route(FixedIndex(model, store), TOKEN)[1]
         async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=route), base_url="http://embedder"
+            transport=httpx.ASGITransport(app=route),
+            base_url="http://embedder",
+            headers={INTERNAL_TOKEN_HEADER: TOKEN},
         ) as http:
             found = await http.get(
                 "/internal/search", params={"q": "how fast is the ice melting", "tenant": "acme"}
@@ -121,5 +126,11 @@ async def test_search_finds_the_closest_chunk_of_the_callers_tenant_only(tmp_pat
             assert [h["text"] for h in one.json()["hits"]] == [TEXTS[0]]
             missing = await http.get("/internal/search", params={"tenant": "acme"})
             assert missing.status_code == 422
+            # Without the internal token no one may name a tenant (issue 20, finding 4).
+            for headers in ({INTERNAL_TOKEN_HEADER: ""}, {INTERNAL_TOKEN_HEADER: "x" * 32}):
+                refused = await http.get(
+                    "/internal/search", params={"q": "pay", "tenant": "acme"}, headers=headers
+                )
+                assert refused.status_code == 401
     finally:
         client.close()

@@ -68,6 +68,18 @@ class Authenticator:
         return found
 
 
+INTERNAL_TOKEN_HEADER = "X-Docflow-Internal-Token"  # noqa: S105 (a header name)
+"""The header that carries the internal token (``DOCFLOW_INTERNAL_TOKEN``)."""
+
+
+def internal_token_valid(expected: str | None, presented: str | None) -> bool:
+    """Whether ``presented`` is the internal token, compared in constant time; never
+    when no token is configured (an internal route then answers nobody)."""
+    if not expected or not presented:
+        return False
+    return hmac.compare_digest(presented.encode(), expected.encode())
+
+
 def main(argv: Sequence[str] = sys.argv[1:]) -> int:
     if argv[:1] == ["new"]:
         key = "dfk_" + secrets.token_urlsafe(32)

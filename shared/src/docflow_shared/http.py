@@ -8,98 +8,47 @@ person can act on. Needs the ``http`` extra (FastAPI).
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Collection, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from http import HTTPStatus
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, FastAPI, Request, Security
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, Counter, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_fastapi_instrumentator import Instrumentator
-from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
-from docflow_shared.auth import Authenticator, UnknownKeyError
+from docflow_shared.auth import Authenticator
+from docflow_shared.guards import TENANT_KEY, RequestGuard, tenant_of
 from docflow_shared.probes import Check, readiness
+from docflow_shared.problems import (
+    PROBLEM_JSON,
+    Problem,
+    ProblemDetails,
+    client_closed,
+    problem_response,
+    problem_responses,
+    problem_type,
+)
 from docflow_shared.telemetry import tracer_provider
 
+__all__ = [
+    "PROBLEM_JSON",
+    "Problem",
+    "ProblemDetails",
+    "Tenant",
+    "problem_response",
+    "problem_responses",
+    "problem_type",
+    "service_app",
+]
+
 logger = logging.getLogger(__name__)
-
-PROBLEM_JSON = "application/problem+json"
-
-
-def problem_type(code: str) -> str:
-    """The stable ``type`` URI of a problem code."""
-    return f"urn:docflow:problem:{code}"
-
-
-class Problem(Exception):
-    """Raise to answer with a problem document."""
-
-    def __init__(
-        self,
-        status: int,
-        code: str,
-        detail: str,
-        *,
-        title: str | None = None,
-        headers: Mapping[str, str] | None = None,
-        **extensions: Any,
-    ) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.code = code
-        self.detail = detail
-        self.title = title or HTTPStatus(status).phrase
-        self.headers = dict(headers or {})
-        # An extension without a value is left out.
-        self.extensions = {k: v for k, v in extensions.items() if v is not None}
-
-
-class ProblemDetails(BaseModel):
-    """An RFC 9457 problem document, as every docflow error answer is."""
-
-    type: str = Field(description="Stable URI of the problem kind: urn:docflow:problem:<code>")
-    title: str
-    status: int
-    detail: str = Field(description="What went wrong and what to do about it")
-    code: str = Field(description="Stable short name of the problem kind")
-    instance: str | None = None
-
-
-def problem_responses(described: Mapping[int, str]) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI ``responses`` for problem answers, by status code and description."""
-    schema = {"$ref": "#/components/schemas/ProblemDetails"}
-    return {
-        status: {
-            "model": ProblemDetails,
-            "description": text,
-            "content": {PROBLEM_JSON: {"schema": schema}},
-        }
-        for status, text in described.items()
-    }
-
-
-def problem_response(problem: Problem, instance: str | None = None) -> JSONResponse:
-    body: dict[str, Any] = {
-        "type": problem_type(problem.code),
-        "title": problem.title,
-        "status": problem.status,
-        "detail": problem.detail,
-        "code": problem.code,
-        **problem.extensions,
-    }
-    if instance:
-        body["instance"] = instance
-    return JSONResponse(
-        body, status_code=problem.status, headers=problem.headers, media_type=PROBLEM_JSON
-    )
-
 
 _CODES_BY_STATUS = {
     400: "bad-request",
@@ -116,8 +65,17 @@ _CODES_BY_STATUS = {
 }
 
 
-def install_problem_handlers(app: FastAPI) -> None:
-    """Make every error of ``app`` a problem document, never an HTML or bare 500."""
+def install_problem_handlers(app: FastAPI, disconnects: Counter | None = None) -> None:
+    """Make every error of ``app`` a problem document, never an HTML or bare 500;
+    a client that left mid-request is 499, counted in ``disconnects``."""
+
+    @app.exception_handler(ClientDisconnect)
+    async def _client_left(request: Request, exc: ClientDisconnect) -> JSONResponse:
+        # Not our error: no stack trace, no 5xx (the answer is never received).
+        logger.info("client left during %s %s", request.method, request.url.path)
+        if disconnects is not None:
+            disconnects.labels(request.method).inc()
+        return problem_response(client_closed(), request.url.path)
 
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem) -> JSONResponse:
@@ -158,38 +116,12 @@ async def _caller_tenant(
     bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
 ) -> str:
     # The security schemes above document the two ways to send a key; the
-    # headers are read here so that a credential sent malformed or empty
-    # counts as sent (and wrong), never as absent.
-    authenticator: Authenticator = request.app.state.authenticator
-    presented = []
-    if "x-api-key" in request.headers:
-        presented.append(request.headers["x-api-key"].strip())
-    if "authorization" in request.headers:
-        presented.append(_bearer_key(request.headers["authorization"]))
-    try:
-        if not presented:
-            return authenticator.tenant_for(None)
-        tenants = {authenticator.tenant_for(key) for key in presented}
-    except UnknownKeyError as exc:
-        raise _unauthorized(f"{exc}") from exc
-    if len(tenants) > 1:
-        raise _unauthorized("the API keys sent belong to different tenants")
-    return tenants.pop()
-
-
-def _bearer_key(authorization: str) -> str:
-    """The key of ``Bearer <key>``; any other scheme yields no usable key."""
-    scheme, _, credentials = authorization.strip().partition(" ")
-    return credentials.strip() if scheme.lower() == "bearer" else ""
-
-
-def _unauthorized(reason: str) -> Problem:
-    return Problem(
-        401,
-        "unauthorized",
-        f"{reason}: send your API key as `Authorization: Bearer <key>` or `X-API-Key: <key>`",
-        headers={"WWW-Authenticate": "Bearer"},
-    )
+    # caller was authenticated from the headers before its body was read
+    # (guards.RequestGuard), or is here when a route is outside /v1/.
+    found: str | None = request.scope.get(TENANT_KEY)
+    if found is not None:
+        return found
+    return tenant_of(request.app.state.authenticator, request.headers)
 
 
 Tenant = Annotated[str, Depends(_caller_tenant)]
@@ -232,11 +164,15 @@ def service_app(
     checks: Mapping[str, Check],
     registry: CollectorRegistry,
     authenticator: Authenticator,
+    max_body_bytes: int,
+    streamed_bodies: Collection[tuple[str, str]] = (),
     lifespan: Lifespan | None = None,
     service: str = "",
 ) -> FastAPI:
     """A docflow HTTP service: its routes, problem responses, probes, metrics and
-    traces (``service`` names it in them)."""
+    traces (``service`` names it in them). Each API request is authenticated
+    before its body is read, and its body is at most ``max_body_bytes``, except
+    on the routes ``streamed_bodies`` (method, path) that count their own."""
     if not authenticator.enabled:
         logger.warning(
             "authentication is off: every request belongs to tenant %r "
@@ -254,6 +190,13 @@ def service_app(
 
     app = FastAPI(title=title, version="1", summary=summary, lifespan=run)
     app.state.authenticator = authenticator
+    # Inside the metrics middleware (added next), so that its 401s and 413s count.
+    app.add_middleware(
+        RequestGuard,
+        authenticator=authenticator,
+        max_body_bytes=max_body_bytes,
+        streamed_bodies=streamed_bodies,
+    )
     # http_requests_total{handler,method,status}, http_request_duration_seconds
     # {handler,method} …: by route template (never a document id), probes and
     # /metrics left out; a status stream counts until its headers are sent.
@@ -269,7 +212,15 @@ def service_app(
         excluded_urls="healthz,readyz,metrics",
         exclude_spans=["receive", "send"],  # one span per request, not per ASGI message
     )
-    install_problem_handlers(app)
+    install_problem_handlers(
+        app,
+        Counter(
+            "http_client_disconnects",
+            "Requests whose client closed the connection before the answer (answered 499)",
+            ["method"],
+            registry=registry,
+        ),
+    )
     app.include_router(router)
     app.include_router(probe_router(checks, registry))
     return app

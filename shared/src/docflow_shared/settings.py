@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, NonNegativeFloat, field_validator
+from pydantic import AliasChoices, Field, NonNegativeFloat, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from docflow_shared.auth import TENANT_PATTERN, Authenticator
@@ -45,6 +45,11 @@ class ServiceSettings(BaseSettings):
     # answering (shutdown.py); in-flight messages get most of it to finish.
     # Keep it below Kubernetes' terminationGracePeriodSeconds (30 s by default).
     shutdown_timeout_s: float = Field(default=25.0, ge=5.0)
+    # The credential one service presents to another's internal routes (the
+    # gateway to the embedder's /internal/search), compared in constant time
+    # (auth.py). Unset, those routes refuse every request. make run and the
+    # tests generate one; in Kubernetes it comes from the docflow-secrets Secret.
+    internal_token: SecretStr | None = Field(default=None, min_length=16)
 
     @property
     def handler_grace_s(self) -> float:
@@ -63,6 +68,11 @@ class ServiceSettings(BaseSettings):
         return value
 
     @property
+    def internal_token_value(self) -> str | None:
+        """The internal token in clear, for the one place that sends or checks it."""
+        return self.internal_token.get_secret_value() if self.internal_token else None
+
+    @property
     def blob_dir(self) -> Path:
         """Where the local blob store keeps uploaded files and extracted text."""
         return self.data_dir / "blobs"
@@ -77,6 +87,23 @@ class HttpServiceSettings(ServiceSettings):
     # DOCFLOW_API_KEYS='{"acme": ["sha256:<hex>"]}' (python -m docflow_shared.auth new)
     api_keys: dict[str, list[str]] = Field(default_factory=dict)
     default_tenant: str = Field(default="default", pattern=TENANT_PATTERN)
+    # Per tenant and replica, in the `limits` notation ("100/second",
+    # "20/second;1000/hour"): the gateway's uploads and document operations,
+    # every request to the status service (ratelimit.py; 429 beyond).
+    rate_limit: str = "100/second"
+    # The largest request body of a JSON route (guards.py; 413 beyond); an
+    # upload's files are limited by the gateway's max_file_bytes instead.
+    max_json_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # What one connection may cost (server.py): a request header over this
+    # size is answered 431, one not complete in this long 408; a body from
+    # which nothing arrives for this long has its connection closed.
+    max_header_bytes: int = Field(default=64 * 1024, ge=8 * 1024)
+    header_timeout_s: float = Field(default=10.0, gt=0)
+    body_idle_timeout_s: float = Field(default=30.0, gt=0)
+    # Connections and requests at once (uvicorn's limit_concurrency; 503
+    # beyond), and how long an idle keep-alive connection stays open.
+    max_connections: int = Field(default=1000, ge=1)
+    keep_alive_s: int = Field(default=5, ge=1)
 
     @field_validator("api_keys")
     @classmethod

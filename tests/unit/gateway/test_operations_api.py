@@ -176,3 +176,42 @@ def test_operations_answer_503_when_the_status_service_or_kafka_is_down(
     assert response.status_code == 503
     # Nothing was removed, since the deletion was not announced.
     assert len(files_in(blobs)) == 1
+
+
+@pytest.mark.parametrize(
+    ("operation", "state"), [("retry", "failed"), ("cancel", "processing"), ("delete", None)]
+)
+def test_a_second_operation_on_the_same_attempt_is_409_while_the_status_lags(
+    setup: tuple[TestClient, Recorder, Statuses, Path], operation: str, state: str | None
+) -> None:
+    client, publish, statuses, _ = setup
+    uploaded = upload(client, publish)
+    if state:
+        statuses.by_id[uploaded.document_id] = status(state, "embedding", 1, "embedding")
+    url = f"/v1/documents/{uploaded.document_id}"
+
+    def ask() -> int:
+        if operation == "delete":
+            return client.delete(url, headers=ACME).status_code
+        return client.post(f"{url}/{operation}", headers=ACME).status_code
+
+    # The status service still shows attempt 1 as it was: only one may act on it.
+    assert ask() == 202
+    answers = [ask() for _ in range(3)]
+    assert set(answers) <= {409, 404}  # a deleted document is gone: 404
+    assert len(publish.events) == 2  # the upload, and one operation
+
+
+def test_a_claim_whose_event_was_not_published_is_given_back(
+    setup: tuple[TestClient, Recorder, Statuses, Path],
+) -> None:
+    client, publish, statuses, _ = setup
+    uploaded = upload(client, publish)
+    statuses.by_id[uploaded.document_id] = status("failed", "embedding", 1, "embedding")
+    url = f"/v1/documents/{uploaded.document_id}"
+    publish.fail = True
+    assert client.post(f"{url}/retry", headers=ACME).status_code == 503
+    assert client.delete(url, headers=ACME).status_code == 503
+    publish.fail = False
+    assert client.post(f"{url}/retry", headers=ACME).json()["attempt"] == 2
+    assert client.delete(url, headers=ACME).status_code == 202

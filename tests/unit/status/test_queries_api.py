@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -18,6 +18,7 @@ from docflow_shared.events import DocumentDeleted, Event
 from docflow_status.adapters.read_model import SqlReadModel
 from docflow_status.domain.projection import evolve
 from docflow_status.entrypoints.app import StatusApi, create_app
+from docflow_status.entrypoints.routes.streams import STREAM_LOOKBACK, resume_from
 from docflow_status.settings import StatusSettings
 from support.histories import T0, envelope, failed_while_extracting, retry_of, successful
 
@@ -286,3 +287,32 @@ async def test_streaming_another_tenants_document_is_a_404(
     response = await http.get(f"/v1/documents/{documents['other-tenant']}/stream")
     assert response.status_code == 404
     assert response.json()["code"] == "document-not-found"
+
+
+@pytest.mark.parametrize("garbage", ["²", "٣", "9" * 5000, "99999999999999999999", "-1", "1e9"])
+async def test_a_stream_given_a_last_event_id_not_ours_starts_afresh(
+    http: httpx.AsyncClient, read_model: SqlReadModel, garbage: str
+) -> None:
+    events = successful()
+    document_id = await apply(read_model, events)
+    answer = await http.get(
+        f"/v1/documents/{document_id}/stream", headers={"Last-Event-ID": garbage.encode()}
+    )
+    assert answer.status_code == 200
+    sent = server_sent(answer.text)
+    assert [json.loads(e["data"])["status"] for e in sent] == ["completed"]
+
+
+@pytest.mark.parametrize("garbage", [None, "", "²", "9" * 5000, "999999999999999999", "x"])
+def test_the_tenant_stream_resumes_afresh_or_from_now_for_an_id_not_ours(
+    garbage: str | None,
+) -> None:
+    now = datetime.now(UTC)
+    assert resume_from(garbage, now) in (now - STREAM_LOOKBACK, now)
+
+
+def test_the_tenant_stream_resumes_from_the_change_it_names() -> None:
+    now = datetime.now(UTC)
+    earlier = now - timedelta(seconds=30)
+    micros = (earlier - datetime.fromtimestamp(0, UTC)) // timedelta(microseconds=1)
+    assert resume_from(str(micros), now) == earlier

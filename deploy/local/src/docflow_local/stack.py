@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -58,6 +59,9 @@ class Stack:
     # Where each service's output goes; None means this process's stdout.
     log_dir: Path | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
+    # The gateway's credential for the embedder's internal search, new for each
+    # stack unless the environment sets one (DOCFLOW_INTERNAL_TOKEN).
+    internal_token: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     _processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict, init=False)
 
     def url(self, name: str) -> str:
@@ -75,6 +79,7 @@ class Stack:
         )
         return {
             **page_origins,
+            "DOCFLOW_INTERNAL_TOKEN": self.internal_token,
             **os.environ,
             "KAFKA_BOOTSTRAP_SERVERS": self.kafka_bootstrap_servers,
             "DOCFLOW_DATA_DIR": str(self.data_dir),

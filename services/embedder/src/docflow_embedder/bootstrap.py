@@ -249,7 +249,7 @@ def bootstrap(settings: EmbedderSettings | None = None) -> AsgiFastStream:
         service=SERVICE,
         registry=registry,
         checks=checks,
-        routes=[search_route(index)],
+        routes=[search_route(index, settings.internal_token_value)],
         # Local mode holds a lock on its folder until closed.
         after_shutdown=[client.close],
     )

@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from docflow_gateway.bootstrap import bootstrap
 from docflow_gateway.settings import GatewaySettings
 from docflow_shared.logs import configure_logging
+from docflow_shared.server import server_options
 from docflow_shared.shutdown import bounded
 
 
@@ -36,6 +37,7 @@ def main() -> None:
         # Finish in-flight uploads on SIGTERM, but not forever (the whole stop
         # is bounded by DOCFLOW_SHUTDOWN_TIMEOUT_S).
         timeout_graceful_shutdown=10,
+        **server_options(settings),
     )
 
 
@@ -43,6 +45,7 @@ def serve() -> FastAPI:
     """The app of one worker process (logging set up in that process)."""
     settings = GatewaySettings()
     configure_logging("gateway", settings.log_level, settings.log_format)
+    server_options(settings)  # this worker's protocol gets the configured limits
     return bounded(bootstrap(settings), settings.shutdown_timeout_s, "gateway")
 
 

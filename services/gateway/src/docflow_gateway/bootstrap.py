@@ -129,7 +129,9 @@ def bootstrap(settings: GatewaySettings | None = None) -> FastAPI:
         records=records,
         publish=event_publisher(broker),
         status_for=lambda headers: HttpStatusReader(status_client, status_url, headers),
-        search=HttpSearch(status_client, str(settings.embedder_internal_url)),
+        search=HttpSearch(
+            status_client, str(settings.embedder_internal_url), settings.internal_token_value
+        ),
         dead_letters=partial(dead_letters, settings.kafka_bootstrap_servers),
         checks={
             "kafka": kafka_check(broker),

@@ -5,6 +5,12 @@ records) and, for retry and cancel, that the document's current status allows
 the operation (asked of the status service). Then it publishes the event and
 answers; the extractor, embedder and status service do the rest
 (docs/events.md, "Operations on a document").
+
+Each operation claims what it does in the gateway's records before it
+publishes (compare and set, ``SqlRegistry.start_attempt`` …): of concurrent
+retries of one attempt, or cancels, or deletes of one document, one wins and
+the others are refused (409), even while the status service still shows the
+document as it was. A claim whose event could not be published is given back.
 """
 
 from __future__ import annotations
@@ -45,6 +51,10 @@ class OperationRefused(Exception):
     """The document's status does not allow the operation now."""
 
 
+class OperationConflict(OperationRefused):
+    """A concurrent operation on the document claimed it first."""
+
+
 @dataclass(frozen=True)
 class Current:
     """What the operation needs of the document's status."""
@@ -75,7 +85,12 @@ def _resume_at(current: Current) -> Stage:
 
 
 async def retry(
-    record: DocumentRecord, status: StatusReader, *, correlation_id: str, publish: Publish
+    record: DocumentRecord,
+    status: StatusReader,
+    *,
+    correlation_id: str,
+    publish: Publish,
+    records: SqlRegistry,
 ) -> DocumentRetryRequested:
     """Start a new attempt of a failed or cancelled document, at the stage it stopped."""
     current = Current.of(await status.get(record.id))
@@ -84,23 +99,37 @@ async def retry(
             f"document {record.id} is {current.status}; only failed or cancelled documents "
             "can be retried"
         )
+    attempt = current.attempt + 1
+    if not await records.start_attempt(record.id, attempt):
+        raise OperationConflict(
+            f"attempt {attempt} of document {record.id} was started by another retry"
+        )
     event = DocumentRetryRequested(
         document_id=record.id,
         tenant_id=record.tenant_id,
         correlation_id=correlation_id,
-        attempt=current.attempt + 1,
+        attempt=attempt,
         from_stage=_resume_at(current),
         filename=record.filename,
         content_type=record.content_type,
         charset=record.charset,
         blob_key=record.blob_key,
     )
-    await publish(event)
+    try:
+        await publish(event)
+    except BaseException:
+        await records.undo_attempt(record.id, attempt)
+        raise
     return event
 
 
 async def cancel(
-    record: DocumentRecord, status: StatusReader, *, correlation_id: str, publish: Publish
+    record: DocumentRecord,
+    status: StatusReader,
+    *,
+    correlation_id: str,
+    publish: Publish,
+    records: SqlRegistry,
 ) -> DocumentCancelled:
     """Stop a pending or processing document at the next batch of each stage."""
     current = Current.of(await status.get(record.id))
@@ -109,13 +138,21 @@ async def cancel(
             f"document {record.id} is already {current.status}; only pending or processing "
             "documents can be cancelled"
         )
+    if not await records.stop_attempt(record.id, current.attempt):
+        raise OperationConflict(
+            f"attempt {current.attempt} of document {record.id} is being cancelled already"
+        )
     event = DocumentCancelled(
         document_id=record.id,
         tenant_id=record.tenant_id,
         correlation_id=correlation_id,
         attempt=current.attempt,
     )
-    await publish(event)
+    try:
+        await publish(event)
+    except BaseException:
+        await records.undo_stop(record.id, current.attempt)
+        raise
     return event
 
 
@@ -133,10 +170,16 @@ async def delete(
     and the status service hides the document, even if this process stops
     before removing the blobs.
     """
+    if not await records.start_deleting(record.id):
+        raise OperationConflict(f"document {record.id} is being deleted already")
     event = DocumentDeleted(
         document_id=record.id, tenant_id=record.tenant_id, correlation_id=correlation_id
     )
-    await publish(event)
+    try:
+        await publish(event)
+    except BaseException:
+        await records.undo_deleting(record.id)
+        raise
     for key in (record.blob_key, chunks_key(record.tenant_id, record.id)):
         await to_thread.run_sync(blobs.delete, key)
     await records.remove([record.id])

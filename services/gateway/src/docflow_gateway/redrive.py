@@ -96,7 +96,7 @@ async def redrive(
             continue
         try:
             event = await operations.retry(
-                record, status, correlation_id=correlation_id, publish=publish
+                record, status, correlation_id=correlation_id, publish=publish, records=records
             )
         except OperationRefused as exc:
             skipped.append(Skipped(document_id, str(exc)))

@@ -29,9 +29,6 @@ class GatewaySettings(HttpServiceSettings):
     # A file whose bytes the tenant already uploaded points at that document
     # (per request: ?dedup=false).
     dedup: bool = True
-    # Per tenant and gateway replica, in the `limits` notation ("100/second",
-    # "20/second;1000/hour"); applies to uploads and document operations.
-    rate_limit: str = "100/second"
     # Worker processes serving the API (each with its own Kafka producer).
     workers: int = Field(default=1, ge=1)
     # Tenants that may start operations over every tenant's data (re-embedding);

@@ -12,6 +12,7 @@ import json
 import uvicorn
 
 from docflow_shared.logs import configure_logging
+from docflow_shared.server import server_options
 from docflow_shared.shutdown import bounded
 from docflow_status.bootstrap import bootstrap
 from docflow_status.entrypoints.rebuild import rebuild
@@ -42,6 +43,7 @@ def main() -> None:
         # HTTP requests in flight (a stream is not waited for); the whole stop
         # is bounded by DOCFLOW_SHUTDOWN_TIMEOUT_S.
         timeout_graceful_shutdown=5,
+        **server_options(settings),
     )
 
 

@@ -22,6 +22,9 @@ class StatusSettings(HttpServiceSettings):
     # How often a status stream looks for changes (the read model may be
     # written by another replica, so it is read, not waited on).
     stream_poll_s: float = Field(default=0.5, gt=0, le=10)
+    # Open status streams per tenant and process (slots.py; 429 beyond): each
+    # reads the database every stream_poll_s.
+    max_streams_per_tenant: int = Field(default=20, ge=1)
     # A document whose current attempt reports nothing for this long is
     # marked stalled (and announced on the status topic) until work resumes.
     stall_after_s: float = Field(default=300, gt=0)

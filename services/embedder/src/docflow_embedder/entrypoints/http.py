@@ -5,8 +5,11 @@ model that embedded the chunks and returns the tenant's nearest chunks, from
 the active collection (the old one until a re-embedding switches). It is
 on the embedder because the query must be embedded by the same model, and
 because Qdrant's local mode lets only one process open its folder. The
-caller (the gateway) has authenticated the tenant: like ``/metrics``, this
-port is for the cluster's inside only.
+caller (the gateway) has authenticated the tenant and names it; so that no one
+else can name a tenant, every request must carry the internal token
+(``DOCFLOW_INTERNAL_TOKEN``, header ``X-Docflow-Internal-Token``): without
+it, or when none is configured, the answer is 401 (docs/architecture.md,
+"Trust boundaries").
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from faststream.asgi import AsgiResponse, get
 
 from docflow_embedder.domain import Index
 from docflow_embedder.handlers import search_chunks
+from docflow_shared.auth import INTERNAL_TOKEN_HEADER, internal_token_valid
 
 SEARCH_PATH = "/internal/search"
 MAX_QUERY_CHARS = 2000
@@ -32,11 +36,23 @@ def _answer(body: dict[str, Any], status: int = 200) -> AsgiResponse:
     return AsgiResponse(json.dumps(body).encode(), status, headers=_JSON)
 
 
-def search_route(index: Index) -> tuple[str, Any]:
-    """The search route, for ``AsgiFastStream(asgi_routes=…)``."""
+def _presented_token(scope: Any) -> str | None:
+    name = INTERNAL_TOKEN_HEADER.lower().encode()
+    for key, value in scope.get("headers", ()):
+        if key.lower() == name:
+            return bytes(value).decode("latin-1")
+    return None
+
+
+def search_route(index: Index, token: str | None) -> tuple[str, Any]:
+    """The search route, for ``AsgiFastStream(asgi_routes=…)``; it answers only
+    requests that carry ``token`` (none when ``token`` is None)."""
 
     @get(include_in_schema=False)
     async def search(scope: Any) -> AsgiResponse:
+        if not internal_token_valid(token, _presented_token(scope)):
+            detail = f"an internal route: send the internal token as {INTERNAL_TOKEN_HEADER}"
+            return _answer({"detail": detail}, 401)
         params = parse_qs(scope.get("query_string", b"").decode())
         query = params.get("q", [""])[0].strip()
         tenant = params.get("tenant", [""])[0]

@@ -9,6 +9,11 @@ the content index.
   concurrent uploads of the same bytes cannot both become new documents.
 * ``idempotency_keys``: a key is claimed before the upload is announced and
   holds the answer once it is; a failed upload releases it.
+
+A document's row also holds what its operations claimed (``operations.py``):
+the latest attempt a retry started, the latest one a cancel stopped, and
+whether a delete began. Each claim is one conditional UPDATE (compare and
+set), so of concurrent retries of one attempt exactly one wins.
 """
 
 from __future__ import annotations
@@ -23,7 +28,21 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import JSON, Index, Integer, MetaData, String, Uuid, delete, insert, select
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    ColumnElement,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Uuid,
+    delete,
+    false,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -55,6 +74,11 @@ class DocumentRecord(Base):
     size_bytes: Mapped[int] = mapped_column(Integer)
     blob_key: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Claimed by the operations (compare and set): the latest attempt a retry
+    # started (the upload's is 1), the latest a cancel stopped, a delete begun.
+    attempt: Mapped[int] = mapped_column(Integer, server_default="1")
+    stopped_attempt: Mapped[int] = mapped_column(Integer, server_default="0")
+    deleting: Mapped[bool] = mapped_column(Boolean, server_default=false())
 
     @classmethod
     def of(cls, event: DocumentUploaded, *, dedup: bool) -> DocumentRecord:
@@ -69,6 +93,9 @@ class DocumentRecord(Base):
             size_bytes=event.size_bytes,
             blob_key=event.blob_key,
             created_at=event.occurred_at,
+            attempt=1,
+            stopped_attempt=0,
+            deleting=False,
         )
 
 
@@ -182,6 +209,47 @@ class SqlRegistry:
                     DocumentRecord.id == document_id, DocumentRecord.tenant_id == tenant_id
                 )
             )
+
+    # -- operations: compare and set -------------------------------------------
+
+    async def start_attempt(self, document_id: UUID, attempt: int) -> bool:
+        """Claim ``attempt`` for a retry; False if it (or a later one) was claimed."""
+        return await self._set_if(document_id, DocumentRecord.attempt < attempt, attempt=attempt)
+
+    async def undo_attempt(self, document_id: UUID, attempt: int) -> None:
+        """Give back a claimed attempt whose retry was not announced."""
+        await self._set_if(document_id, DocumentRecord.attempt == attempt, attempt=attempt - 1)
+
+    async def stop_attempt(self, document_id: UUID, attempt: int) -> bool:
+        """Claim the cancel of ``attempt``; False if it (or a later one) was claimed."""
+        return await self._set_if(
+            document_id, DocumentRecord.stopped_attempt < attempt, stopped_attempt=attempt
+        )
+
+    async def undo_stop(self, document_id: UUID, attempt: int) -> None:
+        await self._set_if(
+            document_id, DocumentRecord.stopped_attempt == attempt, stopped_attempt=attempt - 1
+        )
+
+    async def start_deleting(self, document_id: UUID) -> bool:
+        """Claim the document's deletion; False if a delete began already."""
+        return await self._set_if(document_id, DocumentRecord.deleting.is_(False), deleting=True)
+
+    async def undo_deleting(self, document_id: UUID) -> None:
+        await self._set_if(document_id, DocumentRecord.deleting.is_(True), deleting=False)
+
+    async def _set_if(
+        self, document_id: UUID, condition: ColumnElement[bool], **values: Any
+    ) -> bool:
+        # One statement: the database checks and sets under the row's lock, so
+        # two requests cannot both see the old value (no read-then-write race).
+        async with self._writing(), self.engine.begin() as connection:
+            result = await connection.execute(
+                update(DocumentRecord)
+                .where(DocumentRecord.id == document_id, condition)
+                .values(**values)
+            )
+        return result.rowcount == 1
 
     # -- idempotency keys --------------------------------------------------
 

@@ -7,12 +7,12 @@ from collections.abc import Mapping
 from fastapi import APIRouter, FastAPI
 from prometheus_client import CollectorRegistry
 
-from docflow_gateway.entrypoints.ratelimit import TenantRateLimit
 from docflow_gateway.entrypoints.routes import deadletters, documents, reindex, search, uploads
 from docflow_gateway.entrypoints.web import add_page
 from docflow_gateway.settings import GatewaySettings
 from docflow_shared.http import Lifespan, service_app
 from docflow_shared.probes import Check
+from docflow_shared.ratelimit import TenantRateLimit
 
 # In the order of the OpenAPI document's paths.
 router = APIRouter()
@@ -42,6 +42,9 @@ def create_app(
         checks=checks,
         registry=registry,
         authenticator=settings.authenticator(),
+        max_body_bytes=settings.max_json_bytes,
+        # Uploads stream their files and count each one's bytes (multipart.py).
+        streamed_bodies=[("POST", "/v1/documents")],
         lifespan=lifespan,
         service="gateway",
     )

@@ -17,13 +17,13 @@ from fastapi import Depends, Header, Request
 
 from docflow_gateway.adapters.registry import SqlRegistry
 from docflow_gateway.adapters.search_client import Search
-from docflow_gateway.entrypoints.ratelimit import TenantRateLimit
 from docflow_gateway.operations import StatusReader
 from docflow_gateway.redrive import ReadDeadLetters
 from docflow_gateway.settings import GatewaySettings
 from docflow_shared.blobstore import BlobStore
 from docflow_shared.http import Tenant
 from docflow_shared.messaging import PublishAny
+from docflow_shared.ratelimit import TenantRateLimit
 
 
 async def _settings(request: Request) -> GatewaySettings:

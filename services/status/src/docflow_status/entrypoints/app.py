@@ -5,14 +5,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from prometheus_client import CollectorRegistry
 
 from docflow_shared.http import Lifespan, service_app
 from docflow_shared.probes import Check
+from docflow_shared.ratelimit import TenantRateLimit
 from docflow_status.domain.ports import DocumentReader
+from docflow_status.entrypoints.deps import rate_limited
+from docflow_status.entrypoints.problems import RATE_LIMITED
 from docflow_status.entrypoints.routes import documents, listing, reindex, streams
+from docflow_status.entrypoints.slots import StreamSlots
 from docflow_status.settings import StatusSettings
 
 
@@ -28,7 +32,8 @@ class StatusApi:
     lifespan: Lifespan | None = None
 
 
-router = APIRouter()
+# Every route counts against the tenant's rate limit (DOCFLOW_RATE_LIMIT).
+router = APIRouter(dependencies=[Depends(rate_limited)], responses=RATE_LIMITED)
 # In this order: /v1/documents/counts and /v1/documents/stream are matched
 # before /v1/documents/{document_id} would take them for a document id.
 router.include_router(listing.router)
@@ -47,12 +52,15 @@ def create_app(api: StatusApi, *, serve_api: bool = True) -> FastAPI:
         checks=api.checks,
         registry=api.registry,
         authenticator=api.settings.authenticator(),
+        max_body_bytes=api.settings.max_json_bytes,
         lifespan=api.lifespan,
         service="status",
     )
     # What the routes' dependencies (deps.py) hand them.
     app.state.documents = api.documents
     app.state.settings = api.settings
+    app.state.rate_limit = TenantRateLimit(api.settings.rate_limit)
+    app.state.stream_slots = StreamSlots(api.settings.max_streams_per_tenant)
     # The web page comes from the gateway, another origin: it may read (GET)
     # with the caller's key, and resume a stream with Last-Event-ID.
     app.add_middleware(

@@ -11,7 +11,10 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from docflow_shared.http import Tenant
+from docflow_shared.ratelimit import TenantRateLimit
 from docflow_status.domain.ports import DocumentReader, ReindexReader
+from docflow_status.entrypoints.slots import StreamSlots
 from docflow_status.settings import StatusSettings
 
 
@@ -38,3 +41,19 @@ async def _stream_poll_s(request: Request) -> float:
 
 StreamPollDep = Annotated[float, Depends(_stream_poll_s)]
 """How often a stream reads the read model again (``DOCFLOW_STREAM_POLL_S``)."""
+
+
+async def rate_limited(request: Request, tenant: Tenant) -> str:
+    """The calling tenant; 429 once it exceeds ``DOCFLOW_RATE_LIMIT`` (every route)."""
+    rate_limit: TenantRateLimit = request.app.state.rate_limit
+    await rate_limit.check(tenant)
+    return tenant
+
+
+async def _stream_slots(request: Request) -> StreamSlots:
+    slots: StreamSlots = request.app.state.stream_slots
+    return slots
+
+
+StreamSlotsDep = Annotated[StreamSlots, Depends(_stream_slots)]
+"""Each tenant's open streams (``DOCFLOW_MAX_STREAMS_PER_TENANT``)."""

@@ -13,6 +13,13 @@ T = TypeVar("T")
 UNAUTHORIZED = "Authentication is on and no valid API key was sent"
 _NOT_FOUND = "No such document for this tenant"
 DOCUMENT_PROBLEMS = problem_responses({401: UNAUTHORIZED, 404: _NOT_FOUND})
+# Every route may answer it (deps.rate_limited, a dependency of the whole API).
+RATE_LIMITED = problem_responses(
+    {
+        429: "The tenant sent more than DOCFLOW_RATE_LIMIT requests, or has as many "
+        "streams open as DOCFLOW_MAX_STREAMS_PER_TENANT allows; see Retry-After"
+    }
+)
 
 
 def _not_found(document_id: str) -> Problem:

@@ -79,6 +79,7 @@ class RedriveResult(BaseModel):
 _DEAD_LETTER_PROBLEMS = problem_responses(
     {
         401: "Authentication is on and no valid API key was sent",
+        413: "The body is over DOCFLOW_MAX_JSON_BYTES",
         422: "Malformed request",
         429: "The tenant sent too many requests; see Retry-After",
         503: "Kafka or the status service is unavailable; retry after Retry-After",

@@ -45,7 +45,8 @@ _OPERATION_PROBLEMS = problem_responses(
     {
         401: "Authentication is on and no valid API key was sent",
         404: "No such document for this tenant",
-        409: "The document's status does not allow this operation now",
+        409: "The document's status does not allow this operation now, or a concurrent "
+        "operation on it won",
         422: "Malformed request: an id that is not a UUID, an over-long header",
         429: "The tenant sent too many requests; see Retry-After",
         503: "Kafka or the status service is unavailable; retry after Retry-After",
@@ -82,6 +83,7 @@ OwnDocument = Annotated[DocumentRecord, Depends(_own_document)]
 async def retry_document(
     record: OwnDocument,
     status: StatusDep,
+    records: RecordsDep,
     publish: PublishDep,
     links: LinksDep,
     x_correlation_id: CorrelationId = None,
@@ -89,7 +91,11 @@ async def retry_document(
     """Process a failed or cancelled document again, from the stage where it stopped."""
     with _answering():
         event = await operations.retry(
-            record, status, correlation_id=x_correlation_id or str(uuid4()), publish=publish
+            record,
+            status,
+            correlation_id=x_correlation_id or str(uuid4()),
+            publish=publish,
+            records=records,
         )
     return _accepted(record, "retry", event.attempt, links)
 
@@ -98,6 +104,7 @@ async def retry_document(
 async def cancel_document(
     record: OwnDocument,
     status: StatusDep,
+    records: RecordsDep,
     publish: PublishDep,
     links: LinksDep,
     x_correlation_id: CorrelationId = None,
@@ -105,7 +112,11 @@ async def cancel_document(
     """Stop a pending or processing document; each stage stops at its next batch."""
     with _answering():
         event = await operations.cancel(
-            record, status, correlation_id=x_correlation_id or str(uuid4()), publish=publish
+            record,
+            status,
+            correlation_id=x_correlation_id or str(uuid4()),
+            publish=publish,
+            records=records,
         )
     return _accepted(record, "cancel", event.attempt, links)
 

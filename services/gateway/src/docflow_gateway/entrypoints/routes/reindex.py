@@ -61,6 +61,7 @@ class ReindexAccepted(BaseModel):
             400: "The body is not JSON",
             401: "Authentication is on and no valid API key was sent",
             403: "The tenant may not start operations over every tenant's data",
+            413: "The body is over DOCFLOW_MAX_JSON_BYTES",
             422: "Malformed request: an unknown backend, an empty model name",
             429: "The tenant sent too many requests; see Retry-After",
             503: "Kafka is unavailable; nothing was started, retry after Retry-After",

@@ -21,7 +21,7 @@ from sse_starlette import EventSourceResponse
 from docflow_shared.http import Tenant
 from docflow_status.domain.ports import DocumentReader
 from docflow_status.domain.projection import TERMINAL, DocumentState
-from docflow_status.entrypoints.deps import DocumentsDep, StreamPollDep
+from docflow_status.entrypoints.deps import DocumentsDep, StreamPollDep, StreamSlotsDep
 from docflow_status.entrypoints.problems import DOCUMENT_PROBLEMS, UNAUTHORIZED, found
 from docflow_status.entrypoints.routes.documents import DocumentStatus
 
@@ -45,6 +45,21 @@ LastEventId = Annotated[
 STREAM_OVERLAP = timedelta(seconds=2)
 # A new stream (no Last-Event-ID) starts with what changed this long ago.
 STREAM_LOOKBACK = timedelta(seconds=60)
+# An event id is a count of microseconds or a version: at most 18 ASCII digits
+# (both fit in a signed 64-bit integer).
+MAX_EVENT_ID_DIGITS = 18
+
+
+def event_number(last_event_id: str | None) -> int | None:
+    """The number a Last-Event-ID carries; None (start afresh) for anything that is
+    not one of ours: empty, non-ASCII digits such as ``²``, or too long."""
+    if (
+        not last_event_id
+        or len(last_event_id) > MAX_EVENT_ID_DIGITS
+        or not (last_event_id.isascii() and last_event_id.isdigit())
+    ):
+        return None
+    return int(last_event_id)
 
 
 @router.get(
@@ -65,17 +80,26 @@ STREAM_LOOKBACK = timedelta(seconds=60)
 async def stream_documents(
     documents: DocumentsDep,
     poll_s: StreamPollDep,
+    slots: StreamSlotsDep,
     tenant: Tenant,
     last_event_id: LastEventId = None,
 ) -> EventSourceResponse:
     """Every change to any of the caller's documents, from the last minute on."""
-    if last_event_id and last_event_id.isdigit():
-        since = datetime.fromtimestamp(0, UTC) + timedelta(microseconds=int(last_event_id))
-    else:
-        since = datetime.now(UTC) - STREAM_LOOKBACK
-    return EventSourceResponse(
-        _tenant_changes(documents, tenant, since, poll_s=poll_s), ping=15, send_timeout=30
-    )
+    since = resume_from(last_event_id, datetime.now(UTC))
+    changes = slots.hold(tenant, _tenant_changes(documents, tenant, since, poll_s=poll_s))
+    return EventSourceResponse(changes, ping=15, send_timeout=30)
+
+
+def resume_from(last_event_id: str | None, now: datetime) -> datetime:
+    """Where the tenant's stream starts: after the change ``last_event_id`` names, or
+    a minute ago when there is none or it is not one we sent."""
+    resumed = event_number(last_event_id)
+    if resumed is None:
+        return now - STREAM_LOOKBACK
+    if resumed > _microseconds(now):
+        # A time to come (or past year 9999) would hold every change back.
+        return now
+    return datetime.fromtimestamp(0, UTC) + timedelta(microseconds=resumed)
 
 
 def _microseconds(at: datetime) -> int:
@@ -127,17 +151,15 @@ async def stream_document(
     document_id: str,
     documents: DocumentsDep,
     poll_s: StreamPollDep,
+    slots: StreamSlotsDep,
     tenant: Tenant,
     last_event_id: LastEventId = None,
 ) -> EventSourceResponse:
     """A document's status changes as they happen, resumable with ``Last-Event-ID``."""
     parsed, current = await found(document_id, lambda d: documents.versioned(d, tenant))
-    seen = int(last_event_id) if last_event_id and last_event_id.isdigit() else 0
-    return EventSourceResponse(
-        _changes(documents, parsed, tenant, current, seen, poll_s=poll_s),
-        ping=15,
-        send_timeout=30,
-    )
+    seen = event_number(last_event_id) or 0
+    changes = slots.hold(tenant, _changes(documents, parsed, tenant, current, seen, poll_s=poll_s))
+    return EventSourceResponse(changes, ping=15, send_timeout=30)
 
 
 async def _changes(

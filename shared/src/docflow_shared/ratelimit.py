@@ -1,8 +1,9 @@
-"""Per-tenant request rate limit (the ``limits`` library, moving window, in memory).
+"""Per-tenant request rate limit (the ``limits`` library, moving window, in memory),
+of the gateway and of the status service (``DOCFLOW_RATE_LIMIT``).
 
-The window lives in each gateway replica's memory, so with N replicas a
-tenant gets up to N times the configured rate; a shared store (Redis) would
-make it global.
+The window lives in each replica's memory, so with N replicas a tenant gets
+up to N times the configured rate; a shared store (Redis) would make it
+global.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from limits import parse_many
 from limits.aio.storage import MemoryStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 
-from docflow_shared.http import Problem
+from docflow_shared.problems import Problem
 
 
 class TenantRateLimit:
