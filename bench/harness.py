@@ -14,7 +14,7 @@ from uuid import UUID
 # First: importing the embedder sets OpenBLAS's options before numpy loads,
 # so that what is measured in this process runs as the service does.
 import docflow_embedder  # noqa: F401
-from docflow_shared.blobstore import BlobStore
+from docflow_shared.blobstore import BlobStore, original_key
 from docflow_shared.events import DocumentUploaded
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -79,7 +79,7 @@ def stored_pdf(blobs: BlobStore, path: Path, number: int) -> DocumentUploaded:
         content_type="application/pdf",
         size_bytes=path.stat().st_size,
         sha256="0" * 64,
-        blob_key=f"bench/{number}/{path.name}",
+        blob_key=original_key("bench", UUID(int=number)),
     )
     with blobs.writer(event.blob_key) as out:
         out.write(path.read_bytes())

@@ -25,7 +25,7 @@ from docflow_embedder.settings import EmbedderSettings
 from docflow_extractor.bootstrap import reading_for
 from docflow_extractor.handlers import extract_document
 from docflow_extractor.settings import ExtractorSettings
-from docflow_shared.blobstore import LocalBlobStore
+from docflow_shared.blobstore import LocalBlobStore, original_key
 from docflow_shared.errors import DocumentError
 from docflow_shared.events import DocumentUploaded, Event, TextExtracted
 
@@ -82,7 +82,7 @@ class InProcess:
             content_type=CONTENT_TYPES[path.suffix],
             size_bytes=path.stat().st_size,
             sha256="0" * 64,
-            blob_key=f"bench/{document_id}/{path.name}",
+            blob_key=original_key("bench", document_id),
             charset=None if path.suffix == ".pdf" else "utf-8",
         )
         with self.blobs.writer(event.blob_key) as out:

@@ -411,7 +411,11 @@ def test_similar_text_finds_its_own_chunk_first(
     assert sum(query in r.payload["text"] for r in everything) == 1, "query text is not unique"
     [vector] = model.embed([query])
     [best] = qdrant.query_points(COLLECTION, query=vector.tolist(), limit=1).points
-    assert best.id == str(point_id(document_id, record.payload["chunk_index"], model.model))
+    assert best.id == str(
+        point_id(
+            record.payload["tenant_id"], document_id, record.payload["chunk_index"], model.model
+        )
+    )
 
 
 @pytest.mark.parametrize("expected", params(e for e in expectations() if e.checks_chunks))

@@ -22,7 +22,7 @@ def points(document_id: uuid.UUID, n: int) -> list[VectorPoint]:
     rng = np.random.default_rng(7)
     return [
         VectorPoint(
-            id=point_id(document_id, i, "m"),
+            id=point_id("t", document_id, i, "m"),
             vector=rng.normal(size=8).astype(np.float32),
             payload={"document_id": str(document_id), "chunk_index": i, "text": f"chunk {i}"},
         )
@@ -90,7 +90,7 @@ async def test_search_finds_the_closest_chunk_of_the_callers_tenant_only(tmp_pat
             store.upsert(
                 [
                     VectorPoint(
-                        id=point_id(document_id, i, model.model),
+                        id=point_id(tenant, document_id, i, model.model),
                         vector=vector,
                         payload={
                             "tenant_id": tenant,

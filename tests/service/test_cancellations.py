@@ -25,12 +25,27 @@ async def test_cancellations_and_deletions_are_remembered(real_kafka: str | None
         ):
             await br.publish(event, topic=event.TOPIC, key=str(event.document_id).encode())
         await await_until(
-            lambda: cancellations.deleted(deleted) and cancellations.cancelled(cancelled, 2),
+            lambda: (
+                cancellations.deleted("t1", deleted) and cancellations.cancelled("t1", cancelled, 2)
+            ),
             timeout_s=60,
             what="both are known",
         )
-    assert cancellations.cancelled(cancelled, 2)
-    assert cancellations.cancelled(cancelled, 1)
-    assert not cancellations.cancelled(cancelled, 3)  # a retry after the cancel goes on
-    assert cancellations.cancelled(deleted, 99)
-    assert not cancellations.deleted(cancelled)
+    assert cancellations.cancelled("t1", cancelled, 2)
+    assert cancellations.cancelled("t1", cancelled, 1)
+    assert not cancellations.cancelled("t1", cancelled, 3)  # a retry after the cancel goes on
+    assert cancellations.cancelled("t1", deleted, 99)
+    assert not cancellations.deleted("t1", cancelled)
+
+
+def test_a_cancellation_or_deletion_under_another_tenant_stops_nothing_of_the_document() -> None:
+    # A forged DocumentDeleted (globex's tenant, acme's document id) must not stop
+    # or discard acme's work on the document.
+    cancellations = Cancellations()
+    document = uuid.uuid4()
+    envelope = {"document_id": document, "correlation_id": "forged", "tenant_id": "globex"}
+    cancellations.record(DocumentDeleted(**envelope))
+    cancellations.record(DocumentCancelled(**envelope, attempt=3))
+    assert not cancellations.deleted("acme", document)
+    assert not cancellations.cancelled("acme", document, 1)
+    assert cancellations.deleted("globex", document)

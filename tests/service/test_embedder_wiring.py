@@ -54,8 +54,18 @@ class MemoryVectors:
 
     def delete_document(self, tenant_id: str, document_id: uuid.UUID) -> None:
         self.points = {
-            k: p for k, p in self.points.items() if p.payload["document_id"] != str(document_id)
+            k: p
+            for k, p in self.points.items()
+            if (p.payload["tenant_id"], p.payload["document_id"]) != (tenant_id, str(document_id))
         }
+
+    def owned_by_another_tenant(self, tenant_id: str, document_id: uuid.UUID) -> bool:
+        tenants = {
+            p.payload["tenant_id"]
+            for p in self.points.values()
+            if p.payload["document_id"] == str(document_id)
+        }
+        return bool(tenants) and tenant_id not in tenants
 
     def stored(self, tenant_id: str, document_id: uuid.UUID, attempt: int) -> int:
         return sum(

@@ -28,31 +28,38 @@ _DELETED = sys.maxsize  # a deleted document is cancelled in every attempt
 
 
 class Cancellations:
-    """The latest cancelled attempt per document, bounded in memory (oldest forgotten)."""
+    """The latest cancelled attempt per document, bounded in memory (oldest forgotten).
+
+    Keyed by tenant *and* document: a cancellation or deletion published under
+    another tenant (forged) stops nothing of the document's own tenant.
+    """
 
     def __init__(self, capacity: int = 200_000) -> None:
         self.capacity = capacity
-        self._attempts: OrderedDict[UUID, int] = OrderedDict()
+        self._attempts: OrderedDict[tuple[str, UUID], int] = OrderedDict()
 
     def record(self, event: DocumentCancelled | DocumentDeleted) -> None:
         self.stop(
-            event.document_id, _DELETED if isinstance(event, DocumentDeleted) else event.attempt
+            event.tenant_id,
+            event.document_id,
+            _DELETED if isinstance(event, DocumentDeleted) else event.attempt,
         )
 
-    def stop(self, document_id: UUID, attempt: int) -> None:
+    def stop(self, tenant_id: str, document_id: UUID, attempt: int) -> None:
         """No more work on this attempt (cancelled, or failed here: its later batches
         would be wasted)."""
-        current = self._attempts.pop(document_id, 0)
-        self._attempts[document_id] = max(current, attempt)
+        key = (tenant_id, document_id)
+        current = self._attempts.pop(key, 0)
+        self._attempts[key] = max(current, attempt)
         while len(self._attempts) > self.capacity:
             self._attempts.popitem(last=False)
 
-    def cancelled(self, document_id: UUID, attempt: int) -> bool:
+    def cancelled(self, tenant_id: str, document_id: UUID, attempt: int) -> bool:
         """Whether work on this attempt of the document should stop."""
-        return self._attempts.get(document_id, 0) >= attempt
+        return self._attempts.get((tenant_id, document_id), 0) >= attempt
 
-    def deleted(self, document_id: UUID) -> bool:
-        return self._attempts.get(document_id, 0) == _DELETED
+    def deleted(self, tenant_id: str, document_id: UUID) -> bool:
+        return self._attempts.get((tenant_id, document_id), 0) == _DELETED
 
 
 def follow_cancellations(broker: KafkaBroker | KafkaRouter, cancellations: Cancellations) -> None:

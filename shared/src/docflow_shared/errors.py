@@ -28,3 +28,24 @@ class TransientError(DocumentError):
 
     def __init__(self, code: ErrorCode, message: str) -> None:
         super().__init__(code, message, retryable=True)
+
+
+class UntrustedEvent(Exception):
+    """An event whose fields do not belong together: a ``blob_key`` that is not the
+    one derived from its tenant and document, a malformed tenant id, a known
+    document under another tenant. Forged (or produced by a bug): nothing of it
+    is acted on.
+
+    The consumer middleware dead-letters the message and counts it
+    (``docflow_events_rejected_total``), and does *not* fail the document:
+    the document it names may be another tenant's, and failing it would be the
+    very cross-tenant effect the check prevents (docs/architecture.md, "Trust
+    boundaries").
+    """
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        # A short stable label (the metric's ``reason``): ``blob_key``, ``tenant_id``,
+        # ``tenant_changed``.
+        self.reason = reason
+        self.message = message

@@ -19,11 +19,12 @@ from faststream.kafka import KafkaRouter
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from docflow_shared import decoding
-from docflow_shared.errors import DocumentError
+from docflow_shared.errors import DocumentError, UntrustedEvent
 from docflow_shared.events import DocumentFailed, DocumentRetrying, ErrorCode, ErrorInfo, Stage
 from docflow_shared.events.envelope import MAX_CORRELATION_ID_CHARS, MAX_INT32, TenantId
 from docflow_shared.logthrottle import throttled
 from docflow_shared.messaging import Publish
+from docflow_shared.metrics import RejectedEvents
 from docflow_shared.retries import Origin, Parking, is_transient
 
 if TYPE_CHECKING:
@@ -87,6 +88,9 @@ class FailDocumentOnError:
     * a message that names no document (not JSON, no envelope): dead-lettered
       (logged and skipped without ``parking``); redelivering it would block
       the partition.
+    * ``UntrustedEvent`` (its tenant, document and blob key do not belong
+      together: forged): dead-lettered and counted in ``rejected``, and *no*
+      ``DocumentFailed``: the document it names may be another tenant's.
     """
 
     def __init__(
@@ -97,8 +101,10 @@ class FailDocumentOnError:
         service: str,
         parking: Parking | None = None,
         transient: Callable[[BaseException], bool] = is_transient,
+        rejected: RejectedEvents | None = None,
     ) -> None:
         self._publish = publish
+        self._rejected = rejected
         self._stage = stage
         self._service = service
         self._parking = parking
@@ -126,6 +132,11 @@ class FailDocumentOnError:
         error is not an outage, which is waited out) it goes to the dead-letter
         topic as it is.
         """
+        if isinstance(exc, UntrustedEvent):
+            # Forged: kept and counted, never retried, and it fails no document
+            # (the one it names may be another tenant's).
+            await self.reject(body, exc, origin)
+            return True
         try:
             ended = await self._act(body, exc, origin)
         except Exception as failing:
@@ -204,6 +215,17 @@ class FailDocumentOnError:
         # committed and comes back, so the failure is never lost.
         await self._publish(DocumentFailed(**envelope.ids(), error=error))
         return True
+
+    async def reject(self, body: bytes, exc: UntrustedEvent, origin: Origin | None) -> None:
+        """Keep a forged event on the dead-letter topic (for whoever investigates) and
+        count it; nothing else: it is not retried and fails no document."""
+        if self._rejected is not None:
+            self._rejected.count(exc.reason)
+        logger.error("%s: rejected an untrusted event: %s", self._service, exc.message)
+        if self._parking is not None:
+            await self._parking.dead_letter(
+                body, origin, f"untrusted event: {exc.message}", self._stage.value
+            )
 
     async def _park(self, body: bytes, origin: Origin, envelope: _Envelope, exc: Exception) -> None:
         if self._parking is None:

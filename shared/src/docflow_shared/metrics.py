@@ -67,3 +67,24 @@ class RetryMetrics:
         )
         self.retries.labels(stage)
         self.dead_letters.labels(stage)
+
+
+class RejectedEvents:
+    """Events a consumer refused to act on because their fields do not belong together
+    (``errors.UntrustedEvent``): forged, or a producer's bug. Any is worth an alert."""
+
+    def __init__(self, registry: CollectorRegistry, service: str) -> None:
+        """``service``: this process's, shown at 0 for each reason before the first."""
+        self.service = service
+        self.rejected = Counter(
+            "docflow_events_rejected",
+            "Events dead-lettered unapplied because their tenant, document and blob key "
+            "do not belong together (reason: blob_key, tenant_id, tenant_changed)",
+            ["service", "reason"],
+            registry=registry,
+        )
+        for reason in ("blob_key", "tenant_id", "tenant_changed"):
+            self.rejected.labels(service, reason)
+
+    def count(self, reason: str) -> None:
+        self.rejected.labels(self.service, reason).inc()

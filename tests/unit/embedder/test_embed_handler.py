@@ -84,8 +84,8 @@ async def test_a_batch_becomes_points_and_progress() -> None:
     embedder, vectors, publish = FakeEmbedder(), MemoryVectors(), Recorder()
     await embed_chunks(batch(0, 0, 3), embedder=embedder, vectors=vectors, publish=publish)
     assert embedder.calls == [["chunk 0", "chunk 1", "chunk 2"]]
-    assert set(vectors.points) == {str(point_id(DOC, i, "fake/model")) for i in range(3)}
-    point = vectors.points[str(point_id(DOC, 1, "fake/model"))]
+    assert set(vectors.points) == {str(point_id("t1", DOC, i, "fake/model")) for i in range(3)}
+    point = vectors.points[str(point_id("t1", DOC, 1, "fake/model"))]
     assert point.payload == {
         "tenant_id": "t1",
         "document_id": str(DOC),
@@ -173,7 +173,14 @@ async def test_a_document_without_text_is_indexed_without_calling_the_model() ->
     assert indexed.chunks_total == 0
 
 
-def test_point_ids_depend_on_document_chunk_and_model_only() -> None:
-    a = point_id(DOC, 0, "m1")
-    assert a == point_id(DOC, 0, "m1")
-    assert len({a, point_id(DOC, 1, "m1"), point_id(DOC, 0, "m2"), point_id(uuid4(), 0, "m1")}) == 4
+def test_point_ids_depend_on_tenant_document_chunk_and_model() -> None:
+    a = point_id("t1", DOC, 0, "m1")
+    assert a == point_id("t1", DOC, 0, "m1")
+    others = {
+        point_id("t1", DOC, 1, "m1"),
+        point_id("t1", DOC, 0, "m2"),
+        point_id("t1", uuid4(), 0, "m1"),
+        # The same document id under another tenant (forged) is another point.
+        point_id("t2", DOC, 0, "m1"),
+    }
+    assert len({a, *others}) == 5

@@ -45,7 +45,7 @@ def _hammer(store: QdrantVectorStore) -> tuple[list[BaseException], int]:
                 store.upsert(
                     [
                         VectorPoint(
-                            id=point_id(document, i, "m"),
+                            id=point_id("t", document, i, "m"),
                             vector=vectors[i],
                             payload={
                                 "tenant_id": "t",

@@ -185,7 +185,10 @@ def twins(index: QdrantIndex, collection: str, model: str) -> set[UUID]:
     """The ids ``model`` gives to the chunks in ``collection``."""
     points, _ = index.store(collection).page(None, 10_000)
     return {
-        point_id(UUID(p.payload["document_id"]), p.payload["chunk_index"], model) for p in points
+        point_id(
+            p.payload["tenant_id"], UUID(p.payload["document_id"]), p.payload["chunk_index"], model
+        )
+        for p in points
     }
 
 
@@ -269,7 +272,7 @@ async def test_new_documents_go_to_both_collections_while_it_runs(
     await index_document(index, batch(late, texts_of(3, "late")))
     assert isinstance(await loop.run(), ReindexCompleted)
     new_ids = ids_in(index, index.active_name())
-    assert {point_id(late, i, "new-model") for i in range(3)} <= new_ids
+    assert {point_id("t1", late, i, "new-model") for i in range(3)} <= new_ids
     assert len(new_ids) == 13
 
 
@@ -294,7 +297,9 @@ async def test_a_broken_new_model_does_not_fail_new_documents(
         "docflow.document.progressed",
         "docflow.document.indexed",
     ]
-    assert {point_id(late, i, "old-model") for i in range(2)} <= ids_in(index, index.active_name())
+    assert {point_id("t1", late, i, "old-model") for i in range(2)} <= ids_in(
+        index, index.active_name()
+    )
     assert isinstance(await loop.run(), ReindexFailed)
 
 
@@ -319,7 +324,7 @@ async def test_the_second_pass_catches_chunks_written_only_to_the_old_collection
     assert isinstance(done, ReindexCompleted)
     assert done.switched
     assert ids_in(index, index.active_name()) == twins(index, old, "new-model")
-    assert {point_id(straggler, i, "new-model") for i in range(4)} <= ids_in(
+    assert {point_id("t1", straggler, i, "new-model") for i in range(4)} <= ids_in(
         index, index.active_name()
     )
 
@@ -342,7 +347,7 @@ async def test_a_document_deleted_while_it_runs_is_gone_from_both(
     )
     assert isinstance(await loop.run(), ReindexCompleted)
     new = index.active_name()
-    assert ids_in(index, new) == {point_id(keep, i, "new-model") for i in range(4)}
+    assert ids_in(index, new) == {point_id("t1", keep, i, "new-model") for i in range(4)}
     assert len(ids_in(index, old)) == 4
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, timedelta
 from pathlib import Path
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import pytest
 from alembic.config import Config
@@ -219,3 +219,35 @@ async def test_replicas_starting_together_migrate_once(
     finally:
         for engine in engines:
             await engine.dispose()
+
+
+async def test_an_event_naming_a_known_document_under_another_tenant_is_not_applied(
+    read_model: SqlReadModel,
+) -> None:
+    history = successful()
+    document_id = history[0].document_id
+    await read_model.apply_all(history, evolve)
+    before = await read_model.versioned(document_id, "t1")
+    forged = [
+        DocumentDeleted(**{**envelope(document_id, 99), "tenant_id": "globex"}),
+        history[1].model_copy(update={"tenant_id": "globex", "event_id": uuid4()}),
+    ]
+    projected = await read_model.apply_all(forged, evolve)
+    assert projected.applied == 0
+    assert projected.rejected == forged
+    assert projected.documents == {}
+    assert await read_model.versioned(document_id, "t1") == before
+    assert await read_model.get(document_id, "globex") is None
+    # Not recorded as applied: the same event from its own tenant would still count.
+    own = forged[0].model_copy(update={"tenant_id": "t1"})
+    assert (await read_model.apply_all([own], evolve)).applied == 1
+
+
+async def test_within_one_batch_the_first_event_of_a_document_decides_its_tenant(
+    read_model: SqlReadModel,
+) -> None:
+    history = successful()
+    forged = history[-1].model_copy(update={"tenant_id": "globex", "event_id": uuid4()})
+    projected = await read_model.apply_all([*history, forged], evolve)
+    assert projected.rejected == [forged]
+    assert projected.applied == len(history)

@@ -48,7 +48,7 @@ from docflow_shared.events import (
 )
 from docflow_shared.failures import FailDocumentOnError
 from docflow_shared.messaging import KafkaEventPublisher
-from docflow_shared.metrics import RetryMetrics, StageMetrics
+from docflow_shared.metrics import RejectedEvents, RetryMetrics, StageMetrics
 from docflow_shared.probes import kafka_check
 from docflow_shared.retries import Parking, is_transient, register_retries
 from docflow_shared.serving import consumer_app, service_broker
@@ -98,7 +98,12 @@ def wire(
         metrics=RetryMetrics(registry, Stage.EMBEDDING.value),
     )
     failures = FailDocumentOnError(
-        publish, stage=Stage.EMBEDDING, service=SERVICE, parking=parking, transient=transient
+        publish,
+        stage=Stage.EMBEDDING,
+        service=SERVICE,
+        parking=parking,
+        transient=transient,
+        rejected=RejectedEvents(registry, SERVICE),
     )
     retry_batch = register(
         broker,

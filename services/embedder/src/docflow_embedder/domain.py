@@ -18,9 +18,15 @@ from docflow_shared.events import EmbeddingSpec
 POINT_NAMESPACE = uuid5(NAMESPACE_URL, "https://docflow.dev/qdrant-point")
 
 
-def point_id(document_id: UUID, chunk_index: int, model: str) -> UUID:
-    """Deterministic Qdrant point id of one chunk's vector from one model."""
-    return uuid5(POINT_NAMESPACE, f"{document_id}:{chunk_index}:{model}")
+def point_id(tenant_id: str, document_id: UUID, chunk_index: int, model: str) -> UUID:
+    """Deterministic Qdrant point id of one chunk's vector from one model.
+
+    The tenant is part of it: an event that names another tenant's document
+    (forged) writes points of its own tenant beside that document's, and can
+    never overwrite them. Points written before the tenant was part of the id
+    keep their old ids (docs/architecture.md, "Delivery semantics").
+    """
+    return uuid5(POINT_NAMESPACE, f"{tenant_id}:{document_id}:{chunk_index}:{model}")
 
 
 @dataclass(frozen=True)
@@ -59,7 +65,12 @@ class VectorStore(Protocol):
     def upsert(self, points: Sequence[VectorPoint]) -> None: ...
 
     def delete_document(self, tenant_id: str, document_id: UUID) -> None:
-        """Remove every point of one document."""
+        """Remove every point of one document of this tenant (none of another's)."""
+        ...
+
+    def owned_by_another_tenant(self, tenant_id: str, document_id: UUID) -> bool:
+        """Whether points of ``document_id`` are stored, none of them under ``tenant_id``
+        (a document's tenant never changes: an event that says so is forged)."""
         ...
 
     def stored(self, tenant_id: str, document_id: UUID, attempt: int) -> int:

@@ -36,7 +36,7 @@ from docflow_embedder.domain import (
     point_id,
 )
 from docflow_shared.cancellations import Cancellations
-from docflow_shared.errors import TransientError
+from docflow_shared.errors import TransientError, UntrustedEvent
 from docflow_shared.events import (
     Chunk,
     DocumentDeleted,
@@ -48,6 +48,7 @@ from docflow_shared.events import (
 )
 from docflow_shared.messaging import Publish
 from docflow_shared.telemetry import log_context
+from docflow_shared.trust import check_tenant
 
 logger = logging.getLogger(__name__)
 
@@ -88,7 +89,7 @@ async def embed_batches(
     """
     cancellations = cancellations or Cancellations()
     waiting: list[TextExtracted] = []
-    live = [e for e in events if not cancellations.cancelled(e.document_id, e.attempt)]
+    live = [e for e in events if not cancellations.cancelled(e.tenant_id, e.document_id, e.attempt)]
     chunks = [(event, chunk) for event in live for chunk in event.chunks]
     if chunks:
         await _store(chunks, Target(embedder, vectors))
@@ -121,7 +122,7 @@ async def _announce(
 ) -> bool:
     """After a batch was stored: its progress, and the document indexed if it is
     complete. True when it is the last batch and chunks are still missing."""
-    if cancellations.deleted(event.document_id):
+    if cancellations.deleted(event.tenant_id, event.document_id):
         # Deleted while this batch was embedded: take its points away again.
         await remove_vectors(
             DocumentDeleted.caused_by(event),
@@ -196,7 +197,7 @@ async def _store(chunks: Sequence[tuple[TextExtracted, Chunk]], target: Target) 
     embeddings = await to_thread.run_sync(model.embed, [c.text for _, c in chunks])
     points = [
         VectorPoint(
-            id=point_id(event.document_id, chunk.index, model.model),
+            id=point_id(event.tenant_id, event.document_id, chunk.index, model.model),
             vector=vector,
             payload={
                 "tenant_id": event.tenant_id,
@@ -227,6 +228,23 @@ async def remove_vectors(
     event: DocumentDeleted, *, vectors: VectorStore, also: VectorStore | None = None
 ) -> None:
     """Remove a deleted document's vectors: from the active collection first, then
-    from the one a re-embedding fills (which relies on that order)."""
+    from the one a re-embedding fills (which relies on that order).
+
+    Only the event's tenant's points of the document are ever removed (the
+    filter is on both). Raises ``UntrustedEvent`` when the tenant id is
+    malformed, or when the document's vectors are all another tenant's: a
+    forged deletion, which would remove nothing, but is worth knowing of. (A
+    document's own deletion delivered again after its points are gone, while
+    another tenant forged points under its id, is counted too: harmless, as
+    there is nothing of its tenant's left to remove.)
+    """
+    check_tenant(event)
+    owner = vectors.owned_by_another_tenant
+    if await to_thread.run_sync(owner, event.tenant_id, event.document_id):
+        raise UntrustedEvent(
+            "tenant_changed",
+            f"deletion of document {event.document_id} under tenant {event.tenant_id!r}, "
+            "whose vectors are another tenant's",
+        )
     for store in (vectors, *([also] if also else [])):
         await to_thread.run_sync(store.delete_document, event.tenant_id, event.document_id)

@@ -237,7 +237,10 @@ def _copy(
     """Embed into ``target`` the chunks of ``points`` it lacks; returns how many."""
     twins = {
         point.id: point_id(
-            UUID(point.payload["document_id"]), point.payload["chunk_index"], embedder.model
+            point.payload["tenant_id"],
+            UUID(point.payload["document_id"]),
+            point.payload["chunk_index"],
+            embedder.model,
         )
         for point in points
     }

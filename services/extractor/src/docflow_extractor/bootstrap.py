@@ -25,7 +25,7 @@ from docflow_shared.events import (
 )
 from docflow_shared.failures import FailDocumentOnError
 from docflow_shared.messaging import KafkaEventPublisher
-from docflow_shared.metrics import RetryMetrics, StageMetrics
+from docflow_shared.metrics import RejectedEvents, RetryMetrics, StageMetrics
 from docflow_shared.probes import kafka_check
 from docflow_shared.retries import Parking
 from docflow_shared.serving import consumer_app, service_broker
@@ -87,7 +87,11 @@ def wire(
     # Scoped to this service's subscribers: a handler error fails its document
     # (or, if transient, parks its message for a retry).
     router = FailDocumentOnError(
-        publish, stage=Stage.EXTRACTING, service=SERVICE, parking=parking
+        publish,
+        stage=Stage.EXTRACTING,
+        service=SERVICE,
+        parking=parking,
+        rejected=RejectedEvents(registry, SERVICE),
     ).router()
     cancellations = Cancellations()
     register(

@@ -37,6 +37,7 @@ from docflow_shared.events import (
     TextExtracted,
 )
 from docflow_shared.messaging import Publish
+from docflow_shared.trust import check_claim
 
 logger = logging.getLogger(__name__)
 
@@ -121,7 +122,10 @@ async def extract_document(
 
     Raises ``DocumentError`` (encrypted, corrupt, ...) for a document that
     cannot be read; the consumer middleware turns that into its failure.
+    Raises ``UntrustedEvent``, before reading anything, when the event's blob
+    key is not the one of its tenant and document (forged).
     """
+    check_claim(event)
     cancellations = cancellations or Cancellations()
     try:
         await _extract(event, blobs, publish, reading or Reading(), cancellations)
@@ -132,7 +136,7 @@ async def extract_document(
             event.attempt,
         )
         return
-    if cancellations.deleted(event.document_id):
+    if cancellations.deleted(event.tenant_id, event.document_id):
         blobs.delete(chunks_key(event.tenant_id, event.document_id))
         return
     logger.info("extracted document %s (attempt %d)", event.document_id, event.attempt)
@@ -172,7 +176,7 @@ async def _extract(
             # extra step counts past the last page, where no progress is reported).
             cut = document.pieces()
             while (pieces := await to_thread.run_sync(next, cut, None)) is not None:
-                if cancellations.cancelled(event.document_id, event.attempt):
+                if cancellations.cancelled(event.tenant_id, event.document_id, event.attempt):
                     raise _Cancelled
                 await sender.add_pieces(pieces, chunk_log)
                 pages_done += 1
@@ -200,8 +204,9 @@ async def resend_chunks(
     """Send a finished extraction's stored chunks again, for a retry at embedding.
 
     ``False`` when no chunks are stored (extraction never finished): the
-    caller extracts instead.
+    caller extracts instead. Raises ``UntrustedEvent`` as ``extract_document``.
     """
+    check_claim(event)
     cancellations = cancellations or Cancellations()
     try:
         stored = blobs.open(chunks_key(event.tenant_id, event.document_id))
@@ -211,7 +216,7 @@ async def resend_chunks(
         await publish(DocumentProgressed.caused_by(event, stage=Stage.EXTRACTING, done=0, total=1))
         sender = _ChunkSender(event, publish, new_batcher())
         for line in stored:
-            if cancellations.cancelled(event.document_id, event.attempt):
+            if cancellations.cancelled(event.tenant_id, event.document_id, event.attempt):
                 return True
             await sender.add(Chunk.model_validate_json(line))
         await sender.finish(pages=None)

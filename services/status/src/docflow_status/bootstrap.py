@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry
 from docflow_shared.events import DocumentStalled, DocumentStatusChanged
 from docflow_shared.kafka_admin import consumers_lag
 from docflow_shared.messaging import KafkaEventPublisher, make_broker
-from docflow_shared.metrics import RetryMetrics
+from docflow_shared.metrics import RejectedEvents, RetryMetrics
 from docflow_shared.probes import Check, kafka_check
 from docflow_shared.retries import Parking
 from docflow_shared.sql import create_engine
@@ -69,6 +69,7 @@ def wire(
         announce=publish,
         metrics=ProjectionMetrics(registry),
         parking=parking,
+        rejected=RejectedEvents(registry, SERVICE),
     )
     return Watchdog(
         ports.read_model, publish, stall_after=timedelta(seconds=settings.stall_after_s)

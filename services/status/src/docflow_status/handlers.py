@@ -24,7 +24,7 @@ from docflow_shared.events import DocumentStalled, DocumentStatusChanged, Event
 from docflow_shared.messaging import Publish
 from docflow_status.domain.ports import QuietDocuments
 from docflow_status.domain.ports import ReadModel as ReadModel  # consumer.py imports it from here
-from docflow_status.domain.projection import DocumentState, evolve
+from docflow_status.domain.projection import DocumentState, Projected, evolve
 
 # Snapshot event ids are derived from (document, version): the same snapshot
 # announced twice has the same id.
@@ -66,14 +66,17 @@ async def project_events(
     read_model: ReadModel,
     announce: Publish,
     finished: Callable[[Sequence[DocumentState]], None] | None = None,
-) -> int:
-    """Apply a batch of events, then announce the documents it was about; returns how
-    many events were new (not duplicates). ``finished`` is told of the documents the
-    batch made terminal (the metrics)."""
+) -> Projected:
+    """Apply a batch of events, then announce the documents it was about; returns what
+    was applied, and the events rejected (a known document under another tenant).
+    ``finished`` is told of the documents the batch made terminal (the metrics)."""
     projected = await read_model.apply_all(events, evolve)
     if finished is not None:
         finished(projected.finished)
-    correlation = {event.document_id: event.correlation_id for event in events}
+    refused = {event.event_id for event in projected.rejected}
+    correlation = {
+        event.document_id: event.correlation_id for event in events if event.event_id not in refused
+    }
     # Sent together: the producer batches them, and each is acknowledged
     # before the Kafka offsets of the batch are committed.
     await asyncio.gather(
@@ -82,7 +85,7 @@ async def project_events(
             for document_id, (version, state) in projected.documents.items()
         )
     )
-    return projected.applied
+    return projected
 
 
 class Watchdog:

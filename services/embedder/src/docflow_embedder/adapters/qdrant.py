@@ -150,6 +150,25 @@ class QdrantVectorStore:
             wait=True,
         )
 
+    def owned_by_another_tenant(self, tenant_id: str, document_id: UUID) -> bool:
+        """Whether points of ``document_id`` are stored, none of them ``tenant_id``'s."""
+
+        def any_point(condition: models.Filter) -> bool:
+            found, _ = self.client.scroll(
+                self.collection,
+                scroll_filter=condition,
+                limit=1,
+                with_payload=False,
+                with_vectors=False,
+            )
+            return bool(found)
+
+        document = _equals("document_id", str(document_id))
+        tenant = _equals("tenant_id", tenant_id)
+        return any_point(models.Filter(must=[document], must_not=[tenant])) and not any_point(
+            models.Filter(must=[document, tenant])
+        )
+
     def stored(self, tenant_id: str, document_id: UUID, attempt: int) -> int:
         """How many chunks of the document's ``attempt`` are here."""
         return self.client.count(

@@ -12,6 +12,7 @@ from docflow_embedder.reindex import Reindexer
 from docflow_shared import decoding, topics
 from docflow_shared.batches import Failures, Item, dead_letter, handle_batch
 from docflow_shared.cancellations import Cancellations
+from docflow_shared.errors import UntrustedEvent
 from docflow_shared.events import (
     DocumentDeleted,
     ReindexAdvanced,
@@ -24,6 +25,7 @@ from docflow_shared.failures import FailDocumentOnError
 from docflow_shared.messaging import Publish, batch_subscriber, subscriber
 from docflow_shared.metrics import StageMetrics
 from docflow_shared.retries import Handler, Origin, Parking
+from docflow_shared.trust import check_tenant
 
 GROUP_ID = "docflow-embedder"
 # Deletions in a group of their own: a process has one consumer per group, since
@@ -70,21 +72,33 @@ def register(
             sum(
                 len(e.chunks)
                 for e in events
-                if not cancellations.cancelled(e.document_id, e.attempt)
+                if not cancellations.cancelled(e.tenant_id, e.document_id, e.attempt)
             )
         )
         return waiting
 
     async def embed_items(items: list[Item[TextExtracted]]) -> Failures[TextExtracted]:
-        waiting = await embed([item.event for item in items])
+        # A batch under a malformed tenant id is rejected unembedded (forged).
+        verdicts = [(item, untrusted(item.event)) for item in items]
+        rejected: list[tuple[Item[TextExtracted], Exception]] = [
+            (item, exc) for item, exc in verdicts if exc is not None
+        ]
+        trusted = [item for item, exc in verdicts if exc is None]
+        waiting = await embed([item.event for item in trusted])
         # A last batch whose document's earlier chunks are not stored yet fails
         # on its own (a transient error: it waits on a retry topic for them).
-        return [(item, missing_chunks(item.event)) for item in items if item.event in waiting]
+        return rejected + [
+            (item, missing_chunks(item.event)) for item in trusted if item.event in waiting
+        ]
 
     async def fail(item: Item[TextExtracted], exc: Exception) -> None:
+        if isinstance(exc, UntrustedEvent):
+            # Dead-lettered; the attempt it names (maybe another tenant's) goes on.
+            await failures.fail_body(item.body, exc, item.origin)
+            return
         if await failures.fail_body(item.body, exc, item.origin):
             # The attempt has failed: its later batches are skipped, not embedded.
-            cancellations.stop(item.event.document_id, item.event.attempt)
+            cancellations.stop(item.event.tenant_id, item.event.document_id, item.event.attempt)
 
     @batch_subscriber(broker, topics.EXTRACTED, group_id=GROUP_ID, max_records=max_batches)
     async def on_text_extracted(message: KafkaMessage) -> None:
@@ -101,10 +115,20 @@ def register(
 
     async def retry_batch(body: bytes) -> None:
         event = TextExtracted.model_validate_json(body)
+        check_tenant(event)
         if await embed([event]):
             raise missing_chunks(event)
 
     return retry_batch
+
+
+def untrusted(event: TextExtracted) -> UntrustedEvent | None:
+    """Why a chunk batch is not to be embedded at all (None: it may be)."""
+    try:
+        check_tenant(event)
+    except UntrustedEvent as exc:
+        return exc
+    return None
 
 
 def register_deletions(router: KafkaRouter, *, index: Index) -> Handler:

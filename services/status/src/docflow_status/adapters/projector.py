@@ -46,6 +46,9 @@ class SqlProjector:
 
         One transaction per batch, not per event: the ids are checked in one
         query and each document is read and written once.
+
+        An event that names a known document under another tenant is not
+        applied (``Projected.rejected``), in a replay alike.
         """
         for _ in range(_CONFLICT_RETRIES):
             try:
@@ -83,7 +86,17 @@ class SqlProjector:
                 )
             }
             states = {document_id: to_state(row) for document_id, row in rows.items()}
-            fresh = [event for event in unique if event.event_id not in seen]
+            # A document's tenant never changes: an event that names a known
+            # document (stored, or created earlier in this batch) under another
+            # tenant is forged, and one tenant must not change another's document.
+            owners = {document_id: state.tenant_id for document_id, state in states.items()}
+            fresh: list[Event] = []
+            rejected: list[Event] = []
+            for event in unique:
+                if event.event_id in seen:
+                    continue
+                owner = owners.setdefault(event.document_id, event.tenant_id)
+                (fresh if owner == event.tenant_id else rejected).append(event)
             changes: dict[UUID, int] = {}
             was_terminal = {
                 e.document_id: e.document_id in states and states[e.document_id].status in TERMINAL
@@ -105,17 +118,21 @@ class SqlProjector:
                 await session.execute(
                     insert(ProcessedEvent), [ProcessedEvent.values_of(e) for e in fresh]
                 )
+        refused = {e.event_id for e in rejected}
+        about = {e.document_id for e in unique if e.event_id not in refused}
         return Projected(
             len(fresh),
             {
                 document_id: (rows[document_id].version, state)
                 for document_id, state in states.items()
+                if document_id in about
             },
             finished=[
                 states[document_id]
                 for document_id, terminal in was_terminal.items()
                 if not terminal and states[document_id].status in TERMINAL
             ],
+            rejected=rejected,
         )
 
     async def apply_reindexes(self, events: Sequence[ReindexEvent]) -> None:

@@ -128,6 +128,10 @@ class Projected:
     # Documents this batch made terminal (completed, failed, cancelled): each
     # once, however often the batch is delivered.
     finished: list[DocumentState] = field(default_factory=list)
+    # Events not applied because they name a known document under another
+    # tenant: forged, since a document's tenant never changes (the gateway
+    # takes it from the caller's key). Not recorded as applied either.
+    rejected: list[Event] = field(default_factory=list)
 
 
 def _later_stage(current: Stage, new: Stage) -> Stage:

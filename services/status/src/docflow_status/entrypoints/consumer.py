@@ -3,16 +3,29 @@ operations' topics, into the read model."""
 
 from __future__ import annotations
 
+import logging
+
 from faststream.kafka import KafkaBroker, KafkaMessage
 
 from docflow_shared import topics
 from docflow_shared.batches import Item, Poison, dead_letter, handle_batch
-from docflow_shared.events import Event, ReindexEvent, parse_any
+from docflow_shared.errors import UntrustedEvent
+from docflow_shared.events import (
+    DocumentRetryRequested,
+    DocumentUploaded,
+    Event,
+    ReindexEvent,
+    parse_any,
+)
 from docflow_shared.messaging import Publish, batch_subscriber
-from docflow_shared.retries import Parking, is_transient
+from docflow_shared.metrics import RejectedEvents
+from docflow_shared.retries import Origin, Parking, is_transient
 from docflow_shared.sql import unavailable
+from docflow_shared.trust import check_claim, check_tenant
 from docflow_status.entrypoints.metrics import ProjectionMetrics
 from docflow_status.handlers import ReadModel, project_events
+
+logger = logging.getLogger(__name__)
 
 GROUP_ID = "docflow-status"
 
@@ -29,26 +42,58 @@ def register(
     announce: Publish,
     metrics: ProjectionMetrics | None = None,
     parking: Parking | None = None,
+    rejected: RejectedEvents | None = None,
 ) -> None:
     """Subscribe the projector to every ``docflow.document.*`` and ``docflow.reindex.*``
     topic."""
 
+    unreadable = dead_letter(parking, "status")
+
+    async def reject(body: bytes, origin: Origin | None, exc: UntrustedEvent) -> None:
+        # Forged (docs/architecture.md, "Trust boundaries"): kept for whoever
+        # investigates, counted, and applied to nothing.
+        logger.error("rejected an untrusted event: %s", exc.message)
+        if rejected is not None:
+            rejected.count(exc.reason)
+        if parking is not None:
+            await parking.dead_letter(body, origin, f"untrusted event: {exc.message}", "status")
+
     async def project(items: list[Item[Event | ReindexEvent]]) -> None:
-        events: list[Event] = []
+        events: list[Item[Event]] = []
         reindexes: list[ReindexEvent] = []
         for item in items:
+            try:
+                if isinstance(item.event, DocumentUploaded | DocumentRetryRequested):
+                    check_claim(item.event)
+                else:
+                    check_tenant(item.event)
+            except UntrustedEvent as exc:
+                await reject(item.body, item.origin, exc)
+                continue
             if isinstance(item.event, Event):
-                events.append(item.event)
+                events.append(Item(item.body, item.event, item.origin))
             else:
                 reindexes.append(item.event)
         # A database or Kafka error propagates: nothing of the batch is
         # committed and it comes back (poison: unless it is one event's own).
-        await project_events(
-            events,
+        projected = await project_events(
+            [item.event for item in events],
             read_model=read_model,
             announce=announce,
             finished=metrics.observe_finished if metrics is not None else None,
         )
+        refused = {event.event_id for event in projected.rejected}
+        for one in events:
+            if one.event.event_id in refused:
+                await reject(
+                    one.body,
+                    one.origin,
+                    UntrustedEvent(
+                        "tenant_changed",
+                        f"event {one.event.event_id} names document {one.event.document_id} "
+                        f"under tenant {one.event.tenant_id!r}, but it is another tenant's",
+                    ),
+                )
         await read_model.apply_reindexes(reindexes)
 
     poison: Poison[Event | ReindexEvent] | None = None
@@ -77,10 +122,4 @@ def register(
         """Project what one poll returned into the read model, then announce it."""
         # Redelivering a message that can never be read would block the
         # partition; it goes to the dead-letter topic (or is skipped), loudly.
-        await handle_batch(
-            message,
-            parse_any,
-            project,
-            on_invalid=dead_letter(parking, "status"),
-            poison=poison,
-        )
+        await handle_batch(message, parse_any, project, on_invalid=unreadable, poison=poison)
