@@ -184,3 +184,20 @@ def test_point_ids_depend_on_tenant_document_chunk_and_model() -> None:
         point_id("t2", DOC, 0, "m1"),
     }
     assert len({a, *others}) == 5
+
+
+async def test_a_forged_batch_under_another_tenant_cannot_make_the_real_indexed_events_id() -> None:
+    """The status service keeps one copy of an event id; a forged globex batch for t1's
+    document must not publish an event that takes the real one's place."""
+    ids = []
+    for tenant in ("t1", "globex"):
+        publish = Recorder()
+        await embed_chunks(
+            batch(0, 0, 1, last=True, total=1).model_copy(update={"tenant_id": tenant}),
+            embedder=FakeEmbedder(),
+            vectors=MemoryVectors(),
+            publish=publish,
+        )
+        [indexed] = [e for e in publish.events if isinstance(e, DocumentIndexed)]
+        ids.append(indexed.event_id)
+    assert ids[0] != ids[1]

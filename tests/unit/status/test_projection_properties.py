@@ -12,12 +12,14 @@ import itertools
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from docflow_local.postgres import LocalPostgres
+from docflow_shared.blobstore import original_key
 from docflow_shared.events import Event
 from docflow_shared.sql import create_engine
 from docflow_status.adapters.read_model import SqlReadModel
@@ -146,3 +148,75 @@ def test_the_sql_read_model_ends_where_delivery_in_order_ends(
             await model.close()
 
     assert asyncio.run(stored()) == [project(events)]
+
+
+@st.composite
+def forgeries(draw: st.DrawFn, events: list[Event]) -> tuple[list[Event], list[Event]]:
+    """``events`` with forged ones published among them, after the upload (whose
+    document id nobody else knows before), and the forged ones.
+
+    A forgery is a copy of a real event under another tenant (an upload or a
+    retry with that tenant's own claim check, the strongest kind), or a retry
+    under the owner's tenant whose claim check points at another document.
+    """
+    real = list(events)
+    forged: list[Event] = []
+    for _ in range(draw(st.integers(1, 4))):
+        model = draw(st.sampled_from(real))
+        update: dict = {"event_id": uuid.uuid4(), "tenant_id": "globex"}
+        if hasattr(model, "blob_key"):
+            if draw(st.booleans()):
+                update["blob_key"] = original_key("globex", model.document_id)
+            else:
+                update = {"event_id": uuid.uuid4(), "blob_key": f"globex/{uuid.uuid4()}/original"}
+        forged.append(model.model_copy(update=update))
+    mixed = list(real)
+    for one in forged:
+        # Often right after the upload: first on its topic, so that a consumer
+        # polling that topic first reads it before the upload.
+        mixed.insert(draw(st.one_of(st.just(1), st.integers(1, len(mixed)))), one)
+    return mixed, forged
+
+
+@settings(
+    max_examples=100,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(data=st.data())
+def test_forged_events_change_nothing_whatever_order_the_topics_come_in(
+    tmp_path_factory: pytest.TempPathFactory, data: st.DataObject
+) -> None:
+    """Forged events interleaved with a document's real ones, delivered in any order
+    and cut into any batches (a live consumer, a rebuild, a replay): the read model
+    ends exactly where the real events alone take it, and every forged event, and
+    only those, is rejected, whether it came before the upload or after."""
+    events = data.draw(histories())
+    mixed, forged = data.draw(forgeries(events))
+    delivered = data.draw(deliveries(mixed))
+    sizes = data.draw(st.lists(st.integers(1, 8), min_size=len(delivered), max_size=len(delivered)))
+    batches, start = [], 0
+    for size in sizes:
+        if start >= len(delivered):
+            break
+        batches.append(delivered[start : start + size])
+        start += size
+    url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('forged')}/status.db"
+
+    async def stored() -> tuple[list[DocumentState], set[uuid.UUID], list[Event]]:
+        model = SqlReadModel(create_engine(url))
+        try:
+            await model.migrate()
+            rejected: set[uuid.UUID] = set()
+            for batch in batches:
+                projected = await model.apply_all(batch, evolve)
+                rejected |= {event.event_id for event, _ in projected.rejected}
+            waiting = await model.unowned_before(datetime.now(UTC) + timedelta(days=1), 1000)
+            return await model.everything(), rejected, waiting
+        finally:
+            await model.close()
+
+    states, rejected, waiting = asyncio.run(stored())
+    assert states == [project(events)]
+    assert rejected == {event.event_id for event in forged}
+    assert waiting == []

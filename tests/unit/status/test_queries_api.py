@@ -14,6 +14,7 @@ import httpx
 import pytest
 from prometheus_client import CollectorRegistry
 
+from docflow_shared.blobstore import original_key
 from docflow_shared.events import DocumentDeleted, Event
 from docflow_status.adapters.read_model import SqlReadModel
 from docflow_status.domain.projection import evolve
@@ -24,8 +25,9 @@ from support.histories import T0, envelope, failed_while_extracting, retry_of, s
 
 
 def shifted(events: list[Event], minutes: int, **update: Any) -> list[Event]:
-    """The same history ``minutes`` later (new ids), with ``update`` applied to every event."""
-    return [
+    """The same history ``minutes`` later (new ids), with ``update`` applied to every event
+    (and the claim check that goes with its tenant and document)."""
+    moved = [
         e.model_copy(
             update={
                 "event_id": uuid4(),
@@ -34,6 +36,12 @@ def shifted(events: list[Event], minutes: int, **update: Any) -> list[Event]:
             }
         )
         for e in events
+    ]
+    return [
+        e.model_copy(update={"blob_key": original_key(e.tenant_id, e.document_id)})
+        if hasattr(e, "blob_key")
+        else e
+        for e in moved
     ]
 
 

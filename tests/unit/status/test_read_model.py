@@ -4,7 +4,7 @@ migrations of both services' databases."""
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from uuid import UUID, uuid4
 
@@ -15,12 +15,21 @@ from sqlalchemy import text
 
 from docflow_gateway.adapters import registry
 from docflow_gateway.adapters.registry import SqlRegistry
-from docflow_shared.events import DocumentDeleted
+from docflow_shared.errors import UntrustedEvent
+from docflow_shared.events import DocumentDeleted, Event, parse_any
 from docflow_shared.sql import OutdatedSchemaError, create_engine, schema_differences
 from docflow_status.adapters import tables
 from docflow_status.adapters.read_model import SqlReadModel
-from docflow_status.domain.projection import Status, evolve
+from docflow_status.domain.projection import DocumentState, Status, evolve
+from docflow_status.handlers import UnownedSweep
 from support.histories import envelope, successful
+
+
+def project_in_order(events: list[Event]) -> DocumentState | None:
+    state = None
+    for event in events:
+        state = evolve(state, event)
+    return state
 
 
 async def test_applying_a_history_stores_the_folded_state(read_model: SqlReadModel) -> None:
@@ -234,7 +243,8 @@ async def test_an_event_naming_a_known_document_under_another_tenant_is_not_appl
     ]
     projected = await read_model.apply_all(forged, evolve)
     assert projected.applied == 0
-    assert projected.rejected == forged
+    assert [event for event, _ in projected.rejected] == forged
+    assert {why.reason for _, why in projected.rejected} == {"tenant_changed"}
     assert projected.documents == {}
     assert await read_model.versioned(document_id, "t1") == before
     assert await read_model.get(document_id, "globex") is None
@@ -243,11 +253,56 @@ async def test_an_event_naming_a_known_document_under_another_tenant_is_not_appl
     assert (await read_model.apply_all([own], evolve)).applied == 1
 
 
-async def test_within_one_batch_the_first_event_of_a_document_decides_its_tenant(
+async def test_the_upload_decides_whose_document_it_is_whichever_event_comes_first(
+    read_model: SqlReadModel,
+) -> None:
+    """A forged event read before the upload (another topic, polled first) waits for
+    it, and is then rejected; the owner's events that came early are applied."""
+    history = successful()
+    upload, *rest = history
+    forged = rest[-1].model_copy(update={"tenant_id": "globex", "event_id": uuid4()})
+    early = await read_model.apply_all([forged, rest[0]], evolve)
+    assert (early.applied, early.parked, early.rejected, early.documents) == (0, 2, [], {})
+    assert await read_model.get(upload.document_id, "globex") is None
+    assert await read_model.get(upload.document_id, "t1") is None
+
+    projected = await read_model.apply_all([upload, *rest[1:]], evolve)
+    assert [event for event, _ in projected.rejected] == [forged]
+    assert projected.applied == len(history)
+    assert projected.parked == 0
+    assert await read_model.get(upload.document_id, "t1") == project_in_order(history)
+    assert await read_model.unowned_before(datetime.now(UTC) + timedelta(days=1)) == []
+
+
+async def test_an_upload_whose_claim_check_is_not_its_own_claims_nothing(
     read_model: SqlReadModel,
 ) -> None:
     history = successful()
-    forged = history[-1].model_copy(update={"tenant_id": "globex", "event_id": uuid4()})
-    projected = await read_model.apply_all([*history, forged], evolve)
-    assert projected.rejected == [forged]
-    assert projected.applied == len(history)
+    upload = history[0]
+    forged = upload.model_copy(update={"event_id": uuid4(), "blob_key": f"acme/{uuid4()}/original"})
+    projected = await read_model.apply_all([forged], evolve)
+    assert [(event, why.reason) for event, why in projected.rejected] == [(forged, "blob_key")]
+    assert await read_model.get(upload.document_id, "t1") is None
+    # The real upload still decides.
+    assert (await read_model.apply_all(history, evolve)).applied == len(history)
+
+
+async def test_an_event_whose_upload_never_comes_is_given_up_and_dead_lettered(
+    read_model: SqlReadModel,
+) -> None:
+    history = successful()
+    orphan = history[2]
+    await read_model.apply_all([orphan, orphan], evolve)
+    given_up: list[tuple[bytes, str]] = []
+
+    async def reject(body: bytes, origin: None, why: UntrustedEvent) -> None:
+        given_up.append((body, why.reason))
+
+    sweep = UnownedSweep(read_model, reject, ttl_s=60)
+    assert await sweep.sweep() == 0  # not yet
+    later = datetime.now(UTC) + timedelta(seconds=61)
+    assert await sweep.sweep(now=later) == 1
+    assert [(parse_any(body), reason) for body, reason in given_up] == [(orphan, "no_upload")]
+    assert await sweep.sweep(now=later) == 0
+    # Its upload, should it come after all, finds nothing parked.
+    assert (await read_model.apply_all(history[:2], evolve)).applied == 2

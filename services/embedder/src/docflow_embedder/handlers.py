@@ -52,7 +52,8 @@ from docflow_shared.trust import check_tenant
 
 logger = logging.getLogger(__name__)
 
-# DocumentIndexed ids: one per document attempt.
+# DocumentIndexed ids: one per attempt of a tenant's document (the tenant in it, so that
+# a forged batch under another tenant cannot make the real event's id).
 _INDEXED_IDS = UUID("0b7f3c52-9a41-4d8e-b2a6-4c1d5e9f8a37")
 
 
@@ -175,7 +176,7 @@ async def _indexed_if_complete(
     await publish(
         DocumentIndexed.caused_by(
             event,
-            event_id=uuid5(_INDEXED_IDS, f"{event.document_id}:{event.attempt}"),
+            event_id=uuid5(_INDEXED_IDS, f"{event.tenant_id}:{event.document_id}:{event.attempt}"),
             chunks_total=total,
             collection=vectors.collection,
             embedding_model=embedder.model,

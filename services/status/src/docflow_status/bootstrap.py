@@ -23,10 +23,10 @@ from docflow_shared.retries import Parking
 from docflow_shared.sql import create_engine
 from docflow_status.adapters.read_model import SqlReadModel
 from docflow_status.entrypoints.app import StatusApi, create_app
-from docflow_status.entrypoints.consumer import register
+from docflow_status.entrypoints.consumer import register, rejecter
 from docflow_status.entrypoints.metrics import ProjectionMetrics
 from docflow_status.entrypoints.watchdog import WatchdogMetrics, run_watchdog
-from docflow_status.handlers import Watchdog
+from docflow_status.handlers import UnownedSweep, Watchdog
 from docflow_status.settings import StatusSettings
 
 SERVICE = "status"
@@ -63,16 +63,24 @@ def wire(
         metrics=RetryMetrics(registry, "status"),
         max_redeliveries=settings.max_redeliveries,
     )
+    rejected = RejectedEvents(registry, SERVICE)
     register(
         broker,
         read_model=ports.read_model,
         announce=publish,
         metrics=ProjectionMetrics(registry),
         parking=parking,
-        rejected=RejectedEvents(registry, SERVICE),
+        rejected=rejected,
     )
     return Watchdog(
-        ports.read_model, publish, stall_after=timedelta(seconds=settings.stall_after_s)
+        ports.read_model,
+        publish,
+        stall_after=timedelta(seconds=settings.stall_after_s),
+        unowned=UnownedSweep(
+            ports.read_model,
+            rejecter(parking, rejected),
+            ttl_s=settings.unowned_event_ttl_s,
+        ),
     )
 
 

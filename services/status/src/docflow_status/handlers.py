@@ -16,13 +16,15 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
+from docflow_shared.errors import UntrustedEvent
 from docflow_shared.events import DocumentStalled, DocumentStatusChanged, Event
 from docflow_shared.messaging import Publish
-from docflow_status.domain.ports import QuietDocuments
+from docflow_status.domain.ownership import unclaimed
+from docflow_status.domain.ports import QuietDocuments, UnownedEvents
 from docflow_status.domain.ports import ReadModel as ReadModel  # consumer.py imports it from here
 from docflow_status.domain.projection import DocumentState, Projected, evolve
 
@@ -68,24 +70,57 @@ async def project_events(
     finished: Callable[[Sequence[DocumentState]], None] | None = None,
 ) -> Projected:
     """Apply a batch of events, then announce the documents it was about; returns what
-    was applied, and the events rejected (a known document under another tenant).
-    ``finished`` is told of the documents the batch made terminal (the metrics)."""
+    was applied, and the events rejected (domain/ownership.py). ``finished`` is told
+    of the documents the batch made terminal (the metrics)."""
     projected = await read_model.apply_all(events, evolve)
     if finished is not None:
         finished(projected.finished)
-    refused = {event.event_id for event in projected.rejected}
+    # The owner's latest word on each document: its correlation id.
     correlation = {
-        event.document_id: event.correlation_id for event in events if event.event_id not in refused
+        event.document_id: event.correlation_id
+        for event in events
+        if event.document_id in projected.documents
+        and projected.documents[event.document_id][1].tenant_id == event.tenant_id
     }
     # Sent together: the producer batches them, and each is acknowledged
     # before the Kafka offsets of the batch are committed.
     await asyncio.gather(
         *(
-            announce(snapshot(state, version, correlation[document_id]))
+            announce(snapshot(state, version, correlation.get(document_id, str(document_id))))
             for document_id, (version, state) in projected.documents.items()
         )
     )
     return projected
+
+
+class UnownedSweep:
+    """Gives up events whose document's upload was not read within ``ttl_s``.
+
+    Such an event was parked by the read model (domain/ownership.py); after
+    the wait it goes to the dead-letter topic as untrusted (reason
+    ``no_upload``), from where an operator can re-drive it, and the table
+    of parked events stays bounded however many an attacker publishes.
+    """
+
+    def __init__(
+        self,
+        events: UnownedEvents,
+        reject: Callable[[bytes, None, UntrustedEvent], Awaitable[None]],
+        *,
+        ttl_s: float,
+    ) -> None:
+        self._events = events
+        self._reject = reject
+        self.ttl_s = ttl_s
+
+    async def sweep(self, now: datetime | None = None, limit: int = 500) -> int:
+        """Dead-letter what waited too long, then forget it; returns how many."""
+        before = (now or datetime.now(UTC)) - timedelta(seconds=self.ttl_s)
+        events = await self._events.unowned_before(before, limit)
+        for event in events:
+            await self._reject(event.model_dump_json().encode(), None, unclaimed(event, self.ttl_s))
+        await self._events.forget_unowned(events)
+        return len(events)
 
 
 class Watchdog:
@@ -99,9 +134,16 @@ class Watchdog:
     """
 
     def __init__(
-        self, documents: QuietDocuments, publish: Publish, *, stall_after: timedelta
+        self,
+        documents: QuietDocuments,
+        publish: Publish,
+        *,
+        stall_after: timedelta,
+        unowned: UnownedSweep | None = None,
     ) -> None:
         self._documents = documents
+        # Swept in the same rounds: events that waited too long for their upload.
+        self.unowned = unowned
         self._publish = publish
         self.stall_after = stall_after
         self._announced: set[tuple[UUID, datetime]] = set()

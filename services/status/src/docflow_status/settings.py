@@ -31,6 +31,10 @@ class StatusSettings(HttpServiceSettings):
     # How often the watchdog looks, and the metrics of documents by status
     # are refreshed.
     watchdog_every_s: float = Field(default=15, gt=0)
+    # How long an event of a document whose upload has not been read waits for
+    # it (domain/ownership.py) before it is dead-lettered as forged or orphaned
+    # (re-drivable from there).
+    unowned_event_ttl_s: float = Field(default=3600, gt=0)
     # Origins whose pages may read this API from a browser (CORS): the gateway
     # serves the web page, this service its statuses and stream. make run and
     # the tests set it from the gateway's port.

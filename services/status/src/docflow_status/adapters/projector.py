@@ -4,20 +4,23 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import cast
 from uuid import UUID
 
-from sqlalchemy import insert, select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from docflow_shared.events import Event, ReindexEvent
+from docflow_shared.events import Event, ReindexEvent, parse_any
 from docflow_status.adapters.tables import (
     DocumentRow,
     ProcessedEvent,
     ReindexRow,
+    UnownedEvent,
     to_row,
     to_state,
 )
+from docflow_status.domain import ownership
 from docflow_status.domain.projection import TERMINAL, Fold, Projected
 from docflow_status.domain.reindexes import evolve as evolve_reindex
 
@@ -47,8 +50,12 @@ class SqlProjector:
         One transaction per batch, not per event: the ids are checked in one
         query and each document is read and written once.
 
-        An event that names a known document under another tenant is not
-        applied (``Projected.rejected``), in a replay alike.
+        A document is its upload's tenant's (``domain/ownership.py``): an
+        event under another tenant, or with a claim check that is not its
+        tenant's and document's, is not applied (``Projected.rejected``); an
+        event of a document whose upload has not been read yet is parked
+        (table ``unowned_events``) and applied or rejected in the transaction
+        that reads the upload. Live, in a rebuild and in a replay alike.
         """
         for _ in range(_CONFLICT_RETRIES):
             try:
@@ -62,20 +69,16 @@ class SqlProjector:
     async def _apply_all(self, events: Sequence[Event], fold: Fold) -> Projected:
         # The first of events with one id, as when they come in separate batches:
         # an event published again after a crash (DocumentIndexed, whose id is
-        # per attempt) can differ from its first copy in occurred_at.
-        unique: list[Event] = []
-        kept: set[UUID] = set()
-        for one in events:
-            if one.event_id not in kept:
-                kept.add(one.event_id)
-                unique.append(one)
+        # per attempt) can differ from its first copy in occurred_at. Keyed by
+        # tenant too, so that a forged copy cannot take the real one's place.
+        unique = list({(e.event_id, e.tenant_id): e for e in reversed(events)}.values())[::-1]
         if not unique:
             return Projected(0, {})
         async with self._sessions.begin() as session:
             seen = set(
                 await session.scalars(
                     select(ProcessedEvent.event_id).where(
-                        ProcessedEvent.event_id.in_([e.event_id for e in unique])
+                        ProcessedEvent.event_id.in_({e.event_id for e in unique})
                     )
                 )
             )
@@ -86,23 +89,26 @@ class SqlProjector:
                 )
             }
             states = {document_id: to_state(row) for document_id, row in rows.items()}
-            # A document's tenant never changes: an event that names a known
-            # document (stored, or created earlier in this batch) under another
-            # tenant is forged, and one tenant must not change another's document.
-            owners = {document_id: state.tenant_id for document_id, state in states.items()}
-            fresh: list[Event] = []
-            rejected: list[Event] = []
-            for event in unique:
-                if event.event_id in seen:
-                    continue
-                owner = owners.setdefault(event.document_id, event.tenant_id)
-                (fresh if owner == event.tenant_id else rejected).append(event)
+            # A document is its upload's tenant's (domain/ownership.py); events
+            # of a document whose upload has not been read wait for it.
+            batch = ownership.sort(
+                [e for e in unique if e.event_id not in seen],
+                {document_id: state.tenant_id for document_id, state in states.items()},
+            )
+            owned, rejected = batch.owned, batch.rejected
+            if batch.claimed:
+                earlier = await self._unpark(session, batch.claimed, seen)
+                owned += earlier.owned
+                rejected += earlier.rejected
+            await self._park(session, batch.parked)
+            # One copy of each event: one parked earlier may be in this batch again.
+            owned = list({e.event_id: e for e in reversed(owned)}.values())[::-1]
             changes: dict[UUID, int] = {}
             was_terminal = {
                 e.document_id: e.document_id in states and states[e.document_id].status in TERMINAL
-                for e in fresh
+                for e in owned
             }
-            for event in fresh:
+            for event in owned:
                 states[event.document_id] = fold(states.get(event.document_id), event)
                 changes[event.document_id] = changes.get(event.document_id, 0) + 1
             touched = datetime.now(UTC)
@@ -114,18 +120,25 @@ class SqlProjector:
                 to_row(states[document_id], row)
                 row.version += count
                 row.touched_at = touched
-            if fresh:
+            if owned:
                 await session.execute(
-                    insert(ProcessedEvent), [ProcessedEvent.values_of(e) for e in fresh]
+                    insert(ProcessedEvent), [ProcessedEvent.values_of(e) for e in owned]
                 )
-        refused = {e.event_id for e in rejected}
-        about = {e.document_id for e in unique if e.event_id not in refused}
+        # Every document the batch was about, as stored, by its owner's events
+        # (duplicates too: a redelivered batch announces again); a forged or
+        # parked event announces nothing.
+        about = {e.document_id for e in owned} | {
+            e.document_id
+            for e in unique
+            if e.event_id in seen
+            and e.document_id in rows
+            and states[e.document_id].tenant_id == e.tenant_id
+        }
         return Projected(
-            len(fresh),
+            len(owned),
             {
-                document_id: (rows[document_id].version, state)
-                for document_id, state in states.items()
-                if document_id in about
+                document_id: (rows[document_id].version, states[document_id])
+                for document_id in about
             },
             finished=[
                 states[document_id]
@@ -133,7 +146,83 @@ class SqlProjector:
                 if not terminal and states[document_id].status in TERMINAL
             ],
             rejected=rejected,
+            parked=len(batch.parked),
         )
+
+    @staticmethod
+    async def _unpark(
+        session: AsyncSession, claimed: dict[UUID, str], seen: set[UUID]
+    ) -> ownership.Sorted:
+        """The events parked for documents this batch's uploads claimed, sorted and removed."""
+        parked = list(
+            await session.scalars(
+                select(UnownedEvent)
+                .where(UnownedEvent.document_id.in_(claimed))
+                .order_by(UnownedEvent.parked_at)
+            )
+        )
+        if not parked:
+            return ownership.Sorted()
+        await session.execute(delete(UnownedEvent).where(UnownedEvent.document_id.in_(claimed)))
+        events = [cast(Event, parse_any(row.body)) for row in parked]
+        applied = set(
+            await session.scalars(
+                select(ProcessedEvent.event_id).where(
+                    ProcessedEvent.event_id.in_({e.event_id for e in events})
+                )
+            )
+        )
+        return ownership.sort([e for e in events if e.event_id not in applied | seen], claimed)
+
+    @staticmethod
+    async def _park(session: AsyncSession, events: list[Event]) -> None:
+        """Keep ``events`` (each once) until their documents' uploads are read."""
+        if not events:
+            return
+        there = {
+            (row.event_id, row.tenant_id)
+            for row in await session.execute(
+                select(UnownedEvent.event_id, UnownedEvent.tenant_id).where(
+                    UnownedEvent.event_id.in_({e.event_id for e in events})
+                )
+            )
+        }
+        now = datetime.now(UTC)
+        rows = {
+            (e.event_id, e.tenant_id): {
+                "event_id": e.event_id,
+                "tenant_id": e.tenant_id,
+                "document_id": e.document_id,
+                "body": e.model_dump_json(),
+                "parked_at": now,
+            }
+            for e in events
+            if (e.event_id, e.tenant_id) not in there
+        }
+        if rows:
+            await session.execute(insert(UnownedEvent), list(rows.values()))
+
+    async def unowned_before(self, before: datetime, limit: int = 500) -> list[Event]:
+        """The events parked before ``before`` (their upload never came), oldest first."""
+        async with self._sessions() as session:
+            bodies = await session.scalars(
+                select(UnownedEvent.body)
+                .where(UnownedEvent.parked_at < before)
+                .order_by(UnownedEvent.parked_at)
+                .limit(limit)
+            )
+            return [cast(Event, parse_any(body)) for body in bodies]
+
+    async def forget_unowned(self, events: Sequence[Event]) -> None:
+        """Remove ``events`` from those parked (once they are dead-lettered)."""
+        async with self._sessions.begin() as session:
+            for event in events:
+                await session.execute(
+                    delete(UnownedEvent).where(
+                        UnownedEvent.event_id == event.event_id,
+                        UnownedEvent.tenant_id == event.tenant_id,
+                    )
+                )
 
     async def apply_reindexes(self, events: Sequence[ReindexEvent]) -> None:
         """Fold re-embedding events into their operations' rows, in one transaction.

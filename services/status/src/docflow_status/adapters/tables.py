@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import JSON, Boolean, Index, Integer, MetaData, String, Uuid, false
+from sqlalchemy import JSON, Boolean, Index, Integer, MetaData, String, Text, Uuid, false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from docflow_shared.events import ErrorInfo, Event, Stage
@@ -124,6 +124,26 @@ class ProcessedEvent(Base):
             "error": entry.error.model_dump(mode="json") if entry.error else None,
             "ends_stage": entry.ends_stage,
         }
+
+
+class UnownedEvent(Base):
+    """An event of a document whose upload has not been read yet (``domain/ownership.py``).
+
+    Kept with its body until the upload says whose document it is, then
+    applied or rejected in the same transaction; given up (dead-lettered)
+    after ``DOCFLOW_UNOWNED_EVENT_TTL_S``. Keyed by tenant too: a forged copy
+    of an event must not take the real one's place.
+    """
+
+    __tablename__ = "unowned_events"
+
+    event_id: Mapped[UUID] = mapped_column(Uuid, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    document_id: Mapped[UUID] = mapped_column(Uuid, index=True)
+    # The event as JSON (docflow_shared.events), read back with parse_any.
+    body: Mapped[str] = mapped_column(Text)
+    # By the projector's clock: when the sweep gives it up.
+    parked_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
 
 
 # Columns copied as they are; status, stage and error are converted.

@@ -27,6 +27,18 @@ class ReadModel(Protocol):
         ...
 
 
+class UnownedEvents(Protocol):
+    """Events kept aside until their document's upload is read (domain/ownership.py)."""
+
+    async def unowned_before(self, before: datetime, limit: int) -> list[Event]:
+        """The events parked before ``before``, oldest first."""
+        ...
+
+    async def forget_unowned(self, events: Sequence[Event]) -> None:
+        """Remove ``events`` (once dead-lettered) from those kept aside."""
+        ...
+
+
 class QuietDocuments(Protocol):
     """The read-model query the watchdog needs."""
 

@@ -11,9 +11,10 @@ no order between them, so the fold is written to be indifferent to both:
 * ``stage`` only advances; ``completed``/``failed`` are terminal, and a
   failed document shows the stage that failed (with pipelining, embedding
   may have started before extraction failed);
-* an event about a document not seen yet creates it (its upload event may
-  still be on its way from another topic); the upload event then fills in
-  what only it knows;
+* an event about a document not seen yet creates it, and the upload event
+  then fills in what only it knows (the read model folds a document's events
+  only once its upload is read, ``ownership.py``, but the fold itself does
+  not depend on that);
 * every event belongs to an attempt (1, then one more per retry): the first
   event of a later attempt, whichever topic it comes from, starts that attempt
   afresh (counters, error and progress reset), and events of earlier
@@ -54,6 +55,7 @@ from docflow_shared.events import (
     Status,
     TextExtracted,
 )
+from docflow_status.domain.ownership import Rejected
 
 __all__ = ["TERMINAL", "DocumentState", "Fold", "Projected", "Status", "evolve"]
 
@@ -128,10 +130,12 @@ class Projected:
     # Documents this batch made terminal (completed, failed, cancelled): each
     # once, however often the batch is delivered.
     finished: list[DocumentState] = field(default_factory=list)
-    # Events not applied because they name a known document under another
-    # tenant: forged, since a document's tenant never changes (the gateway
-    # takes it from the caller's key). Not recorded as applied either.
-    rejected: list[Event] = field(default_factory=list)
+    # Events not applied, and why (domain/ownership.py): they name a document
+    # under a tenant that is not its upload's, or a claim check that is not
+    # their tenant's and document's. Forged: not recorded as applied either.
+    rejected: list[Rejected] = field(default_factory=list)
+    # Events kept aside until their document's upload is read.
+    parked: int = 0
 
 
 def _later_stage(current: Stage, new: Stage) -> Stage:

@@ -4,24 +4,18 @@ operations' topics, into the read model."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 
 from faststream.kafka import KafkaBroker, KafkaMessage
 
 from docflow_shared import topics
 from docflow_shared.batches import Item, Poison, dead_letter, handle_batch
 from docflow_shared.errors import UntrustedEvent
-from docflow_shared.events import (
-    DocumentRetryRequested,
-    DocumentUploaded,
-    Event,
-    ReindexEvent,
-    parse_any,
-)
+from docflow_shared.events import Event, ReindexEvent, parse_any
 from docflow_shared.messaging import Publish, batch_subscriber
 from docflow_shared.metrics import RejectedEvents
 from docflow_shared.retries import Origin, Parking, is_transient
 from docflow_shared.sql import unavailable
-from docflow_shared.trust import check_claim, check_tenant
 from docflow_status.entrypoints.metrics import ProjectionMetrics
 from docflow_status.handlers import ReadModel, project_events
 
@@ -33,6 +27,25 @@ GROUP_ID = "docflow-status"
 # (bench/status_projection.py) but hold the event loop longer, which the
 # status API's readers feel.
 MAX_BATCH = 500
+
+
+Reject = Callable[[bytes, Origin | None, UntrustedEvent], Awaitable[None]]
+
+
+def rejecter(parking: Parking | None, rejected: RejectedEvents | None) -> Reject:
+    """What is done with an untrusted event: dead-lettered with why, counted, applied
+    to nothing."""
+
+    async def reject(body: bytes, origin: Origin | None, exc: UntrustedEvent) -> None:
+        # Forged (docs/architecture.md, "Trust boundaries"): kept for whoever
+        # investigates, counted, and applied to nothing.
+        logger.error("rejected an untrusted event: %s", exc.message)
+        if rejected is not None:
+            rejected.count(exc.reason)
+        if parking is not None:
+            await parking.dead_letter(body, origin, f"untrusted event: {exc.message}", "status")
+
+    return reject
 
 
 def register(
@@ -49,27 +62,12 @@ def register(
 
     unreadable = dead_letter(parking, "status")
 
-    async def reject(body: bytes, origin: Origin | None, exc: UntrustedEvent) -> None:
-        # Forged (docs/architecture.md, "Trust boundaries"): kept for whoever
-        # investigates, counted, and applied to nothing.
-        logger.error("rejected an untrusted event: %s", exc.message)
-        if rejected is not None:
-            rejected.count(exc.reason)
-        if parking is not None:
-            await parking.dead_letter(body, origin, f"untrusted event: {exc.message}", "status")
+    reject = rejecter(parking, rejected)
 
     async def project(items: list[Item[Event | ReindexEvent]]) -> None:
         events: list[Item[Event]] = []
         reindexes: list[ReindexEvent] = []
         for item in items:
-            try:
-                if isinstance(item.event, DocumentUploaded | DocumentRetryRequested):
-                    check_claim(item.event)
-                else:
-                    check_tenant(item.event)
-            except UntrustedEvent as exc:
-                await reject(item.body, item.origin, exc)
-                continue
             if isinstance(item.event, Event):
                 events.append(Item(item.body, item.event, item.origin))
             else:
@@ -82,18 +80,15 @@ def register(
             announce=announce,
             finished=metrics.observe_finished if metrics is not None else None,
         )
-        refused = {event.event_id for event in projected.rejected}
-        for one in events:
-            if one.event.event_id in refused:
-                await reject(
-                    one.body,
-                    one.origin,
-                    UntrustedEvent(
-                        "tenant_changed",
-                        f"event {one.event.event_id} names document {one.event.document_id} "
-                        f"under tenant {one.event.tenant_id!r}, but it is another tenant's",
-                    ),
-                )
+        # The message as it came when the event is this batch's; else (parked
+        # earlier, rejected now that its upload was read) the event as stored.
+        came = {(item.event.event_id, item.event.tenant_id): item for item in events}
+        for event, why in projected.rejected:
+            their = came.get((event.event_id, event.tenant_id))
+            if their is None:
+                await reject(event.model_dump_json().encode(), None, why)
+            else:
+                await reject(their.body, their.origin, why)
         await read_model.apply_reindexes(reindexes)
 
     poison: Poison[Event | ReindexEvent] | None = None

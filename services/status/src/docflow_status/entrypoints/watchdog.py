@@ -66,6 +66,14 @@ async def run_watchdog(
                     stall.since.isoformat(timespec="seconds"),
                 )
             metrics.announced.inc(len(stalls))
+            if watchdog.unowned is not None:
+                given_up = await watchdog.unowned.sweep()
+                if given_up:
+                    logger.warning(
+                        "%d events waited %.0f s for their document's upload; dead-lettered",
+                        given_up,
+                        watchdog.unowned.ttl_s,
+                    )
             by_status, stalled = await census()
             for status, count in by_status.items():
                 metrics.documents.labels(status.value).set(count)
