@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import UTC, datetime
+from collections.abc import Callable, Hashable, Iterable, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import cast
 from uuid import UUID
 
@@ -26,6 +26,17 @@ from docflow_status.domain.reindexes import evolve as evolve_reindex
 
 # How often a batch is read again after another writer got in first.
 _CONFLICT_RETRIES = 3
+
+
+def _first_copies(events: Iterable[Event], key: Callable[[Event], Hashable]) -> list[Event]:
+    """``events`` in order, each key's first copy only."""
+    kept: set[Hashable] = set()
+    first: list[Event] = []
+    for event in events:
+        if key(event) not in kept:
+            kept.add(key(event))
+            first.append(event)
+    return first
 
 
 class SqlProjector:
@@ -71,7 +82,7 @@ class SqlProjector:
         # an event published again after a crash (DocumentIndexed, whose id is
         # per attempt) can differ from its first copy in occurred_at. Keyed by
         # tenant too, so that a forged copy cannot take the real one's place.
-        unique = list({(e.event_id, e.tenant_id): e for e in reversed(events)}.values())[::-1]
+        unique = _first_copies(events, key=lambda e: (e.event_id, e.tenant_id))
         if not unique:
             return Projected(0, {})
         async with self._sessions.begin() as session:
@@ -97,12 +108,14 @@ class SqlProjector:
             )
             owned, rejected = batch.owned, batch.rejected
             if batch.claimed:
+                # Delivered before this batch: folded before it, in the order
+                # they came (one topic's events must not overtake each other).
                 earlier = await self._unpark(session, batch.claimed, seen)
-                owned += earlier.owned
-                rejected += earlier.rejected
+                owned = earlier.owned + owned
+                rejected = earlier.rejected + rejected
             await self._park(session, batch.parked)
             # One copy of each event: one parked earlier may be in this batch again.
-            owned = list({e.event_id: e for e in reversed(owned)}.values())[::-1]
+            owned = _first_copies(owned, key=lambda e: e.event_id)
             changes: dict[UUID, int] = {}
             was_terminal = {
                 e.document_id: e.document_id in states and states[e.document_id].status in TERMINAL
@@ -194,9 +207,10 @@ class SqlProjector:
                 "tenant_id": e.tenant_id,
                 "document_id": e.document_id,
                 "body": e.model_dump_json(),
-                "parked_at": now,
+                # A microsecond apart: read back in the order they came.
+                "parked_at": now + timedelta(microseconds=n),
             }
-            for e in events
+            for n, e in enumerate(events)
             if (e.event_id, e.tenant_id) not in there
         }
         if rows:
