@@ -93,7 +93,10 @@ class _Worker:
         self._clock: threading.Timer | None = None
 
     def start_clock(self, seconds: float) -> None:
-        """Kill the worker after ``seconds``, even if the service is stuck reading a frame."""
+        """Kill the worker after ``seconds`` from now (a clock started before is
+        replaced), even if the service is stuck reading a frame."""
+        if self._clock is not None:
+            self._clock.cancel()
         self._clock = threading.Timer(seconds, self._time_is_up)
         self._clock.daemon = True
         self._clock.start()
@@ -143,6 +146,10 @@ class _Spares:
 
 
 _spares = _Spares()
+
+# How long a worker may take to start and confine itself, before any document
+# byte reaches it (its own bound, apart from the document's DOCFLOW_SANDBOX_TIMEOUT_S).
+STARTUP_TIMEOUT_S = 60.0
 _unconfined_warned: set[str] = set()
 
 
@@ -189,7 +196,6 @@ class SandboxedDocument:
         self._max_chunks = setup.max_chunks
         self._chunks = 0
         self._logs = _LOGS_PER_DOCUMENT
-        self._deadline = time.monotonic() + limits.wall_clock_s
         self._worker: _Worker | None = (
             _spares.take(setup.to_json())
             if work is read_document
@@ -197,9 +203,16 @@ class SandboxedDocument:
         )
         # Which process reads this document (a new one for each document).
         self.worker_pid = self._worker.process.pid
-        self._worker.start_clock(limits.wall_clock_s)
+        # Starting and confining a process is not the document's doing, and
+        # takes longer on a busy machine: it has its own bound, and the
+        # document's time starts once the worker is ready for it.
+        self._deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        self._worker.start_clock(STARTUP_TIMEOUT_S)
         try:
-            _warn_if_unconfined(self._receive().get("ready"))
+            ready = self._receive().get("ready")
+            self._deadline = time.monotonic() + limits.wall_clock_s
+            self._worker.start_clock(limits.wall_clock_s)
+            _warn_if_unconfined(ready)
             self._hand_over(stream, content_type, charset)
             count = self._receive().get("opened", "missing")
             if count is not None and not isinstance(count, int):
