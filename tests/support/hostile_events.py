@@ -224,30 +224,28 @@ def forged_chunks(acme_document: UUID) -> Hostile:
     )
 
 
-def forged_delete(acme_document: UUID) -> Hostile:
+def _forged_command(
+    kind: type[DocumentDeleted] | type[DocumentCancelled], acme_document: UUID
+) -> Hostile:
+    """globex's deletion or cancel of an acme document."""
     marker = str(uuid4())
-    event = DocumentDeleted(**_envelope(marker, "globex", acme_document))
+    event = kind(**_envelope(marker, "globex", acme_document))
     return Hostile(
         "forged",
-        f"DocumentDeleted of acme's {acme_document} by globex",
-        topics.DELETED,
+        f"{kind.__name__} of acme's {acme_document} by globex",
+        kind.TOPIC,
         _json(event),
         marker=marker,
         victim=acme_document,
     )
+
+
+def forged_delete(acme_document: UUID) -> Hostile:
+    return _forged_command(DocumentDeleted, acme_document)
 
 
 def forged_cancel(acme_document: UUID) -> Hostile:
-    marker = str(uuid4())
-    event = DocumentCancelled(**_envelope(marker, "globex", acme_document))
-    return Hostile(
-        "forged",
-        f"DocumentCancelled of acme's {acme_document} by globex",
-        topics.CANCELLED,
-        _json(event),
-        marker=marker,
-        victim=acme_document,
-    )
+    return _forged_command(DocumentCancelled, acme_document)
 
 
 async def _publish(bootstrap: str, messages: Iterable[Hostile]) -> None:

@@ -110,6 +110,19 @@ def empty_database(request: pytest.FixtureRequest) -> Iterator[Callable[[], str]
         asyncio.run(server.drop_database(name))
 
 
+@st.composite
+def in_batches(draw: st.DrawFn, delivered: list[Event]) -> list[list[Event]]:
+    """``delivered`` cut into random batches, as the consumer's polls return it."""
+    sizes = draw(st.lists(st.integers(1, 8), min_size=len(delivered), max_size=len(delivered)))
+    batches, start = [], 0
+    for size in sizes:
+        if start >= len(delivered):
+            break
+        batches.append(delivered[start : start + size])
+        start += size
+    return batches
+
+
 @settings(
     max_examples=40,
     deadline=None,
@@ -127,13 +140,7 @@ def test_the_sql_read_model_ends_where_delivery_in_order_ends(
     """
     events = data.draw(histories())
     delivered = data.draw(deliveries(events))
-    sizes = data.draw(st.lists(st.integers(1, 8), min_size=len(delivered), max_size=len(delivered)))
-    batches, start = [], 0
-    for size in sizes:
-        if start >= len(delivered):
-            break
-        batches.append(delivered[start : start + size])
-        start += size
+    batches = data.draw(in_batches(delivered))
 
     url = empty_database()
 
@@ -194,13 +201,7 @@ def test_forged_events_change_nothing_whatever_order_the_topics_come_in(
     events = data.draw(histories())
     mixed, forged = data.draw(forgeries(events))
     delivered = data.draw(deliveries(mixed))
-    sizes = data.draw(st.lists(st.integers(1, 8), min_size=len(delivered), max_size=len(delivered)))
-    batches, start = [], 0
-    for size in sizes:
-        if start >= len(delivered):
-            break
-        batches.append(delivered[start : start + size])
-        start += size
+    batches = data.draw(in_batches(delivered))
     url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('forged')}/status.db"
 
     async def stored() -> tuple[list[DocumentState], set[uuid.UUID], list[Event]]:
