@@ -403,6 +403,14 @@ def _statuses(http: httpx.Client, sent: list[Sent]) -> dict[UUID, dict[str, Any]
     for s in sent:
         try:
             answer = http.get(s.url, headers=s.planned.headers)
+            # Polling hundreds of documents meets the status service's rate
+            # limit (DOCFLOW_RATE_LIMIT): wait as it says, as a client should.
+            for _ in range(5):
+                if answer.status_code != 429:
+                    break
+                wait = answer.headers.get("Retry-After", "1")
+                time.sleep(min(5.0, float(wait)) if wait.isdigit() else 1.0)
+                answer = http.get(s.url, headers=s.planned.headers)
         except httpx.TransportError:
             continue  # the status service is restarting
         if answer.status_code == 200:
