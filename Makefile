@@ -23,7 +23,7 @@ help: ## Show the targets
 run: install kafka-jars ## Start Kafka and the four services on 127.0.0.1:8000-8003 (Ctrl-C stops all)
 	@exec $(PY) -m docflow_local
 
-test: lint kafka-jars postgres kcat chromium prometheus deploy-tools ## Every test: unit, service, integration, e2e (real Kafka, PostgreSQL, Qdrant, SQLite), deploy/ (kustomize, kubeconform, compose schema)
+test: lint kafka-jars postgres redis kcat chromium prometheus deploy-tools ## Every test: unit, service, integration, e2e (real Kafka, PostgreSQL, Qdrant, SQLite), deploy/ (kustomize, kubeconform, compose schema)
 	$(PY) -m pytest
 
 unit: install ## Only the fast tiers (unit + in-memory service tests)
@@ -121,10 +121,10 @@ prometheus: ## Install Prometheus and promtool from Debian's packages if they ar
 	  else echo "Prometheus is needed by the tests: sudo apt-get install prometheus" >&2; exit 1; fi; }
 
 # bench/baselines/celery_app.py queues work on a Redis server the benchmark starts.
-redis: ## Install Redis from Debian's packages if it is missing (the Celery baseline in bench/)
+redis: ## Install Redis from Debian's packages if it is missing (the shared rate limit's tests, the Celery baseline in bench/)
 	@command -v redis-server >/dev/null || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && apt-get install -y -q --no-install-recommends redis-server; \
-	  else echo "Redis is needed by the benchmarks: sudo apt-get install redis-server" >&2; exit 1; fi; }
+	  else echo "Redis is needed by the tests and the benchmarks: sudo apt-get install redis-server" >&2; exit 1; fi; }
 
 clean: ## Remove make run's data (.docflow) and test artifacts
 	rm -rf .docflow .artifacts

@@ -91,6 +91,10 @@ class HttpServiceSettings(ServiceSettings):
     # "20/second;1000/hour"): the gateway's uploads and document operations,
     # every request to the status service (ratelimit.py; 429 beyond).
     rate_limit: str = "100/second"
+    # Where the rate limit counts (ratelimit.py): unset = each replica's
+    # memory; redis://host:6379/0 (or rediss://) = one budget per tenant
+    # shared by every replica; an unreachable Redis fails open (logged).
+    rate_limit_storage_url: str | None = None
     # The largest request body of a JSON route (guards.py; 413 beyond); an
     # upload's files are limited by the gateway's max_file_bytes instead.
     max_json_bytes: int = Field(default=1024 * 1024, ge=1024)
@@ -104,6 +108,16 @@ class HttpServiceSettings(ServiceSettings):
     # beyond), and how long an idle keep-alive connection stays open.
     max_connections: int = Field(default=1000, ge=1)
     keep_alive_s: int = Field(default=5, ge=1)
+
+    @field_validator("rate_limit_storage_url")
+    @classmethod
+    def _storage_is_redis(cls, value: str | None) -> str | None:
+        schemes = ("redis://", "rediss://", "redis+unix://")
+        if value and not value.removeprefix("async+").startswith(schemes):
+            raise ValueError(
+                f"the rate limit's storage URL must start with one of {', '.join(schemes)}"
+            )
+        return value or None
 
     @field_validator("api_keys")
     @classmethod

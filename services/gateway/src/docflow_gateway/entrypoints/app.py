@@ -49,6 +49,6 @@ def create_app(
         service="gateway",
     )
     app.state.settings = settings
-    app.state.rate_limit = TenantRateLimit(settings.rate_limit)
+    app.state.rate_limit = TenantRateLimit(settings.rate_limit, settings.rate_limit_storage_url)
     add_page(app, str(settings.status_public_url))
     return app

@@ -59,7 +59,9 @@ def create_app(api: StatusApi, *, serve_api: bool = True) -> FastAPI:
     # What the routes' dependencies (deps.py) hand them.
     app.state.documents = api.documents
     app.state.settings = api.settings
-    app.state.rate_limit = TenantRateLimit(api.settings.rate_limit)
+    app.state.rate_limit = TenantRateLimit(
+        api.settings.rate_limit, api.settings.rate_limit_storage_url
+    )
     app.state.stream_slots = StreamSlots(api.settings.max_streams_per_tenant)
     # The web page comes from the gateway, another origin: it may read (GET)
     # with the caller's key, and resume a stream with Last-Event-ID.
