@@ -1,7 +1,8 @@
 """docflow's Kafka clients on a broker with TLS, SASL and ACLs (support/secured_kafka.py).
 
-One secured broker for the module: SCRAM-SHA-512 and SASL/PLAIN over TLS,
-mutual TLS, and ``kafka_acls.GRANTS`` enforced by the broker's authorizer.
+One secured broker for the session (``secured_kafka_broker``, tests/conftest.py):
+SCRAM-SHA-512 and SASL/PLAIN over TLS, mutual TLS, and ``kafka_acls.GRANTS``
+enforced by the broker's authorizer.
 Every client here is docflow's own code path (``make_broker``, the gateway's
 publisher, ``kafka_admin``, ``deadletters``, the status rebuild's replay),
 given the ``KafkaSecurity`` the settings would build.
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,17 +26,16 @@ from docflow_shared.kafka_security import KafkaSecurity
 from docflow_shared.messaging import make_broker, subscriber
 from docflow_status.adapters.replay import replay
 from support.certificates import TestAuthority
-from support.secured_kafka import SecuredKafka, secured_kafka
+from support.secured_kafka import SecuredKafka
 from support.uploads import an_upload
 from support.waiting import await_until
 
 GATEWAY, EXTRACTOR, STATUS = "docflow-gateway", "docflow-extractor", "docflow-status"
 
 
-@pytest.fixture(scope="module")
-def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecuredKafka]:
-    with secured_kafka(tmp_path_factory.mktemp("secured-kafka")) as running:
-        yield running
+@pytest.fixture
+def kafka(secured_kafka_broker: SecuredKafka) -> SecuredKafka:
+    return secured_kafka_broker
 
 
 async def publish_upload(bootstrap: str, security: KafkaSecurity) -> DocumentUploaded:

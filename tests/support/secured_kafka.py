@@ -27,11 +27,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from pydantic import SecretStr
+
 from docflow_local.kafka import LocalKafka, ensure_jars
 from docflow_local.processes import free_port
 from docflow_shared.kafka_acls import GRANTS, acl_commands
 from docflow_shared.kafka_admin import ensure_topics
-from docflow_shared.kafka_security import KafkaSecurity
+from docflow_shared.kafka_security import ENV, KafkaSecurity
 from docflow_shared.topics import specs
 from support.certificates import TestAuthority
 
@@ -66,6 +68,18 @@ class SecuredKafka:
             ssl_certfile=cert.certfile,
             ssl_keyfile=cert.keyfile,
         )
+
+
+def environment(bootstrap: str, security: KafkaSecurity) -> dict[str, str]:
+    """The environment a service reads ``security`` from (``DOCFLOW_KAFKA_*``)."""
+    env = {"KAFKA_BOOTSTRAP_SERVERS": bootstrap}
+    for field, name in ENV.items():
+        value = getattr(security, field)
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        if value is not None:
+            env[name] = str(value).lower() if isinstance(value, bool) else str(value)
+    return env
 
 
 def _jaas_plain(passwords: dict[str, str]) -> str:
