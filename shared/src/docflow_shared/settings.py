@@ -55,6 +55,20 @@ class KafkaClientSettings(BaseSettings):
             ssl_check_hostname=self.kafka_ssl_check_hostname,
         )
 
+    @field_validator(
+        "kafka_sasl_mechanism",
+        "kafka_sasl_username",
+        "kafka_sasl_password",
+        "kafka_ssl_cafile",
+        "kafka_ssl_certfile",
+        "kafka_ssl_keyfile",
+        mode="before",
+    )
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # A chart or Compose file that renders an unset value as "" means none.
+        return None if value == "" else value
+
     @model_validator(mode="after")
     def _kafka_security_holds(self) -> "KafkaClientSettings":
         self.kafka_security  # noqa: B018 (raises what does not hold)

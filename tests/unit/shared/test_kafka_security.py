@@ -172,3 +172,18 @@ def test_the_password_is_never_shown(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ValidationError) as raised:
         settings_from(monkeypatch, {"DOCFLOW_KAFKA_SECURITY_PROTOCOL": "PLAINTEXT"})
     assert "s3cret-password" not in str(raised.value)
+
+
+def test_empty_values_are_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    empty = dict.fromkeys(
+        (
+            "DOCFLOW_KAFKA_SASL_MECHANISM",
+            "DOCFLOW_KAFKA_SASL_USERNAME",
+            "DOCFLOW_KAFKA_SASL_PASSWORD",
+            "DOCFLOW_KAFKA_SSL_CAFILE",
+            "DOCFLOW_KAFKA_SSL_CERTFILE",
+            "DOCFLOW_KAFKA_SSL_KEYFILE",
+        ),
+        "",
+    )
+    assert settings_from(monkeypatch, empty).kafka_security == KafkaSecurity()
