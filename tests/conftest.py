@@ -17,7 +17,6 @@ from docflow_status.adapters.read_model import SqlReadModel
 from support.corpus import CORPUS
 from support.kafka import kafka_broker
 from support.qdrant import NO_SERVER, qdrant_server
-from support.secured_kafka import SecuredKafka, secured_kafka
 
 _TIERS = ("unit", "service", "integration", "e2e")
 
@@ -41,14 +40,6 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real Kafka broker for the whole session (see support/kafka.py)."""
     with kafka_broker(tmp_path_factory.mktemp("kafka")) as bootstrap:
         yield bootstrap
-
-
-@pytest.fixture(scope="session")
-def secured_kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecuredKafka]:
-    """The local broker with SASL_SSL, mutual TLS and ACLs, once for the session
-    (see support/secured_kafka.py)."""
-    with secured_kafka(tmp_path_factory.mktemp("secured-kafka")) as running:
-        yield running
 
 
 @pytest.fixture(scope="session")

@@ -1,23 +1,30 @@
 """docflow's Kafka clients on a broker with TLS, SASL and ACLs (support/secured_kafka.py).
 
-One secured broker for the session (``secured_kafka_broker``, tests/conftest.py):
+One secured broker for the module (it stops when the module is done):
 SCRAM-SHA-512 and SASL/PLAIN over TLS, mutual TLS, and ``kafka_acls.GRANTS``
 enforced by the broker's authorizer.
 Every client here is docflow's own code path (``make_broker``, the gateway's
 publisher, ``kafka_admin``, ``deadletters``, the status rebuild's replay),
-given the ``KafkaSecurity`` the settings would build.
+given the ``KafkaSecurity`` the settings would build; the last test runs the
+four services as processes on it, each with its own principal and only its
+own ACLs.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from aiokafka.errors import KafkaConnectionError, TopicAuthorizationFailedError
 
 from docflow_gateway.bootstrap import event_publisher
+from docflow_local.processes import free_port
+from docflow_local.stack import Stack, services
 from docflow_shared import topics
 from docflow_shared.deadletters import dead_letters
 from docflow_shared.events import DocumentUploaded
@@ -26,16 +33,18 @@ from docflow_shared.kafka_security import KafkaSecurity
 from docflow_shared.messaging import make_broker, subscriber
 from docflow_status.adapters.replay import replay
 from support.certificates import TestAuthority
-from support.secured_kafka import SecuredKafka
+from support.corpus import REPO_ROOT
+from support.secured_kafka import SecuredKafka, environment, secured_kafka
 from support.uploads import an_upload
-from support.waiting import await_until
+from support.waiting import await_until, wait_until
 
 GATEWAY, EXTRACTOR, STATUS = "docflow-gateway", "docflow-extractor", "docflow-status"
 
 
-@pytest.fixture
-def kafka(secured_kafka_broker: SecuredKafka) -> SecuredKafka:
-    return secured_kafka_broker
+@pytest.fixture(scope="module")
+def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecuredKafka]:
+    with secured_kafka(tmp_path_factory.mktemp("secured-kafka")) as running:
+        yield running
 
 
 async def publish_upload(bootstrap: str, security: KafkaSecurity) -> DocumentUploaded:
@@ -148,3 +157,67 @@ async def test_only_the_gateway_may_produce_commands(kafka: SecuredKafka) -> Non
         await gateway.publish(cancel, topic=topics.CANCELLED)
     cancelled = await read_records(kafka.admin, topics.CANCELLED)
     assert [r.value for r in cancelled] == [cancel]
+
+
+@pytest.fixture(scope="module")
+def stack(kafka: SecuredKafka, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """The four services on the secured broker: the gateway, the embedder and the
+    status service with SCRAM-SHA-512 over TLS, the extractor with its client
+    certificate (mutual TLS)."""
+    env = {
+        "gateway": environment(kafka.sasl_ssl, kafka.scram("docflow-gateway")),
+        "status": environment(kafka.sasl_ssl, kafka.scram("docflow-status"))
+        | {"DOCFLOW_WATCHDOG_EVERY_S": "1"},
+        "extractor": environment(kafka.ssl, kafka.mtls("docflow-extractor")),
+        "embedder": environment(kafka.sasl_ssl, kafka.scram("docflow-embedder")),
+    }
+    chosen = [
+        dataclasses.replace(service, env=tuple(env[service.name].items()))
+        for service in services(free_port(), free_port(), free_port(), free_port())
+    ]
+    running = Stack(
+        # Each service's own listener is in its environment (above).
+        kafka_bootstrap_servers=kafka.sasl_ssl,
+        data_dir=tmp_path_factory.mktemp("secured-stack") / "data",
+        services=chosen,
+        log_dir=REPO_ROOT / ".artifacts" / "e2e" / "logs" / "secured-kafka",
+    )
+    running.start()
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture
+def http() -> Iterator[httpx.Client]:
+    with httpx.Client(timeout=60) as client:
+        yield client
+
+
+def test_a_document_completes_with_every_service_on_its_own_principal(
+    stack: Stack, http: httpx.Client
+) -> None:
+    text = b"Glaciers retreat when summers melt more ice than winters bring.\n" * 20
+    response = http.post(
+        f"{stack.url('gateway')}/v1/documents", files={"file": ("glaciers.txt", text)}
+    )
+    assert response.status_code == 202, response.text
+    document = response.json()["documents"][0]
+
+    def finished() -> dict[str, object] | None:
+        answer = http.get(document["status_url"])
+        status: dict[str, object] = answer.json() if answer.status_code == 200 else {}
+        return status if status.get("status") in ("completed", "failed") else None
+
+    final = wait_until(finished, timeout_s=180, interval_s=0.5, what="the document finished")
+    assert final["status"] == "completed", final
+
+    # The lag gauge, computed by the status service with its principal.
+    def lag_reported() -> str | None:
+        metrics = http.get(f"{stack.url('status')}/metrics").text
+        line = 'docflow_consumer_lag_messages{group="docflow-embedder"}'
+        return next((row for row in metrics.splitlines() if row.startswith(line)), None)
+
+    row = wait_until(lag_reported, timeout_s=60, interval_s=0.5, what="the lag gauge")
+    assert float(row.split()[-1]) >= 0
