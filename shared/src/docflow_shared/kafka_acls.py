@@ -4,8 +4,8 @@ The data here is the one place the ACLs are written down, derived from
 ``topics.py`` and the services' wiring (docs/architecture.md, "Topics,
 producers and consumers"; a unit test checks it against every publisher and
 subscriber the services declare). The secured-Kafka tests apply it with
-``kafka-acls`` (``acl_commands``); Strimzi ``KafkaUser``s or MSK's
-``kafka-acls.sh`` take the same table.
+``kafka-acls`` (``acl_commands``); ``strimzi_acls`` gives a Strimzi
+``KafkaUser``'s ACLs, and MSK's ``kafka-acls.sh`` takes ``acl_commands``.
 
 * Each service authenticates as ``docflow-<service>`` (the SASL user name, or
   the CN of its client certificate) and may write only the topics it
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from docflow_shared import topics
 
@@ -141,6 +142,23 @@ def acl_commands() -> Iterator[list[str]]:
             yield [*allow, *prefixed, "--operation", "Read", "--group", grants.groups]
         if grants.describes_groups:
             yield [*allow, *prefixed, "--operation", "Describe", "--group", grants.describes_groups]
+
+
+def strimzi_acls(grants: Grants) -> list[dict[str, Any]]:
+    """``grants`` as a Strimzi ``KafkaUser``'s ``spec.authorization.acls``
+    (``type: simple``), for charts and manifests that declare the users."""
+
+    def acl(kind: str, name: str, pattern: str, operations: list[str]) -> dict[str, Any]:
+        resource = {"type": kind, "name": name, "patternType": pattern}
+        return {"resource": resource, "operations": operations, "host": "*"}
+
+    acls = [acl("topic", t, "literal", ["Write", "Describe"]) for t in grants.produces]
+    acls += [acl("topic", t, "literal", ["Read", "Describe"]) for t in grants.reads]
+    if grants.groups:
+        acls.append(acl("group", grants.groups, "prefix", ["Read"]))
+    if grants.describes_groups:
+        acls.append(acl("group", grants.describes_groups, "prefix", ["Describe"]))
+    return acls
 
 
 def main() -> None:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from docflow_shared import topics
-from docflow_shared.kafka_acls import COMMANDS, GRANTS, acl_commands
+from docflow_shared.kafka_acls import COMMANDS, GRANTS, acl_commands, strimzi_acls
 
 SCRIPT = Path(__file__).resolve().parents[3] / "docs" / "asyncapi.py"
 
@@ -85,3 +85,25 @@ def test_the_kafka_acls_commands_name_each_principal_and_its_resources() -> None
             grants.produces
         )
         assert not any("--group" in c and "Write" in c for c in mine), service
+
+
+def test_the_strimzi_acls_grant_the_same() -> None:
+    for grants in GRANTS.values():
+        acls = strimzi_acls(grants)
+        topics_written = {
+            a["resource"]["name"]
+            for a in acls
+            if a["resource"]["type"] == "topic" and "Write" in a["operations"]
+        }
+        topics_read = {
+            a["resource"]["name"]
+            for a in acls
+            if a["resource"]["type"] == "topic" and "Read" in a["operations"]
+        }
+        assert topics_written == set(grants.produces)
+        assert topics_read == set(grants.reads)
+        groups = [a for a in acls if a["resource"]["type"] == "group"]
+        assert all(a["resource"]["patternType"] == "prefix" for a in groups)
+        assert {a["resource"]["name"] for a in groups} == {
+            g for g in (grants.groups, grants.describes_groups) if g
+        }
