@@ -107,6 +107,7 @@ def bootstrap(settings: GatewaySettings | None = None) -> FastAPI:
         request_timeout_ms=int(settings.publish_timeout_s * 1000),
         idempotent=False,
         graceful_timeout=settings.handler_grace_s,
+        security=settings.kafka_security,
     )
     blobs = LocalBlobStore(settings.blob_dir)
     records = SqlRegistry(create_engine(settings.effective_database_url))
@@ -132,7 +133,9 @@ def bootstrap(settings: GatewaySettings | None = None) -> FastAPI:
         search=HttpSearch(
             status_client, str(settings.embedder_internal_url), settings.internal_token_value
         ),
-        dead_letters=partial(dead_letters, settings.kafka_bootstrap_servers),
+        dead_letters=partial(
+            dead_letters, settings.kafka_bootstrap_servers, security=settings.kafka_security
+        ),
         checks={
             "kafka": kafka_check(broker),
             "blob_store": blobs.check,
