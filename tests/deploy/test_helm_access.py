@@ -20,7 +20,16 @@ from fastapi import FastAPI
 from docflow_gateway.entrypoints.app import router as gateway_router
 from docflow_shared import topics
 from docflow_status.entrypoints.app import router as status_router
-from support.manifests import ROOT, Doc, by_name, documents, of_kind, render, subscriptions
+from support.manifests import (
+    ROOT,
+    Doc,
+    by_name,
+    documents,
+    kubeconform,
+    of_kind,
+    render,
+    subscriptions,
+)
 
 pytestmark = pytest.mark.deploy
 
@@ -197,7 +206,7 @@ def test_one_public_host_routes_each_request_to_the_service_that_serves_it() -> 
 def test_the_ingress_sends_the_status_service_only_paths_it_alone_serves() -> None:
     docs = documents(render("production"))
     (ingress,) = of_kind(docs, "Ingress")
-    (rule,) = ingress["spec"]["rules"]
+    (rule,) = ingress["spec"]["rules"]  # no statusHost: the HTTPRoute routes by method
     assert rule["host"] == "docflow.example.com"
     routes = api_routes()
     for item in rule["http"]["paths"]:
@@ -321,3 +330,22 @@ def test_the_dashboard_ships_as_a_configmap_with_a_datasource_variable() -> None
     assert variable["query"] == "prometheus"
     uids = set(re.findall(r'"uid": "([^"]*)"', DASHBOARD.read_text())) - {dashboard["uid"]}
     assert uids == {"${" + variable["name"] + "}"}
+
+
+def test_without_an_httproute_the_ingress_can_give_the_status_api_its_own_host() -> None:
+    sets = ("gatewayApi.enabled=false", "ingress.statusHost=status.example.com")
+    docs = documents(render("production", *sets))
+    assert not of_kind(docs, "HTTPRoute")
+    data = by_name(docs, "ConfigMap")["docflow-config"]["data"]
+    status_url = urlsplit(data["DOCFLOW_STATUS_PUBLIC_URL"])
+    assert status_url.hostname == "status.example.com"
+    # The web page on the public host may still read it (CORS).
+    assert json.loads(data["DOCFLOW_CORS_ORIGINS"]) == ["https://docflow.example.com"]
+    (ingress,) = of_kind(docs, "Ingress")
+    rules = {rule["host"]: rule["http"]["paths"] for rule in ingress["spec"]["rules"]}
+    (everything,) = rules["status.example.com"]
+    assert (everything["path"], everything["pathType"]) == ("/", "Prefix")
+    assert everything["backend"]["service"]["name"] == "docflow-status"
+    assert ingress["spec"]["tls"][0]["hosts"] == ["docflow.example.com", "status.example.com"]
+    valid = kubeconform(render("production", *sets))
+    assert valid.returncode == 0, valid.stdout

@@ -38,3 +38,13 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{ printf "docflow-%s:%s" $name $root.Values.image.tag }}
 {{- end -}}
 {{- end -}}
+
+{{/* Where the status API is public: publicUrl, unless only the Ingress is on
+and it gives the status API a host of its own (ingress.statusHost). */}}
+{{- define "docflow.statusPublicUrl" -}}
+{{- if and .Values.ingress.enabled .Values.ingress.statusHost (not .Values.gatewayApi.enabled) -}}
+{{ printf "%s://%s" (urlParse .Values.publicUrl).scheme .Values.ingress.statusHost }}
+{{- else -}}
+{{ .Values.publicUrl }}
+{{- end -}}
+{{- end -}}
