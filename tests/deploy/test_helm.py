@@ -382,3 +382,12 @@ def test_production_keeps_its_state_in_servers_over_tls() -> None:
     assert settings["DOCFLOW_CHUNK_TOKENIZER"] == f"tiktoken:{settings['DOCFLOW_OPENAI_MODEL']}"
     assert settings["DOCFLOW_AUTH_ENABLED"] == "true"
     assert not of_kind(docs, "Secret"), "production's Secrets are made out of band"
+
+
+@pytest.mark.parametrize(
+    ("limit", "threads"), [("1", "1"), ("2", "2"), ("3500m", "3"), ("500m", "1")]
+)
+def test_the_embedders_blas_threads_follow_its_cpu_limit(limit: str, threads: str) -> None:
+    docs = documents(render("default", f"embedder.resources.limits.cpu={limit}"))
+    env = env_of(by_name(docs, "Deployment")["docflow-embedder"])
+    assert env["OPENBLAS_NUM_THREADS"] == env["OMP_NUM_THREADS"] == threads
