@@ -187,5 +187,5 @@ def test_the_images_run_as_a_numeric_non_root_user_with_their_own_command() -> N
         project = (ROOT / "services" / name / "pyproject.toml").read_text()
         assert f'docflow-{name} = "docflow_{name}.__main__:main"' in project, name
     # Kubernetes runs the same user.
-    k8s = (ROOT / "deploy" / "k8s" / "base" / "gateway.yaml").read_text()
+    k8s = (ROOT / "deploy" / "helm" / "docflow" / "templates" / "workloads.yaml").read_text()
     assert f"runAsUser: {uid}" in k8s
