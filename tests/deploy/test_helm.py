@@ -37,13 +37,6 @@ SUMMARY = re.compile(
 # The settings the Kafka-security and S3 work makes the services read (issue
 # 21), passed through by the chart: allowed here until every service reads them.
 PENDING = {
-    "DOCFLOW_KAFKA_SECURITY_PROTOCOL",
-    "DOCFLOW_KAFKA_SASL_MECHANISM",
-    "DOCFLOW_KAFKA_SASL_USERNAME",
-    "DOCFLOW_KAFKA_SASL_PASSWORD",
-    "DOCFLOW_KAFKA_SSL_CAFILE",
-    "DOCFLOW_KAFKA_SSL_CERTFILE",
-    "DOCFLOW_KAFKA_SSL_KEYFILE",
     "DOCFLOW_BLOB_URL",
     "DOCFLOW_S3_ENDPOINT_URL",
     "DOCFLOW_S3_REGION",

@@ -19,6 +19,7 @@ from fastapi import FastAPI
 
 from docflow_gateway.entrypoints.app import router as gateway_router
 from docflow_shared import topics
+from docflow_shared.kafka_acls import GRANTS, strimzi_acls
 from docflow_status.entrypoints.app import router as status_router
 from support.manifests import (
     ROOT,
@@ -42,19 +43,32 @@ DASHBOARD = ROOT / "deploy" / "grafana" / "dashboards" / "docflow.json"
 AN_ID = "0190f1de-7a3b-7c4d-8e5f-a0b1c2d3e4f5"
 
 
-def acls_of(docs: list[Doc]) -> dict[str, dict[tuple[str, str], set[str]]]:
-    """Each service's KafkaUser as {(resource type, name): operations}."""
-    found: dict[str, dict[tuple[str, str], set[str]]] = {}
+def acls_of(docs: list[Doc]) -> dict[str, dict[tuple[str, str, str], set[str]]]:
+    """Each service's KafkaUser as {(resource type, name, pattern type): operations}."""
+    found: dict[str, dict[tuple[str, str, str], set[str]]] = {}
     for name, user in by_name(docs, "KafkaUser").items():
-        rules: dict[tuple[str, str], set[str]] = {}
+        service = name.removeprefix("docflow-")
+        rules: dict[tuple[str, str, str], set[str]] = {}
         for acl in user["spec"]["authorization"]["acls"]:
             resource = acl["resource"]
-            assert resource["patternType"] == "literal", acl  # no wildcards, no prefixes
+            key = (resource["type"], resource["name"], resource["patternType"])
+            # No wildcards; the one prefix is the service's own groups.
+            assert key[2] == "literal" or key == ("group", name, "prefix"), acl
             assert acl.get("type", "allow") == "allow"
             assert "All" not in acl["operations"]
-            rules.setdefault((resource["type"], resource["name"]), set()).update(acl["operations"])
-        found[name.removeprefix("docflow-")] = rules
+            rules.setdefault(key, set()).update(acl["operations"])
+        found[service] = rules
     return found
+
+
+def test_the_users_acls_are_the_table_the_secured_broker_enforces() -> None:
+    """One source of truth: the rendered KafkaUsers carry kafka_acls.GRANTS, the
+    table tests/integration/test_kafka_security.py applies to a real broker."""
+    users = by_name(documents(render("production")), "KafkaUser")
+    assert set(users) == {grants.user for grants in GRANTS.values()}
+    for grants in GRANTS.values():
+        rendered = users[grants.user]["spec"]["authorization"]["acls"]
+        assert rendered == strimzi_acls(grants), grants.service
 
 
 def _split_top_level(cell: str) -> list[str]:
@@ -117,32 +131,53 @@ def test_each_user_writes_what_the_topic_table_says_it_produces() -> None:
     assert set(writers) == {spec.name for spec in topics.specs()}
     for service, rules in acls.items():
         written = {
-            name for (kind, name), ops in rules.items() if kind == "topic" and "Write" in ops
+            name for (kind, name, _), ops in rules.items() if kind == "topic" and "Write" in ops
         }
         assert written == {t for t, who in writers.items() if service in who}, service
     for command in COMMANDS:
-        assert {s for s, rules in acls.items() if "Write" in rules.get(("topic", command), ())} == {
-            "gateway"
-        }, command
+        assert {
+            s
+            for s, rules in acls.items()
+            if "Write" in rules.get(("topic", command, "literal"), ())
+        } == {"gateway"}, command
 
 
 def test_each_user_reads_only_its_subscriptions_in_its_own_groups() -> None:
     acls = acls_of(documents(render("production")))
     wiring = subscriptions()
+    prefixes = {
+        service: {name for (kind, name, pattern) in rules if (kind, pattern) == ("group", "prefix")}
+        for service, rules in acls.items()
+    }
     for service, rules in acls.items():
-        read = {name for (kind, name), ops in rules.items() if kind == "topic" and "Read" in ops}
+        read = {name for (kind, name, _), ops in rules.items() if kind == "topic" and "Read" in ops}
         expected = {topic for _, topic in wiring[service]}
         if service == "gateway":
             expected.add(topics.DEAD_LETTER)  # GET /v1/deadletters, re-drives
         assert read == expected, service
-        groups = {name for (kind, name), ops in rules.items() if kind == "group" and "Read" in ops}
-        assert groups == {group for group, _ in wiring[service] if group}, service
-        assert all(g.startswith(f"docflow-{service}") for g in groups), service
-        # Only the status service looks at other groups' offsets (its lag gauge).
-        described = {
-            n for (kind, n), ops in rules.items() if kind == "group" and ops == {"Describe"}
+        # The groups it joins: those that start with docflow-<service>, which
+        # covers every group it is wired to and no other service's.
+        joined = {
+            (name, pattern)
+            for (kind, name, pattern), ops in rules.items()
+            if kind == "group" and "Read" in ops
         }
-        assert described == (set(topics.CONSUMERS) - groups if service == "status" else set())
+        wired = {group for group, _ in wiring[service] if group}
+        assert joined == ({(f"docflow-{service}", "prefix")} if wired else set()), service
+        for other, groups in wiring.items():
+            for group, _ in groups:
+                if group:
+                    covered = any(group.startswith(prefix) for prefix in prefixes[service])
+                    assert covered is (other == service), (service, group)
+        # Only the status service looks at other groups' offsets (its lag
+        # gauge), each by its name.
+        described = {
+            name
+            for (kind, name, pattern), ops in rules.items()
+            if kind == "group" and ops == {"Describe"} and pattern == "literal"
+        }
+        others = {g for g in topics.CONSUMERS if not g.startswith(f"docflow-{service}")}
+        assert described == (others if service == "status" else set()), service
 
 
 def route(http_route: Doc, method: str, path: str) -> str:

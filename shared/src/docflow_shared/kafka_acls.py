@@ -14,13 +14,15 @@ subscriber the services declare). The secured-Kafka tests apply it with
   delete, re-embed): ``COMMANDS``.
 * Consumer groups: each service's groups all start with ``docflow-<service>``
   (``docflow-extractor-retried``, ``docflow-embedder-retry-0`` ...), so each
-  gets that prefix. The status service may also describe every ``docflow-``
-  group: its consumer-lag gauge reads their committed offsets.
+  gets that prefix. The status service may also describe the other groups of
+  ``topics.CONSUMERS`` (literal names): its consumer-lag gauge reads their
+  committed offsets.
 * Replays and dead-letter reads use no group: reading the topic suffices.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -51,7 +53,7 @@ class Grants:
     # The consumer groups it joins: every group whose id starts with this.
     groups: str | None = None
     # The groups whose offsets it may read without joining (the lag gauge).
-    describes_groups: str | None = None
+    describes_groups: tuple[str, ...] = ()
 
     @property
     def user(self) -> str:
@@ -123,7 +125,9 @@ GRANTS: dict[str, Grants] = {
         # The projection, and `rebuild`'s replay of the same topics.
         reads=(*topics.ALL, *topics.REINDEX),
         groups=principal_name("status"),
-        describes_groups="docflow-",
+        describes_groups=tuple(
+            group for group in topics.CONSUMERS if not group.startswith(principal_name("status"))
+        ),
     ),
 }
 
@@ -141,24 +145,30 @@ def acl_commands() -> Iterator[list[str]]:
         if grants.groups:
             yield [*allow, *prefixed, "--operation", "Read", "--group", grants.groups]
         if grants.describes_groups:
-            yield [*allow, *prefixed, "--operation", "Describe", "--group", grants.describes_groups]
+            described = [arg for group in grants.describes_groups for arg in ("--group", group)]
+            yield [*allow, "--operation", "Describe", *described]
 
 
 def strimzi_acls(grants: Grants) -> list[dict[str, Any]]:
     """``grants`` as a Strimzi ``KafkaUser``'s ``spec.authorization.acls``
-    (``type: simple``), for charts and manifests that declare the users."""
-
-    def acl(kind: str, name: str, pattern: str, operations: list[str]) -> dict[str, Any]:
-        resource = {"type": kind, "name": name, "patternType": pattern}
-        return {"resource": resource, "operations": operations, "host": "*"}
-
-    acls = [acl("topic", t, "literal", ["Write", "Describe"]) for t in grants.produces]
-    acls += [acl("topic", t, "literal", ["Read", "Describe"]) for t in grants.reads]
+    (``type: simple``, host ``*``), one rule per resource, for the Helm chart
+    (deploy/helm/kafka_access.py) and any manifest that declares the users."""
+    operations: dict[tuple[str, str, str], set[str]] = defaultdict(set)
+    for topic in grants.produces:
+        operations["topic", topic, "literal"] |= {"Write", "Describe"}
+    for topic in grants.reads:
+        operations["topic", topic, "literal"] |= {"Read", "Describe"}
     if grants.groups:
-        acls.append(acl("group", grants.groups, "prefix", ["Read"]))
-    if grants.describes_groups:
-        acls.append(acl("group", grants.describes_groups, "prefix", ["Describe"]))
-    return acls
+        operations["group", grants.groups, "prefix"] |= {"Read"}
+    for group in grants.describes_groups:
+        operations["group", group, "literal"] |= {"Describe"}
+    return [
+        {
+            "resource": {"type": kind, "name": name, "patternType": pattern},
+            "operations": sorted(ops),
+        }
+        for (kind, name, pattern), ops in sorted(operations.items())
+    ]
 
 
 def main() -> None:

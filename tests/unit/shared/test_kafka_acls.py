@@ -71,9 +71,15 @@ def test_group_prefixes_do_not_cover_another_services_groups() -> None:
         for other, other_prefix in prefixes.items():
             if other != service:
                 assert not other_prefix.startswith(prefix)
-    # The lag gauge's groups are described by the status service only.
+    # The lag gauge's groups are described by the status service only: every
+    # group of topics.CONSUMERS it does not read itself, by its literal name.
     assert {s for s, g in GRANTS.items() if g.describes_groups} == {"status"}
-    assert all(group.startswith("docflow-") for group in topics.CONSUMERS)
+    status = GRANTS["status"]
+    assert status.groups is not None
+    assert set(status.describes_groups) == {
+        group for group in topics.CONSUMERS if not group.startswith(status.groups)
+    }
+    assert status.describes_groups
 
 
 def test_the_kafka_acls_commands_name_each_principal_and_its_resources() -> None:
@@ -102,8 +108,14 @@ def test_the_strimzi_acls_grant_the_same() -> None:
         }
         assert topics_written == set(grants.produces)
         assert topics_read == set(grants.reads)
-        groups = [a for a in acls if a["resource"]["type"] == "group"]
-        assert all(a["resource"]["patternType"] == "prefix" for a in groups)
-        assert {a["resource"]["name"] for a in groups} == {
-            g for g in (grants.groups, grants.describes_groups) if g
+        groups = {
+            (a["resource"]["name"], a["resource"]["patternType"], tuple(a["operations"]))
+            for a in acls
+            if a["resource"]["type"] == "group"
         }
+        own = {(grants.groups, "prefix", ("Read",))} if grants.groups else set()
+        described = {(g, "literal", ("Describe",)) for g in grants.describes_groups}
+        assert groups == own | described
+        # One rule per resource, so a chart lists each once.
+        resources = [tuple(a["resource"].values()) for a in acls]
+        assert len(resources) == len(set(resources))
