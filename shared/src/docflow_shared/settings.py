@@ -10,13 +10,15 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import AliasChoices, Field, NonNegativeFloat, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 from docflow_shared.auth import TENANT_PATTERN, Authenticator
+from docflow_shared.blob_settings import BlobStoreSettings
+from docflow_shared.blobstore import BlobStore
 
 
-class ServiceSettings(BaseSettings):
-    """Configuration common to the four services."""
+class ServiceSettings(BlobStoreSettings):
+    """Configuration common to the four services (the blob store's: blob_settings.py)."""
 
     model_config = SettingsConfigDict(env_prefix="DOCFLOW_", extra="ignore", frozen=True)
 
@@ -76,6 +78,10 @@ class ServiceSettings(BaseSettings):
     def blob_dir(self) -> Path:
         """Where the local blob store keeps uploaded files and extracted text."""
         return self.data_dir / "blobs"
+
+    def blobs(self) -> BlobStore:
+        """The blob store: the local directory, or S3 when ``DOCFLOW_BLOB_URL`` is set."""
+        return self.blob_store(self.blob_dir)
 
 
 class HttpServiceSettings(ServiceSettings):
