@@ -141,7 +141,10 @@ class _Upload(io.RawIOBase):
         super().__init__()
         self._client, self._bucket, self._name = client, bucket, name
         self._part_bytes = part_bytes
-        self._buffer = bytearray()
+        # The part being filled: grows up to one part, then is filled again in
+        # place for each next part (no new allocation per part).
+        self._part = bytearray()
+        self._filled = 0
         self._upload_id: str | None = None
         self._parts: list[CompletedPartTypeDef] = []
 
@@ -149,16 +152,22 @@ class _Upload(io.RawIOBase):
         return True
 
     def write(self, data: Any) -> int:
-        view = memoryview(data)
-        self._buffer += view
-        while len(self._buffer) >= self._part_bytes:
-            with memoryview(self._buffer) as buffered:  # one copy of the part, not two
-                part = bytes(buffered[: self._part_bytes])
-            del self._buffer[: self._part_bytes]
-            self._send(part)
-        return view.nbytes
+        with memoryview(data) as view:
+            size, taken = view.nbytes, 0
+            while taken < size:
+                take = min(self._part_bytes - self._filled, size - taken)
+                piece, end = view[taken : taken + take], self._filled + take
+                if len(self._part) < end:
+                    self._part += piece
+                else:
+                    self._part[self._filled : end] = piece
+                self._filled, taken = end, taken + take
+                if self._filled == self._part_bytes:
+                    self._send(self._part)
+                    self._filled = 0
+        return size
 
-    def _send(self, part: bytes) -> None:
+    def _send(self, part: bytearray) -> None:
         if self._upload_id is None:
             started = self._client.create_multipart_upload(Bucket=self._bucket, Key=self._name)
             self._upload_id = started["UploadId"]
@@ -168,18 +177,23 @@ class _Upload(io.RawIOBase):
             Key=self._name,
             UploadId=self._upload_id,
             PartNumber=number,
-            Body=part,
+            # botocore sends a bytearray as it sends bytes (its stubs say bytes
+            # only): the part is not copied; it is filled again once sent.
+            Body=cast(bytes, part),
         )
         self._parts.append({"PartNumber": number, "ETag": sent["ETag"]})
 
     def publish(self) -> None:
         """Make the object visible: one PUT if it never filled a part, else the
         last part and the multipart upload's completion."""
+        del self._part[self._filled :]  # what is left of the last part (in place)
         if self._upload_id is None:
-            self._client.put_object(Bucket=self._bucket, Key=self._name, Body=bytes(self._buffer))
+            self._client.put_object(
+                Bucket=self._bucket, Key=self._name, Body=cast(bytes, self._part)
+            )
         else:
-            if self._buffer:
-                self._send(bytes(self._buffer))
+            if self._part:
+                self._send(self._part)
             self._client.complete_multipart_upload(
                 Bucket=self._bucket,
                 Key=self._name,
@@ -187,11 +201,11 @@ class _Upload(io.RawIOBase):
                 MultipartUpload={"Parts": self._parts},
             )
             self._upload_id = None
-        self._buffer = bytearray()
+        self._part, self._filled = bytearray(), 0
 
     def discard(self) -> None:
         """Drop what was written: abort the multipart upload, if one was started."""
-        self._buffer = bytearray()
+        self._part, self._filled = bytearray(), 0
         upload_id, self._upload_id = self._upload_id, None
         if upload_id is None:
             return
