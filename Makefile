@@ -15,7 +15,7 @@ export UV_PYTHON_DOWNLOADS := never
 
 PROJECTS := pyproject.toml uv.lock $(wildcard shared/pyproject.toml services/*/pyproject.toml deploy/local/pyproject.toml)
 
-.PHONY: help run test lint unit bench faults install kafka-jars postgres kcat chromium prometheus redis hey deploy-tools chart-files asyncapi rebuild clean
+.PHONY: help run test lint unit bench faults install kafka-jars postgres kcat chromium prometheus redis hey deploy-tools seaweedfs chart-files asyncapi rebuild clean
 
 help: ## Show the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -23,7 +23,7 @@ help: ## Show the targets
 run: install kafka-jars ## Start Kafka and the four services on 127.0.0.1:8000-8003 (Ctrl-C stops all)
 	@exec $(PY) -m docflow_local
 
-test: lint kafka-jars postgres kcat chromium prometheus deploy-tools ## Every test: unit, service, integration, e2e (real Kafka, PostgreSQL, Qdrant, SQLite), deploy/ (helm, kubeconform, compose schema)
+test: lint kafka-jars postgres kcat chromium prometheus deploy-tools seaweedfs ## Every test: unit, service, integration, e2e (real Kafka, PostgreSQL, Qdrant, SQLite, S3 on SeaweedFS), deploy/ (helm, kubeconform, compose schema)
 	$(PY) -m pytest
 
 unit: install ## Only the fast tiers (unit + in-memory service tests)
@@ -103,6 +103,17 @@ deploy-tools: install ## helm and kubeconform (go install) into .cache/go/bin, a
 	  --prometheus-operator github.com/prometheus-operator/prometheus-operator@v0.85.0 \
 	  --gateway-api sigs.k8s.io/gateway-api@v1.6.3 \
 	  --compose-go github.com/compose-spec/compose-go/v2@v2.16.2
+
+# The S3 server the tests start (tests/support/seaweedfs.py): SeaweedFS's weed,
+# built from the Go module proxy through the wrapper module deploy/seaweedfs
+# (`go install` refuses SeaweedFS itself: its go.mod has a replace directive,
+# which the wrapper repeats). Once per go.mod: a few minutes on 2 cores.
+SEAWEEDFS_STAMP := .cache/go/bin/.weed-$(shell sha1sum < deploy/seaweedfs/go.mod | cut -c1-12)
+seaweedfs: ## Build SeaweedFS (the tests' S3 server) into .cache/go/bin/weed (once)
+	@test -f $(SEAWEEDFS_STAMP) || { \
+	  cd deploy/seaweedfs && GOPATH="$(CURDIR)/.cache/go" GOFLAGS="-mod=readonly -modcacherw -buildvcs=false" \
+	    nice go build -o "$(CURDIR)/.cache/go/bin/weed" github.com/seaweedfs/seaweedfs/weed \
+	  && touch "$(CURDIR)/$(SEAWEEDFS_STAMP)"; }
 
 chart-files: install ## Regenerate deploy/helm/docflow/files/kafka.yaml (topics, users' ACLs, lag groups) from the code (a test checks it)
 	$(PY) deploy/helm/kafka_access.py

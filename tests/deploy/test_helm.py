@@ -34,15 +34,6 @@ SUMMARY = re.compile(
     r"Summary: (\d+) resources? found .* "
     r"Valid: (\d+), Invalid: (\d+), Errors: (\d+), Skipped: (\d+)"
 )
-# The settings the Kafka-security and S3 work makes the services read (issue
-# 21), passed through by the chart: allowed here until every service reads them.
-PENDING = {
-    "DOCFLOW_BLOB_URL",
-    "DOCFLOW_S3_ENDPOINT_URL",
-    "DOCFLOW_S3_REGION",
-    "DOCFLOW_S3_ACCESS_KEY_ID",
-    "DOCFLOW_S3_SECRET_ACCESS_KEY",
-}
 KAFKA_SASL = {"DOCFLOW_KAFKA_SASL_USERNAME", "DOCFLOW_KAFKA_SASL_PASSWORD"}
 # The workloads scaled on lag, and the service whose groups they work in.
 CONSUMERS = {
@@ -256,11 +247,11 @@ def test_the_lag_scaler_authenticates_as_the_service_it_scales() -> None:
 @pytest.mark.parametrize("values", VALUES)
 def test_configuration_sets_only_real_settings(values: str) -> None:
     docs = documents(render(values))
-    every = set().union(*(variables(settings) for settings in SETTINGS.values())) | PENDING
+    every = set().union(*(variables(settings) for settings in SETTINGS.values()))
     unknown = set(config(docs)) - every
     assert not unknown, f"not a setting of any service: {sorted(unknown)}"
     for name, deployment in by_name(docs, "Deployment").items():
-        own = variables(SETTINGS[service_of(deployment)]) | PENDING
+        own = variables(SETTINGS[service_of(deployment)])
         for variable in env_of(deployment):
             assert variable in own or not variable.startswith(("DOCFLOW_", "KAFKA_")), (
                 name,

@@ -20,6 +20,8 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from docflow_shared.auth import TENANT_PATTERN, Authenticator
+from docflow_shared.blob_settings import BlobStoreSettings
+from docflow_shared.blobstore import BlobStore
 from docflow_shared.kafka_security import KafkaSecurity, Mechanism, Protocol
 
 
@@ -75,8 +77,9 @@ class KafkaClientSettings(BaseSettings):
         return self
 
 
-class ServiceSettings(KafkaClientSettings):
-    """Configuration common to the four services."""
+class ServiceSettings(KafkaClientSettings, BlobStoreSettings):
+    """Configuration common to the four services (Kafka's security above, the
+    blob store's in blob_settings.py)."""
 
     model_config = SettingsConfigDict(env_prefix="DOCFLOW_", extra="ignore", frozen=True)
 
@@ -136,6 +139,10 @@ class ServiceSettings(KafkaClientSettings):
     def blob_dir(self) -> Path:
         """Where the local blob store keeps uploaded files and extracted text."""
         return self.data_dir / "blobs"
+
+    def blobs(self) -> BlobStore:
+        """The blob store: the local directory, or S3 when ``DOCFLOW_BLOB_URL`` is set."""
+        return self.blob_store(self.blob_dir)
 
 
 class HttpServiceSettings(ServiceSettings):

@@ -20,7 +20,7 @@ from docflow_gateway.entrypoints.app import create_app
 from docflow_gateway.operations import StatusReader
 from docflow_gateway.redrive import ReadDeadLetters
 from docflow_gateway.settings import GatewaySettings
-from docflow_shared.blobstore import BlobStore, LocalBlobStore
+from docflow_shared.blobstore import BlobStore
 from docflow_shared.deadletters import dead_letters
 from docflow_shared.events import (
     DocumentCancelled,
@@ -95,7 +95,7 @@ def event_publisher(broker: KafkaBroker) -> KafkaEventPublisher:
 
 
 def bootstrap(settings: GatewaySettings | None = None) -> FastAPI:
-    """The gateway app on real Kafka, the local blob store and its database."""
+    """The gateway app on real Kafka, its blob store (local or S3) and its database."""
     settings = settings or GatewaySettings()
     registry = CollectorRegistry()
     broker = make_broker(
@@ -109,7 +109,7 @@ def bootstrap(settings: GatewaySettings | None = None) -> FastAPI:
         graceful_timeout=settings.handler_grace_s,
         security=settings.kafka_security,
     )
-    blobs = LocalBlobStore(settings.blob_dir)
+    blobs = settings.blobs()
     records = SqlRegistry(create_engine(settings.effective_database_url))
     status_client = httpx.AsyncClient(timeout=settings.publish_timeout_s)
     status_url = str(settings.status_internal_url or settings.status_public_url)
