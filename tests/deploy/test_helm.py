@@ -368,6 +368,25 @@ def test_production_keeps_its_state_in_servers_over_tls() -> None:
     assert not of_kind(docs, "Secret"), "production's Secrets are made out of band"
 
 
+def test_a_private_s3_ca_is_mounted_for_the_services_that_touch_blobs() -> None:
+    sets = ("s3.endpointUrl=https://s3.storage.svc:8333", "s3.caSecret=docflow-s3-ca")
+    docs = documents(render("production", *sets))
+    assert config(docs)["DOCFLOW_S3_ENDPOINT_URL"] == "https://s3.storage.svc:8333"
+    for name, deployment in by_name(docs, "Deployment").items():
+        env = env_items(deployment)
+        if service_of(deployment) not in {"gateway", "extractor"}:
+            assert "DOCFLOW_S3_CA_BUNDLE" not in env, name
+            continue
+        path = env["DOCFLOW_S3_CA_BUNDLE"]["value"]
+        assert path.endswith("/ca.crt"), name
+        assert mounted_at(deployment, path)["secret"]["secretName"] == "docflow-s3-ca", name
+    assert "DOCFLOW_S3_CA_BUNDLE" not in set().union(
+        *(env_items(d) for d in of_kind(documents(render("production")), "Deployment"))
+    )
+    valid = kubeconform(render("production", *sets))
+    assert valid.returncode == 0, valid.stdout
+
+
 @pytest.mark.parametrize(
     ("limit", "threads"), [("1", "1"), ("2", "2"), ("3500m", "3"), ("500m", "1")]
 )
