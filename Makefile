@@ -15,7 +15,7 @@ export UV_PYTHON_DOWNLOADS := never
 
 PROJECTS := pyproject.toml uv.lock $(wildcard shared/pyproject.toml services/*/pyproject.toml deploy/local/pyproject.toml)
 
-.PHONY: help run test lint unit bench faults install kafka-jars postgres kcat chromium prometheus redis hey deploy-tools k8s-topics asyncapi rebuild clean
+.PHONY: help run test lint unit bench faults install kafka-jars postgres kcat chromium prometheus redis hey deploy-tools seaweedfs chart-files asyncapi rebuild clean
 
 help: ## Show the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -23,7 +23,7 @@ help: ## Show the targets
 run: install kafka-jars ## Start Kafka and the four services on 127.0.0.1:8000-8003 (Ctrl-C stops all)
 	@exec $(PY) -m docflow_local
 
-test: lint kafka-jars postgres redis kcat chromium prometheus deploy-tools ## Every test: unit, service, integration, e2e (real Kafka, PostgreSQL, Qdrant, SQLite), deploy/ (kustomize, kubeconform, compose schema)
+test: lint kafka-jars postgres redis kcat chromium prometheus deploy-tools seaweedfs ## Every test: unit, service, integration, e2e (real Kafka, PostgreSQL, Qdrant, SQLite, Redis, S3 on SeaweedFS), deploy/ (helm, kubeconform, compose schema)
 	$(PY) -m pytest
 
 unit: install ## Only the fast tiers (unit + in-memory service tests)
@@ -83,23 +83,40 @@ asyncapi: install ## Regenerate docs/asyncapi.yaml from the services' wiring (a 
 hey: ## Build hey (HTTP load generator, Go) into .cache/go/bin for the benchmarks
 	@test -x .cache/go/bin/hey || GOPATH="$(CURDIR)/.cache/go" GOFLAGS=-modcacherw go install github.com/rakyll/hey@v0.1.5
 
-# deploy/k8s is rendered by kustomize and validated by kubeconform against
-# schemas fetched from registries (deploy/schemas.py); docker-compose.yml
-# against the Compose Specification's schema. tests/deploy/ runs them.
-KUSTOMIZE_VERSION := v5.8.2
+# The Helm chart (deploy/helm/docflow) is linted and rendered by helm and
+# validated by kubeconform against schemas made from the operators' published
+# artifacts (deploy/schemas.py: Kubernetes, KEDA, Prometheus Operator, Gateway
+# API from registries; Strimzi's generated from its API jar, which needs Java
+# 21+ and Maven); docker-compose.yml against the Compose Specification's
+# schema. tests/deploy/ runs them.
+HELM_VERSION := v4.3.2
 KUBECONFORM_VERSION := v0.7.0
 GO_ENV := GOPATH="$(CURDIR)/.cache/go" GOFLAGS=-modcacherw
-deploy-tools: install ## kustomize and kubeconform (go install) into .cache/go/bin, and the schemas they check against into .cache/deploy-schemas
-	@test -f .cache/go/bin/.kustomize-$(KUSTOMIZE_VERSION) || { \
-	  $(GO_ENV) go install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION) && touch .cache/go/bin/.kustomize-$(KUSTOMIZE_VERSION); }
+deploy-tools: install ## helm and kubeconform (go install) into .cache/go/bin, and the schemas they check against into .cache/deploy-schemas
+	@test -f .cache/go/bin/.helm-$(HELM_VERSION) || { \
+	  $(GO_ENV) nice go install helm.sh/helm/v4/cmd/helm@$(HELM_VERSION) && touch .cache/go/bin/.helm-$(HELM_VERSION); }
 	@test -f .cache/go/bin/.kubeconform-$(KUBECONFORM_VERSION) || { \
 	  $(GO_ENV) go install github.com/yannh/kubeconform/cmd/kubeconform@$(KUBECONFORM_VERSION) && touch .cache/go/bin/.kubeconform-$(KUBECONFORM_VERSION); }
 	@$(GO_ENV) $(PY) deploy/schemas.py --pip $(TOOLS)/bin/pip \
 	  --kubernetes-schemas kubernetes-validate==1.37.0 --kubernetes-version 1.33.0 \
-	  --keda github.com/kedacore/keda/v2@v2.18.1 --compose-go github.com/compose-spec/compose-go/v2@v2.16.2
+	  --keda github.com/kedacore/keda/v2@v2.18.1 \
+	  --prometheus-operator github.com/prometheus-operator/prometheus-operator@v0.85.0 \
+	  --gateway-api sigs.k8s.io/gateway-api@v1.6.3 \
+	  --compose-go github.com/compose-spec/compose-go/v2@v2.16.2
 
-k8s-topics: install ## Regenerate deploy/k8s/base/kafka-topics.yaml from topics.specs() (a test checks the rendered topics)
-	$(PY) deploy/k8s/topics.py
+# The S3 server the tests start (tests/support/seaweedfs.py): SeaweedFS's weed,
+# built from the Go module proxy through the wrapper module deploy/seaweedfs
+# (`go install` refuses SeaweedFS itself: its go.mod has a replace directive,
+# which the wrapper repeats). Once per go.mod: a few minutes on 2 cores.
+SEAWEEDFS_STAMP := .cache/go/bin/.weed-$(shell sha1sum < deploy/seaweedfs/go.mod | cut -c1-12)
+seaweedfs: ## Build SeaweedFS (the tests' S3 server) into .cache/go/bin/weed (once)
+	@test -f $(SEAWEEDFS_STAMP) || { \
+	  cd deploy/seaweedfs && GOPATH="$(CURDIR)/.cache/go" GOFLAGS="-mod=readonly -modcacherw -buildvcs=false" \
+	    nice go build -o "$(CURDIR)/.cache/go/bin/weed" github.com/seaweedfs/seaweedfs/weed \
+	  && touch "$(CURDIR)/$(SEAWEEDFS_STAMP)"; }
+
+chart-files: install ## Regenerate deploy/helm/docflow/files/kafka.yaml (topics, users' ACLs, lag groups) from the code (a test checks it)
+	$(PY) deploy/helm/kafka_access.py
 
 kcat: ## Install kcat from Debian's packages if it is missing (a test reads the status topic with it)
 	@command -v kcat >/dev/null || { \

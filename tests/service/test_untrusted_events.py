@@ -44,9 +44,9 @@ class ReadingBlobs(LocalBlobStore):
         super().__init__(root)
         self.opened: list[str] = []
 
-    def open(self, key: str) -> BinaryIO:
+    def open(self, key: str, *, max_bytes: int | None = None) -> BinaryIO:
         self.opened.append(key)
-        return super().open(key)
+        return super().open(key, max_bytes=max_bytes)
 
 
 def rejected(registry: CollectorRegistry, service: str, reason: str) -> float:

@@ -16,7 +16,7 @@ from docflow_gateway.adapters.search_client import SearchUnavailable
 from docflow_gateway.adapters.status_client import StatusUnavailable
 from docflow_gateway.bootstrap import Ports, wire
 from docflow_gateway.settings import GatewaySettings
-from docflow_shared.blobstore import LocalBlobStore
+from docflow_shared.blobstore import BlobStore, LocalBlobStore
 from docflow_shared.deadletters import DeadLetter
 from docflow_shared.events import Envelope
 from docflow_shared.sql import create_engine
@@ -87,8 +87,8 @@ ClientFor = Callable[..., TestClient]
 
 
 def gateway_clients(tmp_path: Path, database_url: str | None = None) -> Iterator[ClientFor]:
-    """A gateway app on a blob store under tmp_path and a database (SQLite there by
-    default), started (lifespan run)."""
+    """A gateway app on a blob store under tmp_path (or ``blobs=``) and a database
+    (SQLite there by default), started (lifespan run)."""
     url = database_url or f"sqlite+aiosqlite:///{tmp_path / 'gateway.db'}"
     with ExitStack() as stack:
 
@@ -98,6 +98,7 @@ def gateway_clients(tmp_path: Path, database_url: str | None = None) -> Iterator
             statuses: Statuses | None = None,
             searches: Searches | None = None,
             letters: list[DeadLetter] | None = None,
+            blobs: BlobStore | None = None,
             **configured: Any,
         ) -> TestClient:
             records = SqlRegistry(create_engine(url))
@@ -109,7 +110,7 @@ def gateway_clients(tmp_path: Path, database_url: str | None = None) -> Iterator
                 await records.engine.dispose()
 
             ports = Ports(
-                blobs=LocalBlobStore(blob_root),
+                blobs=blobs or LocalBlobStore(blob_root),
                 records=records,
                 publish=publish,
                 status_for=lambda headers: statuses or Statuses(),

@@ -1,6 +1,7 @@
 """What the deployment tests compare deploy/ with: the tools that render and
-validate it (installed by ``make deploy-tools``), and the facts of the code it
-must agree with (consumer groups and their topics, settings' variable names)."""
+validate it (helm and kubeconform, installed by ``make deploy-tools``), and the
+facts of the code it must agree with (consumer groups and their topics,
+settings' variable names)."""
 
 from __future__ import annotations
 
@@ -23,14 +24,12 @@ from docflow_gateway.settings import GatewaySettings
 from docflow_status.settings import StatusSettings
 
 ROOT = Path(__file__).resolve().parents[2]
-K8S = ROOT / "deploy" / "k8s"
-OVERLAYS = sorted(p.name for p in (K8S / "overlays").iterdir() if p.is_dir())
+CHART = ROOT / "deploy" / "helm" / "docflow"
+# The values files the chart is rendered with: its defaults, and production's
+# (every optional part on).
+VALUES = {"default": None, "production": ROOT / "deploy" / "helm" / "values-production.yaml"}
 BIN = ROOT / ".cache" / "go" / "bin"
 SCHEMAS = ROOT / ".cache" / "deploy-schemas"
-# Strimzi's KafkaTopic schema, kept in the repository (deploy/schemas.py says why).
-STRIMZI_SCHEMAS = (
-    K8S / "schemas" / "{{ .Group }}/{{ .ResourceKind }}_{{ .ResourceAPIVersion }}.json"
-)
 
 SETTINGS: dict[str, type[BaseSettings]] = {
     "gateway": GatewaySettings,
@@ -55,15 +54,23 @@ def locations() -> dict[str, Any]:
     return data
 
 
-@cache
-def render(overlay: str) -> str:
-    """``kustomize build`` of one overlay, as YAML text."""
+def helm(*args: str | Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [tool("kustomize"), "build", K8S / "overlays" / overlay],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
+        [tool("helm"), *args], capture_output=True, text=True, check=False, cwd=ROOT
+    )
+
+
+@cache
+def render(values: str, *sets: str) -> str:
+    """``helm template`` of the chart with one of ``VALUES`` (and ``--set``s), as YAML."""
+    command: list[str | Path] = ["template", "docflow", CHART, "--namespace", "docflow"]
+    if VALUES[values] is not None:
+        command += ["-f", str(VALUES[values])]
+    for item in sets:
+        command += ["--set", item]
+    result = helm(*command)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
 
 
 def documents(text: str) -> list[Doc]:
@@ -80,7 +87,7 @@ def kubeconform(text: str) -> subprocess.CompletedProcess[str]:
         "-kubernetes-version",
         where["kubernetes_version"],
     ]
-    for location in [*where["schema_locations"], str(STRIMZI_SCHEMAS)]:
+    for location in where["schema_locations"]:
         command += ["-schema-location", location]
     return subprocess.run(command, input=text, capture_output=True, text=True, check=False)
 

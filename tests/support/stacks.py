@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
+from uuid import uuid4
 
 from pydantic import ValidationError
 
@@ -14,6 +16,41 @@ from docflow_local.stack import Service, Stack, services
 from docflow_shared.events import Event, parse_event
 from docflow_shared.kafka_admin import ensure_topics
 from docflow_shared.topics import specs
+from support.seaweedfs import S3Server
+
+
+@dataclass(frozen=True)
+class BlobPlace:
+    """Where a stack keeps its blobs: under its data folder (``s3`` None, the
+    default), or under a prefix of its own in the S3 server's bucket; and what
+    the tests see there."""
+
+    s3: S3Server | None = None
+    prefix: str = field(default_factory=lambda: f"e2e-{uuid4().hex[:12]}")
+
+    @property
+    def kind(self) -> str:
+        return "local" if self.s3 is None else "s3"
+
+    def env(self) -> dict[str, str]:
+        return {} if self.s3 is None else self.s3.env(self.prefix)
+
+    def stored(self, stack: Stack) -> dict[str, int]:
+        """Every stored blob (blob key: size), unfinished writes included."""
+        if self.s3 is None:
+            root = stack.data_dir / "blobs"
+            return {
+                str(p.relative_to(root)): p.stat().st_size for p in root.rglob("*") if p.is_file()
+            }
+        client, found = self.s3.client(), {}
+        pages = client.get_paginator("list_objects_v2")
+        for page in pages.paginate(Bucket=self.s3.bucket, Prefix=f"{self.prefix}/"):
+            for item in page.get("Contents", []):
+                found[item["Key"].removeprefix(f"{self.prefix}/")] = item["Size"]
+        uploads = client.list_multipart_uploads(Bucket=self.s3.bucket, Prefix=f"{self.prefix}/")
+        for upload in uploads.get("Uploads", []):
+            found[f"(unfinished upload) {upload['Key']}"] = -1
+        return found
 
 
 @contextmanager
@@ -24,8 +61,10 @@ def running_stack(
     *,
     only: list[str] | None = None,
     extra_env: dict[str, str] | None = None,
+    blobs: BlobPlace | None = None,
 ) -> Iterator[Stack]:
-    """The services (``only`` these, by name) started on free ports, ready, then stopped.
+    """The services (``only`` these, by name) started on free ports, ready, then stopped;
+    their blobs where ``blobs`` says (by default, the local folder).
 
     Every stack reads the session's topics from their start, leftovers of
     earlier tests included: tests look only at their own documents.
@@ -37,7 +76,7 @@ def running_stack(
         data_dir=data_dir,
         services=[s for s in chosen if only is None or s.name in only],
         log_dir=log_dir,
-        extra_env=extra_env or {},
+        extra_env={**(blobs or BlobPlace()).env(), **(extra_env or {})},
     )
     stack.start()
     try:

@@ -6,7 +6,7 @@ import hashlib
 import uuid
 from pathlib import Path
 
-from docflow_shared.blobstore import LocalBlobStore, original_key
+from docflow_shared.blobstore import BlobStore, original_key
 from docflow_shared.events import ContentType, DocumentUploaded
 
 
@@ -26,7 +26,7 @@ def an_upload(tenant_id: str = "t1") -> DocumentUploaded:
 
 
 def stored_upload(
-    blobs: LocalBlobStore, path: Path, content_type: ContentType, tenant_id: str = "t1"
+    blobs: BlobStore, path: Path, content_type: ContentType, tenant_id: str = "t1"
 ) -> DocumentUploaded:
     """``path`` copied into ``blobs``, and the event the gateway would publish for it."""
     document_id = uuid.uuid4()

@@ -1,7 +1,8 @@
 """Blob store: where document bytes and extracted text live (never in Kafka).
 
-The embedded default is a local directory; production would put an
-S3-compatible store behind the same port.
+The embedded default is a local directory (``LocalBlobStore``); production
+puts an S3-compatible object store behind the same port (``S3BlobStore`` in
+s3blobstore.py), chosen by ``DOCFLOW_BLOB_URL`` (blob_settings.py).
 """
 
 from __future__ import annotations
@@ -20,6 +21,13 @@ from uuid import UUID
 _KEY = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]*(/[A-Za-z0-9_-][A-Za-z0-9._-]*)*$")
 
 
+def checked_key(key: str) -> str:
+    """``key`` when it is one docflow makes (plain path segments); ``ValueError`` if not."""
+    if not _KEY.match(key):
+        raise ValueError(f"invalid blob key {key!r}")
+    return key
+
+
 def original_key(tenant_id: str, document_id: UUID) -> str:
     """Where an uploaded document's bytes are stored."""
     return f"{tenant_id}/{document_id}/original"
@@ -34,6 +42,15 @@ class BlobNotFoundError(LookupError):
     """No blob is stored under the key."""
 
 
+class BlobTooLargeError(ValueError):
+    """The blob is larger than the reader accepts (``open``'s ``max_bytes``)."""
+
+
+class BlobStoreUnavailableError(ConnectionError):
+    """The store did not answer (or answered that it cannot serve now): the same
+    operation may well succeed later (a ``ConnectionError``, so consumers retry it)."""
+
+
 class BlobStore(Protocol):
     """The blob-store port."""
 
@@ -41,12 +58,17 @@ class BlobStore(Protocol):
         """Bytes written become visible at ``key`` only when the block succeeds."""
         ...
 
-    def open(self, key: str) -> BinaryIO:
-        """Read a blob; raises ``BlobNotFoundError``."""
+    def open(self, key: str, *, max_bytes: int | None = None) -> BinaryIO:
+        """Read a blob (a file with a descriptor, positioned at its start); raises
+        ``BlobNotFoundError``, and ``BlobTooLargeError`` past ``max_bytes``."""
         ...
 
     def delete(self, key: str) -> None:
         """Remove a blob; a missing blob is not an error."""
+        ...
+
+    async def check(self) -> None:
+        """Readiness: raises unless the store can be written to."""
         ...
 
 
@@ -58,9 +80,7 @@ class LocalBlobStore:
         root.mkdir(parents=True, exist_ok=True)
 
     def _path(self, key: str) -> Path:
-        if not _KEY.match(key):
-            raise ValueError(f"invalid blob key {key!r}")
-        return self.root / key
+        return self.root / checked_key(key)
 
     @contextmanager
     def writer(self, key: str) -> Iterator[BinaryIO]:
@@ -79,11 +99,15 @@ class LocalBlobStore:
             Path(tmp).unlink(missing_ok=True)
             raise
 
-    def open(self, key: str) -> BinaryIO:
+    def open(self, key: str, *, max_bytes: int | None = None) -> BinaryIO:
         try:
-            return self._path(key).open("rb")
+            file = self._path(key).open("rb")
         except FileNotFoundError:
             raise BlobNotFoundError(key) from None
+        if max_bytes is not None and (size := os.fstat(file.fileno()).st_size) > max_bytes:
+            file.close()
+            raise BlobTooLargeError(f"{key} has {size} bytes, more than {max_bytes}")
+        return file
 
     async def check(self) -> None:
         """Readiness: raises unless a file can be created in the store."""

@@ -14,6 +14,7 @@ from uuid import UUID
 
 from docflow_shared import decoding, retries, topics
 from docflow_shared.kafka_admin import read_records
+from docflow_shared.kafka_security import KafkaSecurity
 
 
 @dataclass(frozen=True)
@@ -76,10 +77,12 @@ def _envelope(body: bytes) -> tuple[UUID | None, str | None]:
         return None, None
 
 
-async def dead_letters(bootstrap: str) -> list[DeadLetter]:
+async def dead_letters(
+    bootstrap: str, *, security: KafkaSecurity | None = None
+) -> list[DeadLetter]:
     """Every message on the dead-letter topic, oldest first per partition."""
     letters = []
-    for record in await read_records(bootstrap, topics.DEAD_LETTER):
+    for record in await read_records(bootstrap, topics.DEAD_LETTER, security=security):
         document_id, tenant_id = _envelope(record.value or b"")
         letters.append(
             DeadLetter(

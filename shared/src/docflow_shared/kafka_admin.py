@@ -1,6 +1,10 @@
-"""Creating docflow's topics where no operator does it (local broker, tests).
+"""Creating docflow's topics where no operator does it (local broker, tests),
+and the reads that are not a service's consumer group: partitions, a whole
+topic (dead letters), consumer lag.
 
-Production declares them as Strimzi ``KafkaTopic`` resources instead.
+Production declares the topics as Strimzi ``KafkaTopic`` resources instead.
+Every function takes the connection's ``security`` (``kafka_security.py``;
+None is plaintext).
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError
 
+from docflow_shared.kafka_security import KafkaSecurity, client_kwargs
+from docflow_shared.settings import KafkaClientSettings
 from docflow_shared.topics import CONSUMERS, TopicSpec, specs
 
 logger = logging.getLogger(__name__)
@@ -25,12 +31,16 @@ logger = logging.getLogger(__name__)
 _TOPIC_ALREADY_EXISTS = 36
 
 
-async def wait_for_kafka(bootstrap_servers: str, timeout_s: float = 60.0) -> None:
+async def wait_for_kafka(
+    bootstrap_servers: str, timeout_s: float = 60.0, *, security: KafkaSecurity | None = None
+) -> None:
     """Return once the cluster answers a metadata request; raise ``TimeoutError`` otherwise."""
     deadline = time.monotonic() + timeout_s
     last_error: Exception | None = None
     while time.monotonic() < deadline:
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=5000)
+        admin = AIOKafkaAdminClient(
+            bootstrap_servers=bootstrap_servers, request_timeout_ms=5000, **client_kwargs(security)
+        )
         try:
             await admin.start()
             cluster = await admin.describe_cluster()
@@ -45,14 +55,20 @@ async def wait_for_kafka(bootstrap_servers: str, timeout_s: float = 60.0) -> Non
 
 
 async def ensure_topics(
-    bootstrap_servers: str, specs: Iterable[TopicSpec], timeout_s: float = 60.0
+    bootstrap_servers: str,
+    specs: Iterable[TopicSpec],
+    timeout_s: float = 60.0,
+    *,
+    security: KafkaSecurity | None = None,
 ) -> list[str]:
     """Create the topics that do not exist yet and wait until each has a leader.
 
     Returns the names of the topics it created.
     """
     specs = list(specs)
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=10_000)
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap_servers, request_timeout_ms=10_000, **client_kwargs(security)
+    )
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -105,17 +121,23 @@ async def ensure_topics(
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m docflow_shared.kafka_admin``: create docflow's topics (e.g. in Compose)."""
+    """``python -m docflow_shared.kafka_admin``: create docflow's topics (e.g. in Compose),
+    connecting as the ``DOCFLOW_KAFKA_*`` security settings say."""
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("--bootstrap-servers", required=True)
     parser.add_argument("--partitions", type=int, default=6)
     parser.add_argument("--replication-factor", type=int, default=1)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    security = KafkaClientSettings().kafka_security
 
     async def run() -> None:
-        await wait_for_kafka(args.bootstrap_servers, timeout_s=120)
-        await ensure_topics(args.bootstrap_servers, specs(args.partitions, args.replication_factor))
+        await wait_for_kafka(args.bootstrap_servers, timeout_s=120, security=security)
+        await ensure_topics(
+            args.bootstrap_servers,
+            specs(args.partitions, args.replication_factor),
+            security=security,
+        )
 
     asyncio.run(run())
 
@@ -124,9 +146,11 @@ if __name__ == "__main__":
     main()
 
 
-async def partitions_of(bootstrap: str, topics: Sequence[str]) -> list[TopicPartition]:
+async def partitions_of(
+    bootstrap: str, topics: Sequence[str], *, security: KafkaSecurity | None = None
+) -> list[TopicPartition]:
     """Every partition of ``topics``, in topic and partition order."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **client_kwargs(security))
     await admin.start()
     try:
         described = await admin.describe_topics(list(topics))
@@ -140,16 +164,23 @@ async def partitions_of(bootstrap: str, topics: Sequence[str]) -> list[TopicPart
     ]
 
 
-async def read_topic(bootstrap: str, topic: str) -> list[bytes]:
+async def read_topic(
+    bootstrap: str, topic: str, *, security: KafkaSecurity | None = None
+) -> list[bytes]:
     """Every message value on ``topic`` from offset 0 to its current end (tests, benchmarks)."""
-    return [record.value for record in await read_records(bootstrap, topic) if record.value]
+    records = await read_records(bootstrap, topic, security=security)
+    return [record.value for record in records if record.value]
 
 
-async def read_records(bootstrap: str, topic: str) -> list[Any]:
+async def read_records(
+    bootstrap: str, topic: str, *, security: KafkaSecurity | None = None
+) -> list[Any]:
     """Every record (aiokafka ``ConsumerRecord``) on ``topic`` from offset 0 to its
     current end, without a consumer group."""
-    partitions = await partitions_of(bootstrap, [topic])
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    partitions = await partitions_of(bootstrap, [topic], security=security)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, **client_kwargs(security)
+    )
     await consumer.start()
     try:
         consumer.assign(partitions)
@@ -165,16 +196,20 @@ async def read_records(bootstrap: str, topic: str) -> list[Any]:
         await consumer.stop()
 
 
-async def consumer_lag(bootstrap: str, group: str, topics: Sequence[str]) -> int:
+async def consumer_lag(
+    bootstrap: str, group: str, topics: Sequence[str], *, security: KafkaSecurity | None = None
+) -> int:
     """Messages on ``topics`` that consumer group ``group`` has not committed yet."""
-    partitions = await partitions_of(bootstrap, topics)
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    partitions = await partitions_of(bootstrap, topics, security=security)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **client_kwargs(security))
     await admin.start()
     try:
         committed = await admin.list_consumer_group_offsets(group, partitions=partitions)
     finally:
         await admin.close()
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, **client_kwargs(security)
+    )
     await consumer.start()
     try:
         ends = await consumer.end_offsets(partitions)
@@ -187,6 +222,9 @@ async def consumer_lag(bootstrap: str, group: str, topics: Sequence[str]) -> int
     return lag
 
 
-async def consumers_lag(bootstrap: str) -> dict[str, int]:
+async def consumers_lag(bootstrap: str, *, security: KafkaSecurity | None = None) -> dict[str, int]:
     """The lag of each service's main consumer group (``topics.CONSUMERS``)."""
-    return {group: await consumer_lag(bootstrap, group, read) for group, read in CONSUMERS.items()}
+    return {
+        group: await consumer_lag(bootstrap, group, read, security=security)
+        for group, read in CONSUMERS.items()
+    }

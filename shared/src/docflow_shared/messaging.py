@@ -31,6 +31,7 @@ from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 
 from docflow_shared import decoding
 from docflow_shared.events import Envelope, Event
+from docflow_shared.kafka_security import KafkaSecurity
 from docflow_shared.logthrottle import throttled
 from docflow_shared.telemetry import LogContext, tracer_provider
 
@@ -60,6 +61,7 @@ def make_broker(
     graceful_timeout: float = 30.0,
     request_timeout_ms: int = 40_000,
     idempotent: bool = True,
+    security: KafkaSecurity | None = None,
 ) -> KafkaBroker:
     """A broker with docflow's producer guarantees and consume/publish metrics.
 
@@ -68,6 +70,9 @@ def make_broker(
     producer never expires a batch, so a message a client was told was refused
     would still be delivered once Kafka is back. Without idempotence a retry
     may write an event twice; consumers ignore repeated ``event_id``s.
+
+    ``security`` (TLS, SASL; ``kafka_security.py``) applies to every producer
+    and consumer of the broker; None is plaintext.
     """
     # Outermost first: the consume span, then the log context inside it (so log
     # records carry its trace id), then the metrics.
@@ -82,6 +87,7 @@ def make_broker(
     return KafkaBroker(
         bootstrap_servers,
         client_id=f"docflow-{service}",
+        security=security.faststream_security() if security else None,
         acks="all",
         enable_idempotence=idempotent,
         # Topics are declared (topics.py, Strimzi in production), never created

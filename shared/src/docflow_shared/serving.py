@@ -37,6 +37,7 @@ def service_broker(
         service=service,
         registry=registry,
         graceful_timeout=settings.handler_grace_s,
+        security=settings.kafka_security,
     )
 
 

@@ -9,14 +9,77 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, NonNegativeFloat, SecretStr, field_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    NonNegativeFloat,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from docflow_shared.auth import TENANT_PATTERN, Authenticator
+from docflow_shared.blob_settings import BlobStoreSettings
+from docflow_shared.blobstore import BlobStore
+from docflow_shared.kafka_security import KafkaSecurity, Mechanism, Protocol
 
 
-class ServiceSettings(BaseSettings):
-    """Configuration common to the four services."""
+class KafkaClientSettings(BaseSettings):
+    """How to reach Kafka securely (``DOCFLOW_KAFKA_*``); plaintext by default.
+
+    Checked at start (``kafka_security.KafkaSecurity``): a combination that
+    cannot work is a validation error naming the variables, never plaintext.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="DOCFLOW_", extra="ignore", frozen=True)
+
+    kafka_security_protocol: Protocol = "PLAINTEXT"
+    kafka_sasl_mechanism: Mechanism | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: Path | None = None
+    kafka_ssl_certfile: Path | None = None
+    kafka_ssl_keyfile: Path | None = None
+    kafka_ssl_check_hostname: bool = True
+
+    @property
+    def kafka_security(self) -> KafkaSecurity:
+        """The settings above as one checked value (``kafka_security.py``)."""
+        return KafkaSecurity(
+            protocol=self.kafka_security_protocol,
+            sasl_mechanism=self.kafka_sasl_mechanism,
+            sasl_username=self.kafka_sasl_username,
+            sasl_password=self.kafka_sasl_password,
+            ssl_cafile=self.kafka_ssl_cafile,
+            ssl_certfile=self.kafka_ssl_certfile,
+            ssl_keyfile=self.kafka_ssl_keyfile,
+            ssl_check_hostname=self.kafka_ssl_check_hostname,
+        )
+
+    @field_validator(
+        "kafka_sasl_mechanism",
+        "kafka_sasl_username",
+        "kafka_sasl_password",
+        "kafka_ssl_cafile",
+        "kafka_ssl_certfile",
+        "kafka_ssl_keyfile",
+        mode="before",
+    )
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # A chart or Compose file that renders an unset value as "" means none.
+        return None if value == "" else value
+
+    @model_validator(mode="after")
+    def _kafka_security_holds(self) -> "KafkaClientSettings":
+        self.kafka_security  # noqa: B018 (raises what does not hold)
+        return self
+
+
+class ServiceSettings(KafkaClientSettings, BlobStoreSettings):
+    """Configuration common to the four services (Kafka's security above, the
+    blob store's in blob_settings.py)."""
 
     model_config = SettingsConfigDict(env_prefix="DOCFLOW_", extra="ignore", frozen=True)
 
@@ -76,6 +139,10 @@ class ServiceSettings(BaseSettings):
     def blob_dir(self) -> Path:
         """Where the local blob store keeps uploaded files and extracted text."""
         return self.data_dir / "blobs"
+
+    def blobs(self) -> BlobStore:
+        """The blob store: the local directory, or S3 when ``DOCFLOW_BLOB_URL`` is set."""
+        return self.blob_store(self.blob_dir)
 
 
 class HttpServiceSettings(ServiceSettings):

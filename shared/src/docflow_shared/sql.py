@@ -22,7 +22,7 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import DateTime, MetaData, TypeDecorator, event, inspect, text
 from sqlalchemy import create_engine as create_sync_engine
-from sqlalchemy.engine import Connection, Dialect, Engine, make_url
+from sqlalchemy.engine import URL, Connection, Dialect, Engine, make_url
 from sqlalchemy.exc import (
     DBAPIError,
     DisconnectionError,
@@ -52,14 +52,30 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 def create_engine(url: str) -> AsyncEngine:
     """An engine for ``url``; SQLite gets its folder and WAL, so API reads never
-    wait for the projector."""
-    parsed = make_url(url)
+    wait for the projector.
+
+    PostgreSQL over TLS: ``?ssl=require`` (or ``verify-ca``, ``verify-full``)
+    in the URL, as asyncpg names it; libpq's ``sslmode=`` is taken as the
+    same. asyncpg verifies the server against the CA file PGSSLROOTCERT names.
+    """
+    parsed = _asyncpg_ssl(make_url(url))
     if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_async_engine(parsed)
     if engine.dialect.name == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     return engine
+
+
+def _asyncpg_ssl(url: URL) -> URL:
+    """libpq's ``sslmode`` as asyncpg's ``ssl`` (asyncpg takes the same modes;
+    passed through, ``sslmode`` would be an unknown argument to its connect)."""
+    if url.get_driver_name() != "asyncpg" or "sslmode" not in url.query:
+        return url
+    if "ssl" in url.query:
+        raise ValueError("the database URL has both ssl= and sslmode=: keep one")
+    mode = url.query["sslmode"]
+    return url.difference_update_query(["sslmode"]).update_query_dict({"ssl": mode})
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

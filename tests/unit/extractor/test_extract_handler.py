@@ -127,3 +127,23 @@ async def test_a_missing_blob_is_a_document_error(tmp_path: Path, corpus: Path) 
     blobs.delete(event.blob_key)
     with pytest.raises(DocumentError, match="upload it again"):
         await extract(blobs, event)
+
+
+async def test_a_stored_file_past_the_size_limit_is_not_read(tmp_path: Path, corpus: Path) -> None:
+    blobs = LocalBlobStore(tmp_path)
+    path = corpus / "pdf" / "minimal-document.pdf"
+    event = stored_upload(blobs, path, "application/pdf")
+    size = path.stat().st_size
+    publish = Recorder()
+    with pytest.raises(DocumentError) as caught:
+        await extract_document(
+            event, blobs=blobs, publish=publish, reading=Reading(max_file_bytes=size - 1)
+        )
+    assert caught.value.code is ErrorCode.LIMIT_EXCEEDED
+    assert str(size - 1) in caught.value.message
+    assert publish.events == []
+    # At the limit it is read.
+    await extract_document(
+        event, blobs=blobs, publish=publish, reading=Reading(max_file_bytes=size)
+    )
+    assert publish.of(TextExtracted)

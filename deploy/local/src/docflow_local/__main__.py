@@ -54,7 +54,15 @@ def main() -> int:
     stack: Stack | None = None
     try:
         bootstrap = settings.kafka_bootstrap_servers
+        security = settings.kafka_security
         if bootstrap is None:
+            if security.protocol != "PLAINTEXT":
+                logger.error(
+                    "DOCFLOW_KAFKA_SECURITY_PROTOCOL=%s needs KAFKA_BOOTSTRAP_SERVERS: "
+                    "the local broker make run starts is plaintext",
+                    security.protocol,
+                )
+                return 2
             kafka = LocalKafka(
                 home=settings.data_dir / "kafka",
                 port=settings.kafka_port,
@@ -64,8 +72,8 @@ def main() -> int:
             kafka.start()
             bootstrap = kafka.bootstrap_servers
         else:
-            asyncio.run(wait_for_kafka(bootstrap))
-        asyncio.run(ensure_topics(bootstrap, specs(settings.topic_partitions)))
+            asyncio.run(wait_for_kafka(bootstrap, security=security))
+        asyncio.run(ensure_topics(bootstrap, specs(settings.topic_partitions), security=security))
         stack = Stack(
             kafka_bootstrap_servers=bootstrap,
             data_dir=settings.data_dir,

@@ -91,6 +91,11 @@ class LocalKafka:
     controller_port: int = 9093
     libs: Path = DEFAULT_LIBS
     heap: str = "512m"
+    # Appended to deploy/kafka/server.properties (a later key wins): the
+    # secured-Kafka tests add listeners, TLS, SASL and the authorizer.
+    extra_properties: dict[str, str] = field(default_factory=dict)
+    # Given to the storage tool's `format` (e.g. `--add-scram` users).
+    format_args: list[str] = field(default_factory=list)
     _process: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
 
     @property
@@ -107,6 +112,10 @@ class LocalKafka:
     @property
     def log_file(self) -> Path:
         return self.home / "server.log"
+
+    def tool(self, main: str, *args: str) -> list[str]:
+        """The command line of one of Kafka's tools (``main``, a class) on the broker's jars."""
+        return self._java(main, *args)
 
     def _java(self, main: str, *args: str) -> list[str]:
         java = shutil.which("java")
@@ -127,12 +136,14 @@ class LocalKafka:
     def _write_config(self) -> Path:
         config = self.home / "server.properties"
         template = Template((KAFKA_DEPLOY / "server.properties").read_text())
+        extra = "".join(f"\n{key}={value}" for key, value in self.extra_properties.items())
         config.write_text(
             template.substitute(
                 port=self.port,
                 controller_port=self.controller_port,
                 log_dirs=self.home / "data",
             )
+            + extra
         )
         return config
 
@@ -140,7 +151,12 @@ class LocalKafka:
         # "--cluster-id=" keeps an id that starts with "-" from reading as an option.
         formatted = subprocess.run(
             self._java(
-                "kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}", "-c", str(config)
+                "kafka.tools.StorageTool",
+                "format",
+                f"--cluster-id={cluster_id}",
+                "-c",
+                str(config),
+                *self.format_args,
             ),
             capture_output=True,
             text=True,

@@ -3,11 +3,18 @@
 from pathlib import Path
 
 from pydantic import AliasChoices, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+
+from docflow_shared.settings import KafkaClientSettings
 
 
-class LocalSettings(BaseSettings):
-    """Where ``make run`` puts things; every value has an embedded default."""
+class LocalSettings(KafkaClientSettings):
+    """Where ``make run`` puts things; every value has an embedded default.
+
+    With ``KAFKA_BOOTSTRAP_SERVERS`` the ``DOCFLOW_KAFKA_*`` security settings
+    say how to reach that Kafka (the services get the same environment); the
+    local broker is plaintext only.
+    """
 
     model_config = SettingsConfigDict(env_prefix="DOCFLOW_", extra="ignore", frozen=True)
 

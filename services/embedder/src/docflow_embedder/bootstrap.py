@@ -213,7 +213,10 @@ def embedder_for(settings: EmbedderSettings) -> Embedder:
 
 def qdrant_client(settings: EmbedderSettings) -> QdrantClient:
     if settings.qdrant_url is not None:
-        return QdrantClient(url=str(settings.qdrant_url))
+        key = settings.qdrant_api_key
+        return QdrantClient(
+            url=str(settings.qdrant_url), api_key=key.get_secret_value() if key else None
+        )
     return local_client(settings.qdrant_local_path)
 
 

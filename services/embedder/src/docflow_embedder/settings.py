@@ -15,6 +15,9 @@ class EmbedderSettings(ServiceSettings):
     # Qdrant server URL; when unset, Qdrant runs in local mode under
     # ``qdrant_path`` (one process at a time may open a local-mode path).
     qdrant_url: AnyHttpUrl | None = None
+    # The Qdrant server's API key (its service.api_key), sent with every
+    # request; an https:// qdrant_url makes the connection TLS.
+    qdrant_api_key: SecretStr | None = None
     qdrant_path: Path | None = None
     # Texts per forward pass of the local model.
     model_batch_size: int = Field(default=16, ge=1, le=256)

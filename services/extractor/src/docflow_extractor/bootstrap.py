@@ -1,4 +1,4 @@
-"""Wires the extractor: Kafka subscriber and publisher, local blob store, probes."""
+"""Wires the extractor: Kafka subscriber and publisher, blob store (local or S3), probes."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from docflow_extractor.domain.chunking import Chunking
 from docflow_extractor.entrypoints.consumer import register
 from docflow_extractor.handlers import Reading
 from docflow_extractor.settings import ExtractorSettings
-from docflow_shared.blobstore import BlobStore, LocalBlobStore
+from docflow_shared.blobstore import BlobStore
 from docflow_shared.cancellations import Cancellations, follow_cancellations
 from docflow_shared.events import (
     DocumentFailed,
@@ -41,6 +41,7 @@ def reading_for(settings: ExtractorSettings) -> Reading:
     return Reading(
         new_batcher=settings.batcher,
         progress_steps=settings.progress_steps,
+        max_file_bytes=settings.max_file_bytes,
         # Untrusted files are parsed and cut in a confined worker process, one per document.
         opener=partial(
             open_sandboxed,
@@ -112,7 +113,7 @@ def bootstrap(settings: ExtractorSettings | None = None) -> AsgiFastStream:
     settings = settings or ExtractorSettings()
     registry = CollectorRegistry()
     broker = service_broker(settings, service=SERVICE, registry=registry)
-    blobs = LocalBlobStore(settings.blob_dir)
+    blobs = settings.blobs()
     wire(broker, Ports(blobs, reading_for(settings)), settings, registry)
     return consumer_app(
         broker,

@@ -17,13 +17,19 @@ import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from typing import BinaryIO
 
 from anyio import to_thread
 
 from docflow_extractor.domain.chunking import ChunkBatcher, Chunking, Piece
 from docflow_extractor.domain.cutting import CutDocument, InProcess
-from docflow_shared.blobstore import BlobNotFoundError, BlobStore, chunks_key
+from docflow_shared.blobstore import (
+    BlobNotFoundError,
+    BlobStore,
+    BlobTooLargeError,
+    chunks_key,
+)
 from docflow_shared.cancellations import Cancellations
 from docflow_shared.errors import DocumentError
 from docflow_shared.events import (
@@ -55,6 +61,8 @@ class Reading:
     # How many progress events a long document reports while being read.
     progress_steps: int = 20
     opener: Opener = field(default_factory=lambda: InProcess(Chunking()))
+    # An uploaded file larger than this is not read (nor downloaded, from S3).
+    max_file_bytes: int | None = None
 
 
 class _Cancelled(Exception):
@@ -150,11 +158,19 @@ async def _extract(
     cancellations: Cancellations,
 ) -> None:
     try:
-        source: BinaryIO = blobs.open(event.blob_key)
+        # Off the event loop: from S3 this downloads the file (to a temporary one).
+        source: BinaryIO = await to_thread.run_sync(
+            partial(blobs.open, event.blob_key, max_bytes=reading.max_file_bytes)
+        )
     except BlobNotFoundError:
         raise DocumentError(
             ErrorCode.INTERNAL,
             "the uploaded file is no longer in the blob store; upload it again",
+        ) from None
+    except BlobTooLargeError:
+        raise DocumentError(
+            ErrorCode.LIMIT_EXCEEDED,
+            f"the file is larger than the limit of {reading.max_file_bytes} bytes",
         ) from None
     with source, blobs.writer(chunks_key(event.tenant_id, event.document_id)) as chunk_log:
         # Parsing is CPU work on untrusted input: it runs off the event loop,
@@ -209,7 +225,9 @@ async def resend_chunks(
     check_claim(event)
     cancellations = cancellations or Cancellations()
     try:
-        stored = blobs.open(chunks_key(event.tenant_id, event.document_id))
+        stored = await to_thread.run_sync(
+            blobs.open, chunks_key(event.tenant_id, event.document_id)
+        )
     except BlobNotFoundError:
         return False
     with stored:

@@ -36,6 +36,9 @@ class ExtractorSettings(ServiceSettings):
     # What one document may become (it fails ``limit_exceeded`` past either).
     max_text_bytes: int = Field(default=DocumentLimits.max_text_bytes, ge=1024)
     max_chunks: int = Field(default=DocumentLimits.max_chunks, ge=1)
+    # The gateway's upload limit (the same variable): a stored file larger than
+    # this is not read, nor downloaded from S3 (it fails ``limit_exceeded``).
+    max_file_bytes: int = Field(default=100 * 1024 * 1024, ge=1)
 
     @property
     def sandbox(self) -> SandboxLimits:

@@ -20,7 +20,7 @@ from docflow_gateway.entrypoints.app import create_app
 from docflow_gateway.operations import StatusReader
 from docflow_gateway.redrive import ReadDeadLetters
 from docflow_gateway.settings import GatewaySettings
-from docflow_shared.blobstore import BlobStore, LocalBlobStore
+from docflow_shared.blobstore import BlobStore
 from docflow_shared.deadletters import dead_letters
 from docflow_shared.events import (
     DocumentCancelled,
@@ -95,7 +95,7 @@ def event_publisher(broker: KafkaBroker) -> KafkaEventPublisher:
 
 
 def bootstrap(settings: GatewaySettings | None = None) -> FastAPI:
-    """The gateway app on real Kafka, the local blob store and its database."""
+    """The gateway app on real Kafka, its blob store (local or S3) and its database."""
     settings = settings or GatewaySettings()
     registry = CollectorRegistry()
     broker = make_broker(
@@ -107,8 +107,9 @@ def bootstrap(settings: GatewaySettings | None = None) -> FastAPI:
         request_timeout_ms=int(settings.publish_timeout_s * 1000),
         idempotent=False,
         graceful_timeout=settings.handler_grace_s,
+        security=settings.kafka_security,
     )
-    blobs = LocalBlobStore(settings.blob_dir)
+    blobs = settings.blobs()
     records = SqlRegistry(create_engine(settings.effective_database_url))
     status_client = httpx.AsyncClient(timeout=settings.publish_timeout_s)
     status_url = str(settings.status_internal_url or settings.status_public_url)
@@ -132,7 +133,9 @@ def bootstrap(settings: GatewaySettings | None = None) -> FastAPI:
         search=HttpSearch(
             status_client, str(settings.embedder_internal_url), settings.internal_token_value
         ),
-        dead_letters=partial(dead_letters, settings.kafka_bootstrap_servers),
+        dead_letters=partial(
+            dead_letters, settings.kafka_bootstrap_servers, security=settings.kafka_security
+        ),
         checks={
             "kafka": kafka_check(broker),
             "blob_store": blobs.check,

@@ -95,6 +95,7 @@ def bootstrap(settings: StatusSettings | None = None) -> FastAPI:
         service=SERVICE,
         registry=registry,
         graceful_timeout=settings.handler_grace_s,
+        security=settings.kafka_security,
     )
     watchdog = wire(broker, Ports(read_model), settings, registry) if projects else None
     metrics = WatchdogMetrics(registry) if projects else None
@@ -115,7 +116,11 @@ def bootstrap(settings: StatusSettings | None = None) -> FastAPI:
                 read_model.census,
                 metrics,
                 every_s=settings.watchdog_every_s,
-                lag=partial(consumers_lag, settings.kafka_bootstrap_servers),
+                lag=partial(
+                    consumers_lag,
+                    settings.kafka_bootstrap_servers,
+                    security=settings.kafka_security,
+                ),
             )
         )
         try:

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from docflow_shared.events import Event, ReindexEvent, parse_any
 from docflow_shared.kafka_admin import partitions_of
+from docflow_shared.kafka_security import KafkaSecurity, client_kwargs
 
 logger = logging.getLogger(__name__)
 
@@ -37,12 +38,16 @@ async def replay(
     *,
     start: Positions | None = None,
     batch: int = 500,
+    security: KafkaSecurity | None = None,
 ) -> Replayed:
     """Feed ``apply`` the events of ``topics`` from ``start`` (else offset 0) to the end
     each partition had when the replay began, in batches of up to ``batch``."""
-    partitions = await partitions_of(bootstrap_servers, topics)
+    partitions = await partitions_of(bootstrap_servers, topics, security=security)
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap_servers, enable_auto_commit=False, group_id=None
+        bootstrap_servers=bootstrap_servers,
+        enable_auto_commit=False,
+        group_id=None,
+        **client_kwargs(security),
     )
     await consumer.start()
     try:

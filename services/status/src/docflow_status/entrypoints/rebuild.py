@@ -59,9 +59,12 @@ async def rebuild(settings: StatusSettings) -> RebuildReport:
 
         bootstrap = settings.kafka_bootstrap_servers
         every = (*topics.ALL, *topics.REINDEX)
-        replayed = await replay(bootstrap, every, into_scratch)
+        security = settings.kafka_security
+        replayed = await replay(bootstrap, every, into_scratch, security=security)
         await scratch.swap_in()
-        caught_up = await replay(bootstrap, every, into_live, start=replayed.positions)
+        caught_up = await replay(
+            bootstrap, every, into_live, start=replayed.positions, security=security
+        )
         documents = len(await live.everything())
     finally:
         await scratch.close()

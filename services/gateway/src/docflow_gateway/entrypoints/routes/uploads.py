@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from functools import partial
 from typing import Annotated, Any
 from uuid import UUID, uuid4
@@ -31,10 +32,12 @@ from docflow_gateway.entrypoints.multipart import (
 from docflow_gateway.entrypoints.problems import RETRY_AFTER_S
 from docflow_gateway.handlers import Outcome, PublishError, accept_uploads
 from docflow_gateway.settings import GatewaySettings
-from docflow_shared.blobstore import BlobStore
+from docflow_shared.blobstore import BlobStore, BlobStoreUnavailableError
 from docflow_shared.events import ContentType
 from docflow_shared.http import Problem, problem_responses
 from docflow_shared.messaging import PublishAny
+
+logger = logging.getLogger(__name__)
 
 router = APIRouter()
 
@@ -107,7 +110,8 @@ _UPLOAD_RESPONSES: dict[int | str, dict[str, Any]] = {
             415: "A file is not PDF, Markdown or text, or the body is not multipart",
             422: "No `file` part, an empty file, or a malformed request",
             429: "The tenant sent too many requests; see Retry-After",
-            503: "Kafka did not acknowledge; nothing was kept, retry after Retry-After",
+            503: "Kafka or the blob store did not answer; nothing was kept, retry after "
+            "Retry-After",
         }
     ),
 }
@@ -202,6 +206,14 @@ async def _receive(
         )
     except UploadError as exc:
         raise Problem(exc.status, exc.code, str(exc), file=exc.filename) from exc
+    except BlobStoreUnavailableError as exc:
+        logger.warning("upload refused: %s", exc)  # its address is not the client's business
+        raise Problem(
+            503,
+            "unavailable",
+            "the blob store did not answer; nothing was kept, upload the files again",
+            headers={"Retry-After": str(RETRY_AFTER_S)},
+        ) from exc
 
 
 def _answer(outcome: Outcome, links: StatusLinks) -> AcceptedDocument:
