@@ -87,6 +87,7 @@ class RequestGuard:
         if scope["type"] != "http" or not path.startswith(API_PREFIX) or _preflight(scope):
             await self.app(scope, receive, send)
             return
+        receive, send = _closing_if_unread(scope, receive, send)
         try:
             scope[TENANT_KEY] = tenant_of(self.authenticator, Headers(scope=scope))
             if (scope["method"], path) in self.streamed_bodies:
@@ -128,6 +129,36 @@ class RequestGuard:
             f"the request body is over {self.max_body_bytes} bytes "
             "(DOCFLOW_MAX_JSON_BYTES); upload files with POST /v1/documents",
         )
+
+
+def _closing_if_unread(scope: Scope, receive: Receive, send: Send) -> tuple[Receive, Send]:
+    """``receive`` and ``send`` such that an answer sent before the request's body
+    was read whole (a 401, a 413) says ``Connection: close``.
+
+    The server closes such a connection (the rest of the body is still on it);
+    without the header, a client may send its next request on it first, and see
+    "server disconnected" instead of an answer.
+    """
+    headers = Headers(scope=scope)
+    length = headers.get("content-length", "0")
+    read_whole = "transfer-encoding" not in headers and (length == "0" or not length.isdigit())
+
+    async def tracked() -> Message:
+        nonlocal read_whole
+        message = await receive()
+        if message["type"] == "http.disconnect" or not message.get("more_body", False):
+            read_whole = True
+        return message
+
+    async def closing(message: Message) -> None:
+        if message["type"] == "http.response.start" and not read_whole:
+            message = {**message, "headers": [*message.get("headers", []), _CLOSE]}
+        await send(message)
+
+    return tracked, closing
+
+
+_CLOSE = (b"connection", b"close")
 
 
 def _text(body: bytes) -> bytes:

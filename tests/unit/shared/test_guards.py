@@ -135,3 +135,24 @@ async def test_a_body_that_is_not_utf8_is_a_malformed_request() -> None:
     app, client = await run(scope(x_api_key="acme-key"), [b"H\xe3\x81L"])
     assert (client.status, client.problem["code"]) == (422, "malformed-request")
     assert app.calls == []
+
+
+def closes(client: Client) -> bool:
+    return (b"connection", b"close") in client.sent[0].get("headers", [])
+
+
+async def test_an_answer_before_the_body_is_read_closes_the_connection() -> None:
+    """The server drops such a connection; the header tells the client not to send
+    its next request on it (it saw "server disconnected" under load)."""
+    _, anonymous = await run(scope(content_length="4096"), [b"{" * 4096])
+    _, too_large = await run(scope(x_api_key="acme-key", content_length=str(LIMIT + 1)), [b"x"])
+    chunked = scope(x_api_key="acme-key", transfer_encoding="chunked")
+    _, streamed = await run(chunked, [b"x" * 600] * 100)
+    assert [closes(c) for c in (anonymous, too_large, streamed)] == [True, True, True]
+
+
+async def test_an_answer_after_the_body_is_read_keeps_the_connection() -> None:
+    _, posted = await run(scope(x_api_key="acme-key", content_length="8"), [b'{"a": 1}'])
+    _, got = await run(scope("/v1/documents", method="GET", x_api_key="acme-key"), [b""])
+    assert (posted.status, got.status) == (200, 200)
+    assert [closes(c) for c in (posted, got)] == [False, False]
