@@ -29,6 +29,7 @@ from docflow_shared import topics
 from docflow_shared.deadletters import dead_letters
 from docflow_shared.events import DocumentUploaded
 from docflow_shared.kafka_admin import consumers_lag, partitions_of, read_records
+from docflow_shared.kafka_errors import KafkaStartError
 from docflow_shared.kafka_security import KafkaSecurity
 from docflow_shared.messaging import make_broker, subscriber
 from docflow_status.adapters.replay import replay
@@ -114,17 +115,28 @@ async def test_a_wrong_password_is_refused(
     kafka: SecuredKafka, caplog: pytest.LogCaptureFixture
 ) -> None:
     wrong = kafka.scram(GATEWAY, password="not-the-password")
-    # aiokafka raises "Unable to bootstrap" and logs the broker's reason.
+    # aiokafka raises only "Unable to bootstrap" and logs the broker's reason;
+    # the error docflow raises carries that reason and what to check.
     reason = "SaslAuthenticationFailed: Authentication failed during authentication due to "
-    with pytest.raises(KafkaConnectionError):
+    check = (
+        "The broker refused the credentials: check DOCFLOW_KAFKA_SASL_USERNAME "
+        "(now 'docflow-gateway'), DOCFLOW_KAFKA_SASL_PASSWORD and "
+        "DOCFLOW_KAFKA_SASL_MECHANISM (now SCRAM-SHA-512)"
+    )
+    with pytest.raises(KafkaStartError) as admin:
         await partitions_of(kafka.sasl_ssl, [topics.UPLOADED], security=wrong)
-    assert reason + "invalid credentials with SASL mechanism SCRAM-SHA-512" in caplog.text
+    assert reason + "invalid credentials with SASL mechanism SCRAM-SHA-512" in str(admin.value)
+    assert check in str(admin.value)
+    assert f"cannot connect to Kafka at {kafka.sasl_ssl}" in str(admin.value)
+    assert "not-the-password" not in str(admin.value)
+    assert isinstance(admin.value.__cause__, KafkaConnectionError)  # aiokafka's own
     caplog.clear()
     broker = make_broker(kafka.sasl_ssl, service="gateway", security=wrong)
-    with pytest.raises(KafkaConnectionError):
+    with pytest.raises(KafkaStartError) as started:
         await broker.start()
     await broker.stop()
-    assert reason in caplog.text
+    assert reason in str(started.value)
+    assert check in str(started.value)
 
 
 async def test_a_certificate_from_another_authority_is_refused(

@@ -21,6 +21,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError
 
+from docflow_shared.kafka_errors import explained
 from docflow_shared.kafka_security import KafkaSecurity, client_kwargs
 from docflow_shared.settings import KafkaClientSettings
 from docflow_shared.topics import CONSUMERS, TopicSpec, specs
@@ -42,7 +43,8 @@ async def wait_for_kafka(
             bootstrap_servers=bootstrap_servers, request_timeout_ms=5000, **client_kwargs(security)
         )
         try:
-            await admin.start()
+            async with explained(bootstrap_servers, security):
+                await admin.start()
             cluster = await admin.describe_cluster()
             if cluster.get("brokers"):
                 return
@@ -69,7 +71,8 @@ async def ensure_topics(
     admin = AIOKafkaAdminClient(
         bootstrap_servers=bootstrap_servers, request_timeout_ms=10_000, **client_kwargs(security)
     )
-    await admin.start()
+    async with explained(bootstrap_servers, security):
+        await admin.start()
     try:
         existing = set(await admin.list_topics())
         missing = [spec for spec in specs if spec.name not in existing]
@@ -151,7 +154,8 @@ async def partitions_of(
 ) -> list[TopicPartition]:
     """Every partition of ``topics``, in topic and partition order."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **client_kwargs(security))
-    await admin.start()
+    async with explained(bootstrap, security):
+        await admin.start()
     try:
         described = await admin.describe_topics(list(topics))
     finally:
@@ -181,7 +185,8 @@ async def read_records(
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, enable_auto_commit=False, **client_kwargs(security)
     )
-    await consumer.start()
+    async with explained(bootstrap, security):
+        await consumer.start()
     try:
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
@@ -202,7 +207,8 @@ async def consumer_lag(
     """Messages on ``topics`` that consumer group ``group`` has not committed yet."""
     partitions = await partitions_of(bootstrap, topics, security=security)
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **client_kwargs(security))
-    await admin.start()
+    async with explained(bootstrap, security):
+        await admin.start()
     try:
         committed = await admin.list_consumer_group_offsets(group, partitions=partitions)
     finally:
@@ -210,7 +216,8 @@ async def consumer_lag(
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, enable_auto_commit=False, **client_kwargs(security)
     )
-    await consumer.start()
+    async with explained(bootstrap, security):
+        await consumer.start()
     try:
         ends = await consumer.end_offsets(partitions)
     finally:

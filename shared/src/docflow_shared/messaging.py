@@ -31,6 +31,7 @@ from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 
 from docflow_shared import decoding
 from docflow_shared.events import Envelope, Event
+from docflow_shared.kafka_errors import explained
 from docflow_shared.kafka_security import KafkaSecurity
 from docflow_shared.logthrottle import throttled
 from docflow_shared.telemetry import LogContext, tracer_provider
@@ -53,6 +54,22 @@ PublishAny = Callable[[Envelope], Awaitable[None]]
 DEFAULT_MAX_POLL_INTERVAL_MS = 15 * 60 * 1000
 
 
+class _Broker(KafkaBroker):
+    """FastStream's ``KafkaBroker`` whose failure to connect says why
+    (``kafka_errors.explained``) instead of only "Unable to bootstrap"."""
+
+    explain_as: tuple[str, KafkaSecurity | None] = ("", None)
+
+    async def connect(self) -> Any:
+        async with explained(*self.explain_as):
+            return await super().connect()
+
+    async def start(self) -> None:
+        # The subscribers' consumers bootstrap here, after connect().
+        async with explained(*self.explain_as):
+            await super().start()
+
+
 def make_broker(
     bootstrap_servers: str,
     *,
@@ -72,7 +89,8 @@ def make_broker(
     may write an event twice; consumers ignore repeated ``event_id``s.
 
     ``security`` (TLS, SASL; ``kafka_security.py``) applies to every producer
-    and consumer of the broker; None is plaintext.
+    and consumer of the broker; None is plaintext. A broker that cannot
+    connect raises ``kafka_errors.KafkaStartError`` naming the reason.
     """
     # Outermost first: the consume span, then the log context inside it (so log
     # records carry its trace id), then the metrics.
@@ -84,7 +102,7 @@ def make_broker(
         middlewares.append(
             KafkaPrometheusMiddleware(registry=registry, app_name=f"docflow-{service}")
         )
-    return KafkaBroker(
+    broker = _Broker(
         bootstrap_servers,
         client_id=f"docflow-{service}",
         security=security.faststream_security() if security else None,
@@ -110,6 +128,8 @@ def make_broker(
         # an unsent message may wait in the producer before it is dropped).
         request_timeout_ms=request_timeout_ms,
     )
+    broker.explain_as = (bootstrap_servers, security)
+    return broker
 
 
 def subscriber(
