@@ -2,6 +2,8 @@
 tools: promtool checks the configuration and the alert rules and runs their unit
 tests; a real Prometheus (Debian's package) scrapes the running services while a
 few documents go through, and every query of the Grafana dashboard returns data.
+Each service serves /metrics on a port of its own (DOCFLOW_METRICS_PORT), as in
+Compose and the chart, and not on its API port.
 """
 
 from __future__ import annotations
@@ -69,6 +71,7 @@ def stack(
         tmp_path_factory.mktemp("monitoring") / "data",
         ARTIFACTS / "logs",
         extra_env={**server.embedder_env(), "DOCFLOW_WATCHDOG_EVERY_S": "2"},
+        metrics_ports=True,
     ) as running:
         yield running
 
@@ -76,13 +79,13 @@ def stack(
 @pytest.fixture(scope="module")
 def prometheus(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Prometheus with deploy/prometheus/prometheus.yml's jobs and rules, its targets
-    pointed at the running services, scraping every second."""
+    pointed at the running services' metrics ports, scraping every second."""
     home = tmp_path_factory.mktemp("prometheus")
     config = yaml.safe_load((PROMETHEUS_DIR / "prometheus.yml").read_text())
     config["global"] = {"scrape_interval": "1s", "evaluation_interval": "1s"}
     config["rule_files"] = [str(PROMETHEUS_DIR / name) for name in config["rule_files"]]
     for job in config["scrape_configs"]:
-        job["static_configs"] = [{"targets": [stack.url(job["job_name"]).split("//", 1)[1]]}]
+        job["static_configs"] = [{"targets": [stack.service(job["job_name"]).metrics_target]}]
     (home / "prometheus.yml").write_text(yaml.safe_dump(config))
     port = free_port()
     process = spawn(
@@ -192,6 +195,22 @@ def test_the_figures_are_the_documents_that_went_through(
     assert value('sum(docflow_document_duration_seconds_count{outcome="completed"})') >= 2
     assert value("sum(docflow_chunks_embedded_total)") > 0
     assert value('count(up{job=~"gateway|status|extractor|embedder"} == 1)') == 4
+
+
+def test_metrics_are_served_on_their_own_port_only(stack: Stack, prometheus: str) -> None:
+    """What lets a NetworkPolicy admit Prometheus to the metrics port alone: the
+    API ports (the embedder's /internal/search above all) serve no /metrics."""
+    for service in stack.services:
+        assert service.metrics_port is not None
+        assert service.metrics_port != service.port
+        assert httpx.get(f"{service.url}/metrics", timeout=5).status_code == 404, service.name
+        assert httpx.get(f"{service.url}/healthz", timeout=5).status_code == 200, service.name
+        scraped = httpx.get(f"http://{service.metrics_target}/metrics", timeout=5)
+        assert scraped.status_code == 200, service.name
+        assert "# TYPE" in scraped.text, service.name
+    targets = httpx.get(f"{prometheus}/api/v1/targets", timeout=10).json()["data"]
+    scraped_at = {t["labels"]["job"]: t["scrapeUrl"] for t in targets["activeTargets"]}
+    assert scraped_at == {s.name: f"http://{s.metrics_target}/metrics" for s in stack.services}
 
 
 def test_the_alert_rules_evaluate_on_the_live_metrics(prometheus: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -62,15 +63,19 @@ def running_stack(
     only: list[str] | None = None,
     extra_env: dict[str, str] | None = None,
     blobs: BlobPlace | None = None,
+    metrics_ports: bool = False,
 ) -> Iterator[Stack]:
     """The services (``only`` these, by name) started on free ports, ready, then stopped;
-    their blobs where ``blobs`` says (by default, the local folder).
+    their blobs where ``blobs`` says (by default, the local folder); with
+    ``metrics_ports``, each serves /metrics on a free port of its own.
 
     Every stack reads the session's topics from their start, leftovers of
     earlier tests included: tests look only at their own documents.
     """
     asyncio.run(ensure_topics(kafka_bootstrap, specs()))
     chosen: list[Service] = services(free_port(), free_port(), free_port(), free_port())
+    if metrics_ports:
+        chosen = [dataclasses.replace(s, metrics_port=free_port()) for s in chosen]
     stack = Stack(
         kafka_bootstrap_servers=kafka_bootstrap,
         data_dir=data_dir,

@@ -25,7 +25,7 @@ from starlette.requests import ClientDisconnect
 
 from docflow_shared.auth import Authenticator
 from docflow_shared.guards import TENANT_KEY, RequestGuard, tenant_of
-from docflow_shared.probes import Check, readiness
+from docflow_shared.probes import Check, metrics_server, readiness
 from docflow_shared.problems import (
     PROBLEM_JSON,
     Problem,
@@ -128,8 +128,10 @@ Tenant = Annotated[str, Depends(_caller_tenant)]
 """The calling tenant (a route parameter); answers 401 when auth is on and the key is unknown."""
 
 
-def probe_router(checks: Mapping[str, Check], registry: CollectorRegistry) -> APIRouter:
-    """``/healthz``, ``/readyz`` and ``/metrics`` for a FastAPI service."""
+def probe_router(
+    checks: Mapping[str, Check], registry: CollectorRegistry, *, metrics: bool = True
+) -> APIRouter:
+    """``/healthz``, ``/readyz`` and (with ``metrics``) ``/metrics`` for a FastAPI service."""
     router = APIRouter(include_in_schema=False)
 
     @router.get("/healthz")
@@ -144,10 +146,12 @@ def probe_router(checks: Mapping[str, Check], registry: CollectorRegistry) -> AP
         body = {"status": "ok" if ok else "unavailable", "checks": detail}
         return JSONResponse(body, status_code=200 if ok else 503)
 
-    @router.get("/metrics")
-    async def metrics() -> Response:
-        """Prometheus exposition."""
-        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+    if metrics:
+
+        @router.get("/metrics")
+        async def exposition() -> Response:
+            """Prometheus exposition."""
+            return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     return router
 
@@ -168,11 +172,14 @@ def service_app(
     streamed_bodies: Collection[tuple[str, str]] = (),
     lifespan: Lifespan | None = None,
     service: str = "",
+    metrics_at: tuple[str, int] | None = None,
 ) -> FastAPI:
     """A docflow HTTP service: its routes, problem responses, probes, metrics and
     traces (``service`` names it in them). Each API request is authenticated
     before its body is read, and its body is at most ``max_body_bytes``, except
-    on the routes ``streamed_bodies`` (method, path) that count their own."""
+    on the routes ``streamed_bodies`` (method, path) that count their own. With
+    ``metrics_at`` (host, port) /metrics is served there while the app runs, and
+    not on the app's own port."""
     if not authenticator.enabled:
         logger.warning(
             "authentication is off: every request belongs to tenant %r "
@@ -182,11 +189,16 @@ def service_app(
 
     @asynccontextmanager
     async def run(app: FastAPI) -> AsyncIterator[None]:
-        if lifespan is None:
-            yield
-            return
-        async with lifespan():
-            yield
+        stop_metrics = metrics_server(registry, *metrics_at) if metrics_at else None
+        try:
+            if lifespan is None:
+                yield
+                return
+            async with lifespan():
+                yield
+        finally:
+            if stop_metrics is not None:
+                stop_metrics()
 
     app = FastAPI(title=title, version="1", summary=summary, lifespan=run)
     app.state.authenticator = authenticator
@@ -222,5 +234,5 @@ def service_app(
         ),
     )
     app.include_router(router)
-    app.include_router(probe_router(checks, registry))
+    app.include_router(probe_router(checks, registry, metrics=metrics_at is None))
     return app

@@ -2,7 +2,9 @@
 
 ``/healthz`` says only that the process is alive and never checks a
 dependency (so an orchestrator never restarts a service because Kafka is
-slow). ``/readyz`` runs the service's dependency checks.
+slow). ``/readyz`` runs the service's dependency checks. ``/metrics`` is on
+the service's port, or on a port of its own (``metrics_server``,
+``DOCFLOW_METRICS_PORT``) that only Prometheus needs to reach.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from faststream.asgi import AsgiResponse, get
-from prometheus_client import make_asgi_app
+from prometheus_client import make_asgi_app, start_http_server
 
 if TYPE_CHECKING:
     from faststream.kafka import KafkaBroker
@@ -50,10 +52,30 @@ def kafka_check(broker: KafkaBroker) -> Check:
     return check
 
 
+def metrics_server(registry: CollectorRegistry, host: str, port: int) -> Callable[[], None]:
+    """Serve ``registry``'s exposition on ``host:port`` (any path, ``/metrics`` the
+    one scraped) from a thread of this process; returns what stops it. A port
+    already taken is an error naming the setting, at start."""
+    try:
+        server, thread = start_http_server(port, host, registry)
+    except OSError as exc:
+        raise OSError(
+            f"cannot serve metrics on {host}:{port} (DOCFLOW_METRICS_PORT): {exc}"
+        ) from exc
+
+    def stop() -> None:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+    return stop
+
+
 def asgi_probe_routes(
-    checks: Mapping[str, Check], registry: CollectorRegistry
+    checks: Mapping[str, Check], registry: CollectorRegistry, *, metrics: bool = True
 ) -> list[tuple[str, Any]]:
-    """``/healthz``, ``/readyz`` and ``/metrics`` for an ``AsgiFastStream`` consumer app."""
+    """``/healthz``, ``/readyz`` and (with ``metrics``) ``/metrics`` for an
+    ``AsgiFastStream`` consumer app."""
     json_headers = {"content-type": "application/json"}
 
     @get(include_in_schema=False)
@@ -66,4 +88,5 @@ def asgi_probe_routes(
         body = json.dumps({"status": "ok" if ok else "unavailable", "checks": detail})
         return AsgiResponse(body.encode(), 200 if ok else 503, headers=json_headers)
 
-    return [("/healthz", healthz), ("/readyz", readyz), ("/metrics", make_asgi_app(registry))]
+    routes: list[tuple[str, Any]] = [("/healthz", healthz), ("/readyz", readyz)]
+    return [*routes, ("/metrics", make_asgi_app(registry))] if metrics else routes

@@ -2,8 +2,9 @@
 
 ``service_broker`` and ``consumer_app`` make a consumer service's app (the
 extractor's, the embedder's): its broker, with /healthz, /readyz and /metrics
-beside it. ``run`` is a service's ``__main__``: logging as the settings say,
-a stop bounded in time (``shutdown.py``), served by uvicorn.
+beside it (/metrics on a port of its own when the settings give one).
+``run`` is a service's ``__main__``: logging as the settings say, a stop
+bounded in time (``shutdown.py``), served by uvicorn.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from faststream.asgi import AsgiFastStream
 
 from docflow_shared.logs import configure_logging
 from docflow_shared.messaging import make_broker
-from docflow_shared.probes import Check, asgi_probe_routes
+from docflow_shared.probes import Check, asgi_probe_routes, metrics_server
 from docflow_shared.settings import ServiceSettings
 from docflow_shared.shutdown import App, bounded
 
@@ -49,15 +50,31 @@ def consumer_app(
     checks: Mapping[str, Check],
     routes: Sequence[tuple[str, Any]] = (),
     after_shutdown: Sequence[Callable[[], Any]] = (),
+    metrics_at: tuple[str, int] | None = None,
 ) -> AsgiFastStream:
     """A consumer service's app: ``broker`` plus /healthz, /readyz (``checks``),
-    /metrics (``registry``) and the service's own ``routes``."""
-    return AsgiFastStream(
+    /metrics (``registry``) and the service's own ``routes``. With ``metrics_at``
+    (host, port; ``settings.metrics_address``) /metrics is served there while
+    the app runs, and not on the app's own port."""
+    app = AsgiFastStream(
         broker,
         logger=logging.getLogger(f"docflow.{service}"),
-        asgi_routes=[*asgi_probe_routes(checks, registry), *routes],
+        asgi_routes=[*asgi_probe_routes(checks, registry, metrics=metrics_at is None), *routes],
         after_shutdown=after_shutdown,
     )
+    if metrics_at is not None:
+        stops: list[Callable[[], None]] = []
+
+        async def start_metrics() -> None:
+            stops.append(metrics_server(registry, *metrics_at))
+
+        async def stop_metrics() -> None:
+            while stops:
+                stops.pop()()
+
+        app.on_startup(start_metrics)
+        app.after_shutdown(stop_metrics)
+    return app
 
 
 def run(

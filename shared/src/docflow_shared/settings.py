@@ -91,6 +91,10 @@ class ServiceSettings(KafkaClientSettings, BlobStoreSettings):
     data_dir: Path = Path(".docflow")
     host: str = "127.0.0.1"
     port: int = Field(default=0, ge=0, le=65535)
+    # /metrics on a port of its own (probes.metrics_server), so that a network
+    # policy can let Prometheus reach it and nothing else, and the service's
+    # own port only its callers. Unset: /metrics on ``port``.
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
     log_level: str = "INFO"
     # text: one line per record (a terminal); json: one JSON object per line,
     # with the document, correlation and trace ids (containers).
@@ -129,6 +133,25 @@ class ServiceSettings(KafkaClientSettings, BlobStoreSettings):
             if not sep or not host or not port.isdigit():
                 raise ValueError(f"expected host:port[,host:port...], got {value!r}")
         return value
+
+    @field_validator("metrics_port", mode="before")
+    @classmethod
+    def _empty_port_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @model_validator(mode="after")
+    def _metrics_port_is_its_own(self) -> "ServiceSettings":
+        if self.metrics_port is not None and self.metrics_port == self.port:
+            raise ValueError(
+                f"DOCFLOW_METRICS_PORT={self.metrics_port} is DOCFLOW_PORT: give metrics "
+                "another port, or leave it unset to serve /metrics on DOCFLOW_PORT"
+            )
+        return self
+
+    @property
+    def metrics_address(self) -> tuple[str, int] | None:
+        """Where /metrics is served apart from the API (None: on the API's port)."""
+        return (self.host, self.metrics_port) if self.metrics_port is not None else None
 
     @property
     def internal_token_value(self) -> str | None:

@@ -27,10 +27,17 @@ class Service:
     port: int
     # Settings of this process only (e.g. DOCFLOW_STATUS_ROLE of a split status service).
     env: tuple[tuple[str, str], ...] = ()
+    # /metrics on a port of its own (DOCFLOW_METRICS_PORT); None: on ``port``.
+    metrics_port: int | None = None
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def metrics_target(self) -> str:
+        """host:port where Prometheus scrapes its /metrics."""
+        return f"127.0.0.1:{self.metrics_port or self.port}"
 
 
 def services(
@@ -67,6 +74,9 @@ class Stack:
     def url(self, name: str) -> str:
         return next(s.url for s in self.services if s.name == name)
 
+    def service(self, name: str) -> Service:
+        return next(s for s in self.services if s.name == name)
+
     def _env(self, service: Service) -> dict[str, str]:
         status = next((s for s in self.services if s.name == "status"), None)
         embedder = next((s for s in self.services if s.name == "embedder"), None)
@@ -84,6 +94,7 @@ class Stack:
             "KAFKA_BOOTSTRAP_SERVERS": self.kafka_bootstrap_servers,
             "DOCFLOW_DATA_DIR": str(self.data_dir),
             "DOCFLOW_PORT": str(service.port),
+            **({"DOCFLOW_METRICS_PORT": str(service.metrics_port)} if service.metrics_port else {}),
             **({"DOCFLOW_STATUS_PUBLIC_URL": status.url} if status else {}),
             **({"DOCFLOW_EMBEDDER_INTERNAL_URL": embedder.url} if embedder else {}),
             **self.extra_env,

@@ -255,4 +255,5 @@ def bootstrap(settings: EmbedderSettings | None = None) -> AsgiFastStream:
         routes=[search_route(index, settings.internal_token_value)],
         # Local mode holds a lock on its folder until closed.
         after_shutdown=[client.close],
+        metrics_at=settings.metrics_address,
     )

@@ -120,4 +120,5 @@ def bootstrap(settings: ExtractorSettings | None = None) -> AsgiFastStream:
         service=SERVICE,
         registry=registry,
         checks={"kafka": kafka_check(broker), "blob_store": blobs.check},
+        metrics_at=settings.metrics_address,
     )

@@ -1,6 +1,6 @@
 """Gateway configuration (``DOCFLOW_*`` environment variables)."""
 
-from pydantic import AnyHttpUrl, Field
+from pydantic import AnyHttpUrl, Field, model_validator
 
 from docflow_shared.events.envelope import MAX_INT32
 from docflow_shared.settings import HttpServiceSettings
@@ -39,6 +39,16 @@ class GatewaySettings(HttpServiceSettings):
     admin_tenants: list[str] = Field(default_factory=list)
     # How long an upload waits for Kafka's acknowledgement before answering 503.
     publish_timeout_s: float = Field(default=10.0, gt=0)
+
+    @model_validator(mode="after")
+    def _one_metrics_server(self) -> "GatewaySettings":
+        # Each worker process has its own metrics; they cannot share one port.
+        if self.metrics_port is not None and self.workers > 1:
+            raise ValueError(
+                "DOCFLOW_METRICS_PORT needs DOCFLOW_WORKERS=1 (each worker process "
+                "has its own metrics): scale with replicas, or leave it unset"
+            )
+        return self
 
     @property
     def effective_database_url(self) -> str:

@@ -47,6 +47,7 @@ def create_app(
         streamed_bodies=[("POST", "/v1/documents")],
         lifespan=lifespan,
         service="gateway",
+        metrics_at=settings.metrics_address,
     )
     app.state.settings = settings
     app.state.rate_limit = TenantRateLimit(settings.rate_limit, settings.rate_limit_storage_url)

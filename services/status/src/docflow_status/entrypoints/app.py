@@ -55,6 +55,7 @@ def create_app(api: StatusApi, *, serve_api: bool = True) -> FastAPI:
         max_body_bytes=api.settings.max_json_bytes,
         lifespan=api.lifespan,
         service="status",
+        metrics_at=api.settings.metrics_address,
     )
     # What the routes' dependencies (deps.py) hand them.
     app.state.documents = api.documents
