@@ -72,6 +72,7 @@ def test_each_docflow_service_sets_only_its_settings_and_is_built_for_itself() -
         "postgres",
         "qdrant",
         "seaweedfs",
+        "redis",
     }
     for name in DOCFLOW:
         service = services[name]
@@ -155,6 +156,27 @@ def test_blobs_are_in_object_storage_not_a_shared_volume() -> None:
         assert "DOCFLOW_BLOB_URL" not in environment(services[name]), name
 
 
+def test_every_replica_counts_the_rate_limit_in_the_one_redis() -> None:
+    """The gateway and the status service (the two that limit tenants' rates) share
+    one Redis, with the password the server requires; the others get no URL."""
+    services = compose()["services"]
+    redis = services["redis"]
+    assert redis["image"].startswith("redis:")
+    command = redis["command"]
+    password = command[command.index("--requirepass") + 1]
+    assert password
+    # The health check's redis-cli authenticates with the same password.
+    assert environment(redis)["REDISCLI_AUTH"] == password
+    assert redis["healthcheck"]["test"] == ["CMD", "redis-cli", "ping"]
+    for name in ("gateway", "status"):
+        service = services[name]
+        url = environment(service)["DOCFLOW_RATE_LIMIT_STORAGE_URL"]
+        assert url == f"redis://:{password}@redis:6379/0", name
+        assert service["depends_on"]["redis"]["condition"] == "service_healthy", name
+    for name in DOCFLOW - {"gateway", "status"}:
+        assert "DOCFLOW_RATE_LIMIT_STORAGE_URL" not in environment(services[name]), name
+
+
 def test_the_parts_are_the_production_kinds() -> None:
     services = compose()["services"]
     kafka = services["kafka"]
@@ -186,8 +208,12 @@ def test_monitoring_is_a_profile_and_scrapes_the_services_by_their_names() -> No
         for static in job.get("static_configs", [])
         for target in static["targets"]
     }
-    ports = {name: environment(services[name])["DOCFLOW_PORT"] for name in DOCFLOW}
+    # Each service's metrics port, never its API port (which serves no /metrics).
+    ports = {name: environment(services[name])["DOCFLOW_METRICS_PORT"] for name in DOCFLOW}
     assert targets == {f"{name}:{port}" for name, port in ports.items()}
+    for name in DOCFLOW:
+        assert ports[name] != environment(services[name])["DOCFLOW_PORT"], name
+        assert "ports" not in services[name] or ports[name] not in str(services[name]["ports"])
     # The dashboards provider reads where the compose file mounts them.
     providers = ROOT / "deploy" / "grafana" / "provisioning" / "dashboards"
     paths = {

@@ -394,3 +394,52 @@ def test_the_embedders_blas_threads_follow_its_cpu_limit(limit: str, threads: st
     docs = documents(render("default", f"embedder.resources.limits.cpu={limit}"))
     env = env_of(by_name(docs, "Deployment")["docflow-embedder"])
     assert env["OPENBLAS_NUM_THREADS"] == env["OMP_NUM_THREADS"] == threads
+
+
+def test_the_rate_limit_is_shared_in_redis_when_a_secret_names_its_url() -> None:
+    """Production: the gateway and the status API (the two that limit tenants'
+    rates) read DOCFLOW_RATE_LIMIT_STORAGE_URL from the Secret, no other
+    workload does; by default no replica gets it (each counts alone)."""
+    limited = {"docflow-gateway", "docflow-status-api"}
+    docs = documents(render("production"))
+    assert "DOCFLOW_RATE_LIMIT_STORAGE_URL" not in config(docs)  # never in the ConfigMap
+    for name, deployment in by_name(docs, "Deployment").items():
+        env = env_items(deployment)
+        if name not in limited:
+            assert "DOCFLOW_RATE_LIMIT_STORAGE_URL" not in env, name
+            continue
+        assert env["DOCFLOW_RATE_LIMIT_STORAGE_URL"]["valueFrom"]["secretKeyRef"] == {
+            "name": "docflow-secrets",
+            "key": "rate-limit-storage-url",
+        }, name
+    other = documents(render("default", "rateLimit.storageUrlSecret=docflow-redis"))
+    refs = {
+        name: env_items(d)["DOCFLOW_RATE_LIMIT_STORAGE_URL"]["valueFrom"]["secretKeyRef"]["name"]
+        for name, d in by_name(other, "Deployment").items()
+        if "DOCFLOW_RATE_LIMIT_STORAGE_URL" in env_items(d)
+    }
+    assert refs == dict.fromkeys(limited, "docflow-redis")
+    for deployment in of_kind(documents(render("default")), "Deployment"):
+        assert "DOCFLOW_RATE_LIMIT_STORAGE_URL" not in env_of(deployment)
+
+
+def test_the_brokers_host_names_are_checked_unless_turned_off_with_tls() -> None:
+    production = config(documents(render("production")))
+    assert production["DOCFLOW_KAFKA_SSL_CHECK_HOSTNAME"] == "true"
+    off = config(documents(render("production", "kafka.tls.checkHostname=false")))
+    assert off["DOCFLOW_KAFKA_SSL_CHECK_HOSTNAME"] == "false"
+    # The services read it as the setting (a bool), as they would at start.
+    assert (
+        ServiceSettings.model_validate(
+            {
+                "kafka_security_protocol": "SSL",
+                "kafka_ssl_check_hostname": off["DOCFLOW_KAFKA_SSL_CHECK_HOSTNAME"],
+            }
+        ).kafka_ssl_check_hostname
+        is False
+    )
+    assert "DOCFLOW_KAFKA_SSL_CHECK_HOSTNAME" not in config(documents(render("default")))
+    # Without TLS there is no host name to check: refused, as the services would.
+    plain = helm("template", "docflow", CHART, "--set", "kafka.tls.checkHostname=false")
+    assert plain.returncode != 0
+    assert "kafka.tls.checkHostname=false needs TLS" in plain.stderr

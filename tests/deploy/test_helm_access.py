@@ -2,7 +2,8 @@
 read and write its own topics and groups (checked against the topic table of
 docs/architecture.md and the services' wiring), one public host routes each
 API path to the service that serves it, NetworkPolicies close the embedder's
-port to all but the gateway, and the Prometheus Operator objects carry the
+port to all but the gateway and each metrics port to all but Prometheus, and
+the Prometheus Operator objects carry the
 same rules, job names and dashboard as deploy/prometheus and deploy/grafana."""
 
 from __future__ import annotations
@@ -257,7 +258,14 @@ def ingress_rules(policy: Doc, port: int) -> list[Doc]:
     return [r for r in policy["spec"]["ingress"] if port in {p["port"] for p in r["ports"]}]
 
 
+def ports_of(deployment: Doc) -> dict[str, int]:
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    return {p["name"]: p["containerPort"] for p in container["ports"]}
+
+
 def test_only_the_gateway_reaches_the_embedders_port() -> None:
+    """Its port (/internal/search) from the gateway's pods and nothing else, not
+    even Prometheus, which scrapes the metrics port (and only that)."""
     docs = documents(render("production"))
     policies = by_name(docs, "NetworkPolicy")
     deployments = by_name(docs, "Deployment")
@@ -268,16 +276,13 @@ def test_only_the_gateway_reaches_the_embedders_port() -> None:
     rules = embedder["spec"]["ingress"]
     assert rules
     assert all(rule.get("from") for rule in rules), "no rule open to every pod"
+    assert ports_of(deployments["docflow-embedder"]) == {"http": 8003, "metrics": 9003}
     pods = []
     for rule in ingress_rules(embedder, 8003):
+        assert [p["port"] for p in rule["ports"]] == [8003]
         for peer in rule["from"]:
-            if "podSelector" in peer:
-                pods.append(peer)
-            else:  # Prometheus, from its own namespace only
-                assert set(peer) == {"namespaceSelector"}, peer
-                assert peer["namespaceSelector"]["matchLabels"] == {
-                    "kubernetes.io/metadata.name": "monitoring"
-                }
+            assert set(peer) == {"podSelector"}, peer
+            pods.append(peer)
     selected = {
         name
         for name, d in deployments.items()
@@ -288,12 +293,44 @@ def test_only_the_gateway_reaches_the_embedders_port() -> None:
     assert selected == {"docflow-gateway"}
 
 
+def test_only_prometheus_reaches_the_metrics_ports_and_they_alone() -> None:
+    """Every workload serves /metrics on a port of its own (DOCFLOW_METRICS_PORT):
+    its policy admits Prometheus' namespace there, and nowhere else."""
+    docs = documents(render("production"))
+    policies = by_name(docs, "NetworkPolicy")
+    prometheus = [
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
+    ]
+    for name, deployment in by_name(docs, "Deployment").items():
+        ports = ports_of(deployment)
+        container = deployment["spec"]["template"]["spec"]["containers"][0]
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        assert env["DOCFLOW_METRICS_PORT"] == str(ports["metrics"]), name
+        assert ports["metrics"] != ports["http"], name
+        policy = policies[name]
+        rules = policy["spec"]["ingress"]
+        assert [r["from"] for r in ingress_rules(policy, ports["metrics"])] == [prometheus], name
+        for rule in ingress_rules(policy, ports["http"]):
+            assert rule.get("from") != prometheus, name
+            assert ports["metrics"] not in {p["port"] for p in rule["ports"]}, name
+        assert all(
+            {p["port"] for p in r["ports"]} <= {ports["http"], ports["metrics"]} for r in rules
+        ), name
+        if name in {"docflow-extractor", "docflow-status-projector"}:
+            assert not ingress_rules(policy, ports["http"]), name  # no caller at all
+
+
 def test_only_the_services_reach_kafka_postgresql_and_qdrant() -> None:
     docs = documents(render("production"))
     policies = by_name(docs, "NetworkPolicy")
     deployments = by_name(docs, "Deployment")
     labels = {n: d["spec"]["template"]["metadata"]["labels"] for n, d in deployments.items()}
-    expected_ports = {"kafka": {9093}, "postgresql": {5432}, "qdrant": {6333, 6334}}
+    expected_ports = {
+        "kafka": {9093},
+        "postgresql": {5432},
+        "qdrant": {6333, 6334},
+        "redis": {6379},
+    }
     for dependency, ports in expected_ports.items():
         policy = policies[f"docflow-{dependency}-clients"]
         (rule,) = policy["spec"]["ingress"]
@@ -341,8 +378,22 @@ def test_the_service_monitor_gives_the_job_names_the_alerts_and_dashboard_select
     assert len(selected) == len(of_kind(docs, "Deployment"))  # every service is scraped
     jobs = {s["metadata"]["labels"][label] for s in selected}
     assert jobs == set(SERVICES)
-    assert {e["port"] for e in monitor["spec"]["endpoints"]} == {"http"}
-    assert all("http" in {p["name"] for p in s["spec"]["ports"]} for s in selected)
+    assert {e["port"] for e in monitor["spec"]["endpoints"]} == {"metrics"}
+    assert {e["path"] for e in monitor["spec"]["endpoints"]} == {"/metrics"}
+    deployments = of_kind(docs, "Deployment")
+    for service in selected:
+        (metrics,) = [p for p in service["spec"]["ports"] if p["name"] == "metrics"]
+        # Its target is the metrics port of the pods it selects.
+        pods = [
+            d
+            for d in deployments
+            if service["spec"]["selector"].items()
+            <= d["spec"]["template"]["metadata"]["labels"].items()
+        ]
+        assert pods
+        for pod in pods:
+            assert metrics["targetPort"] == "metrics"
+            assert ports_of(pod)["metrics"] == metrics["port"]
     prometheus = yaml.safe_load((ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text())
     assert {job["job_name"] for job in prometheus["scrape_configs"]} == jobs
     # The alerts group by job (their unit test's series name the jobs they

@@ -1,13 +1,14 @@
 {{/* The workloads: one Deployment (and Service, PodDisruptionBudget) each.
-user: the Kafka user (docflow-<user>); job: the Prometheus job label the
+port: its API's (probes too); metrics: where it serves /metrics (only
+Prometheus needs to reach it); user: the Kafka user (docflow-<user>); job: the Prometheus job label the
 alerts and the dashboard select; lag: the consumer groups KEDA scales on
 (files/kafka.yaml); values: the key of its values. */}}
 {{- define "docflow.workloads" -}}
-- {name: gateway, service: docflow-gateway, image: gateway, port: 8000, user: gateway, job: gateway, values: gateway, public: true, blobs: true, database: gateway-database-url, apiKeys: true, internalToken: true, preStop: true, hpa: true}
-- {name: status-api, service: docflow-status, image: status, port: 8001, user: status, job: status, values: statusApi, public: true, role: api, database: status-database-url, apiKeys: true, preStop: true, hpa: true}
-- {name: status-projector, service: docflow-status-projector, image: status, port: 8001, user: status, job: status, values: statusProjector, role: projector, database: status-database-url, lag: status}
-- {name: extractor, service: docflow-extractor, image: extractor, port: 8002, user: extractor, job: extractor, values: extractor, blobs: true, lag: extractor}
-- {name: embedder, service: docflow-embedder, image: embedder, port: 8003, user: embedder, job: embedder, values: embedder, internalToken: true, openai: true, qdrant: true, lag: embedder}
+- {name: gateway, service: docflow-gateway, image: gateway, port: 8000, metrics: 9000, user: gateway, job: gateway, values: gateway, public: true, blobs: true, database: gateway-database-url, apiKeys: true, rateLimited: true, internalToken: true, preStop: true, hpa: true}
+- {name: status-api, service: docflow-status, image: status, port: 8001, metrics: 9001, user: status, job: status, values: statusApi, public: true, role: api, database: status-database-url, apiKeys: true, rateLimited: true, preStop: true, hpa: true}
+- {name: status-projector, service: docflow-status-projector, image: status, port: 8001, metrics: 9001, user: status, job: status, values: statusProjector, role: projector, database: status-database-url, lag: status}
+- {name: extractor, service: docflow-extractor, image: extractor, port: 8002, metrics: 9002, user: extractor, job: extractor, values: extractor, blobs: true, lag: extractor}
+- {name: embedder, service: docflow-embedder, image: embedder, port: 8003, metrics: 9003, user: embedder, job: embedder, values: embedder, internalToken: true, openai: true, qdrant: true, lag: embedder}
 {{- end -}}
 
 {{- define "docflow.labels" -}}
