@@ -114,7 +114,7 @@ def bootstrap(settings: GatewaySettings | None = None) -> FastAPI:
     records = SqlRegistry(create_engine(settings.effective_database_url))
     status_client = httpx.AsyncClient(timeout=settings.publish_timeout_s)
     status_url = str(settings.status_internal_url or settings.status_public_url)
-    index = DeadLetterIndex(records.engine)
+    index = DeadLetterIndex(records.engine, records.writing)
     indexer = DeadLetterIndexer(
         index,
         settings.kafka_bootstrap_servers,

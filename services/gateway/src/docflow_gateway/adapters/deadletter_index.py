@@ -18,7 +18,8 @@ to a tenant, and it is counted (the indexer's metrics).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -157,8 +158,15 @@ class Page:
 class DeadLetterIndex:
     """The dead letters of every tenant, by tenant, in the order they were indexed."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        writing: Callable[[], AbstractAsyncContextManager[None]] = nullcontext,
+    ) -> None:
         self.engine = engine
+        # The registry's turn to write (SqlRegistry.writing: one writer at a
+        # time on SQLite), so indexing never makes an upload wait on SQLite's lock.
+        self._writing = writing
 
     async def positions(self) -> dict[int, int]:
         """The next offset to index, per partition (none yet: not in the answer)."""
@@ -172,7 +180,7 @@ class DeadLetterIndex:
         columns = [c.key for c in DeadLetterEntry.__table__.columns if c.key != "seq"]
         rows = [{key: getattr(entry, key) for key in columns} for entry in entries]
         insert = postgresql_insert if self.engine.dialect.name == "postgresql" else sqlite_insert
-        async with self.engine.begin() as connection:
+        async with self._writing(), self.engine.begin() as connection:
             if rows:
                 await connection.execute(
                     insert(DeadLetterEntry).on_conflict_do_nothing(
