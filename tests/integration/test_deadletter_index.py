@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from uuid import uuid4
@@ -191,3 +192,17 @@ def test_a_restarted_gateway_goes_on_from_the_positions_in_its_database(
         assert sorted((p, o) for p, o, _ in seen[-7:]) == sorted(new)
         # Only what was new was read: not the topic again.
         assert indexed(client) == 7
+
+
+def test_a_fresh_index_of_a_topic_whose_records_were_deleted_answers_at_once(
+    gateway_for, kafka_bootstrap: str
+) -> None:
+    acme = tenant()
+    asyncio.run(produce(kafka_bootstrap, bodies(acme, 5), "gone"))
+    asyncio.run(delete_the_topics_records(kafka_bootstrap))
+    with gateway_for(acme) as client:
+        started = time.monotonic()
+        assert page_through(client, f"{acme}-key", 10) == []
+        # Not the wait for offsets that no longer exist (deadletter_index_wait_s=20).
+        assert time.monotonic() - started < 10
+        assert indexed(client) == 0

@@ -134,6 +134,7 @@ class DeadLetterIndexer:
         while True:
             batch = await consumer.getmany(timeout_ms=1000, max_records=BATCH)
             if not batch:
+                await self._caught_up_with(consumer)
                 continue
             try:
                 await self._index(batch)
@@ -165,6 +166,17 @@ class DeadLetterIndexer:
             quiet.warning("indexed %d dead letters that name no document", len(entries) - named)
         async with self._moved:
             self._positions.update(positions)
+            self._moved.notify_all()
+
+    async def _caught_up_with(self, consumer: AIOKafkaConsumer) -> None:
+        # Nothing was left to read: where the consumer is, everything before is
+        # indexed or was deleted from the topic (retention, DeleteRecords; the
+        # consumer then starts at the earliest offset kept), so a request does
+        # not wait for records that are gone.
+        at = {tp: await consumer.position(tp) for tp in self._partitions}
+        async with self._moved:
+            for tp, offset in at.items():
+                self._positions[tp] = max(self._positions.get(tp, 0), offset)
             self._moved.notify_all()
 
     def _behind(self, ends: dict[TopicPartition, int]) -> int:
