@@ -183,16 +183,25 @@ def test_each_user_reads_only_its_subscriptions_in_its_own_groups() -> None:
 
 def route(http_route: Doc, method: str, path: str) -> str:
     """Where the HTTPRoute sends a request: Gateway API's precedence (the longest
-    matching path, then a match that names the method)."""
+    matching path, then a match that names the method); a RegularExpression
+    match ahead of every PathPrefix one (Gateway API leaves that order to the
+    implementation: the chart's comment says so)."""
     elements = [p for p in path.split("/") if p]
     best: tuple[int, int, str] | None = None
     for rule in http_route["spec"]["rules"]:
         for match in rule["matches"]:
-            assert match["path"]["type"] == "PathPrefix"
-            prefix = [p for p in match["path"]["value"].split("/") if p]
-            if elements[: len(prefix)] != prefix or match.get("method", method) != method:
+            if match.get("method", method) != method:
                 continue
-            rank = (len(match["path"]["value"].rstrip("/")), "method" in match)
+            if match["path"]["type"] == "RegularExpression":
+                if not re.fullmatch(match["path"]["value"], path):
+                    continue
+                rank = (10_000, "method" in match)
+            else:
+                assert match["path"]["type"] == "PathPrefix"
+                prefix = [p for p in match["path"]["value"].split("/") if p]
+                if elements[: len(prefix)] != prefix:
+                    continue
+                rank = (len(match["path"]["value"].rstrip("/")), "method" in match)
             if best is None or rank > best[:2]:
                 (backend,) = rule["backendRefs"]
                 best = (*rank, backend["name"])

@@ -176,6 +176,39 @@ def test_search_finds_the_chunks_of_a_document_by_its_words(
     assert "1. 000_e21e99f4fa213ba2.md" in shown.stdout
 
 
+def test_chunks_reads_back_what_was_extracted_page_by_page(
+    stack: Stack, http: httpx.Client, documents: dict[str, dict[str, Any]]
+) -> None:
+    doc = documents["pdflatex-4-pages.pdf"]
+    status = http.get(f"{stack.url('status')}/v1/documents/{doc['id']}").json()
+    total = status["chunks_total"]
+    assert total >= 2
+    seen: list[dict[str, Any]] = []
+    cursor: list[str] = []
+    while True:
+        page = docflow(stack, "chunks", doc["id"], "--limit", "2", "--json", *cursor)
+        assert page.returncode == 0, page.stderr
+        body = json.loads(page.stdout)
+        assert body["extracted"] is True
+        assert 1 <= len(body["chunks"]) <= 2
+        seen += body["chunks"]
+        if body["next_cursor"] is None:
+            break
+        cursor = ["--cursor", body["next_cursor"]]
+    # Every chunk the extractor made, once, in order, with its pages and its words.
+    assert [c["index"] for c in seen] == list(range(total))
+    assert all(1 <= c["page"] <= c["page_end"] <= 4 for c in seen)
+    assert {c["page"] for c in seen} == {1, 2, 3, 4}
+    assert all(c["text"].strip() for c in seen)
+    shown = docflow(stack, "chunks", doc["id"], "--limit", "1")
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.startswith("#0 · page 1")
+    assert f"more: docflow chunks {doc['id']} --cursor 0" in shown.stdout
+    missing = docflow(stack, "chunks", "6d0c0000-0000-0000-0000-000000000000")
+    assert missing.returncode == 2
+    assert missing.stderr.strip().endswith("(HTTP 404, document-not-found)")
+
+
 def test_operations_answer_in_words_and_refusals_show_their_detail(
     stack: Stack, documents: dict[str, dict[str, Any]], blobs: BlobPlace
 ) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import ExitStack, asynccontextmanager
 from pathlib import Path
@@ -11,10 +12,12 @@ from uuid import UUID
 from fastapi.testclient import TestClient
 from faststream.kafka import KafkaBroker
 
+from docflow_gateway.adapters.deadletter_index import DeadLetterIndex, entry_of
 from docflow_gateway.adapters.registry import SqlRegistry
 from docflow_gateway.adapters.search_client import SearchUnavailable
 from docflow_gateway.adapters.status_client import StatusUnavailable
 from docflow_gateway.bootstrap import Ports, wire
+from docflow_gateway.redrive import DeadLetters
 from docflow_gateway.settings import GatewaySettings
 from docflow_shared.blobstore import BlobStore, LocalBlobStore
 from docflow_shared.deadletters import DeadLetter
@@ -39,16 +42,30 @@ class Recorder:
 
 
 class DeadLetterShelf:
-    """The dead-letter topic as the gateway reads it; ``down``: Kafka unavailable."""
+    """The dead-letter topic as the gateway's indexer sees it: ``letters`` are
+    indexed (into the real SQL index) when a request waits for the index to
+    catch up (as ``DeadLetterIndexer`` does from the topic)."""
 
-    def __init__(self, letters: list[DeadLetter]) -> None:
+    def __init__(self, letters: list[DeadLetter], index: DeadLetterIndex) -> None:
         self.letters = letters
-        self.down = False
+        self.index = index
 
-    async def __call__(self) -> list[DeadLetter]:
-        if self.down:
-            raise ConnectionError("Kafka unavailable")
-        return self.letters
+    async def caught_up(self) -> None:
+        entries = [
+            entry_of(
+                letter.partition,
+                letter.offset,
+                int(letter.at.timestamp() * 1000),
+                letter.body,
+                [(k, v.encode()) for k, v in letter.headers.items()],
+            )
+            for letter in self.letters
+        ]
+        positions: dict[int, int] = {}
+        for entry in entries:
+            positions[entry.partition] = max(positions.get(entry.partition, 0), entry.offset + 1)
+        with contextlib.suppress(Exception):  # the database made unavailable by a test
+            await self.index.add(entries, positions)
 
 
 class Statuses:
@@ -102,6 +119,9 @@ def gateway_clients(tmp_path: Path, database_url: str | None = None) -> Iterator
             **configured: Any,
         ) -> TestClient:
             records = SqlRegistry(create_engine(url))
+            shelf = DeadLetterShelf(
+                letters if letters is not None else [], DeadLetterIndex(records.engine)
+            )
 
             @asynccontextmanager
             async def lifespan() -> AsyncIterator[None]:
@@ -115,7 +135,7 @@ def gateway_clients(tmp_path: Path, database_url: str | None = None) -> Iterator
                 publish=publish,
                 status_for=lambda headers: statuses or Statuses(),
                 search=searches or Searches(),
-                dead_letters=DeadLetterShelf(letters if letters is not None else []),
+                dead_letters=DeadLetters(shelf.index, shelf.caught_up),
                 checks={},
                 lifespan=lifespan,
             )

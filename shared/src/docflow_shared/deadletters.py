@@ -3,6 +3,10 @@
 Re-driving (``POST /v1/deadletters/redrive`` on the gateway, or
 ``python -m docflow_gateway redrive``) starts a new attempt of each
 dead-lettered document, from the stage that gave up, once its cause is fixed.
+The gateway does not read the topic per request: its dead-letter indexer
+(``docflow_gateway.adapters.deadletter_indexer``) keeps an index of it, and
+``Selection`` chooses from that index. ``dead_letters`` reads the whole topic
+(tools and tests).
 """
 
 from __future__ import annotations

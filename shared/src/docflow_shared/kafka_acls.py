@@ -73,7 +73,7 @@ GRANTS: dict[str, Grants] = {
     "gateway": Grants(
         "gateway",
         produces=(topics.UPLOADED, *COMMANDS),
-        # GET /v1/deadletters and re-drive read the dead letters (no group).
+        # Its dead-letter indexer (GET /v1/deadletters, re-drive) reads them, no group.
         reads=(topics.DEAD_LETTER,),
     ),
     "extractor": Grants(

@@ -37,6 +37,14 @@ def test_a_gateway_that_is_not_running_is_one_line_and_exit_2(
     assert "Traceback" not in result.output
 
 
+def test_chunks_with_no_gateway_is_one_line_and_exit_2(nothing_there: str) -> None:
+    result = runner.invoke(app, ["chunks", "some-id", "--gateway", nothing_there])
+    assert result.exit_code == 2
+    assert result.stderr.strip().splitlines() == [
+        f"docflow: cannot reach {nothing_there}: All connection attempts failed (is it running?)"
+    ]
+
+
 @pytest.mark.parametrize(
     "command",
     [["list"], ["status", "some-id"]],

@@ -8,6 +8,7 @@ tests/e2e/test_failure_recovery.py.
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from docflow_shared import retries, topics
 from docflow_shared.auth import hash_key
 from docflow_shared.deadletters import DeadLetter
 from docflow_shared.events import DocumentRetryRequested, DocumentUploaded, Stage
+from docflow_shared.sql import create_engine
 from support.gateway import PDF, ClientFor, Recorder, Statuses
 
 KEYS = {"acme": [hash_key("acme-key")], "globex": [hash_key("globex-key")]}
@@ -31,7 +33,9 @@ def letter(
         partition=0,
         offset=minute,
         at=T0 + timedelta(minutes=minute),
-        body=b"{}",
+        body=json.dumps({"document_id": str(document_id), "tenant_id": tenant}).encode()
+        if document_id
+        else b"not an event",
         headers={
             retries.ORIGINAL_TOPIC: topics.EXTRACTED if service == "embedder" else topics.UPLOADED,
             retries.SERVICE: service,
@@ -137,10 +141,11 @@ def test_a_filter_chooses_which_dead_letters_to_redrive(
     assert client.post("/v1/deadletters/redrive", json={"service": "status"}).status_code == 422
 
 
-def test_kafka_unavailable_is_a_503(tmp_path: Path, client_for: ClientFor) -> None:
+def test_the_index_unavailable_is_a_503(tmp_path: Path, client_for: ClientFor) -> None:
     letters: list[DeadLetter] = []
     client = client_for(tmp_path / "blobs", Recorder(), letters=letters)
-    client.app.state.ports.dead_letters.down = True  # type: ignore[attr-defined]
+    index = client.app.state.ports.dead_letters.index  # type: ignore[attr-defined]
+    index.engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'missing' / 'gone.db'}")
     for response in (
         client.get("/v1/deadletters"),
         client.post("/v1/deadletters/redrive", json={}),

@@ -43,8 +43,8 @@ def test_every_service_may_use_what_it_is_wired_to(wiring: dict[str, Any]) -> No
 
 
 def test_the_wiring_uses_every_grant_but_the_non_faststream_reads(wiring: dict[str, Any]) -> None:
-    # Granted and not declared in the wiring: the gateway's dead-letter reads
-    # (kafka_admin.read_records) and its producer (declared on its own broker).
+    # Granted and not declared in the wiring: the gateway's dead-letter indexer
+    # (a plain aiokafka consumer) and its producer (declared on its own broker).
     for service, broker in wiring.items():
         grants = GRANTS[service]
         read = {t.name for sub in broker.subscribers for t in sub.topics}

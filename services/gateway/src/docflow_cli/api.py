@@ -144,6 +144,14 @@ class Docflow:
         )
         return body
 
+    async def chunks(self, document_id: str, limit: int, cursor: str | None) -> dict[str, Any]:
+        """One page of a document's extracted chunks (the gateway's ``/chunks``)."""
+        params: dict[str, Any] = {"limit": limit, **({"cursor": cursor} if cursor else {})}
+        body: dict[str, Any] = await self.json(
+            "GET", self.gateway(f"/v1/documents/{document_id}/chunks"), params=params
+        )
+        return body
+
     async def operate(self, operation: str, document_id: str) -> dict[str, Any]:
         """``retry``, ``cancel`` or ``delete`` a document (the gateway answers 202)."""
         method, suffix = ("DELETE", "") if operation == "delete" else ("POST", f"/{operation}")

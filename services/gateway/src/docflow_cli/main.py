@@ -289,6 +289,35 @@ def search(
         console.print()
 
 
+@app.command()
+def chunks(
+    document: DocumentId,
+    limit: Annotated[int, typer.Option(min=1, max=500)] = 50,
+    cursor: Annotated[str | None, typer.Option(help="Where the last page ended")] = None,
+    as_json: AsJson = False,
+    gateway: Gateway = DEFAULT_GATEWAY,
+    api_key: ApiKey = None,
+) -> None:
+    """What was extracted from a document: its chunks, in order, a page at a time."""
+    servers = Servers(gateway, DEFAULT_STATUS, api_key)
+    body = _run(servers, lambda api: api.chunks(document, limit, cursor))
+    if as_json:
+        _print_json(body)
+        return
+    console = _console()
+    if not body["extracted"]:
+        console.print("no chunks yet: no extraction of it has finished", style="dim")
+    for chunk in body["chunks"]:
+        first, last = chunk["page"], chunk["page_end"]
+        where = "" if first is None else f" · page {first}" + (f"-{last}" if last != first else "")
+        console.print(Text(f"#{chunk['index']}{where}", style="bold"))
+        console.print(Text(chunk["text"].strip()), markup=False, highlight=False)
+    if body["next_cursor"]:
+        console.print(
+            f"more: docflow chunks {document} --cursor {body['next_cursor']}", highlight=False
+        )
+
+
 def _operation(name: str, summary: str) -> None:
     def command(
         document: DocumentId,

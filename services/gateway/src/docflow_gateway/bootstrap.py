@@ -6,22 +6,22 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from functools import partial
 
 import httpx
 from fastapi import FastAPI
 from faststream.kafka import KafkaBroker
 from prometheus_client import CollectorRegistry
 
+from docflow_gateway.adapters.deadletter_index import DeadLetterIndex
+from docflow_gateway.adapters.deadletter_indexer import DeadLetterIndexer
 from docflow_gateway.adapters.registry import SqlRegistry
 from docflow_gateway.adapters.search_client import HttpSearch, Search
 from docflow_gateway.adapters.status_client import HttpStatusReader
 from docflow_gateway.entrypoints.app import create_app
 from docflow_gateway.operations import StatusReader
-from docflow_gateway.redrive import ReadDeadLetters
+from docflow_gateway.redrive import DeadLetters
 from docflow_gateway.settings import GatewaySettings
 from docflow_shared.blobstore import BlobStore
-from docflow_shared.deadletters import dead_letters
 from docflow_shared.events import (
     DocumentCancelled,
     DocumentDeleted,
@@ -49,8 +49,8 @@ class Ports:
     status_for: Callable[[Mapping[str, str]], StatusReader]
     # The embedder's search: (query, tenant, limit) → its answer.
     search: Search
-    # Every message on the dead-letter topic.
-    dead_letters: ReadDeadLetters
+    # The index of the dead-letter topic (its indexer runs in ``lifespan``).
+    dead_letters: DeadLetters
     # Readiness: each answers, or raises.
     checks: Mapping[str, Check]
     # Starts and stops what the publisher needs (the Kafka producer, the database).
@@ -66,8 +66,9 @@ def wire(
     """The gateway's HTTP app on ``ports`` (its metrics in ``registry``).
 
     ``broker`` is the one ``ports.publish`` publishes on (``event_publisher``);
-    the gateway subscribes to nothing, so nothing is attached to it here. It is
-    taken so that every service's ``wire`` has the same shape.
+    the gateway subscribes to nothing on it (the dead-letter indexer is a plain
+    consumer of its own, started in ``ports.lifespan``), so nothing is attached
+    to it here. It is taken so that every service's ``wire`` has the same shape.
     """
     app = create_app(
         settings,
@@ -113,14 +114,24 @@ def bootstrap(settings: GatewaySettings | None = None) -> FastAPI:
     records = SqlRegistry(create_engine(settings.effective_database_url))
     status_client = httpx.AsyncClient(timeout=settings.publish_timeout_s)
     status_url = str(settings.status_internal_url or settings.status_public_url)
+    index = DeadLetterIndex(records.engine, records.writing)
+    indexer = DeadLetterIndexer(
+        index,
+        settings.kafka_bootstrap_servers,
+        security=settings.kafka_security,
+        registry=registry,
+        wait_s=settings.deadletter_index_wait_s,
+    )
 
     @asynccontextmanager
     async def lifespan() -> AsyncIterator[None]:
         await records.migrate()
         await broker.start()
+        await indexer.start()
         try:
             yield
         finally:
+            await indexer.stop()
             await broker.stop()
             await status_client.aclose()
             await records.engine.dispose()
@@ -133,9 +144,7 @@ def bootstrap(settings: GatewaySettings | None = None) -> FastAPI:
         search=HttpSearch(
             status_client, str(settings.embedder_internal_url), settings.internal_token_value
         ),
-        dead_letters=partial(
-            dead_letters, settings.kafka_bootstrap_servers, security=settings.kafka_security
-        ),
+        dead_letters=DeadLetters(index, indexer.caught_up),
         checks={
             "kafka": kafka_check(broker),
             "blob_store": blobs.check,

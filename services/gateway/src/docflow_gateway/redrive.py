@@ -13,19 +13,29 @@ from dataclasses import dataclass
 from uuid import UUID
 
 from docflow_gateway import operations
+from docflow_gateway.adapters.deadletter_index import DeadLetterEntry, DeadLetterIndex
 from docflow_gateway.adapters.registry import SqlRegistry
 from docflow_gateway.adapters.status_client import StatusUnavailable
 from docflow_gateway.operations import OperationRefused, StatusReader
-from docflow_shared.deadletters import DeadLetter, Selection
+from docflow_shared.deadletters import Selection
 from docflow_shared.messaging import Publish
 
-# Every message on the dead-letter topic.
-ReadDeadLetters = Callable[[], Awaitable[list[DeadLetter]]]
+# Waits until the index holds every dead letter on the topic now (at most a
+# few seconds; DeadLetterIndexer.caught_up).
+CatchUp = Callable[[], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class DeadLetters:
+    """The dead-letter index (``deadletter_index.py``), and how to wait for it."""
+
+    index: DeadLetterIndex
+    caught_up: CatchUp
 
 
 class EventStoreUnavailable(Exception):
-    """Kafka did not answer: the dead letters could not be read, or a retry's event
-    was not acknowledged (the retries before it stand)."""
+    """The dead-letter index could not be read, or a retry's event was not
+    acknowledged (the retries before it stand)."""
 
 
 @dataclass(frozen=True)
@@ -52,21 +62,15 @@ class Redrive:
 
 
 async def tenants_dead_letters(
-    read: ReadDeadLetters, tenant_id: str, selection: Selection
-) -> list[DeadLetter]:
-    """The dead letters about the tenant's documents that ``selection`` matches, oldest
-    first; raises ``EventStoreUnavailable``."""
+    dead_letters: DeadLetters, tenant_id: str, selection: Selection
+) -> list[DeadLetterEntry]:
+    """The dead letters about the tenant's documents that ``selection`` matches, in
+    the index's order (oldest first), from the index; raises ``EventStoreUnavailable``."""
+    await dead_letters.caught_up()
     try:
-        letters = await read()
+        return await dead_letters.index.matching(tenant_id, selection)
     except Exception as exc:
         raise EventStoreUnavailable(str(exc)) from exc
-    return [
-        letter
-        for letter in letters
-        if letter.document_id is not None
-        and letter.tenant_id == tenant_id
-        and selection.matches(letter)
-    ]
 
 
 async def redrive(
@@ -75,7 +79,7 @@ async def redrive(
     tenant_id: str,
     correlation_id: str,
     dry_run: bool,
-    dead_letters: ReadDeadLetters,
+    dead_letters: DeadLetters,
     records: SqlRegistry,
     status: StatusReader,
     publish: Publish,

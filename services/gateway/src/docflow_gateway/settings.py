@@ -39,6 +39,10 @@ class GatewaySettings(HttpServiceSettings):
     admin_tenants: list[str] = Field(default_factory=list)
     # How long an upload waits for Kafka's acknowledgement before answering 503.
     publish_timeout_s: float = Field(default=10.0, gt=0)
+    # How long GET /v1/deadletters and re-drive wait for the dead-letter index
+    # to reach the topic's end (adapters/deadletter_indexer.py); then they
+    # answer from the index as it is.
+    deadletter_index_wait_s: float = Field(default=5.0, ge=0, le=60)
 
     @model_validator(mode="after")
     def _one_metrics_server(self) -> "GatewaySettings":

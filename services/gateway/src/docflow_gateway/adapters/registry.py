@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import enum
 from collections.abc import AsyncIterator, Iterable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -140,6 +140,10 @@ class SqlRegistry:
         # (bench/upload_latency.py). Taking turns here costs nothing SQLite
         # would not serialize anyway. PostgreSQL needs no such turns.
         self._one_writer = asyncio.Lock() if engine.dialect.name == "sqlite" else None
+
+    def writing(self) -> AbstractAsyncContextManager[None]:
+        """This process's turn to write (SQLite); for other writers to the same database."""
+        return self._writing()
 
     @asynccontextmanager
     async def _writing(self) -> AsyncIterator[None]:

@@ -7,7 +7,14 @@ from collections.abc import Mapping
 from fastapi import APIRouter, FastAPI
 from prometheus_client import CollectorRegistry
 
-from docflow_gateway.entrypoints.routes import deadletters, documents, reindex, search, uploads
+from docflow_gateway.entrypoints.routes import (
+    chunks,
+    deadletters,
+    documents,
+    reindex,
+    search,
+    uploads,
+)
 from docflow_gateway.entrypoints.web import add_page
 from docflow_gateway.settings import GatewaySettings
 from docflow_shared.http import Lifespan, service_app
@@ -20,6 +27,7 @@ router.include_router(uploads.router)
 router.include_router(search.router)
 router.include_router(reindex.router)
 router.include_router(documents.router)
+router.include_router(chunks.router)
 router.include_router(deadletters.router)
 
 

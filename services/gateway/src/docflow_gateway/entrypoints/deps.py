@@ -18,7 +18,7 @@ from fastapi import Depends, Header, Request
 from docflow_gateway.adapters.registry import SqlRegistry
 from docflow_gateway.adapters.search_client import Search
 from docflow_gateway.operations import StatusReader
-from docflow_gateway.redrive import ReadDeadLetters
+from docflow_gateway.redrive import DeadLetters
 from docflow_gateway.settings import GatewaySettings
 from docflow_shared.blobstore import BlobStore
 from docflow_shared.http import Tenant
@@ -76,12 +76,13 @@ async def _search(request: Request) -> Search:
 SearchDep = Annotated[Search, Depends(_search)]
 
 
-async def _dead_letters(request: Request) -> ReadDeadLetters:
-    read: ReadDeadLetters = request.app.state.ports.dead_letters
-    return read
+async def _dead_letters(request: Request) -> DeadLetters:
+    dead_letters: DeadLetters = request.app.state.ports.dead_letters
+    return dead_letters
 
 
-DeadLettersDep = Annotated[ReadDeadLetters, Depends(_dead_letters)]
+DeadLettersDep = Annotated[DeadLetters, Depends(_dead_letters)]
+"""The dead-letter index: no request reads the dead-letter topic."""
 
 
 async def _rate_limited(request: Request, tenant: Tenant) -> str:

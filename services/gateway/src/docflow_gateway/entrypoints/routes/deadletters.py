@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 from uuid import UUID, uuid4
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from docflow_gateway.adapters.deadletter_index import CURSOR_PATTERN, decode_cursor
 from docflow_gateway.adapters.status_client import StatusUnavailable
 from docflow_gateway.entrypoints.deps import (
     CorrelationId,
@@ -20,7 +21,7 @@ from docflow_gateway.entrypoints.deps import (
     StatusDep,
 )
 from docflow_gateway.entrypoints.problems import unavailable
-from docflow_gateway.redrive import EventStoreUnavailable, redrive, tenants_dead_letters
+from docflow_gateway.redrive import EventStoreUnavailable, redrive
 from docflow_shared.deadletters import Selection
 from docflow_shared.http import problem_responses
 
@@ -37,12 +38,17 @@ class DeadLetterOut(BaseModel):
     error: str = Field(description="Why, last time")
     retries: int = Field(description="Retries it had before it was kept")
     dead_lettered_at: datetime
+    partition: int = Field(description="Where it is on docflow.deadletter.v1 (with offset)")
+    offset: int
 
 
 class DeadLetterList(BaseModel):
-    """The tenant's dead-lettered messages, oldest first."""
+    """One page of the tenant's dead-lettered messages, oldest first."""
 
     dead_letters: list[DeadLetterOut]
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null on the last page"
+    )
 
 
 class RedriveRequest(BaseModel):
@@ -80,7 +86,7 @@ _DEAD_LETTER_PROBLEMS = problem_responses(
     {
         401: "Authentication is on and no valid API key was sent",
         413: "The body is over DOCFLOW_MAX_JSON_BYTES",
-        422: "Malformed request",
+        422: "Malformed request: a limit outside 1-500, a cursor not of the form next_cursor has",
         429: "The tenant sent too many requests; see Retry-After",
         503: "Kafka or the status service is unavailable; retry after Retry-After",
     }
@@ -90,30 +96,44 @@ _DEAD_LETTER_PROBLEMS = problem_responses(
 @router.get(
     "/v1/deadletters",
     description="Messages about the tenant's documents that a service gave up on: after the\n"
-    "last retry of a transient error, or because of an error of ours.",
+    "last retry of a transient error, or because of an error of ours. Read from the\n"
+    "gateway's index of the dead-letter topic, a page at a time (oldest first).",
     responses=_DEAD_LETTER_PROBLEMS,
 )
 async def list_dead_letters(
-    dead_letters: DeadLettersDep, tenant: RateLimitedTenant
+    dead_letters: DeadLettersDep,
+    tenant: RateLimitedTenant,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    cursor: Annotated[
+        str | None,
+        Query(description="next_cursor of the previous page", pattern=CURSOR_PATTERN),
+    ] = None,
 ) -> DeadLetterList:
-    """The tenant's dead letters, oldest first."""
+    """The tenant's dead letters, oldest first, a page at a time, from the gateway's
+    index of the dead-letter topic (never the topic itself)."""
+    await dead_letters.caught_up()
     try:
-        letters = await tenants_dead_letters(dead_letters, tenant, Selection())
-    except EventStoreUnavailable as exc:
-        raise unavailable("the event store", exc) from exc
+        page = await dead_letters.index.page(
+            tenant, limit, decode_cursor(cursor) if cursor else None
+        )
+    except Exception as exc:
+        raise unavailable("the dead-letter index", exc) from exc
     return DeadLetterList(
         dead_letters=[
             DeadLetterOut(
-                document_id=letter.document_id,  # filtered above: not None
+                document_id=letter.document_id,  # indexed with its tenant: not None
                 topic=letter.topic,
                 service=letter.service,
                 stage=letter.stage,
                 error=letter.error,
-                retries=int(letter.headers.get("docflow-retries", "0")),
-                dead_lettered_at=letter.at,
+                retries=letter.retries,
+                dead_lettered_at=letter.dead_lettered_at,
+                partition=letter.partition,
+                offset=letter.offset,
             )
-            for letter in letters
-        ]
+            for letter in page.letters
+        ],
+        next_cursor=page.next,
     )
 
 
@@ -155,7 +175,7 @@ async def redrive_dead_letters(
     except StatusUnavailable as exc:
         raise unavailable("the status service", exc) from exc
     except EventStoreUnavailable as exc:
-        raise unavailable("the event store", exc) from exc
+        raise unavailable("the dead-letter index or Kafka", exc) from exc
     return RedriveResult(
         dead_letters=done.dead_letters,
         retried=[
