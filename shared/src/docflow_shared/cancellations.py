@@ -33,6 +33,8 @@ from docflow_shared.events import DocumentCancelled, DocumentDeleted, parse_even
 logger = logging.getLogger(__name__)
 
 _DELETED = sys.maxsize  # a deleted document is cancelled in every attempt
+# Records handled per poll while following the topics.
+READ_BATCH = 1000
 
 
 class Cancellations:
@@ -87,14 +89,21 @@ def follow_cancellations(
         auto_offset_reset="earliest",
         # Nothing to commit without a group: every start reads them all again.
         ack_policy=AckPolicy.ACK_FIRST,
+        # What a start reads, a poll at a time: one message at a time read
+        # ~600 records/s here (bench/cancellation_replay.py).
+        batch=True,
+        max_records=READ_BATCH,
+        batch_timeout_ms=200,
     )
     async def on_cancellation(message: KafkaMessage) -> None:
         """Remember that a document's attempt was cancelled, or the document deleted."""
-        cancellations.records_read += 1
-        try:
-            event = parse_event(message.body)
-        except ValidationError as exc:
-            logger.error("skipping unreadable cancellation: %s", exc)
-            return
-        if isinstance(event, DocumentCancelled | DocumentDeleted):
-            cancellations.record(event)
+        bodies: list[bytes] = list(message.body)  # type: ignore[arg-type]  # a batch: a list
+        cancellations.records_read += len(bodies)
+        for body in bodies:
+            try:
+                event = parse_event(body)
+            except ValidationError as exc:
+                logger.error("skipping unreadable cancellation: %s", exc)
+                continue
+            if isinstance(event, DocumentCancelled | DocumentDeleted):
+                cancellations.record(event)

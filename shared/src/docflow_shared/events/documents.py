@@ -159,30 +159,26 @@ def tenant_document_key(tenant_id: str, document_id: UUID) -> bytes:
 
 
 class DocumentCancelled(Event):
-    """Stop working on the document's current ``attempt``; stages stop at their next batch.
-
-    Keyed by tenant *and* document: the topic is compacted (``topics.STOPS_CONFIG``),
-    so the latest cancellation of a document supersedes its earlier ones, and a record
-    under another tenant's key can never supersede this tenant's.
-    """
+    """Stop working on the document's current ``attempt``; stages stop at their next batch."""
 
     TOPIC: ClassVar[str] = topics.CANCELLED
     event_type: Literal["docflow.document.cancelled"] = "docflow.document.cancelled"
 
+    # Keyed by tenant *and* document: the topic is compacted (``topics.STOPS_CONFIG``),
+    # so a document's latest cancellation supersedes its earlier ones, and a record
+    # under another tenant's key can never supersede this tenant's.
     @property
     def kafka_key(self) -> bytes:
         return tenant_document_key(self.tenant_id, self.document_id)
 
 
 class DocumentDeleted(Event):
-    """The document is gone: its blobs, vectors and status are removed.
-
-    Keyed by tenant and document, on a compacted topic, as ``DocumentCancelled``.
-    """
+    """The document is gone: its blobs, vectors and status are removed."""
 
     TOPIC: ClassVar[str] = topics.DELETED
     event_type: Literal["docflow.document.deleted"] = "docflow.document.deleted"
 
+    # Keyed by tenant and document, on a compacted topic, as ``DocumentCancelled``.
     @property
     def kafka_key(self) -> bytes:
         return tenant_document_key(self.tenant_id, self.document_id)
