@@ -39,6 +39,7 @@ bench: install kafka-jars postgres redis hey ## Benchmarks: JSON in bench/result
 	$(PY) bench/pipelining.py
 	$(PY) bench/status_projection.py
 	$(PY) bench/embedder.py
+	$(PY) bench/cancellation_replay.py
 	$(PY) bench/report.py
 
 faults: install kafka-jars ## The full fault-injection suite (200 documents per scenario); reports in .artifacts/faults/

@@ -9,7 +9,15 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from docflow_shared.kafka_admin import ensure_topics
-from docflow_shared.topics import EVENTS_CONFIG, STATUS_CONFIG, TopicSpec
+from docflow_shared.topics import (
+    CANCELLED,
+    DELETED,
+    EVENTS_CONFIG,
+    STATUS_CONFIG,
+    STOPS_CONFIG,
+    TopicSpec,
+    specs,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -55,3 +63,20 @@ async def test_a_topic_made_by_an_older_version_gets_todays_configuration(
     assert (await configs(kafka_bootstrap, name))["retention.bytes"] != "-1"
     await ensure_topics(kafka_bootstrap, [TopicSpec(name, 1, 1, dict(EVENTS_CONFIG))])
     assert (await configs(kafka_bootstrap, name))["retention.bytes"] == "-1"
+
+
+async def test_cancellations_and_deletions_become_compacted_on_upgrade(
+    kafka_bootstrap: str,
+) -> None:
+    # Made by an older version: kept forever, never compacted.
+    names = [f"test.{kind}.{uuid.uuid4().hex[:8]}" for kind in ("cancelled", "deleted")]
+    await ensure_topics(kafka_bootstrap, [TopicSpec(n, 1, 1, dict(EVENTS_CONFIG)) for n in names])
+    assert {(await configs(kafka_bootstrap, n))["cleanup.policy"] for n in names} == {"delete"}
+    # What this version declares for them (topics.specs()), applied by the same call.
+    declared = {spec.name: spec.config for spec in specs()}
+    assert declared[CANCELLED] == declared[DELETED] == STOPS_CONFIG
+    await ensure_topics(kafka_bootstrap, [TopicSpec(n, 1, 1, dict(STOPS_CONFIG)) for n in names])
+    for name in names:
+        found = await configs(kafka_bootstrap, name)
+        assert found["cleanup.policy"] == "compact"
+        assert found["min.compaction.lag.ms"] == STOPS_CONFIG["min.compaction.lag.ms"]

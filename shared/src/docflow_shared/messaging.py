@@ -215,8 +215,9 @@ class KafkaEventPublisher:
             raise TypeError(f"{self._source} does not declare {type(event).__name__} as produced")
         await publisher.publish(
             event,
-            # Keyed by subject: one document's (one operation's) events stay in order.
-            key=str(event.subject).encode(),
+            # Keyed by subject: one document's (one operation's) events stay in
+            # order; on the compacted command topics by tenant and document.
+            key=event.kafka_key,
             headers=cloudevent_headers(event, self._source),
             correlation_id=event.correlation_id,
         )

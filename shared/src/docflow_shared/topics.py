@@ -97,7 +97,8 @@ class TopicSpec:
 
 # The document events are the source of truth: the status read model is
 # rebuilt by replaying them from offset 0 (``python -m docflow_status
-# rebuild``), so they are kept, not expired. Size the disks for it (a chunk
+# rebuild``), so they are kept, not expired (cancellations and deletions are
+# compacted instead: ``STOPS_CONFIG``). Size the disks for it (a chunk
 # batch is at most ~256 KiB; docs/events.md).
 EVENTS_CONFIG = {"cleanup.policy": "delete", "retention.ms": "-1", "retention.bytes": "-1"}
 
@@ -108,6 +109,25 @@ STATUS_CONFIG = {
     "segment.ms": str(60 * 60 * 1000),
     "min.cleanable.dirty.ratio": "0.5",
 }
+
+
+# Cancellations and deletions: every extractor and embedder replica reads
+# both topics whole at start (``cancellations.py``), so they are compacted,
+# keyed by tenant and document (``DocumentCancelled.kafka_key``): what a
+# replica reads is bounded by the documents ever cancelled or deleted, not by
+# how many requests there were. Compaction keeps each key's latest record (a
+# document's latest cancelled attempt, which stops its earlier attempts too;
+# its deletion) and every record younger than a day: a consumer group less
+# than a day behind (the status service, the embedder's deletions) still sees
+# every one. Hourly segments give the cleaner closed segments to work on.
+STOPS_CONFIG = {
+    "cleanup.policy": "compact",
+    "segment.ms": str(60 * 60 * 1000),
+    "min.cleanable.dirty.ratio": "0.5",
+    "min.compaction.lag.ms": str(24 * 60 * 60 * 1000),
+}
+STOPS: tuple[str, ...] = (CANCELLED, DELETED)
+"""The compacted command topics every replica of a stage reads whole."""
 
 
 # A parked message waits minutes at most; a week leaves time to look into it.
@@ -132,7 +152,12 @@ def specs(partitions: int = 6, replication_factor: int = 1) -> list[TopicSpec]:
     """The topics docflow needs, with the given sizing."""
     return [
         *(
-            TopicSpec(name, partitions, replication_factor, dict(EVENTS_CONFIG))
+            TopicSpec(
+                name,
+                partitions,
+                replication_factor,
+                dict(STOPS_CONFIG if name in STOPS else EVENTS_CONFIG),
+            )
             for name in (*ALL, *REINDEX, DEAD_LETTER)
         ),
         *(TopicSpec(name, partitions, replication_factor, dict(RETRY_CONFIG)) for name in RETRY),

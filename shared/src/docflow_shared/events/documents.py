@@ -4,6 +4,7 @@ its status snapshot, each on its own ``docflow.document.*`` topic."""
 from __future__ import annotations
 
 from typing import Annotated, ClassVar, Literal, Self
+from uuid import UUID
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
@@ -151,11 +152,24 @@ class DocumentRetryRequested(Event):
     blob_key: str = Field(max_length=MAX_KEY_CHARS)
 
 
+def tenant_document_key(tenant_id: str, document_id: UUID) -> bytes:
+    """``<tenant>/<document>``: the key of the compacted command topics (the document id
+    is the fixed-length end, so the split is never ambiguous)."""
+    return f"{tenant_id}/{document_id}".encode()
+
+
 class DocumentCancelled(Event):
     """Stop working on the document's current ``attempt``; stages stop at their next batch."""
 
     TOPIC: ClassVar[str] = topics.CANCELLED
     event_type: Literal["docflow.document.cancelled"] = "docflow.document.cancelled"
+
+    # Keyed by tenant *and* document: the topic is compacted (``topics.STOPS_CONFIG``),
+    # so a document's latest cancellation supersedes its earlier ones, and a record
+    # under another tenant's key can never supersede this tenant's.
+    @property
+    def kafka_key(self) -> bytes:
+        return tenant_document_key(self.tenant_id, self.document_id)
 
 
 class DocumentDeleted(Event):
@@ -163,6 +177,11 @@ class DocumentDeleted(Event):
 
     TOPIC: ClassVar[str] = topics.DELETED
     event_type: Literal["docflow.document.deleted"] = "docflow.document.deleted"
+
+    # Keyed by tenant and document, on a compacted topic, as ``DocumentCancelled``.
+    @property
+    def kafka_key(self) -> bytes:
+        return tenant_document_key(self.tenant_id, self.document_id)
 
 
 class DocumentStalled(Event):

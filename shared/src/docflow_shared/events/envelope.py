@@ -117,6 +117,11 @@ class Envelope(BaseModel):
     def subject(self) -> UUID:
         """What the event is about: its Kafka key, so events about one thing stay in order."""
 
+    @property
+    def kafka_key(self) -> bytes:
+        """The record's key: the subject, unless the topic is compacted by something else."""
+        return str(self.subject).encode()
+
 
 class Event(Envelope):
     """A document event: the envelope plus the document and its attempt."""
