@@ -17,9 +17,7 @@ def test_the_embedder_image_unpacks_the_checked_model_from_the_same_pom() -> Non
     assert f"COPY {pom} /build/pom.xml" in stage
     assert "-DexcludeTransitive=true" in stage
     # Each file is checked against the digest the embedder's vectors were tested with.
-    checked = {
-        name: digest for digest, name in re.findall(r'echo "([0-9a-f]{64})  (\S+)"', stage)
-    }
+    checked = {name: digest for digest, name in re.findall(r'echo "([0-9a-f]{64})  (\S+)"', stage)}
     assert checked == FILES
     final = dockerfile.rsplit("\nFROM ", 1)[1]
     assert "COPY --from=model /models /app/models" in final
