@@ -11,7 +11,8 @@ mean pooling over real tokens and L2 normalisation (the checkpoint's
 (``tokenizers``), reading 256 tokens like sentence-transformers. A test holds
 the vectors to the numpy reference (``adapters/minilm.py``).
 
-OpenVINO, not ONNX Runtime, by measurement (``bench/engines.py``, BENCHMARKS.md).
+OpenVINO, not ONNX Runtime, by measurement (``bench/engines.py``, BENCHMARKS.md):
+about equal in float32, and only OpenVINO offers bfloat16 (its precision hint).
 """
 
 from __future__ import annotations
