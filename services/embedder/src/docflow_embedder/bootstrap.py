@@ -15,12 +15,12 @@ from prometheus_client import CollectorRegistry
 from qdrant_client import QdrantClient
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
+from docflow_embedder.adapters.engine import EngineEmbedder
 from docflow_embedder.adapters.instrumented import (
     EmbeddingMetrics,
     InstrumentedEmbedder,
     chunks_embedded,
 )
-from docflow_embedder.adapters.minilm import MiniLMEmbedder
 from docflow_embedder.adapters.openai_embedder import OpenAIEmbedder
 from docflow_embedder.adapters.qdrant import QdrantIndex, local_client
 from docflow_embedder.domain import Embedder, Index, Models, ModelUnavailable
@@ -144,7 +144,7 @@ def configured_spec(settings: EmbedderSettings) -> EmbeddingSpec:
     """The model the settings choose (for the first collection; after a re-embedding
     the active collection says which model is in use)."""
     if settings.embedding_backend == "local":
-        return EmbeddingSpec(backend="local", model=MiniLMEmbedder.model)
+        return EmbeddingSpec(backend="local", model=EngineEmbedder.model)
     return EmbeddingSpec(
         backend="openai", model=settings.openai_model, dimensions=settings.openai_dimensions
     )
@@ -173,7 +173,7 @@ class SettingsModels:
     def _build(self, spec: EmbeddingSpec) -> Embedder:
         settings = self._settings
         if spec.backend == "local":
-            local = MiniLMEmbedder.model
+            local = EngineEmbedder.model
             if spec.model not in (local, local.rsplit("/", 1)[-1]) or spec.dimensions not in (
                 None,
                 384,
@@ -182,7 +182,12 @@ class SettingsModels:
                     f"the local backend has one model, {local} (384 dimensions), "
                     f"not {spec.model}; use the openai backend for others"
                 )
-            return MiniLMEmbedder(batch_size=settings.model_batch_size)
+            return EngineEmbedder(
+                settings.local_model_dir,
+                batch_size=settings.model_batch_size,
+                threads=settings.embedder_threads,
+                precision=settings.embedder_precision,
+            )
         key = settings.openai_api_key
         client = (
             openai.OpenAI(

@@ -21,6 +21,17 @@ class EmbedderSettings(ServiceSettings):
     qdrant_path: Path | None = None
     # Texts per forward pass of the local model.
     model_batch_size: int = Field(default=16, ge=1, le=256)
+    # The local model's files (its ONNX export and tokenizer); unset: where
+    # `make models` puts them (.cache/models/all-minilm-l6-v2). The image sets it.
+    local_model_dir: Path | None = None
+    # Threads of the local model's inference engine (OpenVINO). Unset: the
+    # cores this process may use (its CPU affinity, capped by a cgroup CPU
+    # quota). Replicas sharing cores should split them (2 replicas on 4 cores: 2).
+    embedder_threads: int | None = Field(default=None, ge=1, le=256)
+    # f32: the same vectors as the numpy reference (cosine >= 0.99999). bf16:
+    # OpenVINO computes in bfloat16 where the CPU has it (AVX512-BF16/AMX),
+    # faster but vectors differ slightly (see docs/operations.md); f32 where not.
+    embedder_precision: Literal["f32", "bf16"] = "f32"
     # Chunk batches (of any documents) one poll may hand to one model call.
     max_batches_per_call: int = Field(default=16, ge=1, le=500)
     # local: the bundled all-MiniLM-L6-v2 on the CPU. openai: OpenAI's API, or
