@@ -24,6 +24,7 @@ from anyio import to_thread
 
 from docflow_extractor.domain.chunking import ChunkBatcher, Chunking, Piece
 from docflow_extractor.domain.cutting import CutDocument, InProcess
+from docflow_extractor.domain.ocr import OcrStarted
 from docflow_shared.blobstore import (
     BlobNotFoundError,
     BlobStore,
@@ -194,6 +195,11 @@ async def _extract(
             while (pieces := await to_thread.run_sync(next, cut, None)) is not None:
                 if cancellations.cancelled(event.tenant_id, event.document_id, event.attempt):
                     raise _Cancelled
+                if isinstance(pieces, OcrStarted):
+                    logger.info(
+                        "document %s: OCR page %d of %s", event.document_id, pieces.page, page_total
+                    )
+                    continue
                 await sender.add_pieces(pieces, chunk_log)
                 pages_done += 1
                 if pages_done % report_every == 0 and pages_done < units:

@@ -70,7 +70,8 @@ _STAGE_ORDER = {stage: rank for rank, stage in enumerate(Stage)}
 EXTRACTION_SHARE = 20
 
 NO_TEXT_MESSAGE = (
-    "No extractable text was found (the document may contain only images); nothing was indexed"
+    "No extractable text was found, not even by OCR of the pages without a text layer "
+    "(the document may contain only pictures without writing); nothing was indexed"
 )
 
 
