@@ -148,3 +148,29 @@ def picture_page(
             ),
         }
     )
+
+
+def many_pictures(count: int = 5000) -> bytes:
+    """A page without a text layer showing ``count`` tiny pictures, each an object of its own."""
+    picture = zlib.compress(b"\x00" * 4)
+    objects: dict[int, bytes] = {
+        1: b"<< /Type /Catalog /Pages 2 0 R >>",
+        2: b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+    }
+    names = b" ".join(b"/I%d %d 0 R" % (n, 5 + n) for n in range(count))
+    objects[3] = (
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
+        b"/Resources << /XObject << %s >> >> >>" % names
+    )
+    objects[4] = stream(
+        b"".join(
+            b"q 2 0 0 2 %d %d cm /I%d Do Q\n" % (n % 300 * 2, n // 300 * 2, n) for n in range(count)
+        )
+    )
+    for n in range(count):
+        objects[5 + n] = stream(
+            picture,
+            b"/Type /XObject /Subtype /Image /Width 2 /Height 2 /ColorSpace /DeviceGray "
+            b"/BitsPerComponent 8 /Filter /FlateDecode",
+        )
+    return pdf(objects)

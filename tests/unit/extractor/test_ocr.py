@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import io
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pypdfium2
@@ -128,17 +128,19 @@ def test_a_page_30_inches_wide_is_rendered_at_a_lower_resolution_within_the_pixe
 
 
 @pytest.mark.parametrize(
-    ("pixels", "points"),
+    "build",
     [
-        ((35000, 35000), (612, 792)),  # 1.2 GB of pixels in 1.2 MB of file
-        ((64, 64), (14400, 14400)),  # the largest page PDF allows: 200 inches square
+        # 1.2 GB of pixels in 1.2 MB of file, on a letter page.
+        lambda: hostile.picture_page((35000, 35000), (612, 792)),
+        # The largest page PDF allows: 200 inches square.
+        lambda: hostile.picture_page((64, 64), (14400, 14400)),
+        # Thousands of tiny pictures, each an object of its own.
+        lambda: hostile.many_pictures(5000),
     ],
-    ids=["35000x35000-picture", "200-inch-page"],
+    ids=["35000x35000-picture", "200-inch-page", "5000-tiny-pictures"],
 )
-def test_hostile_pictures_end_within_the_limits(
-    pixels: tuple[int, int], points: tuple[float, float]
-) -> None:
-    data = hostile.picture_page(pixels, points)
+def test_hostile_pictures_end_within_the_limits(build: Callable[[], bytes]) -> None:
+    data = build()
     started = time.monotonic()
     items = read(data)
     assert time.monotonic() - started < 60
