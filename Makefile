@@ -26,7 +26,7 @@ run: install kafka-jars tesseract ## Start Kafka and the four services on 127.0.
 test: lint kafka-jars postgres redis tesseract kcat chromium prometheus deploy-tools seaweedfs ## Every test: unit, service, integration, e2e (real Kafka, PostgreSQL, Qdrant, SQLite, Redis, S3 on SeaweedFS), deploy/ (helm, kubeconform, compose schema)
 	$(PY) -m pytest
 
-unit: install ## Only the fast tiers (unit + in-memory service tests)
+unit: install tesseract ## Only the fast tiers (unit + in-memory service tests)
 	$(PY) -m pytest -m "(unit or service) and not integration"
 
 # Every benchmark in turn (about 45 minutes on 2 cores), then the summary.
@@ -42,7 +42,7 @@ bench: install kafka-jars postgres redis tesseract hey ## Benchmarks: JSON in be
 	$(PY) bench/embedder.py
 	$(PY) bench/report.py
 
-faults: install kafka-jars ## The full fault-injection suite (200 documents per scenario); reports in .artifacts/faults/
+faults: install kafka-jars tesseract ## The full fault-injection suite (200 documents per scenario); reports in .artifacts/faults/
 	DOCFLOW_FAULTS=full $(PY) -m pytest tests/faults -p no:cacheprovider
 
 lint: install ## ruff (format and lint) and mypy
