@@ -11,7 +11,11 @@ from pathlib import Path
 import pypdfium2
 import pytest
 
-from docflow_extractor.adapters.ocr_tesseract import find_tessdata, missing_languages
+from docflow_extractor.adapters.ocr_tesseract import (
+    TesseractEngine,
+    find_tessdata,
+    missing_languages,
+)
 from docflow_extractor.adapters.sandbox import SandboxLimits, open_sandboxed
 from docflow_extractor.bootstrap import ocr_models
 from docflow_extractor.domain.chunking import Chunking
@@ -27,6 +31,8 @@ from docflow_extractor.domain.ocr import (
     with_ocr,
 )
 from docflow_extractor.settings import ExtractorSettings
+from docflow_shared.errors import DocumentError
+from docflow_shared.events import ErrorCode
 from support import hostile
 from support.corpus import CORPUS, words
 
@@ -170,3 +176,12 @@ def _document_of(count: int) -> Document:
             yield from ()
 
     return _Pages()  # type: ignore[return-value]
+
+
+def test_a_tesseract_that_cannot_load_its_model_fails_the_document_with_a_reason(
+    tmp_path: Path,
+) -> None:
+    with pytest.raises(DocumentError) as failed:
+        TesseractEngine("eng", tmp_path)
+    assert failed.value.code is ErrorCode.INTERNAL
+    assert "OCR could not start" in failed.value.message

@@ -17,6 +17,8 @@ from pathlib import Path
 import tesserocr
 
 from docflow_extractor.domain.ocr import GreyPicture
+from docflow_shared.errors import DocumentError
+from docflow_shared.events import ErrorCode
 
 _DEBIAN_TESSDATA = Path("/usr/share/tesseract-ocr")
 
@@ -41,11 +43,19 @@ class TesseractEngine:
     """One Tesseract instance, loaded once and used for every page of a document."""
 
     def __init__(self, languages: str, tessdata: Path) -> None:
-        # Trailing separator: Tesseract appends the file name to the path as given.
-        self._api = tesserocr.PyTessBaseAPI(
-            path=f"{tessdata}/", lang=languages, psm=tesserocr.PSM.AUTO
-        )
+        try:
+            # Trailing separator: Tesseract appends the file name to the path as given.
+            self._api = tesserocr.PyTessBaseAPI(
+                path=f"{tessdata}/", lang=languages, psm=tesserocr.PSM.AUTO
+            )
+        except RuntimeError as exc:
+            raise DocumentError(
+                ErrorCode.INTERNAL,
+                f"OCR could not start: Tesseract could not load {languages} from {tessdata} "
+                f"({exc}); retry the document once the extractor's OCR models are installed",
+            ) from exc
 
     def read(self, picture: GreyPicture) -> str:
         self._api.SetImageBytes(picture.pixels, picture.width, picture.height, 1, picture.stride)
-        return str(self._api.GetUTF8Text())
+        text = self._api.GetUTF8Text()
+        return text if isinstance(text, str) else ""
