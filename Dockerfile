@@ -44,6 +44,15 @@ RUN groupadd --gid 10001 docflow \
     && useradd --uid 10001 --gid 10001 --no-create-home --home-dir /data docflow \
     && mkdir -p /data/blobs \
     && chown -R 10001:10001 /data
+# The extractor reads PDF pages without a text layer with Tesseract (in its
+# wheel); the language models are Debian's packages. More languages: build with
+# --build-arg OCR_PACKAGES="tesseract-ocr-eng tesseract-ocr-deu" and set
+# DOCFLOW_OCR_LANGUAGES=eng+deu.
+ARG OCR_PACKAGES="tesseract-ocr-eng"
+RUN if [ "${SERVICE}" = extractor ]; then \
+      apt-get update && apt-get install -y --no-install-recommends ${OCR_PACKAGES} \
+      && rm -rf /var/lib/apt/lists/*; \
+    fi
 # Only the virtual environment: no uv, no sources, no build tools.
 COPY --from=build /app/.venv /app/.venv
 COPY --from=model /models /app/models

@@ -16,27 +16,28 @@ export UV_PYTHON_DOWNLOADS := never
 
 PROJECTS := pyproject.toml uv.lock $(wildcard shared/pyproject.toml services/*/pyproject.toml deploy/local/pyproject.toml)
 
-.PHONY: help run test lint unit bench faults install models kafka-jars postgres kcat chromium prometheus redis hey deploy-tools seaweedfs chart-files asyncapi rebuild clean
+.PHONY: help run test lint unit bench faults install models kafka-jars postgres kcat chromium prometheus redis tesseract hey deploy-tools seaweedfs chart-files asyncapi rebuild clean
 
 help: ## Show the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
-run: install kafka-jars ## Start Kafka and the four services on 127.0.0.1:8000-8003 (Ctrl-C stops all)
+run: install kafka-jars tesseract ## Start Kafka and the four services on 127.0.0.1:8000-8003 (Ctrl-C stops all)
 	@exec $(PY) -m docflow_local
 
-test: lint kafka-jars postgres redis kcat chromium prometheus deploy-tools seaweedfs ## Every test: unit, service, integration, e2e (real Kafka, PostgreSQL, Qdrant, SQLite, Redis, S3 on SeaweedFS), deploy/ (helm, kubeconform, compose schema)
+test: lint kafka-jars postgres redis tesseract kcat chromium prometheus deploy-tools seaweedfs ## Every test: unit, service, integration, e2e (real Kafka, PostgreSQL, Qdrant, SQLite, Redis, S3 on SeaweedFS), deploy/ (helm, kubeconform, compose schema)
 	$(PY) -m pytest
 
-unit: install ## Only the fast tiers (unit + in-memory service tests)
+unit: install tesseract ## Only the fast tiers (unit + in-memory service tests)
 	$(PY) -m pytest -m "(unit or service) and not integration"
 
 # Every benchmark in turn (about 45 minutes on 2 cores), then the summary.
-bench: install kafka-jars postgres redis hey ## Benchmarks: JSON in bench/results/, BENCHMARKS.md, plots in docs/bench/
+bench: install kafka-jars postgres redis tesseract hey ## Benchmarks: JSON in bench/results/, BENCHMARKS.md, plots in docs/bench/
 	$(PY) bench/upload_latency.py
 	$(PY) bench/efficiency.py
 	$(PY) bench/architectures.py
 	$(PY) bench/extractor_sandbox.py
 	$(PY) bench/pdf_fallback.py
+	$(PY) bench/ocr_engines.py
 	$(PY) bench/pipelining.py
 	$(PY) bench/status_projection.py
 	$(PY) bench/embedder.py
@@ -44,7 +45,7 @@ bench: install kafka-jars postgres redis hey ## Benchmarks: JSON in bench/result
 	$(PY) bench/engines.py
 	$(PY) bench/report.py
 
-faults: install kafka-jars ## The full fault-injection suite (200 documents per scenario); reports in .artifacts/faults/
+faults: install kafka-jars tesseract ## The full fault-injection suite (200 documents per scenario); reports in .artifacts/faults/
 	DOCFLOW_FAULTS=full $(PY) -m pytest tests/faults -p no:cacheprovider
 
 lint: install ## ruff (format and lint) and mypy
@@ -151,6 +152,14 @@ redis: ## Install Redis from Debian's packages if it is missing (the shared rate
 	@command -v redis-server >/dev/null || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && apt-get install -y -q --no-install-recommends redis-server; \
 	  else echo "Redis is needed by the tests and the benchmarks: sudo apt-get install redis-server" >&2; exit 1; fi; }
+
+# The extractor reads PDF pages without a text layer with Tesseract (tesserocr's
+# wheel); the language models are Debian's packages, never downloaded at run time.
+# More languages (DOCFLOW_OCR_LANGUAGES=eng+deu): apt-get install tesseract-ocr-deu.
+tesseract: ## Install Tesseract's English model from Debian's packages if it is missing (the extractor's OCR)
+	@ls /usr/share/tesseract-ocr/*/tessdata/eng.traineddata >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && apt-get install -y -q --no-install-recommends tesseract-ocr-eng; \
+	  else echo "OCR needs Tesseract's English model: sudo apt-get install tesseract-ocr-eng" >&2; exit 1; fi; }
 
 clean: ## Remove make run's data (.docflow) and test artifacts
 	rm -rf .docflow .artifacts

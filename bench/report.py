@@ -464,13 +464,66 @@ def engines(report: Report) -> None:
                 for name, run in runs.items()
             ],
         ),
+
+
+def ocr_engines(report: Report) -> None:
+    result = load("ocr_engines")
+    if not result:
+        report.missing("OCR engines", "ocr_engines")
+        return
+    rows = [
+        [
+            e["engine"],
+            e["dpi"],
+            e.get("linn_recall", "—"),
+            "yes" if e.get("c02_22_sentence_found") else "no",
+            e.get("pages_per_s", "—"),
+            e.get("cpu_s_per_page", "—"),
+            e.get("peak_rss_mib", "—"),
+            e.get("load_s", "—"),
+        ]
+        for e in result["engines"]
+    ]
+    extractor = result["extractor"]
+    report.goal(
+        "OCR word recall on linn.pdf (the extractor's chunks)",
+        "≥ 0.9",
+        f"{extractor['linn_recall_in_chunks']} at {extractor['pages_per_s']} pages/s",
+        extractor["linn_recall_in_chunks"] >= 0.9,
+    )
+    report.section(
+        "OCR engines",
+        "The two scans of tests/corpus/scanned/ (one page each) read by each engine in a "
+        f"process of its own with one thread, {result['rounds']} rounds "
+        "([bench/ocr_engines.py](bench/ocr_engines.py)). Recall: the share of linn.txt's "
+        "distinct words of 4+ letters found in the OCR text of linn.pdf; the sentence: "
+        "c02-22.pdf's README sentence, whitespace folded. Pages/s depend on the machine's "
+        "load; CPU s/page much less. The extractor uses Tesseract at 300 dpi.",
+        "",
+        *table(
+            [
+                "engine",
+                "dpi",
+                "linn recall",
+                "c02-22 sentence",
+                "pages/s",
+                "CPU s/page",
+                "peak MiB",
+                "model load s",
+            ],
+            rows,
+        ),
+        "",
+        f"The extractor's sandboxed worker (render, Tesseract, chunking): "
+        f"{extractor['pages_per_s']} pages/s, recall in the chunks "
+        f"{extractor['linn_recall_in_chunks']}.",
     )
 
 
 def main() -> None:
     argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()
     report = Report()
-    for section in (upload_latency, efficiency, architectures, stage_figures, engines):
+    for section in (upload_latency, efficiency, architectures, stage_figures, engines, ocr_engines):
         section(report)
     about = machine()
     text = [

@@ -25,10 +25,8 @@ CORPUS = Path(os.environ.get("DOCFLOW_CORPUS_DIR") or REPO_ROOT / "tests" / "cor
 
 # Later work (issue 22, "Read what people actually upload: scanned pages
 # (OCR), Word, PowerPoint, Excel…"): what the README asks of these files
-# that docflow does not do yet.
-OCR = "issue 22: scanned pages are read by OCR"
+# that docflow does not do yet. (Scanned pages are read by OCR since issue 22.)
 OFFICE = "issue 22: Word, PowerPoint, Excel, HTML and EPUB are read"
-NO_TEXT_AFTER_OCR = "issue 22: a file without text says OCR found none either"
 
 # Damaged beyond what pypdf ("Invalid object in /Pages") or PDFium recovers:
 # the corpus README allows `failed`/`corrupt` for such files. Measured, not
@@ -83,8 +81,8 @@ class Expected:
     transcript: Path | None = None
     # The issue that delivers this file's outcome; None: docflow reaches it today.
     pending: str | None = None
-    # For a file without text: the issue that makes its message say that OCR
-    # found none either (today's says no text was found).
+    # For a file without text: the issue that makes its message say what the
+    # README asks (none today: it says OCR found no text either).
     message_pending: str | None = None
 
     @property
@@ -134,7 +132,6 @@ def expectations() -> list[Expected]:
                     "completed",
                     pages=info["pages"],
                     has_chunks=False,
-                    message_pending=NO_TEXT_AFTER_OCR,
                 )
             )
         else:
@@ -150,7 +147,6 @@ def expectations() -> list[Expected]:
                 has_chunks=True,
                 found_by=FOUND_BY.get(path.name, ()),
                 transcript=transcript if transcript.is_file() else None,
-                pending=OCR,
             )
         )
     for path in sorted((CORPUS / "office").iterdir()):

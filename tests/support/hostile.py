@@ -114,3 +114,63 @@ def overwritten(data: bytes, count: int = 32) -> bytes:
     for _ in range(count):
         damaged[noise.randrange(len(data) // 10, len(data))] = noise.randrange(256)
     return bytes(damaged)
+
+
+def picture_page(
+    pixels: tuple[int, int] = (64, 64), points: tuple[float, float] = (612, 792)
+) -> bytes:
+    """A page of ``points`` without a text layer, filled by a grey picture of ``pixels``.
+
+    The picture is white, its pixels compressed together: 35000 × 35000 of them
+    (1.2 GB once decoded) take about 1.2 MB in the file.
+    """
+    width, height = pixels
+    compressor = zlib.compressobj(1)  # as small as level 9 for a plain picture, and faster
+    row_block = b"\xff" * (width * min(height, max(1, 64 * 1024 * 1024 // width)))
+    data, left = b"", width * height
+    while left > 0:
+        block = row_block[:left]
+        data += compressor.compress(block)
+        left -= len(block)
+    data += compressor.flush()
+    w, h = points
+    return pdf(
+        {
+            1: b"<< /Type /Catalog /Pages 2 0 R >>",
+            2: b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+            3: b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 %g %g] /Contents 4 0 R "
+            b"/Resources << /XObject << /Im1 5 0 R >> >> >>" % (w, h),
+            4: stream(b"q %g 0 0 %g 0 0 cm /Im1 Do Q" % (w, h)),
+            5: stream(
+                data,
+                b"/Type /XObject /Subtype /Image /Width %d /Height %d /ColorSpace /DeviceGray "
+                b"/BitsPerComponent 8 /Filter /FlateDecode" % (width, height),
+            ),
+        }
+    )
+
+
+def many_pictures(count: int = 5000) -> bytes:
+    """A page without a text layer showing ``count`` tiny pictures, each an object of its own."""
+    picture = zlib.compress(b"\x00" * 4)
+    objects: dict[int, bytes] = {
+        1: b"<< /Type /Catalog /Pages 2 0 R >>",
+        2: b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+    }
+    names = b" ".join(b"/I%d %d 0 R" % (n, 5 + n) for n in range(count))
+    objects[3] = (
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
+        b"/Resources << /XObject << %s >> >> >>" % names
+    )
+    objects[4] = stream(
+        b"".join(
+            b"q 2 0 0 2 %d %d cm /I%d Do Q\n" % (n % 300 * 2, n // 300 * 2, n) for n in range(count)
+        )
+    )
+    for n in range(count):
+        objects[5 + n] = stream(
+            picture,
+            b"/Type /XObject /Subtype /Image /Width 2 /Height 2 /ColorSpace /DeviceGray "
+            b"/BitsPerComponent 8 /Filter /FlateDecode",
+        )
+    return pdf(objects)

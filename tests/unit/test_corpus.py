@@ -9,8 +9,6 @@ from support.corpus import (
     FOUND_BY,
     IN_NO_CHUNK,
     IN_ONE_CHUNK,
-    NO_TEXT_AFTER_OCR,
-    OCR,
     OFFICE,
     TRANSCRIPT_SHARE,
     expectations,
@@ -40,14 +38,13 @@ def test_only_the_scans_and_office_files_wait_for_later_work() -> None:
     by_folder: dict[str, set[str | None]] = {}
     for e in expectations():
         by_folder.setdefault(e.path.parent.name, set()).add(e.pending)
-    assert by_folder == {"pdf": {None}, "markdown": {None}, "scanned": {OCR}, "office": {OFFICE}}
+    assert by_folder == {"pdf": {None}, "markdown": {None}, "scanned": {None}, "office": {OFFICE}}
 
 
-def test_files_without_text_wait_for_ocr_only_in_their_message() -> None:
+def test_files_without_text_wait_for_nothing_since_ocr_reads_them() -> None:
     without_text = [e for e in expectations() if e.has_chunks is False]
     assert len(without_text) == 5
-    assert all(e.pending is None and e.message_pending == NO_TEXT_AFTER_OCR for e in without_text)
-    assert all(e.message_pending is None for e in expectations() if e.has_chunks)
+    assert all(e.pending is None and e.message_pending is None for e in without_text)
 
 
 def test_every_text_of_the_readme_belongs_to_a_file_of_the_corpus() -> None:
@@ -69,6 +66,6 @@ def test_the_transcript_of_linn_is_checked_by_its_words() -> None:
 
 def test_pending_outcomes_are_strict_expected_failures() -> None:
     assert marks(None) == []
-    [mark] = marks(OCR)
+    [mark] = marks(OFFICE)
     assert mark.name == "xfail"
-    assert mark.kwargs == {"strict": True, "raises": AssertionError, "reason": OCR}
+    assert mark.kwargs == {"strict": True, "raises": AssertionError, "reason": OFFICE}

@@ -7,6 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from docflow_extractor.domain.chunking import Chunking
+from docflow_extractor.domain.cutting import InProcess
+from docflow_extractor.domain.ocr import GreyPicture, OcrPolicy, with_ocr
 from docflow_extractor.handlers import Reading, extract_document
 from docflow_shared.blobstore import LocalBlobStore, chunks_key
 from docflow_shared.errors import DocumentError
@@ -147,3 +150,40 @@ async def test_a_stored_file_past_the_size_limit_is_not_read(tmp_path: Path, cor
         event, blobs=blobs, publish=publish, reading=Reading(max_file_bytes=size)
     )
     assert publish.of(TextExtracted)
+
+
+class _Reads:
+    """An OCR engine stand-in: every picture reads as ``text``."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def read(self, picture: GreyPicture) -> str:
+        assert picture.width * picture.height > 0
+        return self.text
+
+
+async def test_a_page_read_by_ocr_is_announced_as_ocr_page_n_of_n(
+    tmp_path: Path, corpus: Path
+) -> None:
+    blobs = LocalBlobStore(tmp_path)
+    event = stored_upload(blobs, corpus / "scanned" / "c02-22.pdf", "application/pdf")
+    reading = Reading(
+        opener=InProcess(
+            Chunking(),
+            ocr=lambda document, stream: with_ocr(
+                document, stream, OcrPolicy(), lambda: _Reads("Words only OCR could see.")
+            ),
+        )
+    )
+    published = Recorder()
+    await extract_document(event, blobs=blobs, publish=published, reading=reading)
+
+    progress = published.of(DocumentProgressed)
+    assert [(p.done, p.total, p.ocr_page) for p in progress] == [
+        (0, 1, None),
+        (0, 1, 1),  # OCR page 1 of 1, before its chunks
+        (1, 1, None),
+    ]
+    [batch] = published.of(TextExtracted)
+    assert [c.text for c in batch.chunks] == ["Words only OCR could see."]

@@ -12,6 +12,7 @@ from docflow_shared.events import (
     DocumentCancelled,
     DocumentDeleted,
     DocumentFailed,
+    DocumentProgressed,
     DocumentRetrying,
     DocumentRetryRequested,
     DocumentStalled,
@@ -38,6 +39,19 @@ def test_a_successful_history_ends_completed_with_every_field_set() -> None:
     assert s.created_at < s.started_at < s.completed_at == s.updated_at
     assert s.message == "Indexed 12 chunks from 10 pages"
     assert s.error is None
+
+
+def test_a_page_read_by_ocr_shows_as_ocr_page_n_of_n_until_it_is_read() -> None:
+    events = successful(pages=10)
+    d = events[1].document_id
+    ocr = DocumentProgressed(
+        **envelope(d, 1.5), stage=Stage.EXTRACTING, done=0, total=10, ocr_page=1
+    )
+    reading = fold([*events[:2], ocr])
+    assert reading.message == "Extracting text: OCR page 1 of 10"
+    read = DocumentProgressed(**envelope(d, 1.6), stage=Stage.EXTRACTING, done=1, total=10)
+    assert fold([*events[:2], ocr, read]).message == "Extracting text: 1 of 10 pages read"
+    assert fold([*events[:2], ocr, *events[2:]]).message == "Indexed 12 chunks from 10 pages"
 
 
 def test_progress_rises_in_several_steps_and_never_goes_back() -> None:

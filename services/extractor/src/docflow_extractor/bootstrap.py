@@ -9,6 +9,7 @@ from faststream.asgi import AsgiFastStream
 from faststream.kafka import KafkaBroker
 from prometheus_client import CollectorRegistry
 
+from docflow_extractor.adapters.ocr_tesseract import find_tessdata, missing_languages
 from docflow_extractor.adapters.sandbox import open_sandboxed
 from docflow_extractor.domain.chunking import Chunking
 from docflow_extractor.entrypoints.consumer import register
@@ -48,8 +49,25 @@ def reading_for(settings: ExtractorSettings) -> Reading:
             limits=settings.sandbox,
             chunking=settings.chunking_policy(),
             document_limits=settings.document_limits,
+            ocr=settings.ocr,
+            tessdata=ocr_models(settings),
         ),
     )
+
+
+def ocr_models(settings: ExtractorSettings) -> str:
+    """The folder of the OCR language models; refuses to start when a configured one is missing."""
+    if not settings.ocr_languages:
+        return ""
+    tessdata = find_tessdata(settings.ocr_tessdata)
+    if missing := missing_languages(settings.ocr_languages, tessdata):
+        packages = " ".join(f"tesseract-ocr-{lang.replace('_', '-')}" for lang in missing)
+        raise ValueError(
+            f"DOCFLOW_OCR_LANGUAGES={settings.ocr_languages}: no OCR model for "
+            f"{', '.join(missing)} in {tessdata or '/usr/share/tesseract-ocr/*/tessdata'} "
+            f"(install Debian's {packages}, or set DOCFLOW_OCR_LANGUAGES='' to turn OCR off)"
+        )
+    return str(tessdata)
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from anyio import to_thread
 
 from docflow_extractor.domain.chunking import ChunkBatcher, Chunking, Piece
 from docflow_extractor.domain.cutting import CutDocument, InProcess
+from docflow_extractor.domain.ocr import OcrStarted
 from docflow_shared.blobstore import (
     BlobNotFoundError,
     BlobStore,
@@ -188,15 +189,30 @@ async def _extract(
 
             sender = _ChunkSender(event, publish, reading.new_batcher())
             pages_done = 0
+            after_ocr = False
             # One list of chunks per page, then the document's last chunks (that
             # extra step counts past the last page, where no progress is reported).
             cut = document.pieces()
             while (pieces := await to_thread.run_sync(next, cut, None)) is not None:
                 if cancellations.cancelled(event.tenant_id, event.document_id, event.attempt):
                     raise _Cancelled
+                if isinstance(pieces, OcrStarted):  # "OCR page n of N"
+                    await publish(
+                        DocumentProgressed.caused_by(
+                            event,
+                            stage=Stage.EXTRACTING,
+                            done=pages_done,
+                            total=units,
+                            ocr_page=pieces.page,
+                        )
+                    )
+                    after_ocr = True
+                    continue
                 await sender.add_pieces(pieces, chunk_log)
                 pages_done += 1
-                if pages_done % report_every == 0 and pages_done < units:
+                # After a page read by OCR, at once: the status stops saying "OCR page n".
+                if (pages_done % report_every == 0 or after_ocr) and pages_done < units:
+                    after_ocr = False
                     await publish(
                         DocumentProgressed.caused_by(
                             event, stage=Stage.EXTRACTING, done=pages_done, total=units

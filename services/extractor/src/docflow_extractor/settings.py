@@ -13,6 +13,7 @@ from docflow_extractor.domain.chunking import (
     ChunkingPolicy,
 )
 from docflow_extractor.domain.cutting import DocumentLimits
+from docflow_extractor.domain.ocr import OcrPolicy
 from docflow_shared.settings import ServiceSettings
 
 
@@ -39,6 +40,13 @@ class ExtractorSettings(ServiceSettings):
     # The gateway's upload limit (the same variable): a stored file larger than
     # this is not read, nor downloaded from S3 (it fails ``limit_exceeded``).
     max_file_bytes: int = Field(default=100 * 1024 * 1024, ge=1)
+    # OCR of PDF pages without a text layer (domain/ocr.py): Tesseract's language
+    # packs joined by '+' ("eng+deu"; each a Debian tesseract-ocr-* package), ''
+    # for no OCR; the folder of their models (default: Debian's); the rendering.
+    ocr_languages: str = Field(default=OcrPolicy.languages, pattern=r"^([a-z_]+(\+[a-z_]+)*)?$")
+    ocr_tessdata: str | None = None
+    ocr_dpi: int = Field(default=OcrPolicy.dpi, ge=50, le=1200)
+    ocr_max_pixels: int = Field(default=OcrPolicy.max_pixels, ge=1_000_000, le=200_000_000)
 
     @property
     def sandbox(self) -> SandboxLimits:
@@ -46,6 +54,10 @@ class ExtractorSettings(ServiceSettings):
             memory_bytes=self.sandbox_memory_mib * 1024 * 1024,
             wall_clock_s=self.sandbox_timeout_s,
         )
+
+    @property
+    def ocr(self) -> OcrPolicy:
+        return OcrPolicy(self.ocr_languages, self.ocr_dpi, self.ocr_max_pixels)
 
     @property
     def document_limits(self) -> DocumentLimits:

@@ -58,6 +58,8 @@ class DocumentProgressed(Event):
     stage: Literal[Stage.EXTRACTING, Stage.EMBEDDING]
     done: Count
     total: Count | None = None
+    # Extracting: the page now read by OCR (1-based), which takes seconds a page.
+    ocr_page: int | None = Field(default=None, ge=1, le=MAX_INT32)
 
 
 class Chunk(BaseModel):

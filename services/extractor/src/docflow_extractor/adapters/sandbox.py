@@ -29,7 +29,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from multiprocessing.reduction import send_handle
 from typing import Any, BinaryIO
 
@@ -44,6 +44,7 @@ from docflow_extractor.adapters.sandbox_worker import (
 )
 from docflow_extractor.domain.chunking import ChunkingPolicy, Piece
 from docflow_extractor.domain.cutting import DocumentLimits, chunk_limit_error
+from docflow_extractor.domain.ocr import OcrPolicy, OcrStarted
 from docflow_shared.errors import DocumentError
 from docflow_shared.events import ContentType, ErrorCode
 
@@ -241,11 +242,17 @@ class SandboxedDocument:
     def page_count(self) -> int | None:
         return self._page_count
 
-    def pieces(self) -> Iterator[list[Piece]]:
+    def pieces(self) -> Iterator[list[Piece] | OcrStarted]:
         """Each page's chunks, then the last ones (see ``CutDocument``)."""
         try:
             page: list[Piece] = []
             while "end" not in (frame := self._receive()):
+                if "ocr" in frame:
+                    number = frame["ocr"]
+                    if not isinstance(number, int) or isinstance(number, bool) or number < 1:
+                        raise self._malformed(f"an OCR page {str(number)[:40]!r}")
+                    yield OcrStarted(number)
+                    continue
                 items, page_end = frame.get("pieces"), frame.get("page_end")
                 if not isinstance(items, list) or not isinstance(page_end, bool):
                     raise self._malformed(f"a frame with {sorted(frame)[:5]}")
@@ -362,9 +369,14 @@ def open_sandboxed(
     *,
     chunking: ChunkingPolicy | None = None,
     document_limits: DocumentLimits | None = None,
+    ocr: OcrPolicy | None = None,
+    tessdata: str = "",
     work: Work = read_document,
 ) -> SandboxedDocument:
     """Read and cut a stored document in a worker process under ``limits``.
+
+    ``ocr``: how pages without text are read by OCR, with Tesseract's models
+    in ``tessdata``; ``None`` (or no ``tessdata``): not at all.
 
     ``work`` replaces the reading (tests: probes of what a parser taken over
     by a hostile file could do from inside the worker).
@@ -381,4 +393,12 @@ def open_sandboxed(
         max_text_bytes=document_limits.max_text_bytes,
         max_chunks=document_limits.max_chunks,
     )
+    if ocr is not None and ocr.enabled and tessdata:
+        setup = replace(
+            setup,
+            ocr_languages=ocr.languages,
+            ocr_tessdata=tessdata,
+            ocr_dpi=ocr.dpi,
+            ocr_max_pixels=ocr.max_pixels,
+        )
     return SandboxedDocument(stream, content_type, charset, limits, setup, work)

@@ -26,11 +26,14 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from multiprocessing.connection import Connection
 from multiprocessing.reduction import recv_handle
+from pathlib import Path
 from typing import Any, BinaryIO
 
+from docflow_extractor.adapters.ocr_tesseract import TesseractEngine
 from docflow_extractor.domain.chunking import Chunking, ChunkingPolicy, Piece
-from docflow_extractor.domain.cutting import DocumentLimits, cut_pages
+from docflow_extractor.domain.cutting import DocumentLimits, Pages, cut_pages
 from docflow_extractor.domain.documents import open_document
+from docflow_extractor.domain.ocr import OcrPolicy, OcrStarted, with_ocr
 from docflow_shared.errors import DocumentError
 from docflow_shared.events import ErrorCode
 
@@ -61,6 +64,11 @@ class WorkerSetup:
     chunk_tokenizer: str
     max_text_bytes: int
     max_chunks: int
+    # OCR (domain/ocr.py): languages ('' for none), models' folder, rendering.
+    ocr_languages: str = ""
+    ocr_tessdata: str = ""
+    ocr_dpi: int = OcrPolicy.dpi
+    ocr_max_pixels: int = OcrPolicy.max_pixels
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -119,6 +127,7 @@ def confine(setup: WorkerSetup) -> dict[str, str]:
     os.environ.clear()  # the service's settings (Kafka address, keys) are none of its business
     # The tokenizer must not try to start threads: the process limit forbids them.
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
+    os.environ["OMP_THREAD_LIMIT"] = "1"  # Tesseract: one thread, should it be built with OpenMP
     devnull = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):  # nothing reaches the service's console or log files
         os.dup2(devnull, fd)
@@ -190,6 +199,8 @@ def _send_pieces(conn: Connection, pieces: list[Piece]) -> None:
 
 
 Work = Callable[[Connection, dict[str, Any], BinaryIO, Chunking, DocumentLimits], None]
+# The worker's setup, for ``read_document`` (set by ``serve`` before any work).
+_setup: WorkerSetup | None = None
 
 
 def read_document(
@@ -199,12 +210,22 @@ def read_document(
     chunking: Chunking,
     limits: DocumentLimits,
 ) -> None:
-    """Read and cut the document: ``opened``, then each page's chunks, then ``end``."""
+    """Read and cut the document: ``opened``, then each page's chunks (each page read
+    by OCR announced by ``ocr``), then ``end``."""
     content_type, charset = request["content_type"], request["charset"]
+    setup = _setup
     document = open_document(stream, content_type, charset)
+    pages: Pages = document
+    if setup is not None and setup.ocr_languages and setup.ocr_tessdata:
+        policy = OcrPolicy(setup.ocr_languages, setup.ocr_dpi, setup.ocr_max_pixels)
+        languages, tessdata = setup.ocr_languages, Path(setup.ocr_tessdata)
+        pages = with_ocr(document, stream, policy, lambda: TesseractEngine(languages, tessdata))
     send(conn, {"opened": document.page_count})
-    for pieces in cut_pages(document, chunking.for_document(content_type), limits):
-        _send_pieces(conn, pieces)
+    for pieces in cut_pages(pages, chunking.for_document(content_type), limits):
+        if isinstance(pieces, OcrStarted):
+            send(conn, {"ocr": pieces.page})
+        else:
+            _send_pieces(conn, pieces)
     send(conn, {"end": True})
 
 
@@ -214,7 +235,8 @@ def serve(conn: Connection, setup_json: str, work: Work = read_document) -> None
     ``work`` is the reading itself; tests put probes there, to try what a
     parser taken over by a hostile file could do.
     """
-    setup = WorkerSetup.from_json(setup_json)
+    global _setup
+    setup = _setup = WorkerSetup.from_json(setup_json)
     policy = ChunkingPolicy(setup.chunk_tokens, setup.chunk_overlap, setup.chunk_tokenizer)
     chunking = chunking_for(policy)  # before confining: it may read a tokenizer file
     limits = DocumentLimits(setup.max_text_bytes, setup.max_chunks)

@@ -9,12 +9,13 @@ In the service this runs inside the parser sandbox, under its limits.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO, Protocol
 
 from docflow_extractor.domain.chunking import Chunking, DocumentChunker, Piece
-from docflow_extractor.domain.documents import Document, open_document
+from docflow_extractor.domain.documents import Document, Page, open_document
+from docflow_extractor.domain.ocr import OcrStarted
 from docflow_shared.errors import DocumentError
 from docflow_shared.events import ContentType, ErrorCode
 
@@ -39,13 +40,26 @@ class CutDocument(Protocol):
     """A document being cut: its page count, then each page's finished chunks in turn.
 
     ``pieces`` yields one list per page, then one more: what is left at the
-    end of the document.
+    end of the document; before a page that is read by OCR, an ``OcrStarted``.
     """
 
     @property
     def page_count(self) -> int | None: ...
 
-    def pieces(self) -> Iterator[list[Piece]]: ...
+    def pieces(self) -> Iterator[list[Piece] | OcrStarted]: ...
+
+
+class Pages(Protocol):
+    """A document's pages, some of them announced by ``OcrStarted`` (``ocr.OcrDocument``)."""
+
+    @property
+    def page_count(self) -> int | None: ...
+
+    def pages(self) -> Iterator[Page | OcrStarted]: ...
+
+
+# Wraps an opened document so that its pages without text are read by OCR.
+WithOcr = Callable[[Document, BinaryIO], Pages]
 
 
 def text_limit_error(limits: DocumentLimits) -> DocumentError:
@@ -65,11 +79,14 @@ def chunk_limit_error(limits: DocumentLimits) -> DocumentError:
 
 
 def cut_pages(
-    document: Document, chunker: DocumentChunker, limits: DocumentLimits
-) -> Iterator[list[Piece]]:
+    document: Pages, chunker: DocumentChunker, limits: DocumentLimits
+) -> Iterator[list[Piece] | OcrStarted]:
     """Each page's finished chunks, then the last ones; stops at a limit with ``DocumentError``."""
     text_bytes = chunks = 0
     for page in document.pages():
+        if isinstance(page, OcrStarted):
+            yield page
+            continue
         # Counted before cutting: cutting is the expensive part.
         text_bytes += len(page.text.encode("utf-8", "surrogatepass"))
         if text_bytes > limits.max_text_bytes:
@@ -87,7 +104,7 @@ def cut_pages(
 
 @dataclass(frozen=True)
 class _InProcessDocument:
-    document: Document
+    document: Pages
     chunker: DocumentChunker
     limits: DocumentLimits
 
@@ -95,7 +112,7 @@ class _InProcessDocument:
     def page_count(self) -> int | None:
         return self.document.page_count
 
-    def pieces(self) -> Iterator[list[Piece]]:
+    def pieces(self) -> Iterator[list[Piece] | OcrStarted]:
         return cut_pages(self.document, self.chunker, self.limits)
 
 
@@ -105,9 +122,12 @@ class InProcess:
 
     chunking: Chunking
     limits: DocumentLimits = DocumentLimits()
+    # None: no OCR (tests of the reading that do not need an OCR engine).
+    ocr: WithOcr | None = None
 
     def __call__(
         self, stream: BinaryIO, content_type: ContentType, charset: str | None = None
     ) -> CutDocument:
-        document = open_document(stream, content_type, charset)
+        opened = open_document(stream, content_type, charset)
+        document = opened if self.ocr is None else self.ocr(opened, stream)
         return _InProcessDocument(document, self.chunking.for_document(content_type), self.limits)

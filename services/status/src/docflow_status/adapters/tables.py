@@ -44,6 +44,7 @@ class DocumentRow(Base):
     pages: Mapped[int | None] = mapped_column(Integer)
     extract_done: Mapped[int] = mapped_column(Integer)
     extract_total: Mapped[int | None] = mapped_column(Integer)
+    ocr_page: Mapped[int | None] = mapped_column(Integer)
     chunks_extracted: Mapped[int] = mapped_column(Integer)
     chunks_total: Mapped[int | None] = mapped_column(Integer)
     chunks_embedded: Mapped[int] = mapped_column(Integer)

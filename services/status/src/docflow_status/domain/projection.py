@@ -70,7 +70,8 @@ _STAGE_ORDER = {stage: rank for rank, stage in enumerate(Stage)}
 EXTRACTION_SHARE = 20
 
 NO_TEXT_MESSAGE = (
-    "No extractable text was found (the document may contain only images); nothing was indexed"
+    "No extractable text was found, not even by OCR of the pages without a text layer "
+    "(the document may contain only pictures without writing); nothing was indexed"
 )
 
 
@@ -91,6 +92,8 @@ class DocumentState:
     # Extraction progress in its own units: pages, or 1 for unpaginated text.
     extract_done: int = 0
     extract_total: int | None = None
+    # The page being read by OCR, while one is (DocumentProgressed.ocr_page).
+    ocr_page: int | None = None
     chunks_extracted: int = 0
     chunks_total: int | None = None
     chunks_embedded: int = 0
@@ -209,6 +212,8 @@ def _progress_message(s: DocumentState) -> str:
         extracting = " (still extracting)" if s.chunks_total is None else ""
         return f"Embedded {s.chunks_embedded} of {total} chunks{extracting}"
     if s.stage is Stage.EXTRACTING:
+        if s.ocr_page is not None:
+            return f"Extracting text: OCR page {s.ocr_page} of {s.extract_total or s.pages or '?'}"
         if s.pages:
             return f"Extracting text: {s.extract_done} of {s.pages} pages read"
         return "Extracting text"
@@ -231,6 +236,7 @@ def _facts(s: DocumentState, event: Event) -> DocumentState:
             s,
             extract_done=max(s.extract_done, event.done),
             extract_total=event.total if event.total is not None else s.extract_total,
+            ocr_page=event.ocr_page,
             started_at=_earliest(s.started_at, at),
         )
     if isinstance(event, DocumentProgressed):
@@ -329,6 +335,7 @@ def _start_attempt(s: DocumentState, attempt: int) -> DocumentState:
         message=f"Retry requested (attempt {attempt})",
         extract_done=0,
         extract_total=None,
+        ocr_page=None,
         chunks_extracted=0,
         chunks_total=None,
         chunks_embedded=0,
