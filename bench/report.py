@@ -464,6 +464,7 @@ def engines(report: Report) -> None:
                 for name, run in runs.items()
             ],
         ),
+    )
 
 
 def ocr_engines(report: Report) -> None:
