@@ -29,8 +29,9 @@ from multiprocessing.reduction import recv_handle
 from typing import Any, BinaryIO
 
 from docflow_extractor.domain.chunking import Chunking, ChunkingPolicy, Piece
+from docflow_extractor.domain.containers import ContainerLimits
 from docflow_extractor.domain.cutting import DocumentLimits, cut_pages
-from docflow_extractor.domain.documents import open_document
+from docflow_extractor.domain.formats import open_document
 from docflow_shared.errors import DocumentError
 from docflow_shared.events import ErrorCode
 
@@ -61,6 +62,9 @@ class WorkerSetup:
     chunk_tokenizer: str
     max_text_bytes: int
     max_chunks: int
+    container_entries: int = ContainerLimits.max_entries
+    unpacked_bytes: int = ContainerLimits.max_unpacked_bytes
+    sheet_cells: int = ContainerLimits.max_cells
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -201,7 +205,7 @@ def read_document(
 ) -> None:
     """Read and cut the document: ``opened``, then each page's chunks, then ``end``."""
     content_type, charset = request["content_type"], request["charset"]
-    document = open_document(stream, content_type, charset)
+    document = open_document(stream, content_type, charset, limits.container)
     send(conn, {"opened": document.page_count})
     for pieces in cut_pages(document, chunking.for_document(content_type), limits):
         _send_pieces(conn, pieces)
@@ -217,7 +221,8 @@ def serve(conn: Connection, setup_json: str, work: Work = read_document) -> None
     setup = WorkerSetup.from_json(setup_json)
     policy = ChunkingPolicy(setup.chunk_tokens, setup.chunk_overlap, setup.chunk_tokenizer)
     chunking = chunking_for(policy)  # before confining: it may read a tokenizer file
-    limits = DocumentLimits(setup.max_text_bytes, setup.max_chunks)
+    container = ContainerLimits(setup.container_entries, setup.unpacked_bytes, setup.sheet_cells)
+    limits = DocumentLimits(setup.max_text_bytes, setup.max_chunks, container)
     send(conn, {"ready": confine(setup)})
     logs = _ForwardLogs(conn)
     # Nothing the parser logs reaches the console; the service logs it at DEBUG.
