@@ -27,7 +27,6 @@ CORPUS = Path(os.environ.get("DOCFLOW_CORPUS_DIR") or REPO_ROOT / "tests" / "cor
 # (OCR), Word, PowerPoint, Excel…"): what the README asks of these files
 # that docflow does not do yet.
 OCR = "issue 22: scanned pages are read by OCR"
-OFFICE = "issue 22: Word, PowerPoint, Excel, HTML and EPUB are read"
 NO_TEXT_AFTER_OCR = "issue 22: a file without text says OCR found none either"
 
 # Damaged beyond what pypdf ("Invalid object in /Pages") or PDFium recovers:
@@ -164,7 +163,6 @@ def expectations() -> list[Expected]:
                 found_by=FOUND_BY.get(path.name, ()),
                 in_one_chunk=IN_ONE_CHUNK.get(path.name, ()),
                 in_no_chunk=IN_NO_CHUNK.get(path.name, ()),
-                pending=OFFICE,
             )
         )
     return out

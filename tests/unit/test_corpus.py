@@ -11,7 +11,6 @@ from support.corpus import (
     IN_ONE_CHUNK,
     NO_TEXT_AFTER_OCR,
     OCR,
-    OFFICE,
     TRANSCRIPT_SHARE,
     expectations,
     marks,
@@ -36,11 +35,11 @@ def test_the_corpus_is_the_repositorys_own_copy_with_its_licences() -> None:
         assert (CORPUS / notice).is_file(), notice
 
 
-def test_only_the_scans_and_office_files_wait_for_later_work() -> None:
+def test_only_the_scans_wait_for_later_work() -> None:
     by_folder: dict[str, set[str | None]] = {}
     for e in expectations():
         by_folder.setdefault(e.path.parent.name, set()).add(e.pending)
-    assert by_folder == {"pdf": {None}, "markdown": {None}, "scanned": {OCR}, "office": {OFFICE}}
+    assert by_folder == {"pdf": {None}, "markdown": {None}, "scanned": {OCR}, "office": {None}}
 
 
 def test_files_without_text_wait_for_ocr_only_in_their_message() -> None:

@@ -23,6 +23,7 @@ Excel workbooks are in sheets.py, ZIP containers are checked first
 
 from __future__ import annotations
 
+import io
 import posixpath
 import zipfile
 from collections.abc import Callable, Iterator
@@ -164,8 +165,10 @@ def docx_document(stream: BinaryIO, limits: ContainerLimits) -> _Unpaginated:
     stream.seek(0)
     try:
         # Pictures are dropped unread: an empty list instead of an <img>.
+        # A copy without a name: mammoth resolves linked files next to a
+        # file's name, and the sandbox's stream is named by its descriptor.
         result = mammoth.convert_to_html(
-            stream, style_map=_DOCX_STYLES, convert_image=lambda image: []
+            io.BytesIO(stream.read()), style_map=_DOCX_STYLES, convert_image=lambda image: []
         )
     except (DocumentError, MemoryError):
         raise
