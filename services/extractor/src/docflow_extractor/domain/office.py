@@ -240,7 +240,9 @@ def _shape_markdown(shape: Any) -> list[str]:
         return [f"Chart: {chart.chart_title.text_frame.text}"] if chart.has_title else []
     if not getattr(shape, "has_text_frame", False) or not shape.has_text_frame:
         return []
-    bullets = _is_body(shape)
+    # A body of several paragraphs is a list; one paragraph is prose (the
+    # chunker would otherwise cut a long one apart from its bullet).
+    bullets = _is_body(shape) and sum(bool(p.text.strip()) for p in shape.text_frame.paragraphs) > 1
     lines = []
     for paragraph in shape.text_frame.paragraphs:
         text = " ".join(paragraph.text.split())
