@@ -25,8 +25,11 @@ CORPUS = Path(os.environ.get("DOCFLOW_CORPUS_DIR") or REPO_ROOT / "tests" / "cor
 
 # Later work (issue 22, "Read what people actually upload: scanned pages
 # (OCR), Word, PowerPoint, Excel…"): what the README asks of these files
-# that docflow does not do yet. (Scanned pages are read by OCR since issue 22.)
-OFFICE = "issue 22: Word, PowerPoint, Excel, HTML and EPUB are read"
+# that docflow does not do yet. (Scanned pages and Office files are read since
+# issue 22.)
+# test.pptx holds test.docx's abstract too: its chunk of it scores 0.770
+# against the Word chunk's 0.768 for the Word file's sentence (all-MiniLM-L6-v2).
+SHARED_ABSTRACT = "issue 22: test.pptx holds the same abstract and is found first by a hair"
 
 # Damaged beyond what pypdf ("Invalid object in /Pages") or PDFium recovers:
 # the corpus README allows `failed`/`corrupt` for such files. Measured, not
@@ -84,6 +87,8 @@ class Expected:
     # For a file without text: the issue that makes its message say what the
     # README asks (none today: it says OCR found no text either).
     message_pending: str | None = None
+    # Why a search for ``found_by`` does not find the file first yet.
+    search_pending: str | None = None
 
     @property
     def checks_chunks(self) -> bool:
@@ -160,7 +165,7 @@ def expectations() -> list[Expected]:
                 found_by=FOUND_BY.get(path.name, ()),
                 in_one_chunk=IN_ONE_CHUNK.get(path.name, ()),
                 in_no_chunk=IN_NO_CHUNK.get(path.name, ()),
-                pending=OFFICE,
+                search_pending=SHARED_ABSTRACT if path.name == "test.docx" else None,
             )
         )
     return out

@@ -63,9 +63,8 @@ def test_a_folder_with_nothing_to_upload_says_what_it_looked_for(tmp_path: Path)
     (tmp_path / "data.json").write_text("{}")
     result = runner.invoke(app, ["upload", str(tmp_path)])
     assert result.exit_code == 2
-    assert "no files to upload (folders are searched for *.pdf *.md *.markdown *.txt)" in (
-        result.stderr
-    )
+    looked_for = "*.pdf *.docx *.pptx *.xlsx *.epub *.html *.htm *.md *.markdown *.txt"
+    assert f"no files to upload (folders are searched for {looked_for})" in result.stderr
 
 
 def test_a_missing_path_is_named(tmp_path: Path) -> None:

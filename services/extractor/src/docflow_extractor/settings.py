@@ -12,6 +12,7 @@ from docflow_extractor.domain.chunking import (
     ChunkBatcher,
     ChunkingPolicy,
 )
+from docflow_extractor.domain.containers import ContainerLimits
 from docflow_extractor.domain.cutting import DocumentLimits
 from docflow_extractor.domain.ocr import OcrPolicy
 from docflow_shared.settings import ServiceSettings
@@ -37,6 +38,11 @@ class ExtractorSettings(ServiceSettings):
     # What one document may become (it fails ``limit_exceeded`` past either).
     max_text_bytes: int = Field(default=DocumentLimits.max_text_bytes, ge=1024)
     max_chunks: int = Field(default=DocumentLimits.max_chunks, ge=1)
+    # What a Word, PowerPoint, Excel or EPUB file's ZIP container may hold
+    # (domain/containers.py; it fails ``limit_exceeded`` past any).
+    max_container_entries: int = Field(default=ContainerLimits.max_entries, ge=1)
+    max_unpacked_bytes: int = Field(default=ContainerLimits.max_unpacked_bytes, ge=1024)
+    max_sheet_cells: int = Field(default=ContainerLimits.max_cells, ge=1)
     # The gateway's upload limit (the same variable): a stored file larger than
     # this is not read, nor downloaded from S3 (it fails ``limit_exceeded``).
     max_file_bytes: int = Field(default=100 * 1024 * 1024, ge=1)
@@ -61,7 +67,15 @@ class ExtractorSettings(ServiceSettings):
 
     @property
     def document_limits(self) -> DocumentLimits:
-        return DocumentLimits(max_text_bytes=self.max_text_bytes, max_chunks=self.max_chunks)
+        return DocumentLimits(
+            max_text_bytes=self.max_text_bytes,
+            max_chunks=self.max_chunks,
+            container=ContainerLimits(
+                max_entries=self.max_container_entries,
+                max_unpacked_bytes=self.max_unpacked_bytes,
+                max_cells=self.max_sheet_cells,
+            ),
+        )
 
     @model_validator(mode="after")
     def _chunking_makes_sense(self) -> ExtractorSettings:

@@ -8,7 +8,18 @@ from pathlib import Path
 
 # What the gateway accepts (README, "Types from the bytes"); a folder's other
 # files are left out unless --include asks for them.
-DEFAULT_INCLUDE = ("*.pdf", "*.md", "*.markdown", "*.txt")
+DEFAULT_INCLUDE = (
+    "*.pdf",
+    "*.docx",
+    "*.pptx",
+    "*.xlsx",
+    "*.epub",
+    "*.html",
+    "*.htm",
+    "*.md",
+    "*.markdown",
+    "*.txt",
+)
 
 
 class NoSuchPath(Exception):

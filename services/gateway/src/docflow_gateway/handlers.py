@@ -25,7 +25,7 @@ from uuid import UUID
 from anyio import to_thread
 
 from docflow_gateway.adapters.registry import DocumentRecord, SqlRegistry
-from docflow_gateway.domain.files import ReceivedFile
+from docflow_gateway.domain.files import TEXT_TYPES, ReceivedFile
 from docflow_shared.blobstore import BlobStore
 from docflow_shared.events import ContentType, DocumentDeleted, DocumentUploaded
 from docflow_shared.messaging import Publish
@@ -118,7 +118,7 @@ async def accept_uploads(
                 correlation_id=correlation_id,
                 filename=file.filename,
                 content_type=content_type,
-                charset=None if content_type == "application/pdf" else file.inspector.charset(),
+                charset=file.inspector.charset() if content_type in TEXT_TYPES else None,
                 size_bytes=file.inspector.size,
                 sha256=sha256,
                 blob_key=file.blob_key,

@@ -45,7 +45,18 @@ class ErrorCode(StrEnum):
     INTERNAL = "internal"
 
 
-ContentType = Literal["application/pdf", "text/markdown", "text/plain"]
+# What the gateway accepts, decided from each file's bytes (README, "Uploads
+# in detail"); the longest (73 characters) fits the read models' columns (128).
+ContentType = Literal[
+    "application/pdf",
+    "text/markdown",
+    "text/plain",
+    "text/html",
+    "application/epub+zip",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+]
 
 # Bounds on what an event may carry, so that any event that parses also fits
 # the status read model (its INTEGER and VARCHAR columns,

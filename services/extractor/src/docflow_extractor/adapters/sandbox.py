@@ -392,6 +392,9 @@ def open_sandboxed(
         chunk_tokenizer=chunking.tokenizer,
         max_text_bytes=document_limits.max_text_bytes,
         max_chunks=document_limits.max_chunks,
+        container_entries=document_limits.container.max_entries,
+        unpacked_bytes=document_limits.container.max_unpacked_bytes,
+        sheet_cells=document_limits.container.max_cells,
     )
     if ocr is not None and ocr.enabled and tessdata:
         setup = replace(

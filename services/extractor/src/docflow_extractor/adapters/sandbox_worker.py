@@ -31,8 +31,9 @@ from typing import Any, BinaryIO
 
 from docflow_extractor.adapters.ocr_tesseract import TesseractEngine
 from docflow_extractor.domain.chunking import Chunking, ChunkingPolicy, Piece
+from docflow_extractor.domain.containers import ContainerLimits
 from docflow_extractor.domain.cutting import DocumentLimits, Pages, cut_pages
-from docflow_extractor.domain.documents import open_document
+from docflow_extractor.domain.formats import open_document
 from docflow_extractor.domain.ocr import OcrPolicy, OcrStarted, with_ocr
 from docflow_shared.errors import DocumentError
 from docflow_shared.events import ErrorCode
@@ -64,6 +65,9 @@ class WorkerSetup:
     chunk_tokenizer: str
     max_text_bytes: int
     max_chunks: int
+    container_entries: int = ContainerLimits.max_entries
+    unpacked_bytes: int = ContainerLimits.max_unpacked_bytes
+    sheet_cells: int = ContainerLimits.max_cells
     # OCR (domain/ocr.py): languages ('' for none), models' folder, rendering.
     ocr_languages: str = ""
     ocr_tessdata: str = ""
@@ -214,7 +218,7 @@ def read_document(
     by OCR announced by ``ocr``), then ``end``."""
     content_type, charset = request["content_type"], request["charset"]
     setup = _setup
-    document = open_document(stream, content_type, charset)
+    document = open_document(stream, content_type, charset, limits.container)
     pages: Pages = document
     if setup is not None and setup.ocr_languages and setup.ocr_tessdata:
         policy = OcrPolicy(setup.ocr_languages, setup.ocr_dpi, setup.ocr_max_pixels)
@@ -239,7 +243,8 @@ def serve(conn: Connection, setup_json: str, work: Work = read_document) -> None
     setup = _setup = WorkerSetup.from_json(setup_json)
     policy = ChunkingPolicy(setup.chunk_tokens, setup.chunk_overlap, setup.chunk_tokenizer)
     chunking = chunking_for(policy)  # before confining: it may read a tokenizer file
-    limits = DocumentLimits(setup.max_text_bytes, setup.max_chunks)
+    container = ContainerLimits(setup.container_entries, setup.unpacked_bytes, setup.sheet_cells)
+    limits = DocumentLimits(setup.max_text_bytes, setup.max_chunks, container)
     send(conn, {"ready": confine(setup)})
     logs = _ForwardLogs(conn)
     # Nothing the parser logs reaches the console; the service logs it at DEBUG.

@@ -20,6 +20,7 @@ from semantic_text_splitter import MarkdownSplitter, TextSplitter
 from tokenizers import Tokenizer
 
 from docflow_extractor.domain.documents import Page
+from docflow_extractor.domain.office import CONVERTED
 from docflow_shared.events import Chunk, ContentType
 
 # The local embedding model's tokenizer, from the package that ships the model.
@@ -116,8 +117,9 @@ class Chunking:
         self._within_budget = make(MarkdownSplitter, self.policy.tokens)
 
     def for_document(self, content_type: ContentType) -> DocumentChunker:
-        """A chunker for one document: Markdown by its structure, the rest as prose."""
-        if content_type == "text/markdown":
+        """A chunker for one document: Markdown (and what was converted to it) by its
+        structure, the rest as prose."""
+        if content_type == "text/markdown" or content_type in CONVERTED:
             return DocumentChunker(self._markdown, headings_checked_by=self._within_budget)
         return DocumentChunker(self._text)
 

@@ -10,11 +10,13 @@ In the service this runs inside the parser sandbox, under its limits.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import BinaryIO, Protocol
 
 from docflow_extractor.domain.chunking import Chunking, DocumentChunker, Piece
-from docflow_extractor.domain.documents import Document, Page, open_document
+from docflow_extractor.domain.containers import ContainerLimits
+from docflow_extractor.domain.documents import Document, Page
+from docflow_extractor.domain.formats import open_document
 from docflow_extractor.domain.ocr import OcrStarted
 from docflow_shared.errors import DocumentError
 from docflow_shared.events import ContentType, ErrorCode
@@ -34,6 +36,8 @@ class DocumentLimits:
 
     max_text_bytes: int = 10 * MiB
     max_chunks: int = 20_000
+    # Word, PowerPoint, Excel and EPUB files: what their container may hold.
+    container: ContainerLimits = field(default_factory=ContainerLimits)
 
 
 class CutDocument(Protocol):
@@ -128,6 +132,6 @@ class InProcess:
     def __call__(
         self, stream: BinaryIO, content_type: ContentType, charset: str | None = None
     ) -> CutDocument:
-        opened = open_document(stream, content_type, charset)
+        opened = open_document(stream, content_type, charset, self.limits.container)
         document = opened if self.ocr is None else self.ocr(opened, stream)
         return _InProcessDocument(document, self.chunking.for_document(content_type), self.limits)

@@ -69,7 +69,7 @@ class DocumentRecord(Base):
     # "<tenant>:<sha256>" when uploaded with dedup on, else NULL (NULLs never collide).
     content_key: Mapped[str | None] = mapped_column(String(130), unique=True)
     filename: Mapped[str] = mapped_column(String(255))
-    content_type: Mapped[str] = mapped_column(String(64))
+    content_type: Mapped[str] = mapped_column(String(128))
     charset: Mapped[str | None] = mapped_column(String(32))
     size_bytes: Mapped[int] = mapped_column(Integer)
     blob_key: Mapped[str] = mapped_column(String(255))

@@ -212,6 +212,8 @@ class _Receiver:
         def finish() -> None:
             try:
                 _store(part, chunk)
+                if part.file is not None:
+                    part.file.inspector.finish()  # a container's type, off the event loop
             except BaseException as exc:
                 writer.__exit__(type(exc), exc, exc.__traceback__)  # drops the partial blob
                 raise

@@ -107,7 +107,10 @@ _UPLOAD_RESPONSES: dict[int | str, dict[str, Any]] = {
             401: "Authentication is on and no valid API key was sent",
             409: "The Idempotency-Key was used with a different request, or is in use",
             413: "A file is over the size limit, or the request has too many files",
-            415: "A file is not PDF, Markdown or text, or the body is not multipart",
+            415: (
+                "A file is not PDF, Word, PowerPoint, Excel, EPUB, HTML, Markdown or text "
+                "(by its bytes), or the body is not multipart"
+            ),
             422: "No `file` part, an empty file, or a malformed request",
             429: "The tenant sent too many requests; see Retry-After",
             503: "Kafka or the blob store did not answer; nothing was kept, retry after "
