@@ -93,9 +93,17 @@ def _operate(http: httpx.Client, stack: Stack, method: str, path: str) -> httpx.
 
 @pytest.fixture(scope="module")
 def long_document(stack: Stack, http: httpx.Client) -> dict[str, Any]:
-    """The long PDF, cancelled while it was being embedded, then retried to completion."""
+    """The long PDF, cancelled while it was being embedded after its extraction
+    ended, then retried to completion."""
     document = _upload(http, stack, LONG_PDF, _corpus_file(LONG_PDF))
-    _until(http, document, lambda s: s["chunks_embedded"] > 0, "embedding under way")
+    # Embedding starts while the extractor still cuts pages; chunks_total is
+    # known once the extraction ended, and only then are all chunks stored.
+    _until(
+        http,
+        document,
+        lambda s: s["chunks_total"] is not None and s["chunks_embedded"] > 0,
+        "embedding under way, the extraction ended",
+    )
 
     cancel = _operate(http, stack, "POST", f"{document['id']}/cancel")
     assert cancel.status_code == 202, cancel.text

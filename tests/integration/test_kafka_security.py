@@ -154,21 +154,24 @@ async def test_a_certificate_from_another_authority_is_refused(
 
 async def test_only_the_gateway_may_produce_commands(kafka: SecuredKafka) -> None:
     cancel = uuid.uuid4().bytes
+    # Keyed as the gateway keys them: the command topics are compacted, and a
+    # compacted topic refuses a record without a key.
+    key = b"acme/" + str(uuid.UUID(bytes=cancel)).encode()
     extractor = make_broker(kafka.sasl_ssl, service="extractor", security=kafka.scram(EXTRACTOR))
     async with extractor:
         await extractor.start()
         for command in (topics.CANCELLED, topics.DELETED, topics.RETRIED):
             with pytest.raises(TopicAuthorizationFailedError):
-                await extractor.publish(cancel, topic=command)
+                await extractor.publish(cancel, topic=command, key=key)
     # ... nor read what is not its own (the dead letters are the gateway's to list).
     with pytest.raises(TopicAuthorizationFailedError):
         await read_records(kafka.sasl_ssl, topics.DEAD_LETTER, security=kafka.scram(EXTRACTOR))
     gateway = make_broker(kafka.sasl_ssl, service="gateway", security=kafka.scram(GATEWAY))
     async with gateway:
         await gateway.start()
-        await gateway.publish(cancel, topic=topics.CANCELLED)
+        await gateway.publish(cancel, topic=topics.CANCELLED, key=key)
     cancelled = await read_records(kafka.admin, topics.CANCELLED)
-    assert [r.value for r in cancelled] == [cancel]
+    assert [(r.key, r.value) for r in cancelled] == [(key, cancel)]
 
 
 @pytest.fixture(scope="module")
