@@ -21,7 +21,10 @@ T = TypeVar("T")
 class Docflow:
     """``with Docflow("http://gateway:8000", "http://status:8001") as docflow``;
     the methods of ``AsyncDocflow``, blocking. ``transport`` and
-    ``status_transport`` are *async* transports (``httpx.ASGITransport``)."""
+    ``status_transport`` are *async* transports (``httpx.ASGITransport``).
+
+    It runs its own event loop, so it cannot be called from a coroutine (or a
+    notebook's running loop): use ``AsyncDocflow`` there."""
 
     def __init__(
         self,
