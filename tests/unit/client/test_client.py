@@ -16,12 +16,20 @@ import pytest
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
-from docflow_client import AsyncDocflow, Docflow, Invalid, NotFound, Unavailable, Unreachable
+from docflow_client import (
+    AsyncDocflow,
+    Conflict,
+    Docflow,
+    Invalid,
+    NotFound,
+    Unavailable,
+    Unreachable,
+)
 from docflow_client.models import DocumentStatus, Stage, Status
 from docflow_status.domain.projection import DocumentState, evolve
 from docflow_status.entrypoints.app import StatusApi, create_app
 from docflow_status.settings import StatusSettings
-from support.gateway import PDF, Recorder, Searches, gateway_app
+from support.gateway import PDF, Recorder, Searches, Statuses, gateway_app
 from support.histories import successful
 
 pytestmark = pytest.mark.unit
@@ -61,13 +69,16 @@ def completed() -> DocumentState:
 
 @asynccontextmanager
 async def gateway(
-    tmp_path: Path, publish: Recorder, searches: Searches | None = None
+    tmp_path: Path,
+    publish: Recorder,
+    searches: Searches | None = None,
+    statuses: Statuses | None = None,
 ) -> AsyncIterator[AsyncDocflow]:
     app = gateway_app(
         f"sqlite+aiosqlite:///{tmp_path / 'gateway.db'}",
         tmp_path / "blobs",
         publish,
-        None,
+        statuses,
         searches,
     )
     async with (
@@ -140,6 +151,21 @@ async def test_search_answers_typed_results(tmp_path: Path) -> None:
         0.9,
     )
     assert searches.calls == [("what is it about", "default", 5)]
+
+
+async def test_cancel_delete_and_a_refused_retry(tmp_path: Path) -> None:
+    statuses = Statuses()
+    async with gateway(tmp_path, Recorder(), statuses=statuses) as client:
+        first, second = await client.upload(("a.pdf", PDF), ("b.pdf", PDF))
+        statuses.by_id[first.id] = {"status": "processing", "stage": "embedding", "attempt": 2}
+        cancelled = await client.cancel(first.id)
+        with pytest.raises(Conflict) as refused:
+            await client.retry(first.id)  # still processing: only failed or cancelled ones
+        deleted = await client.delete(second.id)
+    assert (cancelled.id, cancelled.operation, cancelled.attempt) == (first.id, "cancel", 2)
+    assert (deleted.id, deleted.operation) == (second.id, "delete")
+    assert refused.value.status == 409
+    assert refused.value.code
 
 
 async def test_dead_letters_and_a_dry_run_redrive_of_none(tmp_path: Path) -> None:
