@@ -35,6 +35,8 @@ COPY shared shared
 COPY services services
 COPY deploy/local/pyproject.toml deploy/local/pyproject.toml
 COPY deploy/local/src deploy/local/src
+COPY client client
+COPY cli cli
 RUN uv sync --frozen --no-dev --no-editable --package docflow-${SERVICE}
 
 FROM ${PYTHON_IMAGE}

@@ -14,9 +14,9 @@ PY := $(VENV)/bin/python
 # uv must use the machine's Python, never download one.
 export UV_PYTHON_DOWNLOADS := never
 
-PROJECTS := pyproject.toml uv.lock $(wildcard shared/pyproject.toml services/*/pyproject.toml deploy/local/pyproject.toml)
+PROJECTS := pyproject.toml uv.lock $(wildcard shared/pyproject.toml services/*/pyproject.toml deploy/local/pyproject.toml client/pyproject.toml cli/pyproject.toml)
 
-.PHONY: help run test lint unit bench faults install models kafka-jars postgres kcat chromium prometheus redis tesseract hey deploy-tools seaweedfs chart-files asyncapi rebuild clean
+.PHONY: help run test lint unit bench faults install models kafka-jars postgres kcat chromium prometheus redis tesseract hey deploy-tools seaweedfs chart-files asyncapi openapi rebuild clean
 
 help: ## Show the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -61,7 +61,7 @@ install: $(VENV)/.synced models
 # with .pyc files 3.2 s).
 $(VENV)/.synced: $(PROJECTS) | $(UV)
 	$(UV) sync --all-packages --frozen --compile-bytecode
-	$(PY) -m compileall -q shared/src services/*/src deploy/local/src
+	$(PY) -m compileall -q shared/src services/*/src deploy/local/src client/src cli/src
 	@touch $@
 
 $(UV):
@@ -89,6 +89,9 @@ rebuild: install ## Rebuild the status read model from the topics (make run's Ka
 
 asyncapi: install ## Regenerate docs/asyncapi.yaml from the services' wiring (a test checks it)
 	$(PY) docs/asyncapi.py
+
+openapi: install ## Regenerate docs/openapi/{gateway,status}.json from the HTTP apps (a test checks them)
+	$(PY) docs/openapi.py
 
 hey: ## Build hey (HTTP load generator, Go) into .cache/go/bin for the benchmarks
 	@test -x .cache/go/bin/hey || GOPATH="$(CURDIR)/.cache/go" GOFLAGS=-modcacherw go install github.com/rakyll/hey@v0.1.5

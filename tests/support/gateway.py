@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from faststream.kafka import KafkaBroker
 
@@ -103,47 +104,50 @@ def files_in(root: Path) -> list[Path]:
 ClientFor = Callable[..., TestClient]
 
 
+def gateway_app(
+    database_url: str,
+    blob_root: Path,
+    publish: Recorder,
+    statuses: Statuses | None = None,
+    searches: Searches | None = None,
+    letters: list[DeadLetter] | None = None,
+    blobs: BlobStore | None = None,
+    **configured: Any,
+) -> FastAPI:
+    """A gateway app (not started: its lifespan migrates the database) on a blob
+    store under ``blob_root`` and the database at ``database_url``."""
+    records = SqlRegistry(create_engine(database_url))
+    shelf = DeadLetterShelf(letters if letters is not None else [], DeadLetterIndex(records.engine))
+
+    @asynccontextmanager
+    async def lifespan() -> AsyncIterator[None]:
+        await records.migrate()
+        yield
+        await records.engine.dispose()
+
+    ports = Ports(
+        blobs=blobs or LocalBlobStore(blob_root),
+        records=records,
+        publish=publish,
+        status_for=lambda headers: statuses or Statuses(),
+        search=searches or Searches(),
+        dead_letters=DeadLetters(shelf.index, shelf.caught_up),
+        checks={},
+        lifespan=lifespan,
+    )
+    settings = GatewaySettings(status_public_url="http://status.example:8001/", **configured)
+    # Never started: the gateway publishes through ``publish`` only.
+    return wire(KafkaBroker(), ports, settings)
+
+
 def gateway_clients(tmp_path: Path, database_url: str | None = None) -> Iterator[ClientFor]:
     """A gateway app on a blob store under tmp_path (or ``blobs=``) and a database
     (SQLite there by default), started (lifespan run)."""
     url = database_url or f"sqlite+aiosqlite:///{tmp_path / 'gateway.db'}"
     with ExitStack() as stack:
 
-        def make(
-            blob_root: Path,
-            publish: Recorder,
-            statuses: Statuses | None = None,
-            searches: Searches | None = None,
-            letters: list[DeadLetter] | None = None,
-            blobs: BlobStore | None = None,
-            **configured: Any,
-        ) -> TestClient:
-            records = SqlRegistry(create_engine(url))
-            shelf = DeadLetterShelf(
-                letters if letters is not None else [], DeadLetterIndex(records.engine)
-            )
-
-            @asynccontextmanager
-            async def lifespan() -> AsyncIterator[None]:
-                await records.migrate()
-                yield
-                await records.engine.dispose()
-
-            ports = Ports(
-                blobs=blobs or LocalBlobStore(blob_root),
-                records=records,
-                publish=publish,
-                status_for=lambda headers: statuses or Statuses(),
-                search=searches or Searches(),
-                dead_letters=DeadLetters(shelf.index, shelf.caught_up),
-                checks={},
-                lifespan=lifespan,
-            )
-            settings = GatewaySettings(
-                status_public_url="http://status.example:8001/", **configured
-            )
-            # Never started: the gateway publishes through ``publish`` only.
-            app = wire(KafkaBroker(), ports, settings)
+        def make(blob_root: Path, publish: Recorder, *args: Any, **kwargs: Any) -> TestClient:
+            app = gateway_app(url, blob_root, publish, *args, **kwargs)
             return stack.enter_context(TestClient(app))
 
         yield make

@@ -13,7 +13,7 @@ import pytest
 from docflow_cli import follow
 from docflow_cli.api import Refused, Unreachable
 from docflow_cli.board import Board, Row
-from docflow_cli.sse import ServerEvent
+from docflow_client.sse import ServerEvent
 from support.waiting import await_until
 
 

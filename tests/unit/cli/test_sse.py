@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from docflow_cli.sse import ServerEvent, server_events
+from docflow_client.sse import ServerEvent, server_events
 
 
 async def lines(text: str) -> AsyncIterator[str]:

@@ -25,6 +25,7 @@ from docflow_cli import follow
 from docflow_cli.api import ApiError, Docflow, Servers
 from docflow_cli.board import Board, explain
 from docflow_cli.files import DEFAULT_INCLUDE, NoSuchPath, collect
+from docflow_cli.options import options
 from docflow_cli.view import LineView, LiveView, styled, summary_table
 
 T = TypeVar("T")
@@ -33,7 +34,9 @@ app = typer.Typer(
     name="docflow",
     help="Upload documents to docflow, watch them being processed, and search them.",
     no_args_is_help=True,
-    add_completion=False,
+    # --install-completion / --show-completion for bash, zsh, fish, PowerShell.
+    add_completion=True,
+    callback=options,
     pretty_exceptions_enable=False,
 )
 

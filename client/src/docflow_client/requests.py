@@ -1,0 +1,135 @@
+"""What the clients send: upload parts, query parameters and JSON bodies."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import Enum
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any
+from uuid import UUID
+
+import httpx
+from pydantic import BaseModel
+
+# Uploads of big files and searches (a model call) may take a while.
+TIMEOUT = httpx.Timeout(120.0, connect=5.0)
+# How often an upload is sent in all when the gateway answers 429 (rate
+# limited) or 503 (Kafka did not acknowledge; nothing was kept).
+UPLOAD_ATTEMPTS = 4
+
+# A path, a (file name, bytes or binary file) pair, or a binary file with a name.
+Uploadable = str | os.PathLike[str] | tuple[str, bytes | IO[bytes]] | IO[bytes]
+
+
+@dataclass(frozen=True)
+class Part:
+    """One file of an upload: a path opened per attempt, or content in hand."""
+
+    name: str
+    path: Path | None = None
+    content: bytes | IO[bytes] | None = None
+    start: int = 0
+
+
+def uploads_of(files: Sequence[Uploadable]) -> list[Part]:
+    if not files:
+        raise ValueError("nothing to upload: pass at least one file")
+    parts = []
+    for item in files:
+        if isinstance(item, str | os.PathLike):
+            path = Path(item)
+            parts.append(Part(path.name, path=path))
+        elif isinstance(item, tuple):
+            name, content = item
+            parts.append(Part(name, content=content, start=_position(content)))
+        else:
+            name = Path(str(getattr(item, "name", "") or "")).name
+            if not name:
+                raise ValueError("a file object without a name: pass (filename, file) instead")
+            parts.append(Part(name, content=item, start=_position(item)))
+    return parts
+
+
+def _position(content: bytes | IO[bytes]) -> int:
+    if isinstance(content, bytes):
+        return 0
+    try:
+        return content.tell()
+    except (OSError, ValueError):
+        return -1  # not seekable: sent once, not again
+
+
+class Upload:
+    """The multipart ``file`` fields of one attempt: ``with Upload(parts) as files``
+    opens the paths (closed after) and rewinds file objects to where they were."""
+
+    def __init__(self, parts: list[Part]) -> None:
+        self.parts = parts
+        self._opened = contextlib.ExitStack()
+
+    def __enter__(self) -> list[tuple[str, tuple[str, bytes | IO[bytes]]]]:
+        fields: list[tuple[str, tuple[str, bytes | IO[bytes]]]] = []
+        for part in self.parts:
+            if part.path is not None:
+                content: bytes | IO[bytes] = self._opened.enter_context(part.path.open("rb"))
+            else:
+                assert part.content is not None
+                content = part.content
+                if not isinstance(content, bytes) and part.start >= 0:
+                    content.seek(part.start)
+            fields.append(("file", (part.name, content)))
+        return fields
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        self._opened.close()
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, UUID):
+        return str(value)
+    return value
+
+
+def listing_params(filters: dict[str, Any]) -> dict[str, Any]:
+    known = {"status", "stage", "created_from", "created_before", "limit", "cursor"}
+    unknown = set(filters) - known
+    if unknown:
+        raise TypeError(f"unknown filters: {', '.join(sorted(unknown))}")
+    return {name: _plain(value) for name, value in filters.items() if value is not None}
+
+
+def reindex_body(
+    embedding: BaseModel | dict[str, Any], document_ids: Iterable[UUID | str] | None
+) -> dict[str, Any]:
+    spec = (
+        embedding.model_dump(exclude_none=True) if isinstance(embedding, BaseModel) else embedding
+    )
+    body: dict[str, Any] = {"embedding": spec}
+    if document_ids is not None:
+        body["document_ids"] = [str(d) for d in document_ids]
+    return body
+
+
+def redrive_body(request: dict[str, Any]) -> dict[str, Any]:
+    known = {"document_ids", "service", "since", "error_contains", "dry_run"}
+    unknown = set(request) - known
+    if unknown:
+        raise TypeError(f"unknown redrive filters: {', '.join(sorted(unknown))}")
+    body = {name: _plain(value) for name, value in request.items() if value is not None}
+    if "document_ids" in body:
+        body["document_ids"] = [str(d) for d in body["document_ids"]]
+    return body
