@@ -22,6 +22,7 @@ from string import Template
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
+from docflow_local.maven import MavenMissing, copy_dependencies
 from docflow_local.processes import port_is_free, spawn, stop, tail
 
 logger = logging.getLogger(__name__)
@@ -41,24 +42,11 @@ def ensure_jars(libs: Path = DEFAULT_LIBS, pom: Path = KAFKA_DEPLOY / "pom.xml")
     stamp = libs / ".pom-sha256"
     if stamp.is_file() and stamp.read_text().strip() == digest:
         return libs
-    if shutil.which("mvn") is None:
-        raise KafkaStartError("Maven (mvn) is needed to fetch the Kafka jars; install it first")
-    staging = libs.with_name(libs.name + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)
     logger.info("fetching Kafka jars with Maven into %s", libs)
-    subprocess.run(
-        [
-            "mvn",
-            "--batch-mode",
-            "--quiet",
-            "-Dstyle.color=never",
-            "--file",
-            str(pom),
-            "dependency:copy-dependencies",
-            f"-DoutputDirectory={staging}",
-        ],
-        check=True,
-    )
+    try:
+        staging = copy_dependencies(pom, libs.with_name(libs.name + ".partial"))
+    except MavenMissing as exc:
+        raise KafkaStartError(str(exc)) from exc
     (staging / ".pom-sha256").write_text(digest)
     shutil.rmtree(libs, ignore_errors=True)
     staging.rename(libs)

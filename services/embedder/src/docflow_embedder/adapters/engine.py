@@ -21,7 +21,7 @@ import logging
 import math
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -114,6 +114,21 @@ class OpenVINORunner:
         return hidden
 
 
+def in_batches(
+    texts: Sequence[str], dimension: int, batch_size: int, encode: Callable[[list[str]], Array]
+) -> Array:
+    """``encode`` of ``texts`` in batches of ``batch_size``, back in the order given.
+
+    Texts of similar lengths go together: a batch is padded to its longest text.
+    """
+    out = np.empty((len(texts), dimension), dtype=np.float32)
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    for begin in range(0, len(order), batch_size):
+        picked = order[begin : begin + batch_size]
+        out[picked] = encode([texts[i] for i in picked])
+    return out
+
+
 class EngineEmbedder:
     """Sentence embeddings from all-MiniLM-L6-v2 (384 dimensions, unit length)
     through an inference engine (``runner``; OpenVINO unless given)."""
@@ -156,13 +171,7 @@ class EngineEmbedder:
 
     def embed(self, texts: Sequence[str]) -> Array:
         """One unit-length vector per text, in order (shape ``(len(texts), dimension)``)."""
-        out = np.empty((len(texts), self.dimension), dtype=np.float32)
-        # Similar lengths together: a batch is padded to its longest text.
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        for begin in range(0, len(order), self.batch_size):
-            picked = order[begin : begin + self.batch_size]
-            out[picked] = self._encode([texts[i] for i in picked])
-        return out
+        return in_batches(texts, self.dimension, self.batch_size, self._encode)
 
     def _encode(self, texts: list[str]) -> Array:
         encodings = self._tokenizer.encode_batch(texts)

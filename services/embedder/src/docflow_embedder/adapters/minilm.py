@@ -25,6 +25,8 @@ from safetensors.numpy import load_file
 from scipy.special import erf
 from tokenizers import Tokenizer
 
+from docflow_embedder.adapters.engine import in_batches
+
 Array = npt.NDArray[np.float32]
 
 
@@ -120,13 +122,7 @@ class MiniLMEmbedder:
 
     def embed(self, texts: Sequence[str]) -> Array:
         """One unit-length vector per text, in order (shape ``(len(texts), dimension)``)."""
-        out = np.empty((len(texts), self.dimension), dtype=np.float32)
-        # Similar lengths together: a batch is padded to its longest text.
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        for begin in range(0, len(order), self.batch_size):
-            picked = order[begin : begin + self.batch_size]
-            out[picked] = self._encode([texts[i] for i in picked])
-        return out
+        return in_batches(texts, self.dimension, self.batch_size, self._encode)
 
     def _encode(self, texts: list[str]) -> Array:
         encodings = self._tokenizer.encode_batch(texts)
