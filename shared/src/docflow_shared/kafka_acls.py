@@ -85,6 +85,9 @@ GRANTS: dict[str, Grants] = {
             topics.RETRYING,
             topics.DEAD_LETTER,
             *retry_topics("extractor"),
+            # Its OCR consumer (same image and user, its own Deployment) reads
+            # the requests and answers; the extractor asks and reads the answers.
+            *topics.OCR,
         ),
         # Cancellations and deletions: every replica follows them, no group.
         reads=(
@@ -93,6 +96,7 @@ GRANTS: dict[str, Grants] = {
             topics.CANCELLED,
             topics.DELETED,
             *retry_topics("extractor"),
+            *topics.OCR,
         ),
         groups=principal_name("extractor"),
     ),
