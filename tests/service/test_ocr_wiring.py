@@ -67,7 +67,8 @@ async def test_a_scan_is_read_by_the_ocr_consumer_in_ranges_and_cut_by_the_extra
     assert sorted(p.number for a in collector.of(OcrRangeRead) for p in a.pages) == [1, 2, 3]
     assert sorted(p.ocr_page for p in collector.of(DocumentProgressed) if p.ocr_page) == [1, 2, 3]
     chunks = [c for b in collector.of(TextExtracted) for c in b.chunks]
-    assert last.chunks_total == len(chunks) and last.pages == 3
+    assert last.chunks_total == len(chunks)
+    assert last.pages == 3
     text = " ".join(" ".join(c.text for c in chunks).split())
     # linn.pdf (pages 1 and 3) and c02-22.pdf (page 2), read by Tesseract, in page order.
     assert text.count("LinnSequencer is a state") == 2

@@ -128,11 +128,13 @@ async def test_a_scan_is_read_range_by_range_and_cut_once_in_page_order(tmp_path
     batches = extractor.of(TextExtracted)
     assert [b.batch for b in batches] == list(range(len(batches)))
     chunks = [c for b in batches for c in b.chunks]
-    assert batches[-1].last and batches[-1].chunks_total == len(chunks)
+    assert batches[-1].last
+    assert batches[-1].chunks_total == len(chunks)
     assert [c.index for c in chunks] == list(range(len(chunks)))
     pages = [c.page for c in chunks]
     covered = {n for c in chunks for n in range(c.page, (c.page_end or c.page) + 1)}
-    assert pages == sorted(pages) and covered == {1, 2, 3, 4, 5, 6}
+    assert pages == sorted(pages)
+    assert covered == {1, 2, 3, 4, 5, 6}
     text = " ".join(c.text for c in chunks)
     assert text.count("Scanned words") == 5
     assert "crazy" in text.lower()  # the text layer of page 1
@@ -144,7 +146,8 @@ async def test_a_document_with_text_on_every_page_goes_the_old_way(tmp_path: Pat
     blobs = LocalBlobStore(tmp_path / "blobs")
     old = await _extract_old_way(blobs, TEXT_PAGE)
     extractor, ocr = await _through_the_stage(blobs, TEXT_PAGE, range_pages=2)
-    assert not extractor.of(OcrRangeRequested) and not ocr.events
+    assert not extractor.of(OcrRangeRequested)
+    assert not ocr.events
     assert [b.chunks for b in extractor.of(TextExtracted)] == [
         b.chunks for b in old.of(TextExtracted)
     ]
