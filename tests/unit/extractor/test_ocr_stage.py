@@ -186,13 +186,19 @@ async def test_ranges_of_a_cancelled_attempt_are_neither_read_nor_put_together(
         event, blobs=blobs, publish=extractor, reading=reading, cancellations=cancellations
     )
     first, second, third = extractor.of(OcrRangeRequested)
-    await read_range(
+    assert await read_range(
         first,
         blobs=blobs,
         publish=ocr,
         open_range=_in_process(False).ocr_range,
         cancellations=cancellations,
     )
+    [answer] = ocr.of(OcrRangeRead)
+    # Kept until the document's last range answers.
+    assert not await assemble(
+        answer, blobs=blobs, publish=extractor, reading=reading, cancellations=cancellations
+    )
+    assert len(list((tmp_path / "blobs").rglob("ocr/*/*.json"))) == 1
     cancellations.record(DocumentCancelled.caused_by(event))
     for request in (second, third):
         assert (
@@ -205,8 +211,10 @@ async def test_ranges_of_a_cancelled_attempt_are_neither_read_nor_put_together(
             )
             is None
         )
-    [answer] = ocr.of(OcrRangeRead)
+    assert ocr.of(OcrRangeRead) == [answer]
+    # The answer again (a redelivery) after the cancellation: what was kept goes.
     assert not await assemble(
         answer, blobs=blobs, publish=extractor, reading=reading, cancellations=cancellations
     )
+    assert not list((tmp_path / "blobs").rglob("ocr/*/*.json"))
     assert not extractor.of(TextExtracted)

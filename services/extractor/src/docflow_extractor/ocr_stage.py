@@ -235,6 +235,8 @@ async def assemble(
     with its OCR text. True when this answer completed the document."""
     check_tenant(event)
     if cancellations.cancelled(event.tenant_id, event.document_id, event.attempt):
+        # Answers kept before the cancellation (or deletion) go too.
+        await to_thread.run_sync(_forget, blobs, event)
         return False
     answer = json.dumps([page.model_dump() for page in event.pages]).encode()
     with blobs.writer(range_key(event, event.range_index)) as out:
@@ -253,6 +255,11 @@ async def assemble(
         reading=reading,
         cancellations=cancellations,
     )
+    await to_thread.run_sync(_forget, blobs, event)
+    return True
+
+
+def _forget(blobs: BlobStore, event: OcrRangeRead) -> None:
+    """Delete the attempt's kept answers (those there are)."""
     for index in range(event.range_count):
         blobs.delete(range_key(event, index))
-    return True
