@@ -8,6 +8,11 @@ A retry (``DocumentRetryRequested``) extracts again, or, when it resumes at
 embedding and the chunks of a finished extraction are stored, sends those
 chunks again without reading the file. A cancelled attempt or a deleted
 document stops before its next page; what it wrote so far is discarded.
+
+With the OCR stage on (``Reading.ocr_range_pages``), a PDF's reading stops at
+its first page without a text layer (``OcrWanted``): ocr_stage.py asks the OCR
+consumer for those pages and, with their text, extracts the document again
+(``extract_source`` with ``Source.ocr_texts``).
 """
 
 from __future__ import annotations
