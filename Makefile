@@ -21,7 +21,7 @@ PROJECTS := pyproject.toml uv.lock $(wildcard shared/pyproject.toml services/*/p
 help: ## Show the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
-run: install kafka-jars tesseract ## Start Kafka and the four services on 127.0.0.1:8000-8003 (Ctrl-C stops all)
+run: install kafka-jars tesseract ## Start Kafka and the four services on 127.0.0.1:8000-8003, the OCR consumer on 8004 (Ctrl-C stops all)
 	@exec $(PY) -m docflow_local
 
 test: lint kafka-jars postgres redis tesseract kcat chromium prometheus deploy-tools seaweedfs ## Every test: unit, service, integration, e2e (real Kafka, PostgreSQL, Qdrant, SQLite, Redis, S3 on SeaweedFS), deploy/ (helm, kubeconform, compose schema)

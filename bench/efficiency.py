@@ -299,7 +299,8 @@ def run_floor(
 
 
 def system_services(config: Configuration, qdrant: Qdrant, data_dir: Path) -> list[Service]:
-    """The four services, the workers as ``config`` says (``extractor``, ``extractor-2``, …)."""
+    """The four services, the workers as ``config`` says (``extractor``, ``extractor-2``, …),
+    and one OCR consumer."""
 
     def embedder_env(n: int) -> tuple[tuple[str, str], ...]:
         threads = (
@@ -325,6 +326,8 @@ def system_services(config: Configuration, qdrant: Qdrant, data_dir: Path) -> li
             Service(named("embedder", n), "docflow_embedder", free_port(), embedder_env(n))
             for n in range(1, config.embedders + 1)
         ),
+        # The extractor's OCR consumer (the corpus' scans), one in every configuration.
+        Service("ocr", "docflow_extractor", free_port(), args=("ocr",)),
     ]
 
 
@@ -452,7 +455,8 @@ async def warm_up(http: httpx.AsyncClient, stack: Stack, clients: int) -> int:
     workers = [
         (s, Stage.EXTRACTING if s.module == "docflow_extractor" else Stage.EMBEDDING)
         for s in stack.services
-        if s.module in ("docflow_extractor", "docflow_embedder")
+        # Not the OCR consumer (args "ocr"): small documents never reach it.
+        if s.module in ("docflow_extractor", "docflow_embedder") and not s.args
     ]
     sent = 0
     while True:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sys
 import tempfile
+from functools import partial
 from pathlib import Path
 
 import yaml
@@ -22,6 +23,7 @@ from docflow_embedder import bootstrap as embedder
 from docflow_embedder.adapters.qdrant import QdrantIndex
 from docflow_embedder.settings import EmbedderSettings
 from docflow_extractor import bootstrap as extractor
+from docflow_extractor.adapters.sandbox_ocr import open_ocr_range
 from docflow_extractor.settings import ExtractorSettings
 from docflow_gateway import bootstrap as gateway
 from docflow_shared.blobstore import LocalBlobStore
@@ -45,9 +47,10 @@ docs/events.md tells who produces and consumes each event, in words.
 
 
 def brokers(scratch: Path) -> list[KafkaBroker]:
-    """The four services' brokers, wired as they run (nothing is started)."""
+    """The four services' brokers and the extractor's OCR consumer's, wired as they
+    run (nothing is started)."""
     wired = []
-    for service in ("gateway", "extractor", "embedder", "status"):
+    for service in ("gateway", "extractor", "embedder", "status", "ocr"):
         wired.append(KafkaBroker("localhost:9092", client_id=f"docflow-{service}"))
     gateway.event_publisher(wired[0])
     extractor_settings = ExtractorSettings()
@@ -65,6 +68,17 @@ def brokers(scratch: Path) -> list[KafkaBroker]:
     embedder.wire(wired[2], embedder.Ports(index, models), settings)
     read_model = SqlReadModel(create_engine(f"sqlite+aiosqlite:///{scratch / 'status.db'}"))
     status.wire(wired[3], status.Ports(read_model), StatusSettings())
+    extractor.wire_ocr(
+        wired[4],
+        LocalBlobStore(scratch / "blobs"),
+        partial(
+            open_ocr_range,
+            limits=extractor_settings.sandbox,
+            ocr=extractor_settings.ocr,
+            tessdata="",
+        ),
+        extractor_settings,
+    )
     return wired
 
 

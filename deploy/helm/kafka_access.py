@@ -40,13 +40,18 @@ HEADER = """\
 """
 
 
+# Groups of a workload other than their Kafka user's service: the OCR consumer
+# runs as the extractor's user, in a Deployment of its own scaled on its lag.
+WORKLOADS = {"docflow-extractor-ocr": "ocr"}
+
+
 def lag_triggers() -> dict[str, list[dict[str, str]]]:
-    """The consumer groups each scaled service works in (``topics.CONSUMERS``),
+    """The consumer groups each scaled workload works in (``topics.CONSUMERS``),
     one KEDA trigger per (group, topic)."""
     triggers: dict[str, list[dict[str, str]]] = defaultdict(list)
     for group, names in topics.CONSUMERS.items():
-        service = group.removeprefix("docflow-").split("-", 1)[0]
-        assert service in SERVICES, group
+        service = WORKLOADS.get(group) or group.removeprefix("docflow-").split("-", 1)[0]
+        assert service in SERVICES or service in WORKLOADS.values(), group
         triggers[service] += [{"group": group, "topic": name} for name in names]
     return dict(triggers)
 

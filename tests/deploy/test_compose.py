@@ -19,7 +19,9 @@ from support.manifests import ROOT, SETTINGS, locations, variables
 pytestmark = pytest.mark.deploy
 
 COMPOSE = ROOT / "docker-compose.yml"
-DOCFLOW = set(SETTINGS)  # the four services, by their compose names
+# The four services and the extractor's OCR consumer, by their compose names: their images.
+IMAGES = {name: name for name in SETTINGS} | {"ocr": "extractor"}
+DOCFLOW = set(IMAGES)
 ONE_SHOT = {"topics"}
 MONITORING = {"prometheus", "grafana"}
 
@@ -76,8 +78,8 @@ def test_each_docflow_service_sets_only_its_settings_and_is_built_for_itself() -
     }
     for name in DOCFLOW:
         service = services[name]
-        assert service["build"]["args"]["SERVICE"] == name
-        known = variables(SETTINGS[name])
+        assert service["build"]["args"]["SERVICE"] == IMAGES[name]
+        known = variables(SETTINGS[IMAGES[name]])
         unknown = set(environment(service)) - known
         assert not unknown, f"{name}: not its settings: {sorted(unknown)}"
 
@@ -142,7 +144,7 @@ def test_blobs_are_in_object_storage_not_a_shared_volume() -> None:
     assert store["image"].startswith("chrislusf/seaweedfs:")
     assert "-bucket=docflow" in store["command"]
     admin = environment(store)
-    for name in ("gateway", "extractor"):
+    for name in ("gateway", "extractor", "ocr"):
         service = services[name]
         assert "volumes" not in service, f"{name} keeps files outside object storage"
         env = environment(service)
@@ -152,7 +154,7 @@ def test_blobs_are_in_object_storage_not_a_shared_volume() -> None:
         assert env["DOCFLOW_S3_ACCESS_KEY_ID"] == admin["AWS_ACCESS_KEY_ID"], name
         assert env["DOCFLOW_S3_SECRET_ACCESS_KEY"] == admin["AWS_SECRET_ACCESS_KEY"], name
         assert service["depends_on"]["seaweedfs"]["condition"] == "service_healthy", name
-    for name in DOCFLOW - {"gateway", "extractor"}:
+    for name in DOCFLOW - {"gateway", "extractor", "ocr"}:
         assert "DOCFLOW_BLOB_URL" not in environment(services[name]), name
 
 
@@ -232,7 +234,7 @@ def test_the_images_run_as_a_numeric_non_root_user_with_their_own_command() -> N
     assert uid.isdigit()
     assert int(uid) != 0
     assert "--no-dev" in dockerfile
-    for name in DOCFLOW:
+    for name in SETTINGS:
         project = (ROOT / "services" / name / "pyproject.toml").read_text()
         assert f'docflow-{name} = "docflow_{name}.__main__:main"' in project, name
     # Kubernetes runs the same user.

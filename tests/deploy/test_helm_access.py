@@ -44,6 +44,14 @@ DASHBOARD = ROOT / "deploy" / "grafana" / "dashboards" / "docflow.json"
 AN_ID = "0190f1de-7a3b-7c4d-8e5f-a0b1c2d3e4f5"
 
 
+def user_subscriptions() -> dict[str, frozenset[tuple[str | None, str]]]:
+    """Each Kafka user's (consumer group, topic) pairs: the OCR consumer connects
+    as the extractor's user."""
+    wiring = dict(subscriptions())
+    wiring["extractor"] = wiring["extractor"] | wiring.pop("ocr")
+    return wiring
+
+
 def acls_of(docs: list[Doc]) -> dict[str, dict[tuple[str, str, str], set[str]]]:
     """Each service's KafkaUser as {(resource type, name, pattern type): operations}."""
     found: dict[str, dict[tuple[str, str, str], set[str]]] = {}
@@ -145,7 +153,7 @@ def test_each_user_writes_what_the_topic_table_says_it_produces() -> None:
 
 def test_each_user_reads_only_its_subscriptions_in_its_own_groups() -> None:
     acls = acls_of(documents(render("production")))
-    wiring = subscriptions()
+    wiring = user_subscriptions()
     prefixes = {
         service: {name for (kind, name, pattern) in rules if (kind, pattern) == ("group", "prefix")}
         for service, rules in acls.items()
@@ -386,7 +394,7 @@ def test_the_service_monitor_gives_the_job_names_the_alerts_and_dashboard_select
     ]
     assert len(selected) == len(of_kind(docs, "Deployment"))  # every service is scraped
     jobs = {s["metadata"]["labels"][label] for s in selected}
-    assert jobs == set(SERVICES)
+    assert jobs == {*SERVICES, "ocr"}  # the OCR consumer: a job of its own
     assert {e["port"] for e in monitor["spec"]["endpoints"]} == {"metrics"}
     assert {e["path"] for e in monitor["spec"]["endpoints"]} == {"/metrics"}
     deployments = of_kind(docs, "Deployment")

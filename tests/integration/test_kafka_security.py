@@ -183,13 +183,15 @@ async def test_only_the_gateway_may_produce_commands(kafka: SecuredKafka) -> Non
 @pytest.fixture(scope="module")
 def stack(kafka: SecuredKafka, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """The four services on the secured broker: the gateway, the embedder and the
-    status service with SCRAM-SHA-512 over TLS, the extractor with its client
-    certificate (mutual TLS)."""
+    status service with SCRAM-SHA-512 over TLS, the extractor (and its OCR
+    consumer) with its client certificate (mutual TLS)."""
     env = {
         "gateway": environment(kafka.sasl_ssl, kafka.scram("docflow-gateway")),
         "status": environment(kafka.sasl_ssl, kafka.scram("docflow-status"))
         | {"DOCFLOW_WATCHDOG_EVERY_S": "1"},
         "extractor": environment(kafka.ssl, kafka.mtls("docflow-extractor")),
+        # The extractor's OCR consumer connects as the extractor's user.
+        "ocr": environment(kafka.ssl, kafka.mtls("docflow-extractor")),
         "embedder": environment(kafka.sasl_ssl, kafka.scram("docflow-embedder")),
     }
     chosen = [

@@ -9,9 +9,15 @@ from collections.abc import Iterator
 import pytest
 from faststream.kafka import KafkaBroker, KafkaMessage
 
-from docflow_shared.events import DocumentStatusChanged, Event, parse_event
+from docflow_shared.events import (
+    DocumentStatusChanged,
+    Event,
+    OcrRangeRead,
+    OcrRangeRequested,
+    parse_event,
+)
 from docflow_shared.kafka_admin import ensure_topics
-from docflow_shared.topics import STATUS, specs
+from docflow_shared.topics import OCR_DONE, OCR_REQUESTED, STATUS, specs
 
 
 @pytest.fixture(
@@ -39,9 +45,14 @@ class Collector:
 
         @broker.subscriber(*topics, group_id=group_id, auto_offset_reset="earliest")
         async def collect(message: KafkaMessage) -> None:
+            topic = message.raw_message.topic
             event = (
                 DocumentStatusChanged.model_validate_json(message.body)
-                if message.raw_message.topic == STATUS
+                if topic == STATUS
+                else OcrRangeRequested.model_validate_json(message.body)
+                if topic == OCR_REQUESTED
+                else OcrRangeRead.model_validate_json(message.body)
+                if topic == OCR_DONE
                 else parse_event(message.body)
             )
             if event.document_id in self.document_ids:

@@ -64,22 +64,29 @@ def running_stack(
     extra_env: dict[str, str] | None = None,
     blobs: BlobPlace | None = None,
     metrics_ports: bool = False,
+    ocr_replicas: int = 1,
 ) -> Iterator[Stack]:
     """The services (``only`` these, by name) started on free ports, ready, then stopped;
     their blobs where ``blobs`` says (by default, the local folder); with
-    ``metrics_ports``, each serves /metrics on a free port of its own.
+    ``metrics_ports``, each serves /metrics on a free port of its own; with
+    ``ocr_replicas`` > 1, more OCR consumers ("ocr-2", ...) in the same group.
 
     Every stack reads the session's topics from their start, leftovers of
     earlier tests included: tests look only at their own documents.
     """
     asyncio.run(ensure_topics(kafka_bootstrap, specs()))
     chosen: list[Service] = services(free_port(), free_port(), free_port(), free_port())
+    ocr = next(s for s in chosen if s.name == "ocr")
+    chosen += [
+        dataclasses.replace(ocr, name=f"ocr-{n}", port=free_port())
+        for n in range(2, ocr_replicas + 1)
+    ]
     if metrics_ports:
         chosen = [dataclasses.replace(s, metrics_port=free_port()) for s in chosen]
     stack = Stack(
         kafka_bootstrap_servers=kafka_bootstrap,
         data_dir=data_dir,
-        services=[s for s in chosen if only is None or s.name in only],
+        services=[s for s in chosen if only is None or s.name.split("-")[0] in only],
         log_dir=log_dir,
         extra_env={**(blobs or BlobPlace()).env(), **(extra_env or {})},
     )

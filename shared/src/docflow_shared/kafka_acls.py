@@ -52,8 +52,10 @@ class Grants:
     reads: tuple[str, ...]
     # The consumer groups it joins: every group whose id starts with this.
     groups: str | None = None
-    # The groups whose offsets it may read without joining (the lag gauge).
+    # The groups whose offsets it may read without joining (the lag gauge),
+    # and the topics it does not read whose end offsets it needs for that.
     describes_groups: tuple[str, ...] = ()
+    describes_topics: tuple[str, ...] = ()
 
     @property
     def user(self) -> str:
@@ -85,6 +87,9 @@ GRANTS: dict[str, Grants] = {
             topics.RETRYING,
             topics.DEAD_LETTER,
             *retry_topics("extractor"),
+            # Its OCR consumer (same image and user, its own Deployment) reads
+            # the requests and answers; the extractor asks and reads the answers.
+            *topics.OCR,
         ),
         # Cancellations and deletions: every replica follows them, no group.
         reads=(
@@ -93,6 +98,7 @@ GRANTS: dict[str, Grants] = {
             topics.CANCELLED,
             topics.DELETED,
             *retry_topics("extractor"),
+            *topics.OCR,
         ),
         groups=principal_name("extractor"),
     ),
@@ -128,6 +134,14 @@ GRANTS: dict[str, Grants] = {
         describes_groups=tuple(
             group for group in topics.CONSUMERS if not group.startswith(principal_name("status"))
         ),
+        describes_topics=tuple(
+            dict.fromkeys(
+                topic
+                for read in topics.CONSUMERS.values()
+                for topic in read
+                if topic not in (*topics.ALL, *topics.REINDEX)
+            )
+        ),
     ),
 }
 
@@ -147,6 +161,9 @@ def acl_commands() -> Iterator[list[str]]:
         if grants.describes_groups:
             described = [arg for group in grants.describes_groups for arg in ("--group", group)]
             yield [*allow, "--operation", "Describe", *described]
+        if grants.describes_topics:
+            described = [arg for topic in grants.describes_topics for arg in ("--topic", topic)]
+            yield [*allow, "--operation", "Describe", *described]
 
 
 def strimzi_acls(grants: Grants) -> list[dict[str, Any]]:
@@ -162,6 +179,8 @@ def strimzi_acls(grants: Grants) -> list[dict[str, Any]]:
         operations["group", grants.groups, "prefix"] |= {"Read"}
     for group in grants.describes_groups:
         operations["group", group, "literal"] |= {"Describe"}
+    for topic in grants.describes_topics:
+        operations["topic", topic, "literal"] |= {"Describe"}
     return [
         {
             "resource": {"type": kind, "name": name, "patternType": pattern},

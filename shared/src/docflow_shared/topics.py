@@ -58,6 +58,15 @@ RETRY: tuple[str, ...] = tuple(
     retry_topic(service, level) for service in RETRYING_SERVICES for level in range(RETRY_LEVELS)
 )
 
+# OCR (docs/events.md, "OCR"): a scan's pages in ranges, read by the OCR
+# consumer's replicas (its own Deployment, scaled on its lag), and their text
+# back to the extractor, which puts the pages together and cuts them. Keyed
+# by document and range (requests) and by document (results); not document
+# events, so not in ALL. Kept a week: a range waits minutes at most.
+OCR_REQUESTED = "docflow.ocr.requested.v1"
+OCR_DONE = "docflow.ocr.done.v1"
+OCR: tuple[str, ...] = (OCR_REQUESTED, OCR_DONE)
+
 # Published by the status service for other systems: the latest status of
 # each document, compacted. Not a document event: the status service does
 # not consume it (it is the projection's output, not its input).
@@ -142,6 +151,8 @@ RETRY_CONFIG = {"cleanup.policy": "delete", "retention.ms": str(7 * 24 * 60 * 60
 CONSUMERS: dict[str, tuple[str, ...]] = {
     "docflow-extractor": (UPLOADED,),
     "docflow-extractor-retried": (RETRIED,),
+    "docflow-extractor-ocr": (OCR_REQUESTED,),
+    "docflow-extractor-ocr-done": (OCR_DONE,),
     "docflow-embedder": (EXTRACTED,),
     "docflow-embedder-deletions": (DELETED,),
     "docflow-status": (*ALL, *REINDEX),
@@ -160,6 +171,9 @@ def specs(partitions: int = 6, replication_factor: int = 1) -> list[TopicSpec]:
             )
             for name in (*ALL, *REINDEX, DEAD_LETTER)
         ),
-        *(TopicSpec(name, partitions, replication_factor, dict(RETRY_CONFIG)) for name in RETRY),
+        *(
+            TopicSpec(name, partitions, replication_factor, dict(RETRY_CONFIG))
+            for name in (*RETRY, *OCR)
+        ),
         TopicSpec(STATUS, partitions, replication_factor, dict(STATUS_CONFIG)),
     ]

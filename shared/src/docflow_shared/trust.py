@@ -19,7 +19,12 @@ import re
 from docflow_shared.auth import TENANT_PATTERN
 from docflow_shared.blobstore import original_key
 from docflow_shared.errors import UntrustedEvent
-from docflow_shared.events import DocumentRetryRequested, DocumentUploaded, Envelope
+from docflow_shared.events import (
+    DocumentRetryRequested,
+    DocumentUploaded,
+    Envelope,
+    OcrRangeRequested,
+)
 
 _TENANT = re.compile(TENANT_PATTERN)
 
@@ -33,7 +38,7 @@ def check_tenant(event: Envelope) -> None:
         raise UntrustedEvent("tenant_id", f"malformed tenant id {event.tenant_id[:_SHOWN]!r}")
 
 
-def check_claim(event: DocumentUploaded | DocumentRetryRequested) -> None:
+def check_claim(event: DocumentUploaded | DocumentRetryRequested | OcrRangeRequested) -> None:
     """The claim check points at this tenant's copy of this document, and nowhere else.
 
     The gateway stores every upload under ``original_key(tenant, document)``;

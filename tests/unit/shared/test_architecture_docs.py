@@ -4,14 +4,22 @@ from pathlib import Path
 
 from docflow_embedder.entrypoints import consumer as embedder_consumer
 from docflow_extractor.entrypoints import consumer as extractor_consumer
+from docflow_extractor.entrypoints import ocr as ocr_consumer
 from docflow_shared import topics
-from docflow_shared.events import EVENT_TYPES, DocumentStatusChanged
+from docflow_shared.events import (
+    EVENT_TYPES,
+    DocumentStatusChanged,
+    OcrRangeRead,
+    OcrRangeRequested,
+)
 from docflow_status.entrypoints import consumer as status_consumer
 from support.manifests import subscribers, subscriptions
 
 WORKING_GROUPS = (
     extractor_consumer.GROUP_ID,
     extractor_consumer.RETRIED_GROUP_ID,
+    extractor_consumer.OCR_DONE_GROUP_ID,
+    ocr_consumer.GROUP_ID,
     embedder_consumer.GROUP_ID,
     embedder_consumer.DELETED_GROUP_ID,
     status_consumer.GROUP_ID,
@@ -22,11 +30,11 @@ DOC = Path(__file__).resolve().parents[3] / "docs" / "events.md"
 
 def test_every_event_and_topic_is_on_the_map() -> None:
     text = DOC.read_text()
-    for cls in (*EVENT_TYPES, DocumentStatusChanged):
+    for cls in (*EVENT_TYPES, DocumentStatusChanged, OcrRangeRequested, OcrRangeRead):
         row = next((line for line in text.splitlines() if f"`{cls.__name__}`" in line), None)
         assert row is not None, f"{cls.__name__} is missing from docs/events.md"
         assert f"`{cls.TOPIC}`" in row, f"{cls.__name__} is listed with the wrong topic"
-    for name in (*topics.ALL, topics.STATUS):
+    for name in (*topics.ALL, topics.STATUS, *topics.OCR):
         assert f"`{name}`" in text
 
 
@@ -61,6 +69,11 @@ def test_a_process_has_one_consumer_in_each_group_it_works_in() -> None:
         service: [group for group, _ in found if group in topics.CONSUMERS]
         for service, found in subscribers().items()
     }
-    assert {s for s, groups in working.items() if groups} == {"extractor", "embedder", "status"}
+    assert {s for s, groups in working.items() if groups} == {
+        "extractor",
+        "embedder",
+        "status",
+        "ocr",
+    }
     for service, groups in working.items():
         assert len(groups) == len(set(groups)), (service, groups)

@@ -37,6 +37,7 @@ docflow is running (data in {settings.data_dir.resolve()}):
   status     {status}   GET /v1/documents/{{id}}
   extractor  {stack.url("extractor")}/metrics
   embedder   {stack.url("embedder")}/metrics
+  ocr        {stack.url("ocr")}/metrics   (the extractor's OCR consumer)
   kafka      {kafka}
 
 Upload a document:
@@ -82,6 +83,7 @@ def main() -> int:
                 settings.status_port,
                 settings.extractor_port,
                 settings.embedder_port,
+                settings.ocr_port,
             ),
         )
         stack.start()

@@ -30,5 +30,6 @@ class LocalSettings(KafkaClientSettings):
     status_port: int = 8001
     extractor_port: int = 8002
     embedder_port: int = 8003
+    ocr_port: int = 8004
     topic_partitions: int = Field(default=6, ge=1)
     log_level: str = "INFO"

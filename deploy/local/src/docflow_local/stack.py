@@ -1,4 +1,5 @@
-"""The four services as separate processes, as ``make run`` and the e2e tests run them."""
+"""The four services (and the extractor's OCR consumer) as separate processes, as
+``make run`` and the e2e tests run them."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import httpx
 
-from docflow_local.processes import spawn, stop, tail
+from docflow_local.processes import free_port, spawn, stop, tail
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +30,8 @@ class Service:
     env: tuple[tuple[str, str], ...] = ()
     # /metrics on a port of its own (DOCFLOW_METRICS_PORT); None: on ``port``.
     metrics_port: int | None = None
+    # Arguments after ``python -m module`` (the extractor's ``ocr``).
+    args: tuple[str, ...] = ()
 
     @property
     def url(self) -> str:
@@ -41,14 +44,20 @@ class Service:
 
 
 def services(
-    gateway: int = 8000, status: int = 8001, extractor: int = 8002, embedder: int = 8003
+    gateway: int = 8000,
+    status: int = 8001,
+    extractor: int = 8002,
+    embedder: int = 8003,
+    ocr: int | None = None,
 ) -> list[Service]:
-    """The four services on the given ports (docs/architecture.md, "Services and ports")."""
+    """The four services on the given ports (docs/architecture.md, "Services and
+    ports"), then the extractor's OCR consumer (``ocr``: its port, by default a free one)."""
     return [
         Service("gateway", "docflow_gateway", gateway),
         Service("status", "docflow_status", status),
         Service("extractor", "docflow_extractor", extractor),
         Service("embedder", "docflow_embedder", embedder),
+        Service("ocr", "docflow_extractor", free_port() if ocr is None else ocr, args=("ocr",)),
     ]
 
 
@@ -150,7 +159,7 @@ class Stack:
 
     def _spawn(self, service: Service) -> None:
         self._processes[service.name] = spawn(
-            [sys.executable, "-m", service.module],
+            [sys.executable, "-m", service.module, *service.args],
             env=self._env(service),
             log=self.log_file(service.name),
         )

@@ -11,9 +11,12 @@ from prometheus_client import CollectorRegistry
 
 from docflow_extractor.adapters.ocr_tesseract import find_tessdata, missing_languages
 from docflow_extractor.adapters.sandbox import open_sandboxed
+from docflow_extractor.adapters.sandbox_ocr import open_ocr_range
 from docflow_extractor.domain.chunking import Chunking
 from docflow_extractor.entrypoints.consumer import register
+from docflow_extractor.entrypoints.ocr import OcrMetrics, register_ocr
 from docflow_extractor.handlers import Reading
+from docflow_extractor.ocr_stage import RangeOpener
 from docflow_extractor.settings import ExtractorSettings
 from docflow_shared.blobstore import BlobStore
 from docflow_shared.cancellations import Cancellations, follow_cancellations
@@ -21,6 +24,8 @@ from docflow_shared.events import (
     DocumentFailed,
     DocumentProgressed,
     DocumentRetrying,
+    OcrRangeRead,
+    OcrRangeRequested,
     Stage,
     TextExtracted,
 )
@@ -51,7 +56,9 @@ def reading_for(settings: ExtractorSettings) -> Reading:
             document_limits=settings.document_limits,
             ocr=settings.ocr,
             tessdata=ocr_models(settings),
+            ocr_defer=settings.ocr_range_pages > 0,
         ),
+        ocr_range_pages=settings.ocr_range_pages if settings.ocr_languages else 0,
     )
 
 
@@ -94,7 +101,13 @@ def wire(
     publish = KafkaEventPublisher(
         broker,
         source=f"/docflow/{SERVICE}",
-        produces=[DocumentProgressed, TextExtracted, DocumentFailed, DocumentRetrying],
+        produces=[
+            DocumentProgressed,
+            TextExtracted,
+            DocumentFailed,
+            DocumentRetrying,
+            OcrRangeRequested,
+        ],
     )
     parking = Parking(
         broker,
@@ -140,3 +153,70 @@ def bootstrap(settings: ExtractorSettings | None = None) -> AsgiFastStream:
         checks={"kafka": kafka_check(broker), "blob_store": blobs.check},
         metrics_at=settings.metrics_address,
     )
+
+
+def bootstrap_ocr(settings: ExtractorSettings | None = None) -> AsgiFastStream:
+    """The OCR consumer (``python -m docflow_extractor ocr``): ranges of scans' pages
+    read by OCR in the sandbox (ocr_stage.py), plus /healthz, /readyz and /metrics."""
+    settings = settings or ExtractorSettings()
+    if not settings.ocr_languages:
+        raise ValueError("the OCR consumer needs DOCFLOW_OCR_LANGUAGES (it is '')")
+    registry = CollectorRegistry()
+    broker = service_broker(settings, service="ocr", registry=registry)
+    blobs = settings.blobs()
+    wire_ocr(
+        broker,
+        blobs,
+        partial(
+            open_ocr_range, limits=settings.sandbox, ocr=settings.ocr, tessdata=ocr_models(settings)
+        ),
+        settings,
+        registry,
+    )
+    return consumer_app(
+        broker,
+        service="ocr",
+        registry=registry,
+        checks={"kafka": kafka_check(broker), "blob_store": blobs.check},
+        metrics_at=settings.metrics_address,
+    )
+
+
+def wire_ocr(
+    broker: KafkaBroker,
+    blobs: BlobStore,
+    open_range: RangeOpener,
+    settings: ExtractorSettings,
+    registry: CollectorRegistry | None = None,
+) -> None:
+    """Attach the OCR consumer's publisher, failure middleware and subscriber to ``broker``.
+
+    A range that fails fails its document (``extracting``); one whose error is
+    transient too (retryable: the user retries the document), since a range
+    parked on the extractor's retry topics would be read by the extractor.
+    """
+    registry = registry or CollectorRegistry()
+    publish = KafkaEventPublisher(
+        broker,
+        source="/docflow/ocr",
+        produces=[DocumentProgressed, OcrRangeRead, DocumentFailed],
+    )
+    router = FailDocumentOnError(
+        publish,
+        stage=Stage.EXTRACTING,
+        service="ocr",
+        rejected=RejectedEvents(registry, "ocr"),
+    ).router()
+    cancellations = Cancellations()
+    register_ocr(
+        router,
+        blobs=blobs,
+        publish=publish,
+        open_range=open_range,
+        cancellations=cancellations,
+        stages=StageMetrics(registry, "ocr"),
+        metrics=OcrMetrics(registry),
+        max_file_bytes=settings.max_file_bytes,
+    )
+    broker.include_router(router)
+    follow_cancellations(broker, cancellations)

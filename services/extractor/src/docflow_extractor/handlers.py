@@ -8,6 +8,11 @@ A retry (``DocumentRetryRequested``) extracts again, or, when it resumes at
 embedding and the chunks of a finished extraction are stored, sends those
 chunks again without reading the file. A cancelled attempt or a deleted
 document stops before its next page; what it wrote so far is discarded.
+
+With the OCR stage on (``Reading.ocr_range_pages``), a PDF's reading stops at
+its first page without a text layer (``OcrWanted``): ocr_stage.py asks the OCR
+consumer for those pages and, with their text, extracts the document again
+(``extract_source`` with ``Source.ocr_texts``).
 """
 
 from __future__ import annotations
@@ -18,13 +23,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from anyio import to_thread
 
 from docflow_extractor.domain.chunking import ChunkBatcher, Chunking, Piece
 from docflow_extractor.domain.cutting import CutDocument, InProcess
-from docflow_extractor.domain.ocr import OcrStarted
+from docflow_extractor.domain.ocr import OcrNeeded, OcrStarted
 from docflow_shared.blobstore import (
     BlobNotFoundError,
     BlobStore,
@@ -40,6 +45,7 @@ from docflow_shared.events import (
     DocumentRetryRequested,
     DocumentUploaded,
     ErrorCode,
+    Event,
     Stage,
     TextExtracted,
 )
@@ -50,8 +56,9 @@ logger = logging.getLogger(__name__)
 
 ExtractionRequest = DocumentUploaded | DocumentRetryRequested
 
-Opener = Callable[[BinaryIO, ContentType, str | None], CutDocument]
-"""Opens a stored document to read and cut it (in production: in the parser sandbox)."""
+Opener = Callable[..., CutDocument]
+"""Opens a stored document to read and cut it (in production: in the parser sandbox):
+``(stream, content_type, charset)``, and ``ocr_texts=`` for the OCR stage's pages."""
 
 
 @dataclass(frozen=True)
@@ -64,17 +71,43 @@ class Reading:
     opener: Opener = field(default_factory=lambda: InProcess(Chunking()))
     # An uploaded file larger than this is not read (nor downloaded, from S3).
     max_file_bytes: int | None = None
+    # The OCR stage (ocr_stage.py): pages per OCR range; 0: OCR in the extractor.
+    # The opener then stops at a page that needs OCR (``OcrNeeded``).
+    ocr_range_pages: int = 0
+
+
+@dataclass(frozen=True)
+class Source:
+    """Which stored file an extraction reads, and how."""
+
+    key: str
+    content_type: ContentType
+    charset: str | None = None
+    # The OCR stage's text of the pages without a text layer, by page number.
+    ocr_texts: dict[int, str] | None = None
+
+    @classmethod
+    def of(cls, event: ExtractionRequest) -> Source:
+        return cls(event.blob_key, event.content_type, event.charset)
 
 
 class _Cancelled(Exception):
     """The attempt was cancelled (or the document deleted) while it was being extracted."""
 
 
+class OcrWanted(Exception):
+    """Page ``page`` of ``page_count`` needs OCR, which the OCR stage does."""
+
+    def __init__(self, page: int, page_count: int) -> None:
+        super().__init__(page, page_count)
+        self.page, self.page_count = page, page_count
+
+
 @dataclass
 class _ChunkSender:
     """Publishes one attempt's chunks in numbered batches; the last batch tells the total."""
 
-    event: ExtractionRequest
+    event: Event
     publish: Publish
     batcher: ChunkBatcher
     batches: int = 0
@@ -135,9 +168,30 @@ async def extract_document(
     key is not the one of its tenant and document (forged).
     """
     check_claim(event)
+    await extract_source(
+        event,
+        Source.of(event),
+        blobs=blobs,
+        publish=publish,
+        reading=reading,
+        cancellations=cancellations,
+    )
+
+
+async def extract_source(
+    event: Event,
+    source: Source,
+    *,
+    blobs: BlobStore,
+    publish: Publish,
+    reading: Reading | None = None,
+    cancellations: Cancellations | None = None,
+) -> None:
+    """``extract_document`` of a checked ``source``; ``OcrWanted`` when the OCR stage
+    is to read pages first."""
     cancellations = cancellations or Cancellations()
     try:
-        await _extract(event, blobs, publish, reading or Reading(), cancellations)
+        await _extract(event, source, blobs, publish, reading or Reading(), cancellations)
     except _Cancelled:
         logger.info(
             "stopped extracting document %s (attempt %d): cancelled or deleted",
@@ -152,7 +206,8 @@ async def extract_document(
 
 
 async def _extract(
-    event: ExtractionRequest,
+    event: Event,
+    origin: Source,
     blobs: BlobStore,
     publish: Publish,
     reading: Reading,
@@ -161,7 +216,7 @@ async def _extract(
     try:
         # Off the event loop: from S3 this downloads the file (to a temporary one).
         source: BinaryIO = await to_thread.run_sync(
-            partial(blobs.open, event.blob_key, max_bytes=reading.max_file_bytes)
+            partial(blobs.open, origin.key, max_bytes=reading.max_file_bytes)
         )
     except BlobNotFoundError:
         raise DocumentError(
@@ -176,8 +231,11 @@ async def _extract(
     with source, blobs.writer(chunks_key(event.tenant_id, event.document_id)) as chunk_log:
         # Parsing is CPU work on untrusted input: it runs off the event loop,
         # one page at a time, so the consumer keeps heartbeating meanwhile.
+        options: dict[str, Any] = {}
+        if origin.ocr_texts is not None:
+            options["ocr_texts"] = origin.ocr_texts
         document: CutDocument = await to_thread.run_sync(
-            reading.opener, source, event.content_type, event.charset
+            partial(reading.opener, source, origin.content_type, origin.charset, **options)
         )
         with _stopped_after(document):
             page_total = document.page_count
@@ -196,6 +254,8 @@ async def _extract(
             while (pieces := await to_thread.run_sync(next, cut, None)) is not None:
                 if cancellations.cancelled(event.tenant_id, event.document_id, event.attempt):
                     raise _Cancelled
+                if isinstance(pieces, OcrNeeded):  # the OCR stage reads it (ocr_stage.py)
+                    raise OcrWanted(pieces.page, page_total or 1)
                 if isinstance(pieces, OcrStarted):  # "OCR page n of N"
                     await publish(
                         DocumentProgressed.caused_by(

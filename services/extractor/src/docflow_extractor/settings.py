@@ -53,6 +53,10 @@ class ExtractorSettings(ServiceSettings):
     ocr_tessdata: str | None = None
     ocr_dpi: int = Field(default=OcrPolicy.dpi, ge=50, le=1200)
     ocr_max_pixels: int = Field(default=OcrPolicy.max_pixels, ge=1_000_000, le=200_000_000)
+    # OCR as a stage of its own (ocr_stage.py): a scan's pages go to the OCR
+    # consumer (``python -m docflow_extractor ocr``) in ranges of this many pages,
+    # spread over its replicas; 0: the extractor reads them by OCR itself.
+    ocr_range_pages: int = Field(default=8, ge=0, le=10_000)
 
     @property
     def sandbox(self) -> SandboxLimits:

@@ -105,6 +105,73 @@ class TextExtracted(Event):
         return self
 
 
+# OCR ranges (docs/events.md, "OCR"): a scan's pages are read by OCR in
+# ranges, each by whichever replica of the OCR consumer takes it.
+MAX_OCR_RANGES = 10_000
+# The text of one range's pages, at most: well below a Kafka record's 1 MiB.
+MAX_OCR_RANGE_TEXT_CHARS = 256 * 1024
+
+
+class OcrRangeRequested(Event):
+    """The extractor asks for pages ``first``..``last`` of a PDF to be read by OCR.
+
+    Pages in the range that have a text layer are skipped by the OCR consumer.
+    Keyed by document id and range, so a scan's ranges spread over partitions.
+    """
+
+    TOPIC: ClassVar[str] = topics.OCR_REQUESTED
+    event_type: Literal["docflow.ocr.requested"] = "docflow.ocr.requested"
+
+    content_type: ContentType
+    blob_key: str = Field(max_length=MAX_KEY_CHARS)
+    first: int = Field(ge=1, le=MAX_INT32)
+    last: int = Field(ge=1, le=MAX_INT32)
+    page_count: Count
+    range_index: int = Field(ge=0, lt=MAX_OCR_RANGES)
+    range_count: int = Field(ge=1, le=MAX_OCR_RANGES)
+
+    @model_validator(mode="after")
+    def _range_in_order(self) -> Self:
+        if not self.first <= self.last <= self.page_count or self.range_index >= self.range_count:
+            raise ValueError("the range must lie within the document and its range count")
+        return self
+
+    @property
+    def kafka_key(self) -> bytes:
+        return f"{self.document_id}:{self.range_index}".encode()
+
+
+class OcrPage(BaseModel):
+    """One page's text as OCR read it."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    number: int = Field(ge=1, le=MAX_INT32)
+    text: str = Field(max_length=MAX_OCR_RANGE_TEXT_CHARS)
+
+
+class OcrRangeRead(Event):
+    """A range of pages was read by OCR: the text of each page that had no text layer.
+
+    Keyed by document id (one partition, so one assembler sees a document's ranges in turn).
+    """
+
+    TOPIC: ClassVar[str] = topics.OCR_DONE
+    event_type: Literal["docflow.ocr.read"] = "docflow.ocr.read"
+
+    range_index: int = Field(ge=0, lt=MAX_OCR_RANGES)
+    range_count: int = Field(ge=1, le=MAX_OCR_RANGES)
+    pages: list[OcrPage] = Field(max_length=MAX_OCR_RANGES)
+
+    @model_validator(mode="after")
+    def _bounded(self) -> Self:
+        if self.range_index >= self.range_count:
+            raise ValueError("range_index must be below range_count")
+        if sum(len(page.text) for page in self.pages) > MAX_OCR_RANGE_TEXT_CHARS:
+            raise ValueError(f"more than {MAX_OCR_RANGE_TEXT_CHARS} characters of text")
+        return self
+
+
 class DocumentIndexed(Event):
     """Every chunk of a document is embedded and stored in the vector store."""
 

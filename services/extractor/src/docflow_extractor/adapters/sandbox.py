@@ -44,7 +44,8 @@ from docflow_extractor.adapters.sandbox_worker import (
 )
 from docflow_extractor.domain.chunking import ChunkingPolicy, Piece
 from docflow_extractor.domain.cutting import DocumentLimits, chunk_limit_error
-from docflow_extractor.domain.ocr import OcrPolicy, OcrStarted
+from docflow_extractor.domain.documents import Page
+from docflow_extractor.domain.ocr import OcrNeeded, OcrPolicy, OcrStarted
 from docflow_shared.errors import DocumentError
 from docflow_shared.events import ContentType, ErrorCode
 
@@ -192,6 +193,7 @@ class SandboxedDocument:
         limits: SandboxLimits,
         setup: WorkerSetup,
         work: Work = read_document,
+        request: dict[str, Any] | None = None,
     ) -> None:
         self._limits = limits
         self._max_chunks = setup.max_chunks
@@ -214,7 +216,8 @@ class SandboxedDocument:
             self._deadline = time.monotonic() + limits.wall_clock_s
             self._worker.start_clock(limits.wall_clock_s)
             _warn_if_unconfined(ready)
-            self._hand_over(stream, content_type, charset)
+            request = {"content_type": content_type, "charset": charset, **(request or {})}
+            self._hand_over(stream, request)
             count = self._receive().get("opened", "missing")
             if count is not None and not isinstance(count, int):
                 raise self._malformed(f"page count {str(count)[:40]!r}")
@@ -223,11 +226,11 @@ class SandboxedDocument:
             raise
         self._page_count: int | None = count
 
-    def _hand_over(self, stream: BinaryIO, content_type: ContentType, charset: str | None) -> None:
+    def _hand_over(self, stream: BinaryIO, request: dict[str, Any]) -> None:
         """Send the request as JSON and the file as an open descriptor (the worker,
         as ``nobody``, may not be allowed to open it by path)."""
         assert self._worker is not None
-        send(self._worker.conn, {"content_type": content_type, "charset": charset})
+        send(self._worker.conn, request)
         try:
             fileno = stream.fileno()
         except (AttributeError, OSError):  # not a file on disk: spool it for the worker
@@ -242,17 +245,37 @@ class SandboxedDocument:
     def page_count(self) -> int | None:
         return self._page_count
 
-    def pieces(self) -> Iterator[list[Piece] | OcrStarted]:
+    def _page_number(self, frame: dict[str, Any], key: str) -> int:
+        number = frame[key][0] if key == "ocr_text" else frame[key]
+        if not isinstance(number, int) or isinstance(number, bool) or number < 1:
+            raise self._malformed(f"a page number {str(number)[:40]!r}")
+        return number
+
+    def pages(self) -> Iterator[OcrStarted | Page]:
+        """A range of pages read by OCR (``open_ocr_range``): each announced, then its text."""
+        try:
+            while "end" not in (frame := self._receive()):
+                if "ocr" in frame:
+                    yield OcrStarted(self._page_number(frame, "ocr"))
+                    continue
+                item = frame.get("ocr_text")
+                if not isinstance(item, list) or len(item) != 2 or not isinstance(item[1], str):
+                    raise self._malformed(f"a frame with {sorted(frame)[:5]}")
+                yield Page(self._page_number(frame, "ocr_text"), item[1])
+        finally:
+            self.close()
+
+    def pieces(self) -> Iterator[list[Piece] | OcrStarted | OcrNeeded]:
         """Each page's chunks, then the last ones (see ``CutDocument``)."""
         try:
             page: list[Piece] = []
             while "end" not in (frame := self._receive()):
                 if "ocr" in frame:
-                    number = frame["ocr"]
-                    if not isinstance(number, int) or isinstance(number, bool) or number < 1:
-                        raise self._malformed(f"an OCR page {str(number)[:40]!r}")
-                    yield OcrStarted(number)
+                    yield OcrStarted(self._page_number(frame, "ocr"))
                     continue
+                if "ocr_needed" in frame:
+                    yield OcrNeeded(self._page_number(frame, "ocr_needed"))
+                    return
                 items, page_end = frame.get("pieces"), frame.get("page_end")
                 if not isinstance(items, list) or not isinstance(page_end, bool):
                     raise self._malformed(f"a frame with {sorted(frame)[:5]}")
@@ -372,11 +395,18 @@ def open_sandboxed(
     ocr: OcrPolicy | None = None,
     tessdata: str = "",
     work: Work = read_document,
+    ocr_defer: bool = False,
+    ocr_texts: dict[int, str] | None = None,
+    ocr_range: tuple[int, int] | None = None,
 ) -> SandboxedDocument:
     """Read and cut a stored document in a worker process under ``limits``.
 
     ``ocr``: how pages without text are read by OCR, with Tesseract's models
     in ``tessdata``; ``None`` (or no ``tessdata``): not at all.
+
+    ``ocr_defer``: stop at the first page that needs OCR (the OCR stage reads
+    it); ``ocr_texts``: the OCR stage's text of those pages (``OcrDocument``);
+    ``ocr_range``: read those pages from first to last by OCR (``pages``).
 
     ``work`` replaces the reading (tests: probes of what a parser taken over
     by a hostile file could do from inside the worker).
@@ -403,5 +433,9 @@ def open_sandboxed(
             ocr_tessdata=tessdata,
             ocr_dpi=ocr.dpi,
             ocr_max_pixels=ocr.max_pixels,
+            ocr_defer=ocr_defer,
         )
-    return SandboxedDocument(stream, content_type, charset, limits, setup, work)
+    request: dict[str, Any] = {"ocr_range": ocr_range}
+    if ocr_texts is not None:
+        request["ocr_texts"] = [[number, text] for number, text in ocr_texts.items()]
+    return SandboxedDocument(stream, content_type, charset, limits, setup, work, request)

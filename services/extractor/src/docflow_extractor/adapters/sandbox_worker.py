@@ -34,7 +34,7 @@ from docflow_extractor.domain.chunking import Chunking, ChunkingPolicy, Piece
 from docflow_extractor.domain.containers import ContainerLimits
 from docflow_extractor.domain.cutting import DocumentLimits, Pages, cut_pages
 from docflow_extractor.domain.formats import open_document
-from docflow_extractor.domain.ocr import OcrPolicy, OcrStarted, with_ocr
+from docflow_extractor.domain.ocr import OcrDocument, OcrNeeded, OcrPolicy, OcrStarted, with_ocr
 from docflow_shared.errors import DocumentError
 from docflow_shared.events import ErrorCode
 
@@ -73,6 +73,8 @@ class WorkerSetup:
     ocr_tessdata: str = ""
     ocr_dpi: int = OcrPolicy.dpi
     ocr_max_pixels: int = OcrPolicy.max_pixels
+    # The OCR stage reads the pages without text: stop at the first one.
+    ocr_defer: bool = False
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -215,21 +217,49 @@ def read_document(
     limits: DocumentLimits,
 ) -> None:
     """Read and cut the document: ``opened``, then each page's chunks (each page read
-    by OCR announced by ``ocr``), then ``end``."""
+    by OCR announced by ``ocr``), then ``end``; with ``ocr_defer``, ``ocr_needed`` at
+    the first page that needs OCR ends it. With ``ocr_range`` [first, last]: each page
+    of the range that needs OCR, announced by ``ocr`` and sent by ``ocr_text``."""
     content_type, charset = request["content_type"], request["charset"]
     setup = _setup
     document = open_document(stream, content_type, charset, limits.container)
     pages: Pages = document
+    ocr_range, texts = request.get("ocr_range"), request.get("ocr_texts")
     if setup is not None and setup.ocr_languages and setup.ocr_tessdata:
         policy = OcrPolicy(setup.ocr_languages, setup.ocr_dpi, setup.ocr_max_pixels)
         languages, tessdata = setup.ocr_languages, Path(setup.ocr_tessdata)
-        pages = with_ocr(document, stream, policy, lambda: TesseractEngine(languages, tessdata))
+        pages = with_ocr(
+            document,
+            stream,
+            policy,
+            lambda: TesseractEngine(languages, tessdata),
+            defer=setup.ocr_defer,
+            ocr_texts=None if texts is None else {int(n): str(t) for n, t in texts},
+        )
     send(conn, {"opened": document.page_count})
+    if ocr_range is not None:
+        _send_ocr_range(conn, pages, int(ocr_range[0]), int(ocr_range[1]), limits)
+        return
     for pieces in cut_pages(pages, chunking.for_document(content_type), limits):
         if isinstance(pieces, OcrStarted):
             send(conn, {"ocr": pieces.page})
+        elif isinstance(pieces, OcrNeeded):
+            send(conn, {"ocr_needed": pieces.page})
         else:
             _send_pieces(conn, pieces)
+    send(conn, {"end": True})
+
+
+def _send_ocr_range(
+    conn: Connection, pages: Pages, first: int, last: int, limits: DocumentLimits
+) -> None:
+    if not isinstance(pages, OcrDocument):
+        raise DocumentError(ErrorCode.INTERNAL, "OCR is off, or the document is not a PDF")
+    for page in pages.read_range(first, last):
+        if isinstance(page, OcrStarted):
+            send(conn, {"ocr": page.page})
+        else:
+            send(conn, {"ocr_text": [page.number, page.text[: limits.max_text_bytes]]})
     send(conn, {"end": True})
 
 

@@ -15,9 +15,9 @@ from typing import BinaryIO, Protocol
 
 from docflow_extractor.domain.chunking import Chunking, DocumentChunker, Piece
 from docflow_extractor.domain.containers import ContainerLimits
-from docflow_extractor.domain.documents import Document, Page
+from docflow_extractor.domain.documents import Page
 from docflow_extractor.domain.formats import open_document
-from docflow_extractor.domain.ocr import OcrStarted
+from docflow_extractor.domain.ocr import OcrDocument, OcrNeeded, OcrStarted
 from docflow_shared.errors import DocumentError
 from docflow_shared.events import ContentType, ErrorCode
 
@@ -45,12 +45,14 @@ class CutDocument(Protocol):
 
     ``pieces`` yields one list per page, then one more: what is left at the
     end of the document; before a page that is read by OCR, an ``OcrStarted``.
+    When the OCR stage reads the pages without text (``Reading.ocr_range_pages``),
+    it ends at the first such page with an ``OcrNeeded`` instead.
     """
 
     @property
     def page_count(self) -> int | None: ...
 
-    def pieces(self) -> Iterator[list[Piece] | OcrStarted]: ...
+    def pieces(self) -> Iterator[list[Piece] | OcrStarted | OcrNeeded]: ...
 
 
 class Pages(Protocol):
@@ -59,11 +61,18 @@ class Pages(Protocol):
     @property
     def page_count(self) -> int | None: ...
 
-    def pages(self) -> Iterator[Page | OcrStarted]: ...
+    def pages(self) -> Iterator[Page | OcrStarted | OcrNeeded]: ...
 
 
-# Wraps an opened document so that its pages without text are read by OCR.
-WithOcr = Callable[[Document, BinaryIO], Pages]
+# Wraps an opened document so that its pages without text are read by OCR
+# (``ocr.with_ocr``; keywords ``defer`` and ``ocr_texts`` when they are used).
+WithOcr = Callable[..., Pages]
+
+
+class OcrPages(Protocol):
+    """A range of a PDF's pages read by OCR: each announced, then its text."""
+
+    def pages(self) -> Iterator[OcrStarted | Page]: ...
 
 
 def text_limit_error(limits: DocumentLimits) -> DocumentError:
@@ -84,13 +93,16 @@ def chunk_limit_error(limits: DocumentLimits) -> DocumentError:
 
 def cut_pages(
     document: Pages, chunker: DocumentChunker, limits: DocumentLimits
-) -> Iterator[list[Piece] | OcrStarted]:
+) -> Iterator[list[Piece] | OcrStarted | OcrNeeded]:
     """Each page's finished chunks, then the last ones; stops at a limit with ``DocumentError``."""
     text_bytes = chunks = 0
     for page in document.pages():
         if isinstance(page, OcrStarted):
             yield page
             continue
+        if isinstance(page, OcrNeeded):
+            yield page
+            return
         # Counted before cutting: cutting is the expensive part.
         text_bytes += len(page.text.encode("utf-8", "surrogatepass"))
         if text_bytes > limits.max_text_bytes:
@@ -116,7 +128,7 @@ class _InProcessDocument:
     def page_count(self) -> int | None:
         return self.document.page_count
 
-    def pieces(self) -> Iterator[list[Piece] | OcrStarted]:
+    def pieces(self) -> Iterator[list[Piece] | OcrStarted | OcrNeeded]:
         return cut_pages(self.document, self.chunker, self.limits)
 
 
@@ -128,10 +140,39 @@ class InProcess:
     limits: DocumentLimits = DocumentLimits()
     # None: no OCR (tests of the reading that do not need an OCR engine).
     ocr: WithOcr | None = None
+    # The OCR stage reads the pages without text (``OcrNeeded``).
+    defer: bool = False
 
     def __call__(
-        self, stream: BinaryIO, content_type: ContentType, charset: str | None = None
+        self,
+        stream: BinaryIO,
+        content_type: ContentType,
+        charset: str | None = None,
+        *,
+        ocr_texts: dict[int, str] | None = None,
     ) -> CutDocument:
         opened = open_document(stream, content_type, charset, self.limits.container)
-        document = opened if self.ocr is None else self.ocr(opened, stream)
+        document: Pages = opened
+        if self.ocr is not None and (self.defer or ocr_texts is not None):
+            document = self.ocr(opened, stream, defer=self.defer, ocr_texts=ocr_texts)
+        elif self.ocr is not None:
+            document = self.ocr(opened, stream)
         return _InProcessDocument(document, self.chunking.for_document(content_type), self.limits)
+
+    def ocr_range(self, stream: BinaryIO, first: int, last: int) -> OcrPages:
+        """Pages ``first``..``last`` of a PDF that need OCR, read by OCR."""
+        opened = open_document(stream, "application/pdf", None, self.limits.container)
+        document = None if self.ocr is None else self.ocr(opened, stream)
+        if not isinstance(document, OcrDocument):
+            raise DocumentError(ErrorCode.INTERNAL, "OCR is off (DOCFLOW_OCR_LANGUAGES is '')")
+        return _Range(document, first, last)
+
+
+@dataclass(frozen=True)
+class _Range:
+    document: OcrDocument
+    first: int
+    last: int
+
+    def pages(self) -> Iterator[OcrStarted | Page]:
+        return self.document.read_range(self.first, self.last)

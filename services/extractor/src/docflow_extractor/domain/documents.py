@@ -142,8 +142,9 @@ class PdfDocument:
     def page_count(self) -> int:
         return self._page_count
 
-    def pages(self) -> Iterator[Page]:
-        for number in range(1, self._page_count + 1):
+    def pages(self, first: int = 1) -> Iterator[Page]:
+        """The pages from ``first`` (1-based) to the last."""
+        for number in range(max(first, 1), self._page_count + 1):
             if self._fallback is not None:
                 yield self._from_fallback(number)
                 continue

@@ -17,6 +17,12 @@ limit, as any other parse that runs out of memory.
 
 Before each page it reads, the document yields ``OcrStarted``: the
 extractor reports "OCR page n of N", since one page takes seconds.
+
+OCR as a stage of its own (``DOCFLOW_OCR_RANGE_PAGES``, docs/architecture.md,
+"OCR"): the extractor's first reading stops at the first page that needs OCR
+(``OcrNeeded``); ``ocr_range`` reads a range of pages in the OCR consumer's
+sandbox; the extractor's second reading takes the pages' OCR text from
+``ocr_texts`` instead of reading them itself.
 """
 
 from __future__ import annotations
@@ -59,6 +65,13 @@ class OcrPolicy:
 @dataclass(frozen=True)
 class OcrStarted:
     """The page ``page`` (1-based) is being read by OCR, which takes a while."""
+
+    page: int
+
+
+@dataclass(frozen=True)
+class OcrNeeded:
+    """Page ``page`` (1-based) needs OCR, which the OCR stage does: this reading stops."""
 
     page: int
 
@@ -116,7 +129,14 @@ class OcrDocument:
         stream: BinaryIO,
         policy: OcrPolicy,
         engine: Callable[[], OcrEngine],
+        *,
+        defer: bool = False,
+        ocr_texts: dict[int, str] | None = None,
     ) -> None:
+        # defer: stop at the first page that needs OCR (``OcrNeeded``); ocr_texts:
+        # the OCR stage's text of those pages, used instead of reading them here.
+        self._defer = defer
+        self._ocr_texts = ocr_texts
         self._document = document
         self._stream = stream
         self._policy = policy
@@ -128,14 +148,33 @@ class OcrDocument:
     def page_count(self) -> int | None:
         return self._document.page_count
 
-    def pages(self) -> Iterator[Page | OcrStarted]:
+    def pages(self) -> Iterator[Page | OcrStarted | OcrNeeded]:
         for page in self._document.pages():
             if page.number is None or not self._policy.needs_ocr(page.text):
                 yield page
                 continue
-            yield OcrStarted(page.number)
-            text = self._read(page.number).strip()
+            if self._ocr_texts is not None:
+                text = self._ocr_texts.get(page.number, "").strip()
+            elif self._defer:
+                yield OcrNeeded(page.number)
+                return
+            else:
+                yield OcrStarted(page.number)
+                text = self._read(page.number).strip()
             yield Page(page.number, text) if text else page
+
+    def read_range(self, first: int, last: int) -> Iterator[OcrStarted | Page]:
+        """Pages ``first``..``last`` that need OCR, each announced and then read.
+
+        The pages with a text layer are skipped: the extractor reads those itself.
+        """
+        assert isinstance(self._document, PdfDocument)
+        for page in self._document.pages(first):
+            if page.number is None or page.number > last:
+                return
+            if self._policy.needs_ocr(page.text):
+                yield OcrStarted(page.number)
+                yield Page(page.number, self._read(page.number).strip())
 
     def _read(self, number: int) -> str:
         try:
@@ -159,8 +198,12 @@ def with_ocr(
     stream: BinaryIO,
     policy: OcrPolicy,
     engine: Callable[[], OcrEngine],
+    *,
+    defer: bool = False,
+    ocr_texts: dict[int, str] | None = None,
 ) -> Document | OcrDocument:
-    """``document``, its pages without text read by OCR where it is a PDF and OCR is on."""
+    """``document``, its pages without text read by OCR where it is a PDF and OCR is on
+    (``defer``, ``ocr_texts``: see ``OcrDocument``)."""
     if not policy.enabled or not isinstance(document, PdfDocument):
         return document
-    return OcrDocument(document, stream, policy, engine)
+    return OcrDocument(document, stream, policy, engine, defer=defer, ocr_texts=ocr_texts)
