@@ -100,7 +100,8 @@ def prometheus(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     url = f"http://127.0.0.1:{port}"
     try:
         _wait(lambda: httpx.get(f"{url}/-/ready", timeout=2).status_code == 200, "ready")
-        _wait(lambda: len(_up(url)) == 4, "every service scraped")
+        jobs = len(config["scrape_configs"])  # the four services and the OCR consumer
+        _wait(lambda: len(_up(url)) == jobs, "every service scraped")
         yield url
     finally:
         stop([process], 10)
