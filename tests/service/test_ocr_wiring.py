@@ -63,7 +63,7 @@ async def test_a_scan_is_read_by_the_ocr_consumer_in_ranges_and_cut_by_the_extra
 
         last = await await_until(last_batch, timeout_s=180, what="the last chunk batch")
     assert not collector.of(DocumentFailed)
-    assert [(r.first, r.last) for r in collector.of(OcrRangeRequested)] == [(1, 2), (3, 3)]
+    assert sorted((r.first, r.last) for r in collector.of(OcrRangeRequested)) == [(1, 2), (3, 3)]
     assert sorted(p.number for a in collector.of(OcrRangeRead) for p in a.pages) == [1, 2, 3]
     assert sorted(p.ocr_page for p in collector.of(DocumentProgressed) if p.ocr_page) == [1, 2, 3]
     chunks = [c for b in collector.of(TextExtracted) for c in b.chunks]
