@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import ctypes
 import os
@@ -77,12 +78,22 @@ def tail(path: Path, lines: int = 40) -> str:
         return "(no log)"
 
 
+# Ports handed out by free_port in this process: a port is free until its
+# service binds it, so the kernel may offer it again meanwhile (a fault run
+# once gave the extractor and the embedder the same port).
+_handed_out: collections.deque[int] = collections.deque(maxlen=256)
+
+
 def free_port() -> int:
-    """A TCP port nothing listens on right now (for tests and parallel runs)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+    """A TCP port nothing listens on right now and not handed out by an earlier
+    call of this process (for tests and parallel runs)."""
+    while True:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port: int = probe.getsockname()[1]
+        if port not in _handed_out:
+            _handed_out.append(port)
+            return port
 
 
 def port_is_free(port: int) -> bool:
