@@ -162,3 +162,47 @@ def test_the_mode_parameter_is_found_only_where_the_gateway_declares_it(
         }
     with serving(without, "gateway without modes") as port:
         assert asyncio.run(found(port)) == {"declared": False}
+
+
+@pytest.mark.parametrize(("hybrid", "met"), [(0.35, True), (0.32, False)])
+def test_the_goal_is_met_only_where_hybrid_beats_both_published_figures(
+    bench: tuple[ModuleType, ModuleType],
+    monkeypatch: pytest.MonkeyPatch,
+    hybrid: float,
+    met: bool,
+) -> None:
+    _, quality = bench
+    sys.path.insert(0, str(BENCH))
+    try:
+        import report
+    finally:
+        sys.path.remove(str(BENCH))
+    measured = {"measured": True, "recall_at_10": 0.3, "p50_ms": 50.0, "p99_ms": 90.0}
+    result = {
+        "collection": "nfcorpus",
+        "measured": True,
+        "documents": 3633,
+        "queries": 323,
+        "chunks_per_query": 50,
+        "modes": {
+            "dense": {**measured, "ndcg_at_10": 0.30},
+            "keyword": {"measured": False, "why": "the gateway does not offer it"},
+            "hybrid": {**measured, "ndcg_at_10": hybrid},
+        },
+        "ingestion": {
+            "documents": 3633,
+            "completed": 3633,
+            "failed": 0,
+            "chunks": 7000,
+            "seconds": 600.0,
+            "documents_per_min": 363.3,
+        },
+        "published": quality.PUBLISHED["nfcorpus"],
+    }
+    monkeypatch.setattr(report, "load", lambda name: result)
+    written = report.Report()
+    report.retrieval_quality(written)
+    [(_what, goal, figure, verdict)] = written.goals
+    assert (goal, verdict) == ("beats both", met)
+    assert figure == f"{hybrid} vs 0.325, 0.3143"
+    assert "| keyword | — | — | — | — | the gateway does not offer it |" in written.sections[0]
