@@ -136,6 +136,13 @@ def evaluate(
     }
 
 
+def verified_md5(where: Path) -> str | None:
+    """The MD5 of the zip the collection at ``where`` was installed from (None: not
+    installed by ``install``, e.g. a folder given by hand)."""
+    mark = where / ".verified"
+    return mark.read_text().strip() if mark.is_file() else None
+
+
 def md5_of(path: Path) -> str:
     digest = hashlib.md5(usedforsecurity=False)
     with path.open("rb") as data:
@@ -154,12 +161,15 @@ def install(source: Path, name: str = DEFAULT) -> Path:
     found = md5_of(source)
     if found != expected:
         raise SystemExit(f"{source}: MD5 {found}, but BEIR's {name}.zip has {expected}")
-    with tempfile.TemporaryDirectory(dir=CACHE.parent) as tmp, zipfile.ZipFile(source) as zipped:
-        for member in zipped.namelist():
-            # Only the collection's own files, never a path outside the folder.
-            if not member.startswith(f"{name}/") or ".." in Path(member).parts:
-                raise SystemExit(f"{source}: unexpected member {member!r}")
-        zipped.extractall(tmp)
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=CACHE) as tmp, zipfile.ZipFile(source) as zipped:
+        # Only the collection's own files (its folder), never a path outside it.
+        members = [
+            m
+            for m in zipped.namelist()
+            if m.startswith(f"{name}/") and ".." not in Path(m).parts and not Path(m).is_absolute()
+        ]
+        zipped.extractall(tmp, members=members)
         unpacked = Path(tmp) / name
         collection = read(unpacked)
         want = KNOWN[name]
@@ -172,7 +182,7 @@ def install(source: Path, name: str = DEFAULT) -> Path:
                 f"{len(collection.queries)} test queries, expected {want['documents']} "
                 f"and {want['test_queries']}"
             )
-        (unpacked / ".verified").write_text(f"md5 {found}\n")
+        (unpacked / ".verified").write_text(f"{found}\n")
         if target.exists():
             shutil.rmtree(target)
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -322,6 +322,7 @@ def main() -> None:
         "retrieval_quality",
         {
             "collection": name,
+            "collection_zip_md5": beir.verified_md5(where),
             "measured": True,
             "split": "test",
             "documents": len(collection.documents),

@@ -206,3 +206,27 @@ def test_the_goal_is_met_only_where_hybrid_beats_both_published_figures(
     assert (goal, verdict) == ("beats both", met)
     assert figure == f"{hybrid} vs 0.325, 0.3143"
     assert "| keyword | — | — | — | — | the gateway does not offer it |" in written.sections[0]
+
+
+def test_install_unpacks_a_zip_with_the_expected_md5_and_only_its_folder(
+    bench: tuple[ModuleType, ModuleType], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    beir, _ = bench
+    cache = tmp_path / "cache" / "beir"
+    monkeypatch.setattr(beir, "CACHE", cache)
+    source = beir_zip(tmp_path / "tiny.zip", "tiny")
+    with zipfile.ZipFile(source, "a") as zipped:
+        zipped.writestr("__MACOSX/tiny/._corpus.jsonl", "resource fork")
+        zipped.writestr("tiny/../../escaped.txt", "outside")
+    known = {"md5": beir.md5_of(source), "documents": 2, "test_queries": 1}
+    monkeypatch.setitem(beir.KNOWN, "tiny", known)
+    where = beir.install(source, "tiny")
+    assert where == cache / "tiny"
+    assert beir.verified_md5(where) == known["md5"]
+    assert beir.read(where).queries == {"PLAIN-1": "bones"}
+    assert sorted(p.name for p in cache.iterdir()) == ["tiny"]  # no temporary folder left
+    assert not list(tmp_path.rglob("escaped.txt"))
+    assert not list(tmp_path.rglob("._corpus.jsonl"))
+    # Installed once: a second call does not read the source again.
+    source.unlink()
+    assert beir.install(source, "tiny") == where
