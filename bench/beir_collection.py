@@ -158,6 +158,8 @@ def install(source: Path, name: str = DEFAULT) -> Path:
     if (target / ".verified").is_file():
         return target
     expected = KNOWN[name]["md5"]
+    if not source.is_file():
+        raise SystemExit(f"{source}: no such file (BEIR's {name}.zip, MD5 {expected})")
     found = md5_of(source)
     if found != expected:
         raise SystemExit(f"{source}: MD5 {found}, but BEIR's {name}.zip has {expected}")
