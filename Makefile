@@ -16,7 +16,7 @@ export UV_PYTHON_DOWNLOADS := never
 
 PROJECTS := pyproject.toml uv.lock $(wildcard shared/pyproject.toml services/*/pyproject.toml deploy/local/pyproject.toml client/pyproject.toml cli/pyproject.toml)
 
-.PHONY: help run test lint unit bench faults install models kafka-jars postgres kcat chromium prometheus redis tesseract hey deploy-tools seaweedfs chart-files asyncapi openapi rebuild clean
+.PHONY: help run test lint unit bench beir faults install models kafka-jars postgres kcat chromium prometheus redis tesseract hey deploy-tools seaweedfs chart-files asyncapi openapi rebuild clean
 
 help: ## Show the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -43,7 +43,19 @@ bench: install kafka-jars postgres redis tesseract hey ## Benchmarks: JSON in be
 	$(PY) bench/embedder.py
 	$(PY) bench/cancellation_replay.py
 	$(PY) bench/engines.py
+	$(PY) bench/beir_collection.py install --source "$(BEIR_SOURCE)" --optional
+	$(PY) bench/retrieval_quality.py
 	$(PY) bench/report.py
+
+# The retrieval-quality benchmark's BEIR collection (NFCorpus: 3,633 documents,
+# 323 test queries), from BEIR's own zip, checked against the MD5 in BEIR's
+# README and unpacked once into .cache/beir/nfcorpus (git-ignored). No
+# registry this project may use serves it, so the zip is given by path:
+# make beir BEIR_SOURCE=path/to/nfcorpus.zip. `make bench` installs it when
+# BEIR_SOURCE is set and otherwise reports retrieval quality as not measured.
+BEIR_SOURCE ?=
+beir: install ## Check and unpack BEIR's NFCorpus zip (BEIR_SOURCE=path) into .cache/beir for the retrieval benchmark
+	$(PY) bench/beir_collection.py install --source "$(BEIR_SOURCE)"
 
 faults: install kafka-jars tesseract ## The full fault-injection suite (200 documents per scenario); reports in .artifacts/faults/
 	DOCFLOW_FAULTS=full $(PY) -m pytest tests/faults -p no:cacheprovider

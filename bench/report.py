@@ -521,10 +521,82 @@ def ocr_engines(report: Report) -> None:
     )
 
 
+def retrieval_quality(report: Report) -> None:
+    result = load("retrieval_quality")
+    title = "Retrieval quality (BEIR)"
+    if result is None:
+        report.missing(title, "retrieval_quality")
+        return
+    published = result.get("published", {})
+    baselines = [
+        [
+            f"published: {name}",
+            fig["ndcg_at_10"] or "—",
+            fig["recall_at_10"] or "—",
+            "—",
+            "—",
+            fig["source"],
+        ]
+        for name, fig in published.items()
+    ]
+    header = ["search", "nDCG@10", "recall@10", "p50 ms", "p99 ms", "note"]
+    what = (
+        f"Retrieval quality on {result['collection']} (BEIR): hybrid nDCG@10 against the "
+        "published BM25 and all-MiniLM-L6-v2"
+    )
+    if not result["measured"]:
+        report.goal(what, "beats both", "not measured", None)
+        report.section(title, f"Not measured: {result['why']}.", "", *table(header, baselines))
+        return
+    modes = result["modes"]
+    rows = [
+        [name, m["ndcg_at_10"], m["recall_at_10"], m["p50_ms"], m["p99_ms"], m.get("how", "")]
+        if m["measured"]
+        else [name, "—", "—", "—", "—", m["why"]]
+        for name, m in modes.items()
+    ]
+    hybrid = modes.get("hybrid", {})
+    bars = [fig["ndcg_at_10"] for fig in published.values() if fig["ndcg_at_10"] is not None]
+    if hybrid.get("measured"):
+        report.goal(
+            what,
+            "beats both",
+            f"{hybrid['ndcg_at_10']} vs {', '.join(map(str, bars))}",
+            bool(bars) and all(hybrid["ndcg_at_10"] > bar for bar in bars),
+        )
+    else:
+        measured = {n: m["ndcg_at_10"] for n, m in modes.items() if m["measured"]}
+        report.goal(what, "beats both", f"hybrid not measured; {measured}", None)
+    ingest = result["ingestion"]
+    report.section(
+        title,
+        f"The test split of {result['collection']} ({result['documents']} documents, "
+        f"{result['queries']} queries"
+        + (", a subset" if result.get("subset") else "")
+        + ") uploaded as Markdown files through the gateway and searched through "
+        "`/v1/search` ([bench/retrieval_quality.py](bench/retrieval_quality.py)): "
+        f"{result['chunks_per_query']} chunks per query, each document ranked by its best "
+        "chunk, scored by trec_eval (ir-measures). Latency is one client's round trip, "
+        f"queries one after the other. Ingestion: {ingest['documents']} documents "
+        f"({ingest['completed']} completed, {ingest['failed']} failed, {ingest['chunks']} "
+        f"chunks) in {ingest['seconds']} s, {ingest['documents_per_min']} documents/min.",
+        "",
+        *table(header, rows + baselines),
+    )
+
+
 def main() -> None:
     argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()
     report = Report()
-    for section in (upload_latency, efficiency, architectures, stage_figures, engines, ocr_engines):
+    for section in (
+        upload_latency,
+        efficiency,
+        architectures,
+        stage_figures,
+        engines,
+        ocr_engines,
+        retrieval_quality,
+    ):
         section(report)
     about = machine()
     text = [
