@@ -225,6 +225,16 @@ def test_waiting_behind_a_moving_queue_is_not_stalling() -> None:
     # Read by its stage already, and quiet since: stalled, however the queue moves.
     read = uploads_view({0: 51}, {0: 60}, records, moved_at=NOW)
     assert not waits_behind_moving_queue(quiet_for_an_hour(d), read, NOW, window)
+    # The group moved on another partition: the record's turn comes.
+    other = QueueView(
+        measured_at=NOW,
+        partitions={
+            (topics.UPLOADED, 0): PartitionQueue(10, 60, None),
+            (topics.UPLOADED, 1): PartitionQueue(5, 9, NOW - timedelta(seconds=3)),
+        },
+        records=records,
+    )
+    assert waits_behind_moving_queue(quiet_for_an_hour(d), other, NOW, window)
 
 
 class Quiet:
@@ -244,23 +254,28 @@ class Quiet:
 
 
 async def test_the_watchdog_announces_only_documents_whose_queue_does_not_move() -> None:
-    # Many documents wait on partition 0, which moves; one waits on partition 1,
-    # which does not. More than a page of the waiting ones come first.
+    # Many documents wait on the uploads topic, where the extractor moves; one
+    # waits for the embedder, which does not move. More than a page of the
+    # waiting ones come first.
     moving = [uuid4() for _ in range(7)]
     stuck = uuid4()
     states = [quiet_for_an_hour(d) for d in moving]
     states.append(
         evolve(None, upload(stuck).model_copy(update={"occurred_at": NOW - timedelta(minutes=30)}))
     )
+    states[-1] = evolve(
+        states[-1], cut(stuck).model_copy(update={"occurred_at": NOW - timedelta(minutes=30)})
+    )
     records = {
         d: {topics.UPLOADED: record(topics.UPLOADED, 0, 10 + i)} for i, d in enumerate(moving)
     }
-    records[stuck] = {topics.UPLOADED: record(topics.UPLOADED, 1, 3)}
+    records[stuck] = {topics.EXTRACTED: record(topics.EXTRACTED, 1, 3)}
     view = QueueView(
         measured_at=NOW,
         partitions={
             (topics.UPLOADED, 0): PartitionQueue(10, 20, NOW - timedelta(seconds=10)),
-            (topics.UPLOADED, 1): PartitionQueue(3, 4, NOW - timedelta(hours=2)),
+            (topics.UPLOADED, 1): PartitionQueue(3, 3, NOW - timedelta(hours=2)),
+            (topics.EXTRACTED, 1): PartitionQueue(3, 4, NOW - timedelta(hours=2)),
         },
         records=records,
     )

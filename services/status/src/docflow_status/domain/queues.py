@@ -30,8 +30,10 @@ embedder with nothing waiting and no rate yet is left out of the estimate of a
 document not yet extracted.
 
 **Stalled** means no progress while the work ahead does not move either: a
-quiet document whose record still waits on a partition where the group's
-committed offset advanced within the stall limit is waiting, not stalled.
+quiet document whose record still waits on its stage's input topic, where the
+stage's group committed further (on any partition) within the stall limit,
+is waiting, not stalled. A document its stage has read (its record is
+committed) and that reports nothing for that long is stalled.
 """
 
 from __future__ import annotations
@@ -212,10 +214,13 @@ def estimate(state: DocumentState, view: QueueView) -> Estimate:
 def waits_behind_moving_queue(
     state: DocumentState, view: QueueView, now: datetime, window: timedelta
 ) -> bool:
-    """Whether ``state`` still waits on a partition whose group moved within ``window``
-    (then it is waiting, not stalled)."""
+    """Whether ``state``'s record still waits on its stage's input topic and the stage's
+    group committed further on that topic within ``window`` (then it is waiting, not
+    stalled). The whole group counts, not the record's partition alone: a consumer
+    may read one partition's backlog for a while before it turns to the next."""
     record = current_record(state, view)
     queue = view.partitions.get((record.topic, record.partition)) if record else None
     if record is None or queue is None or record.last_offset < queue.committed:
         return False
-    return queue.moved_at is not None and now - queue.moved_at <= window
+    moves = [q.moved_at for (t, _), q in view.partitions.items() if t == record.topic]
+    return any(at is not None and now - at <= window for at in moves)
