@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import statistics
 import tempfile
 import time
@@ -26,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from harness import write_report
+from harness import RESULTS, write_report
 
 from docflow_local.kafka import LocalKafka, ensure_jars
 from docflow_local.processes import free_port
@@ -192,6 +193,19 @@ def main() -> None:
         "reading_every_s": args.every,
     }
     write_report("eta_accuracy", report)
+    # Every reading, for a closer look (not in the summary).
+    (RESULTS / "eta_accuracy_readings.json").write_text(
+        json.dumps(
+            {
+                "sent_at": sent_at.isoformat(),
+                "completed": {d: at.isoformat() for d, at in completed.items()},
+                "readings": [
+                    [read_at.isoformat(), d, eta, position]
+                    for read_at, d, eta, position in readings
+                ],
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

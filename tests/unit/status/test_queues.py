@@ -197,10 +197,18 @@ def samples(*points: tuple[float, int, int]) -> deque[_Sample]:
     return deque(_Sample(NOW + timedelta(seconds=t), c, b) for t, c, b in points)
 
 
-def test_the_rate_is_measured_while_the_stage_has_work() -> None:
+def test_the_rate_is_measured_while_the_stage_has_work_all_along() -> None:
     # Idle, then 100 records arrive and are read 10 every 5 s.
     busy = samples((0, 0, 0), (5, 0, 0), (10, 0, 100), (15, 10, 90), (20, 20, 80))
     assert _busy_rate(busy, None) == 20 / 10
+    # Drained meanwhile: the last interval, which ends with nothing waiting,
+    # does not count (the group may have been idle for part of it).
+    drained = samples((0, 0, 100), (5, 50, 50), (10, 100, 0))
+    assert _busy_rate(drained, None) == 50 / 5
+    # One record read within an interval: only "at least that fast"; the rate
+    # measured before stays.
+    assert _busy_rate(samples((0, 0, 1), (5, 1, 0)), 3.0) == 3.0
+    assert _busy_rate(samples((0, 0, 1), (5, 1, 0)), None) is None
     # Nothing to do all along: the rate measured before is kept.
     assert _busy_rate(samples((0, 5, 0), (5, 5, 0)), 3.0) == 3.0
     # Work waits and nothing is read: it does not move.

@@ -89,19 +89,21 @@ class QueueSampler:
 
 
 def _busy_rate(samples: deque[_Sample], before: float | None) -> float | None:
-    """Records a second committed since the group last had nothing to do (within the
-    samples); the rate measured before when it had nothing to do all along."""
-    start = len(samples) - 1
-    # Back to the first sample of the stretch in which work waited or was done.
-    while start > 0 and (
-        samples[start - 1].backlog > 0 or samples[start].committed > samples[start - 1].committed
-    ):
+    """Records a second the group committed over the latest run of intervals in which
+    it had work from start to end (so it was never idle for want of records); the rate
+    measured before when there is no such interval. An interval that ends with
+    nothing waiting says only that the group was at least that fast."""
+    end = len(samples) - 1
+    while end > 0 and samples[end].backlog == 0:
+        end -= 1
+    start = end
+    while start > 0 and samples[start - 1].backlog > 0:
         start -= 1
-    first, last = samples[start], samples[-1]
-    seconds = (last.at - first.at).total_seconds()
-    if seconds <= 0 or (first.backlog == 0 and last.committed == first.committed):
+    if start == end:
         return before
-    return (last.committed - first.committed) / seconds
+    first, last = samples[start], samples[end]
+    seconds = (last.at - first.at).total_seconds()
+    return (last.committed - first.committed) / seconds if seconds > 0 else before
 
 
 async def run_sampler(sampler: QueueSampler, *, every_s: float, timeout_s: float = 10.0) -> None:
