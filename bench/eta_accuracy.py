@@ -163,8 +163,13 @@ def main() -> None:
     }
     absolute: list[float] = []
     relative: list[float] = []
+    # Estimated time left over actual time left (1 is exact; above: too late),
+    # in the first and the second half of the drain.
+    ratios: tuple[list[float], list[float]] = ([], [])
     first_estimates: dict[str, float] = {}
     with_estimate = 0
+    last_done = max(completed.values()) if completed else sent_at
+    half = sent_at + (last_done - sent_at) / 2
     for read_at, d, eta, _ in readings:
         if eta is None or d not in completed:
             continue
@@ -175,9 +180,10 @@ def main() -> None:
         left = (actual - read_at).total_seconds()
         if left > 1:
             relative.append(error / left)
+            estimated_left = (datetime.fromisoformat(eta) - read_at).total_seconds()
+            ratios[read_at >= half].append(estimated_left / left)
         first_estimates.setdefault(d, error)
     positions = [p for _, _, _, p in readings if p is not None]
-    last_done = max(completed.values()) if completed else sent_at
     report: dict[str, Any] = {
         "documents": args.documents,
         "completed": len(completed),
@@ -189,6 +195,10 @@ def main() -> None:
         "abs_error_s": summary(absolute),
         "relative_error": summary(relative),
         "first_estimate_abs_error_s": summary(list(first_estimates.values())),
+        "estimated_over_actual_time_left_median": {
+            "first_half": round(statistics.median(ratios[0]), 2) if ratios[0] else None,
+            "second_half": round(statistics.median(ratios[1]), 2) if ratios[1] else None,
+        },
         "queue_position_max": max(positions) if positions else None,
         "reading_every_s": args.every,
     }

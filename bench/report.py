@@ -557,6 +557,11 @@ def eta_accuracy(report: Report) -> None:
                     f"{result['first_estimate_abs_error_s']['median']} / "
                     f"{result['first_estimate_abs_error_s']['p90']}",
                 ],
+                [
+                    "estimated ÷ actual time left, median: first / second half of the drain",
+                    f"{result['estimated_over_actual_time_left_median']['first_half']} / "
+                    f"{result['estimated_over_actual_time_left_median']['second_half']}",
+                ],
                 ["largest queue position seen", result["queue_position_max"]],
             ],
         ),
