@@ -302,3 +302,16 @@ async def test_the_watchdog_announces_only_documents_whose_queue_does_not_move()
     # Without the queues, as before: every quiet document.
     plain = Watchdog(Quiet(*states), publish, stall_after=timedelta(minutes=5))
     assert len(await plain.sweep(NOW, limit=100)) == 8
+
+
+def test_a_document_stalled_while_waiting_for_the_embedder_says_so() -> None:
+    d = uuid4()
+    state = reduce(evolve, [upload(d), cut(d)], None)
+    assert state.updated_at is not None
+    stalled = evolve(
+        state,
+        DocumentStalled(**envelope(d, 400), since=state.updated_at, stage=Stage.EXTRACTING),
+    )
+    assert stalled.stalled
+    assert stalled.message.startswith("Stalled: waiting since ")
+    assert stalled.message.endswith("for the embedder to start (is it running?)")

@@ -180,6 +180,8 @@ def _message(s: DocumentState) -> str:
         since = s.stalled_since.isoformat(timespec="seconds")
         if s.stage is Stage.UPLOADED:
             return f"Stalled: waiting since {since} for the extractor to start (is it running?)"
+        if s.waiting_for is Stage.EMBEDDING:
+            return f"Stalled: waiting since {since} for the embedder to start (is it running?)"
         return f"Stalled: no progress while {s.stage.value} since {since}; {_progress_message(s)}"
     return _progress_message(s)
 
