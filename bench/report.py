@@ -530,7 +530,7 @@ def eta_accuracy(report: Report) -> None:
     absolute, relative = result["abs_error_s"], result["relative_error"]
     report.goal(
         "ETA error, short documents sent at once (median, of every estimate shown)",
-        "no goal",
+        "—",
         f"{absolute['median']} s (p90 {absolute['p90']} s); relative to the time left: "
         f"{relative['median']} (p90 {relative['p90']})",
         None,
