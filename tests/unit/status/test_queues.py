@@ -5,9 +5,12 @@ leaves a document waiting behind a moving queue alone."""
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from functools import reduce
 from uuid import UUID, uuid4
+
+from aiokafka import TopicPartition
 
 from docflow_shared import topics
 from docflow_shared.events import (
@@ -26,7 +29,7 @@ from docflow_status.domain.queues import (
     estimate,
     waits_behind_moving_queue,
 )
-from docflow_status.entrypoints.queues import _busy_rate, _Sample
+from docflow_status.entrypoints.queues import QueueSampler, _busy_rate, _Sample
 from docflow_status.handlers import Watchdog
 from support.histories import chunks, envelope, successful
 
@@ -315,3 +318,38 @@ def test_a_document_stalled_while_waiting_for_the_embedder_says_so() -> None:
     assert stalled.stalled
     assert stalled.message.startswith("Stalled: waiting since ")
     assert stalled.message.endswith("for the embedder to start (is it running?)")
+
+
+class Store:
+    def __init__(self, view: QueueView) -> None:
+        self.view = view
+        self.saved: list[dict[tuple[str, int], PartitionQueue]] = []
+
+    async def save_queues(
+        self,
+        partitions: Mapping[tuple[str, int], PartitionQueue],
+        rates: Mapping[str, float | None],
+        at: datetime,
+    ) -> None:
+        self.saved.append(dict(partitions))
+        self.view = QueueView(measured_at=at, partitions=dict(partitions), rates=dict(rates))
+
+    async def load_view(self) -> QueueView:
+        return self.view
+
+
+async def test_a_restarted_sampler_remembers_when_each_partition_last_moved() -> None:
+    moved = NOW - timedelta(seconds=30)
+    store = Store(
+        QueueView(
+            measured_at=NOW - timedelta(seconds=5),
+            partitions={(topics.UPLOADED, 0): PartitionQueue(10, 50, moved)},
+        )
+    )
+
+    async def positions(inputs: Mapping[str, str]) -> dict[TopicPartition, tuple[int, int]]:
+        return {TopicPartition(topics.UPLOADED, 0): (10, 60)}
+
+    sampler = QueueSampler(positions, store, window=timedelta(seconds=60))
+    await sampler.sample(NOW)
+    assert store.saved[-1][(topics.UPLOADED, 0)] == PartitionQueue(10, 60, moved)

@@ -164,6 +164,8 @@ class Watchdog:
         if self._queues is None:
             return quiet
         view = await self._queues()
+        if view.measured_at is None:
+            return quiet  # the queues were never measured: no progress is all there is
         stuck: list[DocumentState] = []
         for _ in range(MAX_QUIET_PAGES):
             stuck += [

@@ -61,6 +61,10 @@ class QueueSampler:
     async def sample(self, now: datetime | None = None) -> None:
         """Measure once, and write the view for the API."""
         now = now or datetime.now(UTC)
+        if not self.partitions:
+            # After a restart: when each partition last moved is not forgotten
+            # (else every document waiting behind a backlog would look stalled).
+            self.partitions = dict((await self._store.load_view()).partitions)
         positions = await self._positions(INPUTS)
         partitions: dict[tuple[str, int], PartitionQueue] = {}
         for tp, (committed, end) in positions.items():
