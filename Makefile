@@ -45,6 +45,7 @@ bench: install kafka-jars postgres redis tesseract hey ## Benchmarks: JSON in be
 	$(PY) bench/engines.py
 	$(PY) bench/beir_collection.py install --source "$(BEIR_SOURCE)" --optional
 	$(PY) bench/retrieval_quality.py
+	$(PY) bench/eta_accuracy.py
 	$(PY) bench/report.py
 
 # The retrieval-quality benchmark's BEIR collection (NFCorpus: 3,633 documents,

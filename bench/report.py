@@ -585,6 +585,53 @@ def retrieval_quality(report: Report) -> None:
     )
 
 
+def eta_accuracy(report: Report) -> None:
+    result = load("eta_accuracy")
+    title = "Estimated completion (ETA) accuracy"
+    if result is None:
+        report.missing(title, "eta_accuracy")
+        return
+    absolute, relative = result["abs_error_s"], result["relative_error"]
+    report.goal(
+        "ETA error, short documents sent at once (median, of every estimate shown)",
+        "—",
+        f"{absolute['median']} s (p90 {absolute['p90']} s); relative to the time left: "
+        f"{relative['median']} (p90 {relative['p90']})",
+        None,
+    )
+    report.section(
+        title,
+        f"{result['documents']} short Markdown documents (one chunk each) sent at once "
+        "through the running system ([bench/eta_accuracy.py](bench/eta_accuracy.py)); the "
+        f"tenant's listing read every {result['reading_every_s']} s until all were finished, "
+        "each `estimated_completion_at` shown compared with the document's `completed_at`. "
+        "Relative error: the error over the time that was left when it was read.",
+        "",
+        *table(
+            ["measure", "value"],
+            [
+                ["documents completed", result["completed"]],
+                ["drained in (s)", result["drain_s"]],
+                ["readings of unfinished documents", result["readings_of_unfinished"]],
+                ["share with an estimate", result["share_with_estimate"]],
+                ["abs. error median / p90 (s)", f"{absolute['median']} / {absolute['p90']}"],
+                ["relative error median / p90", f"{relative['median']} / {relative['p90']}"],
+                [
+                    "each document's first estimate: abs. error median / p90 (s)",
+                    f"{result['first_estimate_abs_error_s']['median']} / "
+                    f"{result['first_estimate_abs_error_s']['p90']}",
+                ],
+                [
+                    "estimated ÷ actual time left, median: first / second half of the drain",
+                    f"{result['estimated_over_actual_time_left_median']['first_half']} / "
+                    f"{result['estimated_over_actual_time_left_median']['second_half']}",
+                ],
+                ["largest queue position seen", result["queue_position_max"]],
+            ],
+        ),
+    )
+
+
 def main() -> None:
     argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()
     report = Report()
@@ -596,6 +643,7 @@ def main() -> None:
         engines,
         ocr_engines,
         retrieval_quality,
+        eta_accuracy,
     ):
         section(report)
     about = machine()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,23 @@ def explain(status: dict[str, Any], message: str) -> str:
     if error.get("retryable"):
         text += f"; it may work if tried again: docflow retry {status['id']}"
     return text
+
+
+def queue_note(status: dict[str, Any], now: datetime | None = None) -> str | None:
+    """Where an unfinished document is in its stage's queue and when it should be
+    done ("3 documents ahead for embedding; done in about 40 s, 12:03:10 UTC"), or None
+    when the status service does not know."""
+    position, stage = status.get("queue_position"), status.get("queue_stage")
+    eta = status.get("estimated_completion_at")
+    parts = []
+    if position is not None and stage:
+        ahead = f"{position} document{'s' if position != 1 else ''} ahead"
+        parts.append(f"{ahead} for {stage}" if position else f"next for {stage}")
+    if eta:
+        at = datetime.fromisoformat(str(eta).replace("Z", "+00:00"))
+        left = max(0, round((at - (now or datetime.now(UTC))).total_seconds()))
+        parts.append(f"done in about {left} s, {at.astimezone(UTC):%H:%M:%S} UTC")
+    return "; ".join(parts) or None
 
 
 @dataclass
@@ -40,6 +58,8 @@ class Row:
     error: dict[str, Any] | None = None
     pages: int | None = None
     chunks: int | None = None
+    # Its place in its stage's queue and when it should be done (queue_note).
+    queue: str | None = None
     # The highest version the status stream sent; 0: none yet.
     version: int = 0
     started_at: float = 0.0
@@ -68,6 +88,8 @@ class Row:
             return f"The gateway refused the file: {self.refused}"
         if self.status == "deleted":
             return "The document was deleted meanwhile"
+        if self.queue and not self.done:
+            return f"{self.message} ({self.queue})"
         return explain({"id": self.id, "status": self.status, "error": self.error}, self.message)
 
     def as_json(self) -> dict[str, Any]:
@@ -143,6 +165,7 @@ class Board:
             row.error = status.get("error")
             row.pages = status.get("pages")
             row.chunks = status.get("chunks_total")
+            row.queue = queue_note(status)
             self._finish(row)
             changed.append(row)
         return changed

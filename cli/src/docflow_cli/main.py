@@ -23,7 +23,7 @@ from rich.text import Text
 
 from docflow_cli import follow
 from docflow_cli.api import ApiError, Docflow, Servers
-from docflow_cli.board import Board, explain
+from docflow_cli.board import Board, explain, queue_note
 from docflow_cli.files import DEFAULT_INCLUDE, NoSuchPath, collect
 from docflow_cli.options import options
 from docflow_cli.view import LineView, LiveView, styled, summary_table
@@ -199,6 +199,8 @@ def status(
         ("Stage", body["stage"]),
         ("Progress", f"{body['progress']}%"),
         ("Message", explain(body, body["message"])),
+        ("Waiting for", body.get("waiting_for")),
+        ("Queue", queue_note(body)),
         ("Pages", body["pages"]),
         ("Chunks", _chunks(body)),
         ("Attempt", body["attempt"]),

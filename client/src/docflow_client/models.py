@@ -172,6 +172,12 @@ class DocumentStatus(Model):
     attempt: int
     stalled: bool
     retries: int = 0
+    # While it waits or works: the stage it waits for, its place in the queue of
+    # the stage it is at, and when it should be done (null when not known).
+    waiting_for: Stage | None = None
+    queue_stage: Stage | None = None
+    queue_position: int | None = None
+    estimated_completion_at: datetime | None = None
 
 
 class DocumentList(Model):

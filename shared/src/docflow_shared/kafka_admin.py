@@ -13,7 +13,7 @@ import argparse
 import asyncio
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -235,3 +235,39 @@ async def consumers_lag(bootstrap: str, *, security: KafkaSecurity | None = None
         group: await consumer_lag(bootstrap, group, read, security=security)
         for group, read in CONSUMERS.items()
     }
+
+
+async def group_positions(
+    bootstrap: str,
+    inputs: Mapping[str, str],
+    *,
+    security: KafkaSecurity | None = None,
+) -> dict[TopicPartition, tuple[int, int]]:
+    """For each topic of ``inputs`` (topic -> the consumer group reading it), every
+    partition's (committed offset of the group, end offset); 0 where the group has
+    committed nothing. One admin client and one consumer for all."""
+    partitions = await partitions_of(bootstrap, list(inputs), security=security)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **client_kwargs(security))
+    async with explained(bootstrap, security):
+        await admin.start()
+    committed: dict[TopicPartition, int] = {}
+    try:
+        for group in set(inputs.values()):
+            mine = [tp for tp in partitions if inputs[tp.topic] == group]
+            for tp, meta in (
+                await admin.list_consumer_group_offsets(group, partitions=mine)
+            ).items():
+                if meta is not None and meta.offset >= 0:
+                    committed[tp] = meta.offset
+    finally:
+        await admin.close()
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, **client_kwargs(security)
+    )
+    async with explained(bootstrap, security):
+        await consumer.start()
+    try:
+        ends = await consumer.end_offsets(partitions)
+    finally:
+        await consumer.stop()
+    return {tp: (committed.get(tp, 0), ends[tp]) for tp in partitions}

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from docflow_cli.board import Board
+from docflow_cli.board import Board, queue_note
 
 A, B = "11111111-1111-1111-1111-111111111111", "22222222-2222-2222-2222-222222222222"
 
@@ -115,3 +116,37 @@ def test_a_failure_is_explained_with_its_stage_code_and_what_to_do() -> None:
     )
     assert secret.as_json()["status"] == "failed"
     assert board.exit_code == 1
+
+
+def test_an_unfinished_document_says_where_it_waits_and_when_it_should_be_done() -> None:
+    board, _ = board_of("a.pdf")
+    board.accept(board.rows[0], {"id": A, "status": "accepted"})
+    waiting = status(A, "processing", 20, message="Waiting for embedding: 3 chunks extracted")
+    waiting |= {
+        "queue_stage": "embedding",
+        "queue_position": 4,
+        "estimated_completion_at": "2999-01-01T12:00:05Z",
+    }
+    board.update(waiting, 1)
+    row = board.rows[0]
+    assert row.explanation().startswith(
+        "Waiting for embedding: 3 chunks extracted (4 documents ahead for embedding; done in about"
+    )
+    assert row.explanation().endswith(", 12:00:05 UTC)")
+    # Once done, no estimate.
+    board.update(status(A, "completed", 100, message="Indexed 3 chunks"), 2)
+    assert row.explanation() == "Indexed 3 chunks"
+
+
+def test_the_queue_note_of_the_next_in_line_and_of_an_unknown_estimate() -> None:
+    now = datetime(2026, 12, 6, 6, 0, tzinfo=UTC)
+    note = queue_note(
+        {
+            "queue_stage": "extracting",
+            "queue_position": 0,
+            "estimated_completion_at": "2026-12-06T06:00:30+00:00",
+        },
+        now,
+    )
+    assert note == "next for extracting; done in about 30 s, 06:00:30 UTC"
+    assert queue_note({"queue_stage": None, "queue_position": None}) is None

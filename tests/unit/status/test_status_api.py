@@ -53,6 +53,10 @@ def test_a_document_has_every_field_of_the_contract() -> None:
         "attempt",
         "stalled",
         "retries",
+        "waiting_for",
+        "queue_stage",
+        "queue_position",
+        "estimated_completion_at",
     }
     assert body["status"] == "completed"
     assert body["stage"] == "indexed"

@@ -15,16 +15,18 @@ from faststream.kafka import KafkaBroker
 from prometheus_client import CollectorRegistry
 
 from docflow_shared.events import DocumentStalled, DocumentStatusChanged
-from docflow_shared.kafka_admin import consumers_lag
+from docflow_shared.kafka_admin import consumers_lag, group_positions
 from docflow_shared.messaging import KafkaEventPublisher, make_broker
 from docflow_shared.metrics import RejectedEvents, RetryMetrics
 from docflow_shared.probes import Check, kafka_check
 from docflow_shared.retries import Parking
 from docflow_shared.sql import create_engine
+from docflow_status.adapters.queues import SqlQueues
 from docflow_status.adapters.read_model import SqlReadModel
 from docflow_status.entrypoints.app import StatusApi, create_app
 from docflow_status.entrypoints.consumer import register, rejecter
 from docflow_status.entrypoints.metrics import ProjectionMetrics
+from docflow_status.entrypoints.queues import CachedQueues, QueueSampler, run_sampler
 from docflow_status.entrypoints.watchdog import WatchdogMetrics, run_watchdog
 from docflow_status.handlers import UnownedSweep, Watchdog
 from docflow_status.settings import StatusSettings
@@ -38,6 +40,8 @@ class Ports:
 
     # Written by the projector, read by the watchdog (and by the HTTP API).
     read_model: SqlReadModel
+    # Where documents wait on the stages' input topics (domain/queues.py).
+    queues: SqlQueues | None = None
 
 
 def wire(
@@ -71,6 +75,7 @@ def wire(
         metrics=ProjectionMetrics(registry),
         parking=parking,
         rejected=rejected,
+        queues=ports.queues,
     )
     return Watchdog(
         ports.read_model,
@@ -81,6 +86,7 @@ def wire(
             rejecter(parking, rejected),
             ttl_s=settings.unowned_event_ttl_s,
         ),
+        queues=ports.queues.load_view if ports.queues is not None else None,
     )
 
 
@@ -89,6 +95,7 @@ def bootstrap(settings: StatusSettings | None = None) -> FastAPI:
     settings = settings or StatusSettings()
     registry = CollectorRegistry()
     read_model = SqlReadModel(create_engine(settings.effective_database_url))
+    queues = SqlQueues(read_model.engine)
     projects = settings.status_role in ("all", "projector")
     broker = make_broker(
         settings.kafka_bootstrap_servers,
@@ -97,7 +104,14 @@ def bootstrap(settings: StatusSettings | None = None) -> FastAPI:
         graceful_timeout=settings.handler_grace_s,
         security=settings.kafka_security,
     )
-    watchdog = wire(broker, Ports(read_model), settings, registry) if projects else None
+    watchdog = wire(broker, Ports(read_model, queues), settings, registry) if projects else None
+    sampler = QueueSampler(
+        partial(
+            group_positions, settings.kafka_bootstrap_servers, security=settings.kafka_security
+        ),
+        queues,
+        window=timedelta(seconds=settings.queue_rate_window_s),
+    )
     metrics = WatchdogMetrics(registry) if projects else None
 
     @asynccontextmanager
@@ -123,12 +137,14 @@ def bootstrap(settings: StatusSettings | None = None) -> FastAPI:
                 ),
             )
         )
+        sampling = asyncio.create_task(run_sampler(sampler, every_s=settings.queue_sample_s))
         try:
             yield
         finally:
-            watching.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watching
+            for task in (watching, sampling):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await broker.stop()
             await read_model.close()
 
@@ -139,6 +155,7 @@ def bootstrap(settings: StatusSettings | None = None) -> FastAPI:
         StatusApi(
             settings=settings,
             documents=read_model,
+            queues=CachedQueues(queues, ttl_s=settings.queue_sample_s),
             checks=checks,
             registry=registry,
             lifespan=lifespan,

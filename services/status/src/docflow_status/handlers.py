@@ -27,6 +27,10 @@ from docflow_status.domain.ownership import unclaimed
 from docflow_status.domain.ports import QuietDocuments, UnownedEvents
 from docflow_status.domain.ports import ReadModel as ReadModel  # consumer.py imports it from here
 from docflow_status.domain.projection import DocumentState, Projected, evolve
+from docflow_status.domain.queues import QueueView, waits_behind_moving_queue
+
+# Pages of quiet documents the watchdog reads in one sweep at most.
+MAX_QUIET_PAGES = 50
 
 # Snapshot event ids are derived from (document, version): the same snapshot
 # announced twice has the same id.
@@ -130,7 +134,9 @@ class Watchdog:
     (so the read model, the status topic and a replay all show it); the next
     event of the attempt that happened later clears it. Each stall is
     announced once per process; several replicas may each announce it, which
-    the fold takes as one.
+    the fold takes as one. With ``queues``, a quiet document whose record
+    still waits on a partition where its stage's group moved within
+    ``stall_after`` is waiting behind others, not stalled (domain/queues.py).
     """
 
     def __init__(
@@ -140,6 +146,7 @@ class Watchdog:
         *,
         stall_after: timedelta,
         unowned: UnownedSweep | None = None,
+        queues: Callable[[], Awaitable[QueueView]] | None = None,
     ) -> None:
         self._documents = documents
         # Swept in the same rounds: events that waited too long for their upload.
@@ -147,11 +154,33 @@ class Watchdog:
         self._publish = publish
         self.stall_after = stall_after
         self._announced: set[tuple[UUID, datetime]] = set()
+        self._queues = queues
+
+    async def _quiet(self, now: datetime, limit: int) -> list[DocumentState]:
+        """The quiet documents that do not wait behind a queue that moves (domain/queues.py);
+        page after page while whole pages of them wait (a large upload draining)."""
+        cutoff = now - self.stall_after
+        quiet = await self._documents.quiet_since(cutoff, limit)
+        if self._queues is None:
+            return quiet
+        view = await self._queues()
+        if view.measured_at is None:
+            return quiet  # the queues were never measured: no progress is all there is
+        stuck: list[DocumentState] = []
+        for _ in range(MAX_QUIET_PAGES):
+            stuck += [
+                s for s in quiet if not waits_behind_moving_queue(s, view, now, self.stall_after)
+            ]
+            if len(quiet) < limit or len(stuck) >= limit or quiet[-1].updated_at is None:
+                break
+            after = (quiet[-1].updated_at, quiet[-1].id)
+            quiet = await self._documents.quiet_since(cutoff, limit, after=after)
+        return stuck
 
     async def sweep(self, now: datetime | None = None, limit: int = 500) -> list[DocumentStalled]:
         """Announce what is stalled now; returns the announcements made."""
-        cutoff = (now or datetime.now(UTC)) - self.stall_after
-        quiet = await self._documents.quiet_since(cutoff, limit)
+        now = now or datetime.now(UTC)
+        quiet = await self._quiet(now, limit)
         stalls = [
             DocumentStalled(
                 document_id=state.id,

@@ -26,8 +26,16 @@ class StatusSettings(HttpServiceSettings):
     # reads the database every stream_poll_s.
     max_streams_per_tenant: int = Field(default=20, ge=1)
     # A document whose current attempt reports nothing for this long is
-    # marked stalled (and announced on the status topic) until work resumes.
+    # marked stalled (and announced on the status topic) until work resumes,
+    # unless it waits behind others on a queue that moved in that time.
     stall_after_s: float = Field(default=300, gt=0)
+    # How often the projector measures the stages' queues on Kafka (committed and
+    # end offsets of each stage's consumer group; domain/queues.py), and how long
+    # the API keeps the measurement it read before reading it again.
+    queue_sample_s: float = Field(default=5, gt=0, le=300)
+    # How far back a stage's throughput (records a second, while it had work)
+    # is measured for the estimates of completion.
+    queue_rate_window_s: float = Field(default=60, gt=0)
     # How often the watchdog looks, and the metrics of documents by status
     # are refreshed.
     watchdog_every_s: float = Field(default=15, gt=0)

@@ -63,6 +63,22 @@ function explain(status) {
   return `${reason} (while ${error.stage}): ${error.message}${end}${retry}`;
 }
 
+// Where an unfinished document waits and when it should be done, from the
+// status service's queue position and estimate; "" when it does not know.
+function queueNote(status) {
+  if (TERMINAL.has(status.status)) return "";
+  const parts = [];
+  if (status.queue_position != null && status.queue_stage) {
+    const n = status.queue_position;
+    parts.push(n ? `${n} document${n === 1 ? "" : "s"} ahead for ${status.queue_stage}` : `next for ${status.queue_stage}`);
+  }
+  if (status.estimated_completion_at) {
+    const at = new Date(status.estimated_completion_at);
+    parts.push(`done about ${at.toLocaleTimeString()}`);
+  }
+  return parts.join("; ");
+}
+
 function show(row, status) {
   row.status = status.status;
   const element = row.element;
@@ -72,6 +88,7 @@ function show(row, status) {
   element.querySelector(".state").textContent = `${status.status}${stage} · ${progress}%`;
   element.querySelector(".fill").style.width = `${progress}%`;
   element.querySelector(".message").textContent = explain(status);
+  element.querySelector(".queue").textContent = queueNote(status);
   element.querySelector(".retry").hidden = !(status.status === "failed" || status.status === "cancelled");
 }
 

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import bindparam, false, func, select
+from sqlalchemy import bindparam, false, func, select, true
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql import ColumnElement, Select
@@ -166,8 +166,16 @@ class SqlQueries:
 
         return await self._read(query)
 
-    async def quiet_since(self, cutoff: datetime, limit: int = 500) -> list[DocumentState]:
-        """Unfinished documents, not yet known to be stalled, with nothing new since ``cutoff``."""
+    async def quiet_since(
+        self, cutoff: datetime, limit: int = 500, after: tuple[datetime, UUID] | None = None
+    ) -> list[DocumentState]:
+        """Unfinished documents, not yet known to be stalled, with nothing new since ``cutoff``,
+        oldest first (and, for the next page, after the (updated_at, id) ``after``)."""
+        later: ColumnElement[bool] = true()
+        if after is not None:
+            later = (DocumentRow.updated_at > after[0]) | (
+                (DocumentRow.updated_at == after[0]) & (DocumentRow.id > after[1])
+            )
         return await self._states(
             select(_DOCUMENTS)
             .where(
@@ -175,8 +183,9 @@ class SqlQueries:
                 DocumentRow.deleted_at.is_(None),
                 DocumentRow.stalled == false(),
                 DocumentRow.updated_at < cutoff,
+                later,
             )
-            .order_by(DocumentRow.updated_at)
+            .order_by(DocumentRow.updated_at, DocumentRow.id)
             .limit(limit)
         )
 

@@ -11,7 +11,19 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import JSON, Boolean, Index, Integer, MetaData, String, Text, Uuid, false
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    Uuid,
+    false,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from docflow_shared.events import ErrorInfo, Event, Stage
@@ -64,6 +76,7 @@ class DocumentRow(Base):
     retries: Mapped[int] = mapped_column(Integer, server_default="0")
     retry_note: Mapped[str | None] = mapped_column(String(2000))
     retrying_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    waiting_for: Mapped[str | None] = mapped_column(String(16))
 
     __table_args__ = (Index("ix_documents_tenant_touched", "tenant_id", "touched_at"),)
 
@@ -147,11 +160,54 @@ class UnownedEvent(Base):
     parked_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
 
 
+class QueueRecordRow(Base):
+    """Where an unfinished document's records wait on a stage's input topic
+    (``domain/queues.py``): written by the projector as it reads them, removed
+    once the document is finished."""
+
+    __tablename__ = "queue_records"
+
+    document_id: Mapped[UUID] = mapped_column(Uuid, primary_key=True)
+    topic: Mapped[str] = mapped_column(String(249), primary_key=True)
+    attempt: Mapped[int] = mapped_column(Integer)
+    partition: Mapped[int] = mapped_column(Integer)
+    # The document's first and last record of the attempt on this topic.
+    first_offset: Mapped[int] = mapped_column(BigInteger)
+    last_offset: Mapped[int] = mapped_column(BigInteger)
+    records: Mapped[int] = mapped_column(Integer, server_default="1")
+
+
+class PartitionQueueRow(Base):
+    """A stage's consumer group on one partition of its input topic, as the
+    projector last measured it (``entrypoints/queues.py``); read by the API."""
+
+    __tablename__ = "partition_queues"
+
+    topic: Mapped[str] = mapped_column(String(249), primary_key=True)
+    partition: Mapped[int] = mapped_column(Integer, primary_key=True)
+    committed: Mapped[int] = mapped_column(BigInteger)
+    end_offset: Mapped[int] = mapped_column(BigInteger)
+    # When the committed offset last advanced (None: not seen to).
+    moved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    measured_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class StageRateRow(Base):
+    """A stage's measured throughput (records a second over the whole group,
+    while it had work) and records per document (``domain/queues.py``)."""
+
+    __tablename__ = "stage_rates"
+
+    topic: Mapped[str] = mapped_column(String(249), primary_key=True)
+    rate: Mapped[float | None] = mapped_column(Float)
+    measured_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 # Columns copied as they are; status, stage and error are converted.
 _STATE_FIELDS = [
     column.key
     for column in DocumentRow.__table__.columns
-    if column.key not in ("status", "stage", "error", "version", "touched_at")
+    if column.key not in ("status", "stage", "error", "version", "touched_at", "waiting_for")
 ]
 
 
@@ -162,6 +218,7 @@ def to_state(row: Any) -> DocumentState:
         status=Status(row.status),
         stage=Stage(row.stage),
         error=ErrorInfo.model_validate(row.error) if row.error else None,
+        waiting_for=Stage(row.waiting_for) if row.waiting_for else None,
     )
 
 
@@ -172,4 +229,5 @@ def to_row(state: DocumentState, row: DocumentRow) -> DocumentRow:
     row.status = state.status.value
     row.stage = state.stage.value
     row.error = state.error.model_dump(mode="json") if state.error else None
+    row.waiting_for = state.waiting_for.value if state.waiting_for else None
     return row

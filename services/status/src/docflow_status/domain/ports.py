@@ -13,6 +13,7 @@ from uuid import UUID
 from docflow_shared.events import Event, ReindexEvent
 from docflow_status.domain.projection import DocumentState, Fold, Projected, Status
 from docflow_status.domain.queries import DocumentQuery, Page
+from docflow_status.domain.queues import QueueView
 from docflow_status.domain.reindexes import ReindexState
 from docflow_status.domain.timeline import TimelineEntry
 
@@ -42,7 +43,9 @@ class UnownedEvents(Protocol):
 class QuietDocuments(Protocol):
     """The read-model query the watchdog needs."""
 
-    async def quiet_since(self, cutoff: datetime, limit: int) -> list[DocumentState]: ...
+    async def quiet_since(
+        self, cutoff: datetime, limit: int, after: tuple[datetime, UUID] | None = None
+    ) -> list[DocumentState]: ...
 
 
 class ReindexReader(Protocol):
@@ -69,3 +72,9 @@ class DocumentReader(ReindexReader, Protocol):
     async def touched_since(
         self, tenant_id: str, since: datetime, limit: int = ...
     ) -> list[tuple[int, DocumentState, datetime]]: ...
+
+
+class QueueViews(Protocol):
+    """The stages' queues as last measured (domain/queues.py), for the status API."""
+
+    async def view(self) -> QueueView: ...

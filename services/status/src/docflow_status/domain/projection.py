@@ -115,6 +115,10 @@ class DocumentState:
     retries: int = 0
     retry_note: str | None = None
     retrying_since: datetime | None = None
+    # The stage the document waits for, while no stage works on it (queues.py):
+    # extracting before the extractor has started it, embedding once it is cut
+    # and before the embedder's first batch of it.
+    waiting_for: Stage | None = None
 
 
 Fold = Callable[[DocumentState | None, Event], DocumentState]
@@ -176,6 +180,8 @@ def _message(s: DocumentState) -> str:
         since = s.stalled_since.isoformat(timespec="seconds")
         if s.stage is Stage.UPLOADED:
             return f"Stalled: waiting since {since} for the extractor to start (is it running?)"
+        if s.waiting_for is Stage.EMBEDDING:
+            return f"Stalled: waiting since {since} for the embedder to start (is it running?)"
         return f"Stalled: no progress while {s.stage.value} since {since}; {_progress_message(s)}"
     return _progress_message(s)
 
@@ -211,6 +217,9 @@ def _progress_message(s: DocumentState) -> str:
         total = s.chunks_total if s.chunks_total is not None else s.chunks_extracted
         extracting = " (still extracting)" if s.chunks_total is None else ""
         return f"Embedded {s.chunks_embedded} of {total} chunks{extracting}"
+    if s.waiting_for is Stage.EMBEDDING:
+        chunks = f"{s.chunks_total} chunk{'s' if s.chunks_total != 1 else ''}"
+        return f"Waiting for embedding: {chunks} extracted"
     if s.stage is Stage.EXTRACTING:
         if s.ocr_page is not None:
             return f"Extracting text: OCR page {s.ocr_page} of {s.extract_total or s.pages or '?'}"
@@ -218,6 +227,19 @@ def _progress_message(s: DocumentState) -> str:
             return f"Extracting text: {s.extract_done} of {s.pages} pages read"
         return "Extracting text"
     return s.message
+
+
+def waiting_for(s: DocumentState) -> Stage | None:
+    """The stage ``s`` waits for, while none works on it: the extractor has not
+    reported on it yet (pending), or it has cut it and the embedder has not
+    reported a batch of it yet. Anything else is work in progress."""
+    if s.status is not Status.PENDING and s.status is not Status.PROCESSING:
+        return None
+    if s.stage is Stage.UPLOADED:
+        return Stage.EXTRACTING
+    if s.stage is Stage.EXTRACTING and s.chunks_total and not s.chunks_embedded:
+        return Stage.EMBEDDING
+    return None
 
 
 def _facts(s: DocumentState, event: Event) -> DocumentState:
@@ -374,6 +396,7 @@ def _derived(s: DocumentState, at: datetime, worked: datetime | None) -> Documen
     updated_at = _latest(s.updated_at, worked) if worked is not None else s.updated_at
     s = replace(
         s,
+        waiting_for=waiting_for(s),
         progress=max(s.progress, _progress(s)),
         # Provisional until the upload event, which may come later, sets it.
         created_at=s.created_at or at,

@@ -12,7 +12,7 @@ from prometheus_client import CollectorRegistry
 from docflow_shared.http import Lifespan, service_app
 from docflow_shared.probes import Check
 from docflow_shared.ratelimit import TenantRateLimit
-from docflow_status.domain.ports import DocumentReader
+from docflow_status.domain.ports import DocumentReader, QueueViews
 from docflow_status.entrypoints.deps import rate_limited
 from docflow_status.entrypoints.problems import RATE_LIMITED
 from docflow_status.entrypoints.routes import documents, listing, reindex, streams
@@ -30,6 +30,9 @@ class StatusApi:
     registry: CollectorRegistry
     # Starts and stops the schema, the projector's consumer and the engine.
     lifespan: Lifespan | None = None
+    # The stages' queues as last measured (queue positions, estimates); none
+    # where not wired (tests): documents then have no estimate.
+    queues: QueueViews | None = None
 
 
 # Every route counts against the tenant's rate limit (DOCFLOW_RATE_LIMIT).
@@ -59,6 +62,7 @@ def create_app(api: StatusApi, *, serve_api: bool = True) -> FastAPI:
     )
     # What the routes' dependencies (deps.py) hand them.
     app.state.documents = api.documents
+    app.state.queues = api.queues
     app.state.settings = api.settings
     app.state.rate_limit = TenantRateLimit(
         api.settings.rate_limit, api.settings.rate_limit_storage_url

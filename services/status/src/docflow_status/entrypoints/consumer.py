@@ -4,18 +4,30 @@ operations' topics, into the read model."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import Protocol
+from uuid import UUID
 
 from faststream.kafka import KafkaBroker, KafkaMessage
 
 from docflow_shared import topics
 from docflow_shared.batches import Item, Poison, dead_letter, handle_batch
 from docflow_shared.errors import UntrustedEvent
-from docflow_shared.events import Event, ReindexEvent, parse_any
+from docflow_shared.events import (
+    DocumentRetryRequested,
+    DocumentUploaded,
+    Event,
+    ReindexEvent,
+    TextExtracted,
+    parse_any,
+)
 from docflow_shared.messaging import Publish, batch_subscriber
 from docflow_shared.metrics import RejectedEvents
 from docflow_shared.retries import Origin, Parking, is_transient
 from docflow_shared.sql import unavailable
+from docflow_status.domain.ownership import Rejected
+from docflow_status.domain.projection import TERMINAL
+from docflow_status.domain.queues import Seen
 from docflow_status.entrypoints.metrics import ProjectionMetrics
 from docflow_status.handlers import ReadModel, project_events
 
@@ -27,6 +39,38 @@ GROUP_ID = "docflow-status"
 # (bench/status_projection.py) but hold the event loop longer, which the
 # status API's readers feel.
 MAX_BATCH = 500
+
+
+class QueueRecords(Protocol):
+    """Where documents' records wait on the stages' input topics (adapters/queues.py)."""
+
+    async def note_records(self, seen: Iterable[Seen], finished: Iterable[UUID] = ()) -> None: ...
+
+
+# The event a stage works on, by its input topic (domain/queues.py).
+_WORK = {
+    topics.UPLOADED: DocumentUploaded,
+    topics.RETRIED: DocumentRetryRequested,
+    topics.EXTRACTED: TextExtracted,
+}
+
+
+def waiting_records(events: Sequence[Item[Event]], rejected: Sequence[Rejected]) -> list[Seen]:
+    """Where the batch's work records are, of the events not rejected as forged."""
+    forged = {(event.event_id, event.tenant_id) for event, _ in rejected}
+    return [
+        (
+            item.event.document_id,
+            item.origin.topic,
+            item.origin.partition,
+            item.origin.offset,
+            item.event.attempt,
+        )
+        for item in events
+        if item.origin is not None
+        and isinstance(item.event, _WORK.get(item.origin.topic, ()))
+        and (item.event.event_id, item.event.tenant_id) not in forged
+    ]
 
 
 Reject = Callable[[bytes, Origin | None, UntrustedEvent], Awaitable[None]]
@@ -56,6 +100,7 @@ def register(
     metrics: ProjectionMetrics | None = None,
     parking: Parking | None = None,
     rejected: RejectedEvents | None = None,
+    queues: QueueRecords | None = None,
 ) -> None:
     """Subscribe the projector to every ``docflow.document.*`` and ``docflow.reindex.*``
     topic."""
@@ -90,6 +135,15 @@ def register(
             else:
                 await reject(their.body, their.origin, why)
         await read_model.apply_reindexes(reindexes)
+        if queues is not None:
+            await queues.note_records(
+                waiting_records(events, projected.rejected),
+                [
+                    document_id
+                    for document_id, (_, state) in projected.documents.items()
+                    if state.status in TERMINAL or state.deleted_at is not None
+                ],
+            )
 
     poison: Poison[Event | ReindexEvent] | None = None
     if parking is not None:

@@ -13,7 +13,8 @@ from fastapi import Depends, Request
 
 from docflow_shared.http import Tenant
 from docflow_shared.ratelimit import TenantRateLimit
-from docflow_status.domain.ports import DocumentReader, ReindexReader
+from docflow_status.domain.ports import DocumentReader, QueueViews, ReindexReader
+from docflow_status.domain.queues import QueueView
 from docflow_status.entrypoints.slots import StreamSlots
 from docflow_status.settings import StatusSettings
 
@@ -57,3 +58,19 @@ async def _stream_slots(request: Request) -> StreamSlots:
 
 StreamSlotsDep = Annotated[StreamSlots, Depends(_stream_slots)]
 """Each tenant's open streams (``DOCFLOW_MAX_STREAMS_PER_TENANT``)."""
+
+
+async def _queues(request: Request) -> QueueViews:
+    queues: QueueViews | None = request.app.state.queues
+    return queues or _NO_QUEUES
+
+
+class _NoQueues:
+    async def view(self) -> QueueView:
+        return QueueView()
+
+
+_NO_QUEUES = _NoQueues()
+
+QueuesDep = Annotated[QueueViews, Depends(_queues)]
+"""The stages' queues as last measured (queue positions and estimates)."""

@@ -11,8 +11,9 @@ from pydantic import BaseModel, Field
 from docflow_shared.events import ErrorInfo, Stage
 from docflow_shared.http import Tenant
 from docflow_status.domain.projection import DocumentState, Status
+from docflow_status.domain.queues import QueueView, estimate
 from docflow_status.domain.timeline import stage_spans
-from docflow_status.entrypoints.deps import DocumentsDep
+from docflow_status.entrypoints.deps import DocumentsDep, QueuesDep
 from docflow_status.entrypoints.problems import DOCUMENT_PROBLEMS, found
 
 router = APIRouter()
@@ -46,9 +47,44 @@ class DocumentStatus(BaseModel):
         "unavailable); `message` says when the next one is while it waits",
     )
 
+    waiting_for: Stage | None = Field(
+        default=None,
+        description="The stage the document waits for while no stage works on it: "
+        "`extracting` before the extractor starts it, `embedding` once it is cut and "
+        "before the embedder's first batch of it; null while a stage works on it",
+    )
+    queue_stage: Stage | None = Field(
+        default=None,
+        description="The stage whose queue `queue_position` is about (extracting or "
+        "embedding); null when not known",
+    )
+    queue_position: int | None = Field(
+        default=None,
+        ge=0,
+        description="Documents ahead of this one at `queue_stage`, from the stage's Kafka "
+        'offsets (docs/status.md, "Queue position and estimate"); 0 once the stage has '
+        "read it; null when not known (finished, or not measured yet)",
+    )
+    estimated_completion_at: datetime | None = Field(
+        default=None,
+        description="When the document should be done, from the measured throughput of "
+        "the stages ahead of it; null when not known (finished, a stage not measured yet, "
+        "or a stage that does not move)",
+    )
+
     @classmethod
-    def of(cls, state: DocumentState) -> DocumentStatus:
-        return cls.model_validate(state, from_attributes=True)
+    def of(cls, state: DocumentState, queues: QueueView | None = None) -> DocumentStatus:
+        status = cls.model_validate(state, from_attributes=True)
+        if queues is None:
+            return status
+        guess = estimate(state, queues)
+        return status.model_copy(
+            update={
+                "queue_stage": guess.queue_stage,
+                "queue_position": guess.queue_position,
+                "estimated_completion_at": guess.estimated_completion_at,
+            }
+        )
 
 
 class StageSpanOut(BaseModel):
@@ -101,7 +137,10 @@ async def document_timeline(document_id: str, documents: DocumentsDep, tenant: T
     "/v1/documents/{document_id}",
     responses=DOCUMENT_PROBLEMS,
 )
-async def get_document(document_id: str, documents: DocumentsDep, tenant: Tenant) -> DocumentStatus:
-    """A document's status, stage and progress."""
+async def get_document(
+    document_id: str, documents: DocumentsDep, queues: QueuesDep, tenant: Tenant
+) -> DocumentStatus:
+    """A document's status, stage and progress; while it waits or works, its queue
+    position and estimated completion."""
     _, state = await found(document_id, lambda d: documents.get(d, tenant))
-    return DocumentStatus.of(state)
+    return DocumentStatus.of(state, await queues.view())

@@ -17,7 +17,7 @@ from docflow_status.domain.queries import (
     decode_cursor,
     encode_cursor,
 )
-from docflow_status.entrypoints.deps import DocumentsDep
+from docflow_status.entrypoints.deps import DocumentsDep, QueuesDep
 from docflow_status.entrypoints.problems import UNAUTHORIZED
 from docflow_status.entrypoints.routes.documents import DocumentStatus
 
@@ -69,6 +69,7 @@ Instant = Annotated[AwareDatetime, BeforeValidator(_rfc3339_only)]
 )
 async def list_documents(
     documents: DocumentsDep,
+    queues: QueuesDep,
     tenant: Tenant,
     status: Status | None = None,
     stage: Stage | None = None,
@@ -97,8 +98,9 @@ async def list_documents(
             after=after,
         ),
     )
+    view = await queues.view()
     return DocumentList(
-        documents=[DocumentStatus.of(state) for state in page.documents],
+        documents=[DocumentStatus.of(state, view) for state in page.documents],
         next_cursor=encode_cursor(page.next) if page.next else None,
     )
 

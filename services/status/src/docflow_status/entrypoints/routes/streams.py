@@ -19,9 +19,14 @@ from pydantic import Field
 from sse_starlette import EventSourceResponse
 
 from docflow_shared.http import Tenant
-from docflow_status.domain.ports import DocumentReader
+from docflow_status.domain.ports import DocumentReader, QueueViews
 from docflow_status.domain.projection import TERMINAL, DocumentState
-from docflow_status.entrypoints.deps import DocumentsDep, StreamPollDep, StreamSlotsDep
+from docflow_status.entrypoints.deps import (
+    DocumentsDep,
+    QueuesDep,
+    StreamPollDep,
+    StreamSlotsDep,
+)
 from docflow_status.entrypoints.problems import DOCUMENT_PROBLEMS, UNAUTHORIZED, found
 from docflow_status.entrypoints.routes.documents import DocumentStatus
 
@@ -79,6 +84,7 @@ def event_number(last_event_id: str | None) -> int | None:
 )
 async def stream_documents(
     documents: DocumentsDep,
+    queues: QueuesDep,
     poll_s: StreamPollDep,
     slots: StreamSlotsDep,
     tenant: Tenant,
@@ -86,7 +92,9 @@ async def stream_documents(
 ) -> EventSourceResponse:
     """Every change to any of the caller's documents, from the last minute on."""
     since = resume_from(last_event_id, datetime.now(UTC))
-    changes = slots.hold(tenant, _tenant_changes(documents, tenant, since, poll_s=poll_s))
+    changes = slots.hold(
+        tenant, _tenant_changes(documents, tenant, since, poll_s=poll_s, queues=queues)
+    )
     return EventSourceResponse(changes, ping=15, send_timeout=30)
 
 
@@ -107,14 +115,19 @@ def _microseconds(at: datetime) -> int:
 
 
 async def _tenant_changes(
-    documents: DocumentReader, tenant: str, since: datetime, *, poll_s: float
+    documents: DocumentReader,
+    tenant: str,
+    since: datetime,
+    *,
+    poll_s: float,
+    queues: QueueViews | None = None,
 ) -> AsyncIterator[dict[str, str]]:
     sent: dict[UUID, int] = {}
     cursor = since
     while True:
-        for version, state, touched in await documents.touched_since(
-            tenant, cursor - STREAM_OVERLAP
-        ):
+        changed = await documents.touched_since(tenant, cursor - STREAM_OVERLAP)
+        view = await queues.view() if changed and queues is not None else None
+        for version, state, touched in changed:
             cursor = max(cursor, touched)
             if sent.get(state.id, 0) >= version:
                 continue
@@ -126,7 +139,7 @@ async def _tenant_changes(
                     "data": json.dumps({"id": str(state.id)}),
                 }
                 continue
-            change = DocumentChange(**DocumentStatus.of(state).model_dump(), version=version)
+            change = DocumentChange(**DocumentStatus.of(state, view).model_dump(), version=version)
             yield {
                 "id": str(_microseconds(touched)),
                 "event": "status",
@@ -150,6 +163,7 @@ async def _tenant_changes(
 async def stream_document(
     document_id: str,
     documents: DocumentsDep,
+    queues: QueuesDep,
     poll_s: StreamPollDep,
     slots: StreamSlotsDep,
     tenant: Tenant,
@@ -158,12 +172,15 @@ async def stream_document(
     """A document's status changes as they happen, resumable with ``Last-Event-ID``."""
     parsed, current = await found(document_id, lambda d: documents.versioned(d, tenant))
     seen = event_number(last_event_id) or 0
-    changes = slots.hold(tenant, _changes(documents, parsed, tenant, current, seen, poll_s=poll_s))
+    changes = slots.hold(
+        tenant, _changes(documents, queues, parsed, tenant, current, seen, poll_s=poll_s)
+    )
     return EventSourceResponse(changes, ping=15, send_timeout=30)
 
 
 async def _changes(
     documents: DocumentReader,
+    queues: QueueViews,
     document_id: UUID,
     tenant: str,
     current: tuple[int, DocumentState],
@@ -177,7 +194,7 @@ async def _changes(
             yield {
                 "id": str(version),
                 "event": "status",
-                "data": DocumentStatus.of(state).model_dump_json(),
+                "data": DocumentStatus.of(state, await queues.view()).model_dump_json(),
             }
             seen = version
         if state.status in TERMINAL:
