@@ -68,10 +68,21 @@ class SearchResult(Model):
     text: str
 
 
+class DocumentResult(Model):
+    """One document of a search grouped by document, with its best chunks."""
+
+    document_id: UUID
+    filename: str
+    score: float
+    chunks: list[SearchResult]
+
+
 class SearchResults(Model):
     query: str
     model: str
     results: list[SearchResult]
+    # With group="document": each document once, best first.
+    documents: list[DocumentResult] | None = None
 
 
 class Chunk(Model):
@@ -172,6 +183,7 @@ class DocumentStatus(Model):
     attempt: int
     stalled: bool
     retries: int = 0
+    metadata: dict[str, Any] | None = None
 
 
 class DocumentList(Model):
