@@ -18,6 +18,7 @@ from uuid import UUID, uuid4
 import numpy as np
 import numpy.typing as npt
 import pytest
+from qdrant_client.http import models
 
 from docflow_embedder.adapters.qdrant import QdrantVectorStore, local_client
 from docflow_embedder.adapters.qdrant_filters import PAYLOAD_INDEXES, search_filter
@@ -49,7 +50,12 @@ async def _nothing(event: Event) -> None:
 
 
 def _upload(
-    tenant: str, filename: str, metadata: dict[str, Any] | None, at: datetime, texts: list[str]
+    store: QdrantVectorStore,
+    tenant: str,
+    filename: str,
+    metadata: dict[str, Any] | None,
+    at: datetime,
+    texts: list[str],
 ) -> UUID:
     uploaded = DocumentUploaded(
         document_id=uuid4(),
@@ -74,24 +80,20 @@ def _upload(
         chunks_total=len(chunks),
         document=uploaded.facts,
     )
-    asyncio.run(_embed(batch))
+    asyncio.run(embed_chunks(batch, embedder=WordEmbedder(), vectors=store, publish=_nothing))
     return uploaded.document_id
 
 
-STORE: QdrantVectorStore | None = None
-
-
-async def _embed(batch: TextExtracted) -> None:
-    assert STORE is not None
-    await embed_chunks(batch, embedder=WordEmbedder(), vectors=STORE, publish=_nothing)
+@pytest.fixture
+def store(tmp_path: Path) -> QdrantVectorStore:
+    return QdrantVectorStore(local_client(tmp_path / "q"), "c", WordEmbedder.dimension)
 
 
 @pytest.fixture
-def corpus(tmp_path: Path) -> dict[str, UUID]:
-    global STORE
-    STORE = QdrantVectorStore(local_client(tmp_path / "q"), "c", WordEmbedder.dimension)
+def corpus(store: QdrantVectorStore) -> dict[str, UUID]:
     return {
         "red": _upload(
+            store,
             "acme",
             "red.txt",
             {"team": "red", "year": 2024, "tags": ["fruit", "x"]},
@@ -99,11 +101,17 @@ def corpus(tmp_path: Path) -> dict[str, UUID]:
             ["apple apple", "apple river", "stone"],
         ),
         "blue": _upload(
-            "acme", "blue.txt", {"team": "blue", "year": 2025}, T0 + timedelta(days=2), ["apple"]
+            store,
+            "acme",
+            "blue.txt",
+            {"team": "blue", "year": 2025},
+            T0 + timedelta(days=2),
+            ["apple"],
         ),
-        "plain": _upload("acme", "plain.txt", None, T0 + timedelta(days=4), ["apple cloud"]),
+        "plain": _upload(store, "acme", "plain.txt", None, T0 + timedelta(days=4), ["apple cloud"]),
         # Another tenant's document, with the same metadata as acme's red one.
         "theirs": _upload(
+            store,
             "globex",
             "red.txt",
             {"team": "red", "year": 2024, "tags": ["fruit", "x"]},
@@ -113,19 +121,19 @@ def corpus(tmp_path: Path) -> dict[str, UUID]:
     }
 
 
-def _search(tenant: str, filters: SearchFilters | None = None, limit: int = 10) -> set[UUID]:
-    assert STORE is not None
+def _search(
+    store: QdrantVectorStore, tenant: str, filters: SearchFilters | None = None
+) -> set[UUID]:
     hits = asyncio.run(
-        search_chunks(
-            "apple", tenant, limit, embedder=WordEmbedder(), vectors=STORE, filters=filters
-        )
+        search_chunks("apple", tenant, 10, embedder=WordEmbedder(), vectors=store, filters=filters)
     )
     return {hit.document_id for hit in hits}
 
 
-def test_the_payload_holds_what_searches_filter_by(corpus: dict[str, UUID]) -> None:
-    assert STORE is not None
-    points, _ = STORE.page(None, 10, [corpus["red"]])
+def test_the_payload_holds_what_searches_filter_by(
+    store: QdrantVectorStore, corpus: dict[str, UUID]
+) -> None:
+    points, _ = store.page(None, 10, [corpus["red"]])
     payload = points[0].payload
     assert payload["filename"] == "red.txt"
     assert payload["metadata"] == {"team": "red", "year": 2024, "tags": ["fruit", "x"]}
@@ -137,34 +145,41 @@ def test_the_payload_holds_what_searches_filter_by(corpus: dict[str, UUID]) -> N
     )
 
 
-def test_filters_narrow_by_metadata_name_id_and_time(corpus: dict[str, UUID]) -> None:
+def test_filters_narrow_by_metadata_name_id_and_time(
+    store: QdrantVectorStore, corpus: dict[str, UUID]
+) -> None:
     red, blue, plain = corpus["red"], corpus["blue"], corpus["plain"]
-    assert _search("acme") == {red, blue, plain}
-    assert _search("acme", SearchFilters(metadata=(("team=red",),))) == {red}
+    assert _search(store, "acme") == {red, blue, plain}
+    assert _search(store, "acme", SearchFilters(metadata=(("team=red",),))) == {red}
     # One key's values are alternatives; different keys must all match.
-    assert _search("acme", SearchFilters(metadata=(("team=red", "team=blue"),))) == {red, blue}
-    assert _search("acme", SearchFilters(metadata=(("team=red",), ("year=2025",)))) == set()
-    assert _search("acme", SearchFilters(metadata=(("year=2025",),))) == {blue}
+    assert _search(store, "acme", SearchFilters(metadata=(("team=red", "team=blue"),))) == {
+        red,
+        blue,
+    }
+    assert _search(store, "acme", SearchFilters(metadata=(("team=red",), ("year=2025",)))) == set()
+    assert _search(store, "acme", SearchFilters(metadata=(("year=2025",),))) == {blue}
     # A list value matches any of its items.
-    assert _search("acme", SearchFilters(metadata=(("tags=fruit",),))) == {red}
-    assert _search("acme", SearchFilters(filenames=("plain.txt",))) == {plain}
-    assert _search("acme", SearchFilters(document_ids=(blue, plain))) == {blue, plain}
+    assert _search(store, "acme", SearchFilters(metadata=(("tags=fruit",),))) == {red}
+    assert _search(store, "acme", SearchFilters(filenames=("plain.txt",))) == {plain}
+    assert _search(store, "acme", SearchFilters(document_ids=(blue, plain))) == {blue, plain}
     after = SearchFilters(created_from=T0 + timedelta(days=1))
-    assert _search("acme", after) == {blue, plain}
+    assert _search(store, "acme", after) == {blue, plain}
     window = SearchFilters(created_from=T0, created_before=T0 + timedelta(days=3))
-    assert _search("acme", window) == {red, blue}
+    assert _search(store, "acme", window) == {red, blue}
 
 
-def test_no_filter_reaches_another_tenants_chunks(corpus: dict[str, UUID]) -> None:
+def test_no_filter_reaches_another_tenants_chunks(
+    store: QdrantVectorStore, corpus: dict[str, UUID]
+) -> None:
     theirs = corpus["theirs"]
-    assert _search("globex") == {theirs}
+    assert _search(store, "globex") == {theirs}
     for filters in (
         SearchFilters(document_ids=(theirs,)),
         SearchFilters(filenames=("red.txt",), metadata=(("team=red",),)),
         SearchFilters(metadata=(("tags=fruit",), ("year=2024",))),
         SearchFilters(created_from=T0 - timedelta(days=1), created_before=T0 + timedelta(days=9)),
     ):
-        assert theirs not in _search("acme", filters)
+        assert theirs not in _search(store, "acme", filters)
     # The tenant's condition is the first of ``must``, whatever the filters.
     built = search_filter("acme", SearchFilters(document_ids=(theirs,)))
     assert built.must is not None
@@ -175,12 +190,11 @@ def test_no_filter_reaches_another_tenants_chunks(corpus: dict[str, UUID]) -> No
 
 
 def test_grouped_search_answers_each_document_once_with_its_best_chunks(
-    corpus: dict[str, UUID],
+    store: QdrantVectorStore, corpus: dict[str, UUID]
 ) -> None:
-    assert STORE is not None
     groups = asyncio.run(
         search_documents(
-            "apple", "acme", 10, 2, embedder=WordEmbedder(), vectors=STORE, filters=None
+            "apple", "acme", 10, 2, embedder=WordEmbedder(), vectors=store, filters=None
         )
     )
     ids = [group.document_id for group in groups]
@@ -199,7 +213,7 @@ def test_grouped_search_answers_each_document_once_with_its_best_chunks(
             10,
             3,
             embedder=WordEmbedder(),
-            vectors=STORE,
+            vectors=store,
             filters=SearchFilters(document_ids=(corpus["theirs"], corpus["blue"])),
         )
     )
@@ -230,3 +244,27 @@ def test_the_embedder_reads_filters_from_the_query() -> None:
     ):
         with pytest.raises(BadFilter):
             parse_filters(bad)
+
+
+def test_a_server_collection_gets_an_index_for_every_filtered_field() -> None:
+    class Recording:
+        def __init__(self) -> None:
+            self.indexes: dict[str, object] = {}
+
+        def collection_exists(self, name: str) -> bool:
+            return True
+
+        def create_payload_index(
+            self, collection: str, field: str, schema: object, **_: Any
+        ) -> None:
+            self.indexes[field] = schema
+
+    client = Recording()
+    QdrantVectorStore(client, "c", 4, index_payload=True)  # type: ignore[arg-type]
+    assert client.indexes == {
+        "tenant_id": models.PayloadSchemaType.KEYWORD,
+        "document_id": models.PayloadSchemaType.KEYWORD,
+        "filename": models.PayloadSchemaType.KEYWORD,
+        "metadata_terms": models.PayloadSchemaType.KEYWORD,
+        "uploaded_at": models.PayloadSchemaType.DATETIME,
+    }
