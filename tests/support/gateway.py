@@ -15,7 +15,7 @@ from faststream.kafka import KafkaBroker
 
 from docflow_gateway.adapters.deadletter_index import DeadLetterIndex, entry_of
 from docflow_gateway.adapters.registry import SqlRegistry
-from docflow_gateway.adapters.search_client import SearchUnavailable
+from docflow_gateway.adapters.search_client import SearchOptions, SearchUnavailable
 from docflow_gateway.adapters.status_client import StatusUnavailable
 from docflow_gateway.bootstrap import Ports, wire
 from docflow_gateway.redrive import DeadLetters
@@ -88,13 +88,24 @@ class Searches:
     def __init__(self, hits: list[dict[str, Any]] | None = None) -> None:
         self.hits = hits or []
         self.calls: list[tuple[str, str, int]] = []
+        # The options of each call that had some (filters, grouping).
+        self.options: list[SearchOptions] = []
+        self.groups: list[dict[str, Any]] = []
         self.down = False
 
-    async def __call__(self, query: str, tenant_id: str, limit: int) -> dict[str, Any]:
+    async def __call__(
+        self, query: str, tenant_id: str, limit: int, *, options: SearchOptions | None = None
+    ) -> dict[str, Any]:
         if self.down:
             raise SearchUnavailable("connection refused")
         self.calls.append((query, tenant_id, limit))
-        return {"model": "test-model", "collection": "c", "hits": self.hits[:limit]}
+        answer = {"model": "test-model", "collection": "c", "hits": self.hits[:limit]}
+        if options is not None:
+            self.options.append(options)
+            if options.group is not None:
+                answer["groups"] = self.groups[:limit]
+                answer["hits"] = [hit for group in self.groups[:limit] for hit in group["hits"]]
+        return answer
 
 
 def files_in(root: Path) -> list[Path]:

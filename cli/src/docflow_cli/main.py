@@ -25,8 +25,9 @@ from docflow_cli import follow
 from docflow_cli.api import ApiError, Docflow, Servers
 from docflow_cli.board import Board, explain, queue_note
 from docflow_cli.files import DEFAULT_INCLUDE, NoSuchPath, collect
+from docflow_cli.filtering import FilterOption, MetaOption, filters_of, metadata_of
 from docflow_cli.options import options
-from docflow_cli.view import LineView, LiveView, styled, summary_table
+from docflow_cli.view import LineView, LiveView, print_search, styled, summary_table
 
 T = TypeVar("T")
 
@@ -138,6 +139,7 @@ def upload(
     dedup: Annotated[
         bool, typer.Option(help="Answer a file uploaded before with its earlier document")
     ] = True,
+    meta: MetaOption = None,
     as_json: AsJson = False,
     gateway: Gateway = DEFAULT_GATEWAY,
     status_url: StatusService = DEFAULT_STATUS,
@@ -152,6 +154,7 @@ def upload(
         _fail(
             f"no files to upload (folders are searched for {' '.join(include or DEFAULT_INCLUDE)})"
         )
+    metadata = metadata_of(meta)
     board = Board.of(files)
     err = _console(stderr=True)
     view = LiveView(err, board) if wait and err.is_terminal else LineView(err)
@@ -161,7 +164,9 @@ def upload(
         nonlocal gave_up
         with view:
             try:
-                await follow.upload(api, board, view, dedup=dedup, wait=wait, timeout_s=timeout)
+                await follow.upload(
+                    api, board, view, dedup=dedup, wait=wait, timeout_s=timeout, metadata=metadata
+                )
             except follow.GaveUp as exc:
                 gave_up = str(exc)
 
@@ -231,14 +236,16 @@ def list_documents(
     only: Annotated[Filter | None, typer.Option("--status", help="Only these")] = None,
     limit: Annotated[int, typer.Option(min=1, max=500)] = 50,
     cursor: Annotated[str | None, typer.Option(help="Where the last page ended")] = None,
+    where: FilterOption = None,
     as_json: AsJson = False,
     status_url: StatusService = DEFAULT_STATUS,
     api_key: ApiKey = None,
 ) -> None:
     """Your documents, newest first."""
+    status = only.value if only else None
     body = _run(
         Servers(DEFAULT_GATEWAY, status_url, api_key),
-        lambda api: api.documents(status=only.value if only else None, limit=limit, cursor=cursor),
+        lambda api: api.documents(status=status, limit=limit, cursor=cursor, **filters_of(where)),
     )
     if as_json:
         _print_json(body)
@@ -266,32 +273,23 @@ def list_documents(
 def search(
     query: Annotated[str, typer.Argument(help="What to look for, in your words")],
     limit: Annotated[int, typer.Option(min=1, max=50)] = 5,
+    where: FilterOption = None,
+    by_document: Annotated[
+        bool, typer.Option("--documents", help="Each document once, with its best chunks")
+    ] = False,
     as_json: AsJson = False,
     gateway: Gateway = DEFAULT_GATEWAY,
     api_key: ApiKey = None,
 ) -> None:
     """The chunks of your documents closest in meaning to the query."""
-    body = _run(Servers(gateway, DEFAULT_STATUS, api_key), lambda api: api.search(query, limit))
+    options = {**filters_of(where), "group": "document" if by_document else None}
+    body = _run(
+        Servers(gateway, DEFAULT_STATUS, api_key), lambda api: api.search(query, limit, **options)
+    )
     if as_json:
         _print_json(body)
         return
-    console = _console()
-    if not body["results"]:
-        console.print("no matching chunks", style="dim")
-    for rank, hit in enumerate(body["results"], 1):
-        pages = (
-            hit["page"] if hit["page"] == hit["page_end"] else f"{hit['page']}-{hit['page_end']}"
-        )
-        where = f", page {pages}" if hit["page"] is not None else ""
-        console.print(
-            Text.assemble(
-                (f"{rank}. {hit['filename']}", "bold"),
-                f"{where} · chunk {hit['chunk_index']} · score {hit['score']:.2f}",
-                ("  " + hit["document_id"], "dim"),
-            )
-        )
-        console.print(Text(hit["text"].strip()), style="", markup=False, highlight=False)
-        console.print()
+    print_search(_console(), body)
 
 
 @app.command()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from types import TracebackType
+from typing import Any
 
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
@@ -161,3 +162,30 @@ class LineView:
 
     def notice(self, text: str) -> None:
         self.console.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
+def _print_hit(console: Console, rank: str, hit: dict[str, Any]) -> None:
+    pages = hit["page"] if hit["page"] == hit["page_end"] else f"{hit['page']}-{hit['page_end']}"
+    where = f", page {pages}" if hit["page"] is not None else ""
+    console.print(
+        Text.assemble(
+            (f"{rank}. {hit['filename']}", "bold"),
+            f"{where} · chunk {hit['chunk_index']} · score {hit['score']:.2f}",
+            ("  " + hit["document_id"], "dim"),
+        )
+    )
+    console.print(Text(hit["text"].strip()), style="", markup=False, highlight=False)
+    console.print()
+
+
+def print_search(console: Console, body: dict[str, Any]) -> None:
+    """A search's answer: the chunks, best first; grouped, each document with its chunks."""
+    if not body["results"]:
+        console.print("no matching chunks", style="dim")
+    if body.get("documents") is not None:
+        for rank, document in enumerate(body["documents"], 1):
+            for n, hit in enumerate(document["chunks"], 1):
+                _print_hit(console, f"{rank}.{n}", hit)
+        return
+    for rank, hit in enumerate(body["results"], 1):
+        _print_hit(console, str(rank), hit)

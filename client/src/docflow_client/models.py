@@ -68,10 +68,21 @@ class SearchResult(Model):
     text: str
 
 
+class DocumentResult(Model):
+    """One document of a search grouped by document, with its best chunks."""
+
+    document_id: UUID
+    filename: str
+    score: float
+    chunks: list[SearchResult]
+
+
 class SearchResults(Model):
     query: str
     model: str
     results: list[SearchResult]
+    # With group="document": each document once, best first.
+    documents: list[DocumentResult] | None = None
 
 
 class Chunk(Model):
@@ -178,6 +189,7 @@ class DocumentStatus(Model):
     queue_stage: Stage | None = None
     queue_position: int | None = None
     estimated_completion_at: datetime | None = None
+    metadata: dict[str, Any] | None = None
 
 
 class DocumentList(Model):

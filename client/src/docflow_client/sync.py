@@ -58,12 +58,18 @@ class Docflow:
             self._loop.close()
 
     def upload(
-        self, *files: Uploadable, dedup: bool = True, attempts: int = UPLOAD_ATTEMPTS
+        self,
+        *files: Uploadable,
+        dedup: bool = True,
+        attempts: int = UPLOAD_ATTEMPTS,
+        metadata: dict[str, Any] | None = None,
     ) -> list[m.AcceptedDocument]:
-        return self._run(self.aio.upload(*files, dedup=dedup, attempts=attempts))
+        return self._run(self.aio.upload(*files, dedup=dedup, attempts=attempts, metadata=metadata))
 
-    def search(self, query: str, *, limit: int = 10) -> m.SearchResults:
-        return self._run(self.aio.search(query, limit=limit))
+    def search(self, query: str, *, limit: int = 10, **filters: Any) -> m.SearchResults:
+        """As ``AsyncDocflow.search``: ``meta``, ``filename``, ``document_id``,
+        ``created_from``, ``created_before``, ``group``, ``group_size``."""
+        return self._run(self.aio.search(query, limit=limit, **filters))
 
     def chunks(
         self, document_id: UUID | str, *, limit: int = 100, cursor: str | None = None

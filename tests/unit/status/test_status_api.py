@@ -57,6 +57,7 @@ def test_a_document_has_every_field_of_the_contract() -> None:
         "queue_stage",
         "queue_position",
         "estimated_completion_at",
+        "metadata",
     }
     assert body["status"] == "completed"
     assert body["stage"] == "indexed"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
 from uuid import NAMESPACE_URL, UUID, uuid5
 
@@ -48,6 +49,39 @@ class SearchHit:
     text: str
 
 
+@dataclass(frozen=True)
+class SearchFilters:
+    """What a search is narrowed to, besides its tenant (which no filter can widen).
+
+    Every field given must hold (AND); within one field any value may
+    (``metadata``: each tuple is one key's terms, any of which may match).
+    """
+
+    metadata: tuple[tuple[str, ...], ...] = ()
+    filenames: tuple[str, ...] = ()
+    document_ids: tuple[UUID, ...] = ()
+    # Uploaded at or after ``created_from``, before ``created_before``.
+    created_from: datetime | None = None
+    created_before: datetime | None = None
+
+    def __bool__(self) -> bool:
+        return bool(
+            self.metadata
+            or self.filenames
+            or self.document_ids
+            or self.created_from
+            or self.created_before
+        )
+
+
+@dataclass(frozen=True)
+class DocumentHits:
+    """One document's best chunks for a query (the document-level result mode)."""
+
+    document_id: UUID
+    hits: list[SearchHit]
+
+
 class Embedder(Protocol):
     """The model port: texts in, unit vectors out (CPU-bound, synchronous)."""
 
@@ -78,9 +112,25 @@ class VectorStore(Protocol):
         ...
 
     def search(
-        self, vector: npt.NDArray[np.float32], tenant_id: str, limit: int
+        self,
+        vector: npt.NDArray[np.float32],
+        tenant_id: str,
+        limit: int,
+        filters: SearchFilters | None = None,
     ) -> list[SearchHit]:
-        """The tenant's chunks nearest to ``vector``, best first."""
+        """The tenant's chunks nearest to ``vector`` (of those ``filters`` allow), best first."""
+        ...
+
+    def search_groups(
+        self,
+        vector: npt.NDArray[np.float32],
+        tenant_id: str,
+        limit: int,
+        group_size: int,
+        filters: SearchFilters | None = None,
+    ) -> list[DocumentHits]:
+        """Up to ``limit`` of the tenant's documents, each once with its ``group_size``
+        chunks nearest to ``vector``, the document with the best chunk first."""
         ...
 
 

@@ -23,12 +23,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import Any
 from uuid import UUID, uuid5
 
 from anyio import to_thread
 
 from docflow_embedder.domain import (
+    DocumentHits,
     Embedder,
+    SearchFilters,
     SearchHit,
     Target,
     VectorPoint,
@@ -40,12 +43,14 @@ from docflow_shared.errors import TransientError, UntrustedEvent
 from docflow_shared.events import (
     Chunk,
     DocumentDeleted,
+    DocumentFacts,
     DocumentIndexed,
     DocumentProgressed,
     ErrorCode,
     Stage,
     TextExtracted,
 )
+from docflow_shared.events.metadata import metadata_terms
 from docflow_shared.messaging import Publish
 from docflow_shared.telemetry import log_context
 from docflow_shared.trust import check_tenant
@@ -192,6 +197,19 @@ async def _indexed_if_complete(
     return True
 
 
+def _facts_payload(facts: DocumentFacts | None) -> dict[str, Any]:
+    """What searches filter by (adapters/qdrant.py, ``PAYLOAD_INDEXES``); nothing for
+    chunks of events from before the extractor sent the facts."""
+    if facts is None:
+        return {}
+    return {
+        "filename": facts.filename,
+        "uploaded_at": facts.uploaded_at.isoformat(),
+        "metadata": facts.metadata,
+        "metadata_terms": metadata_terms(facts.metadata),
+    }
+
+
 async def _store(chunks: Sequence[tuple[TextExtracted, Chunk]], target: Target) -> None:
     """Embed ``chunks`` with the target's model and write them to its collection."""
     model = target.embedder
@@ -210,6 +228,7 @@ async def _store(chunks: Sequence[tuple[TextExtracted, Chunk]], target: Target) 
                 "char_end": chunk.char_end,
                 "text": chunk.text,
                 "attempt": event.attempt,
+                **_facts_payload(event.document),
             },
         )
         for (event, chunk), vector in zip(chunks, embeddings, strict=True)
@@ -218,11 +237,37 @@ async def _store(chunks: Sequence[tuple[TextExtracted, Chunk]], target: Target) 
 
 
 async def search_chunks(
-    query: str, tenant_id: str, limit: int, *, embedder: Embedder, vectors: VectorStore
+    query: str,
+    tenant_id: str,
+    limit: int,
+    *,
+    embedder: Embedder,
+    vectors: VectorStore,
+    filters: SearchFilters | None = None,
 ) -> list[SearchHit]:
     """The tenant's chunks closest in meaning to ``query``, with the model that embedded them."""
     [vector] = await to_thread.run_sync(embedder.embed, [query])
-    return await to_thread.run_sync(vectors.search, vector, tenant_id, limit)
+    if not filters:
+        return await to_thread.run_sync(vectors.search, vector, tenant_id, limit)
+    return await to_thread.run_sync(vectors.search, vector, tenant_id, limit, filters)
+
+
+async def search_documents(
+    query: str,
+    tenant_id: str,
+    limit: int,
+    group_size: int,
+    *,
+    embedder: Embedder,
+    vectors: VectorStore,
+    filters: SearchFilters | None = None,
+) -> list[DocumentHits]:
+    """The tenant's documents closest in meaning to ``query``, each once with its best
+    ``group_size`` chunks."""
+    [vector] = await to_thread.run_sync(embedder.embed, [query])
+    return await to_thread.run_sync(
+        vectors.search_groups, vector, tenant_id, limit, group_size, filters
+    )
 
 
 async def remove_vectors(

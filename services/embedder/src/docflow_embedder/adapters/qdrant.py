@@ -22,8 +22,12 @@ import numpy.typing as npt
 from qdrant_client import QdrantClient
 from qdrant_client.http import models
 
+from docflow_embedder.adapters.qdrant_filters import PAYLOAD_INDEXES, search_filter
+from docflow_embedder.adapters.qdrant_filters import equals as _equals
 from docflow_embedder.domain import (
+    DocumentHits,
     Models,
+    SearchFilters,
     SearchHit,
     Target,
     Targets,
@@ -38,10 +42,6 @@ BUILDING_ALIAS = "docflow_building"
 _NO_VECTOR: npt.NDArray[np.float32] = np.zeros(0, dtype=np.float32)
 
 
-def _equals(key: str, value: str) -> models.FieldCondition:
-    return models.FieldCondition(key=key, match=models.MatchValue(value=value))
-
-
 def _of_documents(document_ids: Sequence[UUID] | None) -> models.Filter | None:
     if document_ids is None:
         return None
@@ -51,6 +51,18 @@ def _of_documents(document_ids: Sequence[UUID] | None) -> models.Filter | None:
                 key="document_id", match=models.MatchAny(any=[str(d) for d in document_ids])
             )
         ]
+    )
+
+
+def _hit(point: models.ScoredPoint) -> SearchHit:
+    payload = point.payload or {}
+    return SearchHit(
+        document_id=UUID(payload["document_id"]),
+        chunk_index=payload["chunk_index"],
+        page=payload.get("page"),
+        page_end=payload.get("page_end"),
+        score=point.score,
+        text=payload["text"],
     )
 
 
@@ -118,11 +130,8 @@ class QdrantVectorStore:
                 metadata=spec.model_dump() if spec is not None else None,
             )
         if index_payload:
-            # Every search filters by tenant and every deletion by document.
-            for field in ("tenant_id", "document_id"):
-                client.create_payload_index(
-                    collection, field, models.PayloadSchemaType.KEYWORD, wait=True
-                )
+            for field, schema in PAYLOAD_INDEXES.items():
+                client.create_payload_index(collection, field, schema, wait=True)
 
     def upsert(self, points: Sequence[VectorPoint]) -> None:
         """Write points and return once Qdrant has applied them (``wait=True``)."""
@@ -223,27 +232,48 @@ class QdrantVectorStore:
         ).count
 
     def search(
-        self, vector: npt.NDArray[np.float32], tenant_id: str, limit: int
+        self,
+        vector: npt.NDArray[np.float32],
+        tenant_id: str,
+        limit: int,
+        filters: SearchFilters | None = None,
     ) -> list[SearchHit]:
-        """The tenant's chunks nearest to ``vector`` (cosine), best first."""
+        """The tenant's chunks nearest to ``vector`` (cosine), of those ``filters``
+        allow, best first."""
         found = self.client.query_points(
             self.collection,
             query=vector.tolist(),
-            query_filter=models.Filter(must=[_equals("tenant_id", tenant_id)]),
+            query_filter=search_filter(tenant_id, filters),
             limit=limit,
             with_payload=True,
         )
+        return [_hit(point) for point in found.points if point.payload is not None]
+
+    def search_groups(
+        self,
+        vector: npt.NDArray[np.float32],
+        tenant_id: str,
+        limit: int,
+        group_size: int,
+        filters: SearchFilters | None = None,
+    ) -> list[DocumentHits]:
+        """Up to ``limit`` documents, each once with its best ``group_size`` chunks
+        (Qdrant's grouped query, by ``document_id``), best document first."""
+        found = self.client.query_points_groups(
+            self.collection,
+            group_by="document_id",
+            query=vector.tolist(),
+            query_filter=search_filter(tenant_id, filters),
+            limit=limit,
+            group_size=group_size,
+            with_payload=True,
+        )
         return [
-            SearchHit(
-                document_id=UUID(point.payload["document_id"]),
-                chunk_index=point.payload["chunk_index"],
-                page=point.payload.get("page"),
-                page_end=point.payload.get("page_end"),
-                score=point.score,
-                text=point.payload["text"],
+            DocumentHits(
+                document_id=UUID(str(group.id)),
+                hits=[_hit(point) for point in group.hits if point.payload is not None],
             )
-            for point in found.points
-            if point.payload is not None
+            for group in found.groups
         ]
 
     def check(self) -> Any:

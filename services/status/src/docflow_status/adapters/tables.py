@@ -27,6 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from docflow_shared.events import ErrorInfo, Event, Stage
+from docflow_shared.events.metadata import terms_text
 from docflow_shared.sql import UTCDateTime
 from docflow_status.domain.projection import DocumentState, Status
 from docflow_status.domain.reindexes import ReindexState
@@ -77,6 +78,10 @@ class DocumentRow(Base):
     retry_note: Mapped[str | None] = mapped_column(String(2000))
     retrying_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
     waiting_for: Mapped[str | None] = mapped_column(String(16))
+    # The upload's metadata, and its terms one per line (``\nkey=value\n``,
+    # docflow_shared.events.metadata.terms_text) for the listing's filter.
+    meta: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    meta_terms: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (Index("ix_documents_tenant_touched", "tenant_id", "touched_at"),)
 
@@ -207,7 +212,8 @@ class StageRateRow(Base):
 _STATE_FIELDS = [
     column.key
     for column in DocumentRow.__table__.columns
-    if column.key not in ("status", "stage", "error", "version", "touched_at", "waiting_for")
+    if column.key
+    not in ("status", "stage", "error", "version", "touched_at", "waiting_for", "meta", "meta_terms")
 ]
 
 
@@ -219,6 +225,7 @@ def to_state(row: Any) -> DocumentState:
         stage=Stage(row.stage),
         error=ErrorInfo.model_validate(row.error) if row.error else None,
         waiting_for=Stage(row.waiting_for) if row.waiting_for else None,
+        metadata=row.meta,
     )
 
 
@@ -230,4 +237,6 @@ def to_row(state: DocumentState, row: DocumentRow) -> DocumentRow:
     row.stage = state.stage.value
     row.error = state.error.model_dump(mode="json") if state.error else None
     row.waiting_for = state.waiting_for.value if state.waiting_for else None
+    row.meta = state.metadata
+    row.meta_terms = terms_text(state.metadata)
     return row

@@ -37,6 +37,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 from docflow_shared.events import (
@@ -119,6 +120,8 @@ class DocumentState:
     # extracting before the extractor has started it, embedding once it is cut
     # and before the embedder's first batch of it.
     waiting_for: Stage | None = None
+    # The upload's metadata (DocumentUploaded.metadata); None: none given.
+    metadata: dict[str, Any] | None = None
 
 
 Fold = Callable[[DocumentState | None, Event], DocumentState]
@@ -252,6 +255,7 @@ def _facts(s: DocumentState, event: Event) -> DocumentState:
             content_type=event.content_type,
             size_bytes=event.size_bytes,
             created_at=at,
+            metadata=event.metadata,
         )
     if isinstance(event, DocumentProgressed) and event.stage is Stage.EXTRACTING:
         return replace(
