@@ -213,7 +213,16 @@ _STATE_FIELDS = [
     column.key
     for column in DocumentRow.__table__.columns
     if column.key
-    not in ("status", "stage", "error", "version", "touched_at", "waiting_for", "meta", "meta_terms")
+    not in (
+        "status",
+        "stage",
+        "error",
+        "version",
+        "touched_at",
+        "waiting_for",
+        "meta",
+        "meta_terms",
+    )
 ]
 
 
