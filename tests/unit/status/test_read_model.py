@@ -4,6 +4,8 @@ migrations of both services' databases."""
 from __future__ import annotations
 
 import asyncio
+import importlib
+import pkgutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from uuid import UUID, uuid4
@@ -143,6 +145,18 @@ def newest_revision(migrations: Path) -> str | None:
     config.set_main_option("script_location", str(migrations))
     return ScriptDirectory.from_config(config).get_current_head()
 
+
+def _declare_every_table() -> None:
+    # Tables are declared on a service's Base by several modules (the gateway's
+    # dead-letter index, its webhooks…): import all of them, so the comparison
+    # does not depend on which other tests imported what first.
+    for package in (registry, tables):
+        parent = importlib.import_module(package.__name__.rpartition(".")[0])
+        for module in pkgutil.iter_modules(parent.__path__):
+            importlib.import_module(f"{parent.__name__}.{module.name}")
+
+
+_declare_every_table()
 
 MIGRATED = [
     pytest.param(SqlReadModel, id="status"),
