@@ -24,7 +24,7 @@ from docflow_gateway.operations import StatusReader
 from docflow_gateway.redrive import DeadLetters
 from docflow_gateway.settings import GatewaySettings
 from docflow_shared.blobstore import BlobStore
-from docflow_shared.http import Problem, Tenant
+from docflow_shared.http import Tenant
 from docflow_shared.messaging import PublishAny
 from docflow_shared.ratelimit import TenantRateLimit
 
@@ -98,15 +98,14 @@ WebhooksDep = Annotated[WebhookStore, Depends(_webhooks)]
 """The tenants' webhook endpoints and deliveries (the gateway's database)."""
 
 
-async def _webhook_redrive(request: Request) -> RedriveDelivery:
+async def _webhook_redrive(request: Request) -> RedriveDelivery | None:
     redrive: RedriveDelivery | None = request.app.state.ports.redrive_delivery
-    if redrive is None:
-        raise Problem(503, "unavailable", "this gateway cannot re-drive webhook deliveries")
     return redrive
 
 
-WebhookRedriveDep = Annotated[RedriveDelivery, Depends(_webhook_redrive)]
-"""Hands a delivery back to the webhook dispatcher (its first retry topic, due now)."""
+WebhookRedriveDep = Annotated[RedriveDelivery | None, Depends(_webhook_redrive)]
+"""Hands a delivery back to the webhook dispatcher (its first retry topic, due now);
+None where the gateway was wired without Kafka."""
 
 
 async def _rate_limited(request: Request, tenant: Tenant) -> str:

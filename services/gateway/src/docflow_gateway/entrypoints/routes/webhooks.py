@@ -273,6 +273,8 @@ async def redrive_webhook_delivery(
         raise Problem(
             404, "delivery-not-found", f"no delivery {str(delivery_id)!r} of this endpoint"
         )
+    if redrive is None:
+        raise Problem(503, "unavailable", "this gateway cannot re-drive webhook deliveries")
     try:
         await redrive(row.delivery(redrive=True))
         await store.requeued(row.id)
