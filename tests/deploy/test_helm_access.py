@@ -46,9 +46,10 @@ AN_ID = "0190f1de-7a3b-7c4d-8e5f-a0b1c2d3e4f5"
 
 def user_subscriptions() -> dict[str, frozenset[tuple[str | None, str]]]:
     """Each Kafka user's (consumer group, topic) pairs: the OCR consumer connects
-    as the extractor's user."""
+    as the extractor's user, the webhook dispatcher as the gateway's."""
     wiring = dict(subscriptions())
     wiring["extractor"] = wiring["extractor"] | wiring.pop("ocr")
+    wiring["gateway"] = wiring["gateway"] | wiring.pop("webhooks")
     return wiring
 
 
@@ -109,7 +110,9 @@ def table_writers() -> dict[str, set[str]]:
             assert service in SERVICES, (row, service)
             qualifier = qualifier.rstrip(")")
             if names == ["docflow.retry.<service>.<n>.v1"]:
-                mine = {topics.retry_topic(service, n) for n in range(topics.RETRY_LEVELS)}
+                # The gateway's webhook dispatcher parks on the "webhooks" retry topics.
+                parker = "webhooks" if qualifier.startswith("webhooks") else service
+                mine = {topics.retry_topic(parker, n) for n in range(topics.RETRY_LEVELS)}
             elif qualifier == "the rest":
                 mine = set(names) - taken
             elif any(f".{qualifier}." in name for name in names):
@@ -394,7 +397,8 @@ def test_the_service_monitor_gives_the_job_names_the_alerts_and_dashboard_select
     ]
     assert len(selected) == len(of_kind(docs, "Deployment"))  # every service is scraped
     jobs = {s["metadata"]["labels"][label] for s in selected}
-    assert jobs == {*SERVICES, "ocr"}  # the OCR consumer: a job of its own
+    # The OCR consumer and the webhook dispatcher: a job of their own each.
+    assert jobs == {*SERVICES, "ocr", "webhooks"}
     assert {e["port"] for e in monitor["spec"]["endpoints"]} == {"metrics"}
     assert {e["path"] for e in monitor["spec"]["endpoints"]} == {"/metrics"}
     deployments = of_kind(docs, "Deployment")
