@@ -9,12 +9,18 @@ address refused: tests/integration/test_webhooks.py.
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
+from uuid import uuid4
 
 import pytest
 
@@ -123,3 +129,36 @@ def test_an_endpoint_gets_progress_and_the_outcome_signed_and_verified(
     ours = {d.webhook_id: d for d in deliveries}
     assert set(ids) <= set(ours)
     assert {ours[i].state for i in ids} == {"delivered"}
+
+
+def docflow(stack: Stack, *arguments: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "docflow"), "webhooks", *arguments],
+        env={**os.environ, "DOCFLOW_GATEWAY_URL": stack.url("gateway")},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_the_command_line_manages_endpoints(stack: Stack) -> None:
+    added = docflow(stack, "add", "http://127.0.0.1:9/cli", "--event", "failed", "--json")
+    assert added.returncode == 0, added.stderr
+    made = json.loads(added.stdout)
+    assert made["secret"].startswith("whsec_")
+    assert made["events"] == ["failed"]
+    listed = docflow(stack, "list", "--json")
+    assert made["id"] in [w["id"] for w in json.loads(listed.stdout)]
+    assert "secret" not in listed.stdout
+    shown = docflow(stack, "deliveries", made["id"], "--json")
+    assert (shown.returncode, json.loads(shown.stdout)) == (0, [])
+    unknown = docflow(stack, "redrive", made["id"], str(uuid4()))
+    assert unknown.returncode == 2
+    assert "no delivery" in unknown.stderr
+    refused = docflow(stack, "add", "http://169.254.169.254/latest")
+    assert refused.returncode == 2
+    assert "webhook-url-refused" in refused.stderr
+    assert "not a public address" in refused.stderr
+    assert docflow(stack, "remove", made["id"]).returncode == 0
+    assert made["id"] not in docflow(stack, "list", "--json").stdout
