@@ -21,7 +21,7 @@ from docflow_gateway.adapters.registry import SqlRegistry
 from docflow_gateway.adapters.webhook_store import WebhookStore
 from docflow_gateway.settings import GatewaySettings
 from docflow_gateway.webhooks import SERVICE, STAGE, Dispatcher, Send, WebhookMetrics
-from docflow_shared import topics
+from docflow_shared import sql, topics
 from docflow_shared.messaging import subscriber
 from docflow_shared.metrics import RetryMetrics
 from docflow_shared.probes import kafka_check
@@ -94,7 +94,12 @@ async def _guarded(
     try:
         await handle(message.body, origin)
     except Exception as exc:
-        if origin is None or is_transient(exc) or not parking.redeliveries.exhausted(origin):
+        if (
+            origin is None
+            or is_transient(exc)
+            or sql.unavailable(exc)  # the database down or locked: waited out
+            or not parking.redeliveries.exhausted(origin)
+        ):
             raise
         await parking.dead_letter(
             message.body,
