@@ -156,8 +156,8 @@ def test_deliveries_are_listed_newest_first_and_one_is_redriven(
     async def record() -> None:
         store = WebhookStore(create_engine(database_url))
         for delivery in deliveries:
-            await store.claim(delivery)
-        await store.attempted(deliveries[0].delivery_id, "failed", 503, "down for maintenance")
+            await store.attempted(delivery, "retrying", None, "connection refused")
+        await store.attempted(deliveries[0], "failed", 503, "down for maintenance")
         await store.engine.dispose()
 
     asyncio.run(record())
@@ -168,7 +168,7 @@ def test_deliveries_are_listed_newest_first_and_one_is_redriven(
     everything = client.get(f"/v1/webhooks/{endpoint}/deliveries", headers=ACME).json()
     failed = everything["deliveries"][-1]
     assert failed["state"] == "failed"
-    assert failed["attempts"] == 1
+    assert failed["attempts"] == 2
     assert failed["response_status"] == 503
     assert failed["response_excerpt"] == "down for maintenance"
     assert failed["webhook_id"] == webhook_id(deliveries[0].delivery_id)

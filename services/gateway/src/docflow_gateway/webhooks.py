@@ -117,14 +117,14 @@ class Dispatcher:
         await self._deliver(delivery, target, origin)
 
     async def _deliver(self, delivery: Delivery, target: Target, origin: Origin | None) -> None:
-        state = await self._store.claim(delivery)
+        state = await self._store.state(delivery.delivery_id)
         if state == DeliveryState.DELIVERED and not delivery.redrive:
             return  # the same event read again: delivered already
         answer = await self._send(target.url, target.secret, delivery.webhook_id, delivery.body)
         self._metrics.request.observe(answer.seconds)
         if answer.ok:
             await self._store.attempted(
-                delivery.delivery_id, DeliveryState.DELIVERED, answer.status, answer.excerpt
+                delivery, DeliveryState.DELIVERED, answer.status, answer.excerpt
             )
             self._metrics.deliveries.labels("delivered").inc()
             latency = (datetime.now(UTC) - delivery.occurred_at).total_seconds()
@@ -137,7 +137,7 @@ class Dispatcher:
             state = DeliveryState.REFUSED if answer.refused else DeliveryState.FAILED
             if origin is not None:
                 await self._parking.dead_letter(parked, origin, reason, STAGE)
-            await self._store.attempted(delivery.delivery_id, state, answer.status, answer.excerpt)
+            await self._store.attempted(delivery, state, answer.status, answer.excerpt)
             self._metrics.deliveries.labels(state).inc()
             logger.warning(
                 "webhook %s to endpoint %s gave up after %s retries: %s",
@@ -148,9 +148,7 @@ class Dispatcher:
             )
             return
         due = await self._parking.retry(parked, origin, reason, STAGE)
-        await self._store.attempted(
-            delivery.delivery_id, DeliveryState.RETRYING, answer.status, answer.excerpt
-        )
+        await self._store.attempted(delivery, DeliveryState.RETRYING, answer.status, answer.excerpt)
         self._metrics.deliveries.labels("retrying").inc()
         logger.info(
             "webhook %s to endpoint %s: %s; retry %s at %s",

@@ -216,9 +216,29 @@ class WebhookStore:
 
     # -- deliveries ----------------------------------------------------------
 
-    async def claim(self, delivery: Delivery) -> str:
-        """Record the delivery if it is new; its state (``pending`` when new)."""
-        row = {
+    async def state(self, delivery_id: UUID) -> str | None:
+        """The delivery's state; None before its first attempt was recorded."""
+        async with self.engine.connect() as connection:
+            found = await connection.scalar(
+                select(WebhookDelivery.state).where(WebhookDelivery.id == delivery_id)
+            )
+        return None if found is None else str(found)
+
+    async def attempted(
+        self, delivery: Delivery, state: str, status: int | None, excerpt: str | None
+    ) -> None:
+        """Record an attempt and what the endpoint answered (the first makes the
+        row): one write per attempt."""
+        now = datetime.now(UTC)
+        answer: dict[str, Any] = {
+            "state": state,
+            "response_status": status,
+            "response_excerpt": _cut(excerpt),
+            "last_attempt_at": now,
+        }
+        if state == DeliveryState.DELIVERED:
+            answer["delivered_at"] = now
+        first = {
             "id": delivery.delivery_id,
             "endpoint_id": delivery.endpoint_id,
             "tenant_id": delivery.tenant_id,
@@ -226,38 +246,19 @@ class WebhookStore:
             "kind": delivery.kind.value,
             "occurred_at": delivery.occurred_at,
             "body": delivery.body,
-            "state": DeliveryState.PENDING,
-            "attempts": 0,
+            "attempts": 1,
+            **answer,
         }
+        statement = (
+            self._insert()(WebhookDelivery)
+            .values(first)
+            .on_conflict_do_update(
+                index_elements=["id"],
+                set_={**answer, "attempts": WebhookDelivery.attempts + 1},
+            )
+        )
         async with self._writing(), self.engine.begin() as connection:
-            await connection.execute(
-                self._insert()(WebhookDelivery)
-                .values(row)
-                .on_conflict_do_nothing(index_elements=["id"])
-            )
-            state = await connection.scalar(
-                select(WebhookDelivery.state).where(WebhookDelivery.id == delivery.delivery_id)
-            )
-        return str(state)
-
-    async def attempted(
-        self, delivery_id: UUID, state: str, status: int | None, excerpt: str | None
-    ) -> None:
-        """Record an attempt and what the endpoint answered."""
-        now = datetime.now(UTC)
-        values: dict[str, Any] = {
-            "state": state,
-            "attempts": WebhookDelivery.attempts + 1,
-            "response_status": status,
-            "response_excerpt": _cut(excerpt),
-            "last_attempt_at": now,
-        }
-        if state == DeliveryState.DELIVERED:
-            values["delivered_at"] = now
-        async with self._writing(), self.engine.begin() as connection:
-            await connection.execute(
-                update(WebhookDelivery).where(WebhookDelivery.id == delivery_id).values(**values)
-            )
+            await connection.execute(statement)
 
     async def deliveries(
         self, tenant_id: str, endpoint_id: UUID, limit: int, state: str | None = None
