@@ -64,7 +64,7 @@ class WebhookEndpoint(Base):
 
 
 class DeliveryState:
-    PENDING = "pending"  # being sent
+    PENDING = "pending"  # re-driven, about to be sent again
     RETRYING = "retrying"  # waiting on a retry topic
     DELIVERED = "delivered"  # a 2xx answer
     FAILED = "failed"  # out of retries: on the dead-letter topic

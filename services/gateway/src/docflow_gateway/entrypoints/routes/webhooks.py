@@ -81,7 +81,8 @@ class DeliveryOut(BaseModel):
     document_id: UUID
     event: Kind
     state: str = Field(
-        description="pending, retrying (waiting for its next try), delivered (2xx), "
+        description="pending (re-driven, about to be sent), retrying (waiting for its next try), "
+        "delivered (2xx), "
         "failed (out of retries; on the dead-letter topic), refused (a forbidden address)"
     )
     attempts: int
