@@ -46,6 +46,7 @@ bench: install kafka-jars postgres redis tesseract hey ## Benchmarks: JSON in be
 	$(PY) bench/beir_collection.py install --source "$(BEIR_SOURCE)" --optional
 	$(PY) bench/retrieval_quality.py
 	$(PY) bench/eta_accuracy.py
+	$(PY) bench/webhook_latency.py
 	$(PY) bench/report.py
 
 # The retrieval-quality benchmark's BEIR collection (NFCorpus: 3,633 documents,

@@ -632,6 +632,46 @@ def eta_accuracy(report: Report) -> None:
     )
 
 
+def webhook_latency(report: Report) -> None:
+    result = load("webhook_latency")
+    if not result:
+        report.missing("Webhook delivery latency", "webhook_latency")
+        return
+    latency = result["latency"]
+    completed = latency["completed"]["from_change_s"]
+    report.goal(
+        "Webhook delivery, status change → receiver (completed, p50 / p99 s)",
+        "—",
+        f"{completed['p50']} / {completed['p99']}",
+        None,
+    )
+    rows = [
+        [
+            kind,
+            measure.removesuffix("_s").replace("_", " "),
+            *(p[k] for k in ("count", "p50", "p90", "p99", "max")),
+        ]
+        for kind, measures in sorted(latency.items())
+        for measure, p in measures.items()
+    ]
+    report.section(
+        "Webhook delivery latency",
+        f"{result['documents']} short text documents uploaded {result['per_request']} a request "
+        "through the system as `make run` runs it, one endpoint on this machine for "
+        "`completed` and `progress`, verifying every signature "
+        "([bench/webhook_latency.py](bench/webhook_latency.py)). From the change: from the "
+        "status's `updated_at` (the event that changed it) to the receiver, the status "
+        "service's projection included; from the snapshot: from the status topic's record "
+        "(the dispatcher's own share). Seconds.",
+        "",
+        *table(["event", "from", "deliveries", "p50", "p90", "p99", "max"], rows),
+        "",
+        f"{result['deliveries']} deliveries, {result['unverified']} failing verification, "
+        f"{result['not_delivered']} not delivered; the last completion "
+        f"{result['seconds_to_last_completion']} s after the first upload.",
+    )
+
+
 def main() -> None:
     argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()
     report = Report()
@@ -644,6 +684,7 @@ def main() -> None:
         ocr_engines,
         retrieval_quality,
         eta_accuracy,
+        webhook_latency,
     ):
         section(report)
     about = machine()

@@ -26,6 +26,10 @@ from docflow_extractor import bootstrap as extractor
 from docflow_extractor.adapters.sandbox_ocr import open_ocr_range
 from docflow_extractor.settings import ExtractorSettings
 from docflow_gateway import bootstrap as gateway
+from docflow_gateway.adapters.egress import Answer
+from docflow_gateway.adapters.webhook_store import WebhookStore
+from docflow_gateway.entrypoints import dispatcher
+from docflow_gateway.settings import GatewaySettings
 from docflow_shared.blobstore import LocalBlobStore
 from docflow_shared.sql import create_engine
 from docflow_status import bootstrap as status
@@ -46,13 +50,18 @@ docs/events.md tells who produces and consumes each event, in words.
 """
 
 
+async def _no_sending(url: str, secret: str, webhook_id: str, body: str) -> Answer:
+    raise RuntimeError("the AsyncAPI document sends no webhook")
+
+
 def brokers(scratch: Path) -> list[KafkaBroker]:
-    """The four services' brokers and the extractor's OCR consumer's, wired as they
-    run (nothing is started)."""
+    """The four services' brokers, the extractor's OCR consumer's and the gateway's
+    webhook dispatcher's, wired as they run (nothing is started)."""
     wired = []
-    for service in ("gateway", "extractor", "embedder", "status", "ocr"):
+    for service in ("gateway", "extractor", "embedder", "status", "ocr", "webhooks"):
         wired.append(KafkaBroker("localhost:9092", client_id=f"docflow-{service}"))
     gateway.event_publisher(wired[0])
+    gateway.delivery_redriver(wired[0])
     extractor_settings = ExtractorSettings()
     extractor.wire(
         wired[1],
@@ -78,6 +87,12 @@ def brokers(scratch: Path) -> list[KafkaBroker]:
             tessdata="",
         ),
         extractor_settings,
+    )
+    dispatcher.wire_webhooks(
+        wired[5],
+        WebhookStore(create_engine(f"sqlite+aiosqlite:///{scratch / 'gateway.db'}")),
+        _no_sending,
+        GatewaySettings(),
     )
     return wired
 

@@ -41,8 +41,9 @@ HEADER = """\
 
 
 # Groups of a workload other than their Kafka user's service: the OCR consumer
-# runs as the extractor's user, in a Deployment of its own scaled on its lag.
-WORKLOADS = {"docflow-extractor-ocr": "ocr"}
+# runs as the extractor's user, the webhook dispatcher as the gateway's, each in
+# a Deployment of its own scaled on its lag.
+WORKLOADS = {"docflow-extractor-ocr": "ocr", "docflow-gateway-webhooks": "webhooks"}
 
 
 def lag_triggers() -> dict[str, list[dict[str, str]]]:

@@ -19,8 +19,9 @@ from support.manifests import ROOT, SETTINGS, locations, variables
 pytestmark = pytest.mark.deploy
 
 COMPOSE = ROOT / "docker-compose.yml"
-# The four services and the extractor's OCR consumer, by their compose names: their images.
-IMAGES = {name: name for name in SETTINGS} | {"ocr": "extractor"}
+# The four services, the extractor's OCR consumer and the gateway's webhook
+# dispatcher, by their compose names: their images.
+IMAGES = {name: name for name in SETTINGS} | {"ocr": "extractor", "webhooks": "gateway"}
 DOCFLOW = set(IMAGES)
 ONE_SHOT = {"topics"}
 MONITORING = {"prometheus", "grafana"}

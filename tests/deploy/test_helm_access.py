@@ -46,9 +46,10 @@ AN_ID = "0190f1de-7a3b-7c4d-8e5f-a0b1c2d3e4f5"
 
 def user_subscriptions() -> dict[str, frozenset[tuple[str | None, str]]]:
     """Each Kafka user's (consumer group, topic) pairs: the OCR consumer connects
-    as the extractor's user."""
+    as the extractor's user, the webhook dispatcher as the gateway's."""
     wiring = dict(subscriptions())
     wiring["extractor"] = wiring["extractor"] | wiring.pop("ocr")
+    wiring["gateway"] = wiring["gateway"] | wiring.pop("webhooks")
     return wiring
 
 
@@ -109,7 +110,9 @@ def table_writers() -> dict[str, set[str]]:
             assert service in SERVICES, (row, service)
             qualifier = qualifier.rstrip(")")
             if names == ["docflow.retry.<service>.<n>.v1"]:
-                mine = {topics.retry_topic(service, n) for n in range(topics.RETRY_LEVELS)}
+                # The gateway's webhook dispatcher parks on the "webhooks" retry topics.
+                parker = "webhooks" if qualifier.startswith("webhooks") else service
+                mine = {topics.retry_topic(parker, n) for n in range(topics.RETRY_LEVELS)}
             elif qualifier == "the rest":
                 mine = set(names) - taken
             elif any(f".{qualifier}." in name for name in names):
@@ -394,7 +397,8 @@ def test_the_service_monitor_gives_the_job_names_the_alerts_and_dashboard_select
     ]
     assert len(selected) == len(of_kind(docs, "Deployment"))  # every service is scraped
     jobs = {s["metadata"]["labels"][label] for s in selected}
-    assert jobs == {*SERVICES, "ocr"}  # the OCR consumer: a job of its own
+    # The OCR consumer and the webhook dispatcher: a job of their own each.
+    assert jobs == {*SERVICES, "ocr", "webhooks"}
     assert {e["port"] for e in monitor["spec"]["endpoints"]} == {"metrics"}
     assert {e["path"] for e in monitor["spec"]["endpoints"]} == {"/metrics"}
     deployments = of_kind(docs, "Deployment")
@@ -452,3 +456,33 @@ def test_without_an_httproute_the_ingress_can_give_the_status_api_its_own_host()
     assert ingress["spec"]["tls"][0]["hosts"] == ["docflow.example.com", "status.example.com"]
     valid = kubeconform(render("production", *sets))
     assert valid.returncode == 0, valid.stdout
+
+
+def test_the_webhook_dispatcher_reaches_the_internet_but_not_the_private_ranges() -> None:
+    """It sends requests to URLs tenants chose: its egress is DNS, this namespace's
+    pods (Kafka, PostgreSQL) and public addresses; the private, loopback and
+    link-local ranges (the cluster, the nodes, the metadata service) are out
+    unless ``extraTo`` lets a peer in. No other workload's egress is restricted."""
+    docs = documents(render("production"))
+    policies = by_name(docs, "NetworkPolicy")
+    egress = {n: p for n, p in policies.items() if "Egress" in p["spec"]["policyTypes"]}
+    assert set(egress) == {"docflow-webhooks-egress"}
+    policy = egress["docflow-webhooks-egress"]
+    pod = by_name(docs, "Deployment")["docflow-webhooks"]["spec"]["template"]["metadata"]
+    assert policy["spec"]["podSelector"]["matchLabels"].items() <= pod["labels"].items()
+    dns, namespace, internet = policy["spec"]["egress"]
+    assert {p["port"] for p in dns["ports"]} == {53}
+    assert namespace == {"to": [{"podSelector": {}}]}
+    blocks = {peer["ipBlock"]["cidr"]: set(peer["ipBlock"]["except"]) for peer in internet["to"]}
+    assert set(blocks) == {"0.0.0.0/0", "::/0"}
+    private = {"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16", "127.0.0.0/8"}
+    assert private <= blocks["0.0.0.0/0"]
+    assert {"fc00::/7", "fe80::/10", "::1/128"} <= blocks["::/0"]
+    extra = {"ipBlock": {"cidr": "10.20.0.0/16"}}
+    allowed = documents(
+        render("production", "networkPolicy.webhooksEgress.extraTo[0].ipBlock.cidr=10.20.0.0/16")
+    )
+    (_, namespace, _) = by_name(allowed, "NetworkPolicy")["docflow-webhooks-egress"]["spec"][
+        "egress"
+    ]
+    assert namespace["to"] == [{"podSelector": {}}, extra]

@@ -193,6 +193,8 @@ def stack(kafka: SecuredKafka, tmp_path_factory: pytest.TempPathFactory) -> Iter
         # The extractor's OCR consumer connects as the extractor's user.
         "ocr": environment(kafka.ssl, kafka.mtls("docflow-extractor")),
         "embedder": environment(kafka.sasl_ssl, kafka.scram("docflow-embedder")),
+        # The gateway's webhook dispatcher connects as the gateway's user.
+        "webhooks": environment(kafka.sasl_ssl, kafka.scram("docflow-gateway")),
     }
     chosen = [
         dataclasses.replace(service, env=tuple(env[service.name].items()))

@@ -123,6 +123,7 @@ def gateway_app(
     searches: Searches | None = None,
     letters: list[DeadLetter] | None = None,
     blobs: BlobStore | None = None,
+    redrive_delivery: Any = None,
     **configured: Any,
 ) -> FastAPI:
     """A gateway app (not started: its lifespan migrates the database) on a blob
@@ -145,6 +146,7 @@ def gateway_app(
         dead_letters=DeadLetters(shelf.index, shelf.caught_up),
         checks={},
         lifespan=lifespan,
+        redrive_delivery=redrive_delivery,
     )
     settings = GatewaySettings(status_public_url="http://status.example:8001/", **configured)
     # Never started: the gateway publishes through ``publish`` only.

@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from docflow_cli import follow
+from docflow_cli import follow, webhooks
 from docflow_cli.api import ApiError, Docflow, Servers
 from docflow_cli.board import Board, explain, queue_note
 from docflow_cli.files import DEFAULT_INCLUDE, NoSuchPath, collect
@@ -40,6 +40,8 @@ app = typer.Typer(
     callback=options,
     pretty_exceptions_enable=False,
 )
+
+app.add_typer(webhooks.app, name="webhooks")
 
 # Wide enough that a table in a log or a pipe is not folded at 80 columns.
 PIPE_WIDTH = 160

@@ -212,6 +212,51 @@ class AsyncDocflow:
             json=redrive_body(request),
         )
 
+    async def create_webhook(
+        self,
+        url: str,
+        *,
+        events: Iterable[str] | None = None,
+        description: str | None = None,
+    ) -> m.WebhookCreated:
+        """Register an endpoint for ``events`` (completed, failed, cancelled,
+        progress; all when None); the answer's ``secret`` is shown this once."""
+        body: dict[str, Any] = {"url": url}
+        if events is not None:
+            body["events"] = list(events)
+        if description is not None:
+            body["description"] = description
+        return await self._model(
+            m.WebhookCreated, "gateway", "POST", "/v1/webhooks", ok=201, json=body
+        )
+
+    async def webhooks(self) -> m.WebhookList:
+        return await self._model(m.WebhookList, "gateway", "GET", "/v1/webhooks")
+
+    async def webhook(self, webhook_id: UUID | str) -> m.Webhook:
+        return await self._model(m.Webhook, "gateway", "GET", f"/v1/webhooks/{webhook_id}")
+
+    async def delete_webhook(self, webhook_id: UUID | str) -> None:
+        response = await self._answer("gateway", "DELETE", f"/v1/webhooks/{webhook_id}")
+        if response.status_code != 204:
+            raise problem_of(response)
+
+    async def webhook_deliveries(
+        self, webhook_id: UUID | str, *, limit: int = 50
+    ) -> m.WebhookDeliveryList:
+        """The endpoint's latest deliveries, newest first."""
+        path = f"/v1/webhooks/{webhook_id}/deliveries"
+        return await self._model(
+            m.WebhookDeliveryList, "gateway", "GET", path, params={"limit": limit}
+        )
+
+    async def redrive_webhook_delivery(
+        self, webhook_id: UUID | str, delivery_id: UUID | str
+    ) -> m.WebhookDelivery:
+        """Send a delivery again (same ``webhook-id`` and body, fresh retries)."""
+        path = f"/v1/webhooks/{webhook_id}/deliveries/{delivery_id}/redrive"
+        return await self._model(m.WebhookDelivery, "gateway", "POST", path, ok=202)
+
     # --- status service ----------------------------------------------------
 
     async def status(self, document_id: UUID | str) -> m.DocumentStatus:

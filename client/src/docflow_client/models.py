@@ -153,6 +153,47 @@ class RedriveResult(Model):
     skipped: list[Skipped]
 
 
+class Webhook(Model):
+    """A registered webhook endpoint (its secret is shown only when it is made)."""
+
+    id: UUID
+    url: str
+    events: list[str]
+    description: str | None
+    created_at: datetime
+
+
+class WebhookCreated(Webhook):
+    """The endpoint just registered, with its ``whsec_`` secret, shown this once:
+    verify deliveries with it (``verify_webhook``)."""
+
+    secret: str
+
+
+class WebhookList(Model):
+    webhooks: list[Webhook]
+
+
+class WebhookDelivery(Model):
+    """One event sent (or being sent) to an endpoint, and how it went."""
+
+    id: UUID
+    webhook_id: str
+    document_id: UUID
+    event: str
+    state: str
+    attempts: int
+    response_status: int | None
+    response_excerpt: str | None
+    occurred_at: datetime
+    last_attempt_at: datetime | None
+    delivered_at: datetime | None
+
+
+class WebhookDeliveryList(Model):
+    deliveries: list[WebhookDelivery]
+
+
 # --- status service --------------------------------------------------------
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncGenerator, Awaitable, Coroutine, Iterator
+from collections.abc import AsyncGenerator, Awaitable, Coroutine, Iterable, Iterator
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -95,6 +95,34 @@ class Docflow:
 
     def redrive(self, **request: Any) -> m.RedriveResult:
         return self._run(self.aio.redrive(**request))
+
+    def create_webhook(
+        self,
+        url: str,
+        *,
+        events: Iterable[str] | None = None,
+        description: str | None = None,
+    ) -> m.WebhookCreated:
+        return self._run(self.aio.create_webhook(url, events=events, description=description))
+
+    def webhooks(self) -> m.WebhookList:
+        return self._run(self.aio.webhooks())
+
+    def webhook(self, webhook_id: UUID | str) -> m.Webhook:
+        return self._run(self.aio.webhook(webhook_id))
+
+    def delete_webhook(self, webhook_id: UUID | str) -> None:
+        self._run(self.aio.delete_webhook(webhook_id))
+
+    def webhook_deliveries(
+        self, webhook_id: UUID | str, *, limit: int = 50
+    ) -> m.WebhookDeliveryList:
+        return self._run(self.aio.webhook_deliveries(webhook_id, limit=limit))
+
+    def redrive_webhook_delivery(
+        self, webhook_id: UUID | str, delivery_id: UUID | str
+    ) -> m.WebhookDelivery:
+        return self._run(self.aio.redrive_webhook_delivery(webhook_id, delivery_id))
 
     def status(self, document_id: UUID | str) -> m.DocumentStatus:
         return self._run(self.aio.status(document_id))

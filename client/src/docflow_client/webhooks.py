@@ -1,11 +1,11 @@
 """Verifying docflow's webhook deliveries, for receivers.
 
-Deliveries are to follow the Standard Webhooks specification
+Deliveries follow the Standard Webhooks specification
 (https://www.standardwebhooks.com): headers ``webhook-id``,
 ``webhook-timestamp`` and ``webhook-signature`` (HMAC-SHA256 of
-``id.timestamp.body`` with the endpoint's ``whsec_…`` secret). docflow does
-not send webhooks yet (issue 23); this is the receiver's side, so a receiver
-written today keeps working when they come.
+``id.timestamp.body`` with the endpoint's ``whsec_…`` secret, which
+``create_webhook`` returns once). The body is ``{"type": "document.<kind>",
+"timestamp": …, "data": <the document's status>}``.
 """
 
 from __future__ import annotations

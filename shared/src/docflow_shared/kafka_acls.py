@@ -74,9 +74,14 @@ def principal_name(service: str) -> str:
 GRANTS: dict[str, Grants] = {
     "gateway": Grants(
         "gateway",
-        produces=(topics.UPLOADED, *COMMANDS),
-        # Its dead-letter indexer (GET /v1/deadletters, re-drive) reads them, no group.
-        reads=(topics.DEAD_LETTER,),
+        # Its webhook dispatcher (same image and user, its own Deployment) parks
+        # deliveries on its retry topics and keeps those it gives up on; the
+        # gateway re-drives one onto the first retry topic.
+        produces=(topics.UPLOADED, *COMMANDS, *topics.WEBHOOKS_RETRY, topics.DEAD_LETTER),
+        # Its dead-letter indexer (GET /v1/deadletters, re-drive) reads them, no
+        # group; the dispatcher reads the status topic and its retry topics.
+        reads=(topics.DEAD_LETTER, topics.STATUS, *topics.WEBHOOKS_RETRY),
+        groups=principal_name("gateway"),
     ),
     "extractor": Grants(
         "extractor",

@@ -58,6 +58,13 @@ RETRY: tuple[str, ...] = tuple(
     retry_topic(service, level) for service in RETRYING_SERVICES for level in range(RETRY_LEVELS)
 )
 
+# The webhook dispatcher's (docs/events.md, "Webhooks"): deliveries whose
+# endpoint did not answer 2xx wait here, one topic per delay level, as the
+# stages' messages do; not in RETRY, which are the stages' own.
+WEBHOOKS_RETRY: tuple[str, ...] = tuple(
+    retry_topic("webhooks", level) for level in range(RETRY_LEVELS)
+)
+
 # OCR (docs/events.md, "OCR"): a scan's pages in ranges, read by the OCR
 # consumer's replicas (its own Deployment, scaled on its lag), and their text
 # back to the extractor, which puts the pages together and cuts them. Keyed
@@ -156,6 +163,8 @@ CONSUMERS: dict[str, tuple[str, ...]] = {
     "docflow-embedder": (EXTRACTED,),
     "docflow-embedder-deletions": (DELETED,),
     "docflow-status": (*ALL, *REINDEX),
+    # The webhook dispatcher (python -m docflow_gateway webhooks), as the gateway's user.
+    "docflow-gateway-webhooks": (STATUS,),
 }
 
 
@@ -173,7 +182,7 @@ def specs(partitions: int = 6, replication_factor: int = 1) -> list[TopicSpec]:
         ),
         *(
             TopicSpec(name, partitions, replication_factor, dict(RETRY_CONFIG))
-            for name in (*RETRY, *OCR)
+            for name in (*RETRY, *WEBHOOKS_RETRY, *OCR)
         ),
         TopicSpec(STATUS, partitions, replication_factor, dict(STATUS_CONFIG)),
     ]

@@ -176,6 +176,31 @@ async def test_dead_letters_and_a_dry_run_redrive_of_none(tmp_path: Path) -> Non
     assert (result.dead_letters, result.retried, result.skipped) == (0, [], [])
 
 
+async def test_webhooks_are_registered_listed_and_deleted(tmp_path: Path) -> None:
+    async with gateway(tmp_path, Recorder()) as client:
+        made = await client.create_webhook(
+            "https://93.184.215.14/hook", events=["completed"], description="ours"
+        )
+        listed = await client.webhooks()
+        one = await client.webhook(made.id)
+        deliveries = await client.webhook_deliveries(made.id, limit=5)
+        with pytest.raises(NotFound):
+            await client.redrive_webhook_delivery(made.id, uuid4())
+        with pytest.raises(Invalid) as refused:
+            await client.create_webhook("http://169.254.169.254/latest")
+        await client.delete_webhook(made.id)
+        with pytest.raises(NotFound):
+            await client.webhook(made.id)
+        with pytest.raises(NotFound):
+            await client.delete_webhook(made.id)
+    assert made.secret.startswith("whsec_")
+    assert (made.events, made.description) == (["completed"], "ours")
+    assert [w.id for w in listed.webhooks] == [made.id]
+    assert one.url == "https://93.184.215.14/hook"
+    assert deliveries.deliveries == []
+    assert refused.value.code == "webhook-url-refused"
+
+
 async def test_an_unknown_document_is_not_found_on_both_services(tmp_path: Path) -> None:
     async with gateway(tmp_path, Recorder()) as client:
         with pytest.raises(NotFound) as at_gateway:

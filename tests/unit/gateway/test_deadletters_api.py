@@ -141,6 +141,27 @@ def test_a_filter_chooses_which_dead_letters_to_redrive(
     assert client.post("/v1/deadletters/redrive", json={"service": "status"}).status_code == 422
 
 
+def test_a_webhook_delivery_given_up_on_is_listed_but_retries_no_document(
+    tmp_path: Path, client_for: ClientFor
+) -> None:
+    publish, statuses = Recorder(), Statuses()
+    letters: list[DeadLetter] = []
+    client = client_for(tmp_path / "blobs", publish, statuses, letters=letters)
+    a, b = uploaded(client, publish), uploaded(client, publish)
+    statuses.by_id[a] = statuses.by_id[b] = failed("embedding")
+    letters += [
+        letter(a, "default", "webhooks", "HTTP 500: receiver down", 1),
+        letter(b, "default", "embedder", "Qdrant: connection refused", 2),
+    ]
+    listed = client.get("/v1/deadletters").json()["dead_letters"]
+    assert [(d["document_id"], d["service"]) for d in listed] == [
+        (str(a), "webhooks"),
+        (str(b), "embedder"),
+    ]
+    result = client.post("/v1/deadletters/redrive", json={}).json()
+    assert [r["id"] for r in result["retried"]] == [str(b)]
+
+
 def test_the_index_unavailable_is_a_503(tmp_path: Path, client_for: ClientFor) -> None:
     letters: list[DeadLetter] = []
     client = client_for(tmp_path / "blobs", Recorder(), letters=letters)

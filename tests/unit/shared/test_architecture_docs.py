@@ -5,6 +5,7 @@ from pathlib import Path
 from docflow_embedder.entrypoints import consumer as embedder_consumer
 from docflow_extractor.entrypoints import consumer as extractor_consumer
 from docflow_extractor.entrypoints import ocr as ocr_consumer
+from docflow_gateway.entrypoints import dispatcher as webhook_dispatcher
 from docflow_shared import topics
 from docflow_shared.events import (
     EVENT_TYPES,
@@ -23,6 +24,7 @@ WORKING_GROUPS = (
     embedder_consumer.GROUP_ID,
     embedder_consumer.DELETED_GROUP_ID,
     status_consumer.GROUP_ID,
+    webhook_dispatcher.GROUP_ID,
 )
 
 DOC = Path(__file__).resolve().parents[3] / "docs" / "events.md"
@@ -74,6 +76,7 @@ def test_a_process_has_one_consumer_in_each_group_it_works_in() -> None:
         "embedder",
         "status",
         "ocr",
+        "webhooks",
     }
     for service, groups in working.items():
         assert len(groups) == len(set(groups)), (service, groups)

@@ -24,8 +24,9 @@ def wiring(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     brokers = module.brokers(tmp_path_factory.mktemp("wiring"))
-    # The OCR consumer (the last) connects as the extractor's user.
-    users = ("gateway", "extractor", "embedder", "status", "extractor")
+    # The OCR consumer connects as the extractor's user, the webhook dispatcher
+    # (the last) as the gateway's.
+    users = ("gateway", "extractor", "embedder", "status", "extractor", "gateway")
     found: dict[str, list[Any]] = {}
     for user, broker in zip(users, brokers, strict=True):
         found.setdefault(user, []).append(broker)

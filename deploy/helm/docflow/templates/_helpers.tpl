@@ -9,6 +9,7 @@ alerts and the dashboard select; lag: the consumer groups KEDA scales on
 - {name: status-projector, service: docflow-status-projector, image: status, port: 8001, metrics: 9001, user: status, job: status, values: statusProjector, role: projector, database: status-database-url, lag: status}
 - {name: extractor, service: docflow-extractor, image: extractor, port: 8002, metrics: 9002, user: extractor, job: extractor, values: extractor, blobs: true, lag: extractor}
 - {name: ocr, service: docflow-ocr, image: extractor, port: 8004, metrics: 9004, user: extractor, job: ocr, values: ocr, blobs: true, lag: ocr, command: [docflow-extractor, ocr]}
+- {name: webhooks, service: docflow-webhooks, image: gateway, port: 8005, metrics: 9005, user: gateway, job: webhooks, values: webhooks, database: gateway-database-url, lag: webhooks, egress: webhooks, command: [python, -m, docflow_gateway, webhooks]}
 - {name: embedder, service: docflow-embedder, image: embedder, port: 8003, metrics: 9003, user: embedder, job: embedder, values: embedder, internalToken: true, openai: true, qdrant: true, lag: embedder}
 {{- end -}}
 

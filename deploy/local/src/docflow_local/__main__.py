@@ -38,6 +38,7 @@ docflow is running (data in {settings.data_dir.resolve()}):
   extractor  {stack.url("extractor")}/metrics
   embedder   {stack.url("embedder")}/metrics
   ocr        {stack.url("ocr")}/metrics   (the extractor's OCR consumer)
+  webhooks   {stack.url("webhooks")}/metrics   (the gateway's webhook dispatcher)
   kafka      {kafka}
 
 Upload a document:
@@ -84,6 +85,7 @@ def main() -> int:
                 settings.extractor_port,
                 settings.embedder_port,
                 settings.ocr_port,
+                settings.webhooks_port,
             ),
         )
         stack.start()

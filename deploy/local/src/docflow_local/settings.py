@@ -31,5 +31,6 @@ class LocalSettings(KafkaClientSettings):
     extractor_port: int = 8002
     embedder_port: int = 8003
     ocr_port: int = 8004
+    webhooks_port: int = 8005
     topic_partitions: int = Field(default=6, ge=1)
     log_level: str = "INFO"

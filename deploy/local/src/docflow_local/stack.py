@@ -1,5 +1,5 @@
-"""The four services (and the extractor's OCR consumer) as separate processes, as
-``make run`` and the e2e tests run them."""
+"""The four services (and the extractor's OCR consumer, the gateway's webhook
+dispatcher) as separate processes, as ``make run`` and the e2e tests run them."""
 
 from __future__ import annotations
 
@@ -49,15 +49,23 @@ def services(
     extractor: int = 8002,
     embedder: int = 8003,
     ocr: int | None = None,
+    webhooks: int | None = None,
 ) -> list[Service]:
     """The four services on the given ports (docs/architecture.md, "Services and
-    ports"), then the extractor's OCR consumer (``ocr``: its port, by default a free one)."""
+    ports"), then the extractor's OCR consumer and the gateway's webhook dispatcher
+    (``ocr``, ``webhooks``: their ports, by default free ones)."""
     return [
         Service("gateway", "docflow_gateway", gateway),
         Service("status", "docflow_status", status),
         Service("extractor", "docflow_extractor", extractor),
         Service("embedder", "docflow_embedder", embedder),
         Service("ocr", "docflow_extractor", free_port() if ocr is None else ocr, args=("ocr",)),
+        Service(
+            "webhooks",
+            "docflow_gateway",
+            free_port() if webhooks is None else webhooks,
+            args=("webhooks",),
+        ),
     ]
 
 
@@ -99,6 +107,10 @@ class Stack:
         return {
             **page_origins,
             "DOCFLOW_INTERNAL_TOKEN": self.internal_token,
+            # Webhooks to receivers on this machine (the gateway checks the URL
+            # at registration, the dispatcher at each delivery); the environment
+            # may say otherwise.
+            "DOCFLOW_WEBHOOK_ALLOWED_NETWORKS": '["127.0.0.0/8", "::1/128"]',
             **os.environ,
             "KAFKA_BOOTSTRAP_SERVERS": self.kafka_bootstrap_servers,
             "DOCFLOW_DATA_DIR": str(self.data_dir),

@@ -3,6 +3,9 @@
 ``python -m docflow_gateway reindex …`` and ``… redrive …``: the same as
 ``docflow reindex …`` and ``docflow redrive …`` (``docflow_cli``), kept for
 scripts written before the ``docflow`` command existed.
+
+``python -m docflow_gateway webhooks``: the webhook dispatcher
+(``entrypoints/dispatcher.py``), a process and Deployment of its own.
 """
 
 import sys
@@ -54,4 +57,10 @@ if __name__ == "__main__":
         from docflow_cli.main import app
 
         app(args=sys.argv[1:], prog_name="python -m docflow_gateway")
-    main()
+    elif sys.argv[1:] == ["webhooks"]:
+        from docflow_gateway.entrypoints.dispatcher import bootstrap_webhooks
+        from docflow_shared.serving import run
+
+        run("webhooks", GatewaySettings(), bootstrap_webhooks, uvicorn.run)
+    else:
+        main()

@@ -3,6 +3,7 @@ behind them: Kafka publisher, blob store, SQL records (``bootstrap``)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -17,10 +18,13 @@ from docflow_gateway.adapters.deadletter_indexer import DeadLetterIndexer
 from docflow_gateway.adapters.registry import SqlRegistry
 from docflow_gateway.adapters.search_client import HttpSearch, Search
 from docflow_gateway.adapters.status_client import HttpStatusReader
+from docflow_gateway.domain.webhooks import Delivery
 from docflow_gateway.entrypoints.app import create_app
+from docflow_gateway.entrypoints.deps import RedriveDelivery
 from docflow_gateway.operations import StatusReader
 from docflow_gateway.redrive import DeadLetters
 from docflow_gateway.settings import GatewaySettings
+from docflow_shared import retries, topics
 from docflow_shared.blobstore import BlobStore
 from docflow_shared.events import (
     DocumentCancelled,
@@ -55,6 +59,8 @@ class Ports:
     checks: Mapping[str, Check]
     # Starts and stops what the publisher needs (the Kafka producer, the database).
     lifespan: Lifespan | None = None
+    # Hands a webhook delivery back to the dispatcher (its first retry topic).
+    redrive_delivery: RedriveDelivery | None = None
 
 
 def wire(
@@ -93,6 +99,30 @@ def event_publisher(broker: KafkaBroker) -> KafkaEventPublisher:
             ReindexRequested,
         ],
     )
+
+
+def delivery_redriver(broker: KafkaBroker) -> RedriveDelivery:
+    """Re-drive of a webhook delivery: put on the dispatcher's first retry topic,
+    due now, with no retries yet (``webhooks.Dispatcher.on_parked`` sends it)."""
+    publisher = broker.publisher(
+        topics.retry_topic("webhooks", 0),
+        title=f"{topics.retry_topic('webhooks', 0)}:redrive",
+        description="A webhook delivery a tenant re-drove (POST /v1/webhooks/{id}/"
+        "deliveries/{delivery}/redrive), due at once",
+    )
+
+    async def redrive(delivery: Delivery) -> None:
+        await publisher.publish(
+            delivery.model_dump_json().encode(),
+            key=str(delivery.document_id).encode(),
+            headers={
+                retries.ORIGINAL_TOPIC: topics.STATUS,
+                retries.RETRIES: "0",
+                retries.DUE_MS: str(int(time.time() * 1000)),
+            },
+        )
+
+    return redrive
 
 
 def bootstrap(settings: GatewaySettings | None = None) -> FastAPI:
@@ -151,5 +181,6 @@ def bootstrap(settings: GatewaySettings | None = None) -> FastAPI:
             "database": records.check,
         },
         lifespan=lifespan,
+        redrive_delivery=delivery_redriver(broker),
     )
     return wire(broker, ports, settings, registry)

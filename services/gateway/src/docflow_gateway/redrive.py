@@ -17,6 +17,7 @@ from docflow_gateway.adapters.deadletter_index import DeadLetterEntry, DeadLette
 from docflow_gateway.adapters.registry import SqlRegistry
 from docflow_gateway.adapters.status_client import StatusUnavailable
 from docflow_gateway.operations import OperationRefused, StatusReader
+from docflow_gateway.webhooks import SERVICE as WEBHOOKS_SERVICE
 from docflow_shared.deadletters import Selection
 from docflow_shared.messaging import Publish
 
@@ -87,7 +88,15 @@ async def redrive(
     """Retry each document of the tenant's dead letters that ``selection`` matches (in a
     dry run, only say which). Raises ``EventStoreUnavailable`` or ``StatusUnavailable``."""
     letters = await tenants_dead_letters(dead_letters, tenant_id, selection)
-    documents = list(dict.fromkeys(letter.document_id for letter in letters if letter.document_id))
+    # A webhook delivery given up on is the endpoint's problem, not the document's:
+    # it is re-driven on its own (POST /v1/webhooks/{id}/deliveries/{delivery}/redrive).
+    documents = list(
+        dict.fromkeys(
+            letter.document_id
+            for letter in letters
+            if letter.document_id and letter.service != WEBHOOKS_SERVICE
+        )
+    )
     retried: list[Retried] = []
     skipped: list[Skipped] = []
     for document_id in documents:

@@ -47,6 +47,16 @@ class GatewaySettings(HttpServiceSettings):
     # to reach the topic's end (adapters/deadletter_indexer.py); then they
     # answer from the index as it is.
     deadletter_index_wait_s: float = Field(default=5.0, ge=0, le=60)
+    # Webhooks (adapters/egress.py). Outbound requests reach only public
+    # addresses; these CIDRs, addresses or host names besides (a receiver on
+    # the cluster's network, 127.0.0.1 for make run and the tests).
+    webhook_allowed_networks: list[str] = Field(default_factory=list, max_length=1000)
+    # One request to an endpoint, all of it (connect, send, answer).
+    webhook_timeout_s: float = Field(default=10.0, gt=0, le=120)
+    # At most this much of an endpoint's answer is read.
+    webhook_max_response_bytes: int = Field(default=64 * 1024, ge=1024, le=MiB)
+    # Endpoints a tenant may register.
+    webhook_max_endpoints: int = Field(default=20, ge=1, le=1000)
 
     @model_validator(mode="after")
     def _one_metrics_server(self) -> "GatewaySettings":

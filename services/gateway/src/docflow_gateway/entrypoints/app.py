@@ -14,6 +14,7 @@ from docflow_gateway.entrypoints.routes import (
     reindex,
     search,
     uploads,
+    webhooks,
 )
 from docflow_gateway.entrypoints.web import add_page
 from docflow_gateway.settings import GatewaySettings
@@ -29,6 +30,7 @@ router.include_router(reindex.router)
 router.include_router(documents.router)
 router.include_router(chunks.router)
 router.include_router(deadletters.router)
+router.include_router(webhooks.router)
 
 
 def create_app(

@@ -9,6 +9,7 @@ every request.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated
 from uuid import UUID
@@ -17,6 +18,8 @@ from fastapi import Depends, Header, Request
 
 from docflow_gateway.adapters.registry import SqlRegistry
 from docflow_gateway.adapters.search_client import Search
+from docflow_gateway.adapters.webhook_store import WebhookStore
+from docflow_gateway.domain.webhooks import Delivery
 from docflow_gateway.operations import StatusReader
 from docflow_gateway.redrive import DeadLetters
 from docflow_gateway.settings import GatewaySettings
@@ -24,6 +27,8 @@ from docflow_shared.blobstore import BlobStore
 from docflow_shared.http import Tenant
 from docflow_shared.messaging import PublishAny
 from docflow_shared.ratelimit import TenantRateLimit
+
+RedriveDelivery = Callable[[Delivery], Awaitable[None]]
 
 
 async def _settings(request: Request) -> GatewaySettings:
@@ -83,6 +88,24 @@ async def _dead_letters(request: Request) -> DeadLetters:
 
 DeadLettersDep = Annotated[DeadLetters, Depends(_dead_letters)]
 """The dead-letter index: no request reads the dead-letter topic."""
+
+
+async def _webhooks(records: RecordsDep) -> WebhookStore:
+    return WebhookStore(records.engine, records.writing)
+
+
+WebhooksDep = Annotated[WebhookStore, Depends(_webhooks)]
+"""The tenants' webhook endpoints and deliveries (the gateway's database)."""
+
+
+async def _webhook_redrive(request: Request) -> RedriveDelivery | None:
+    redrive: RedriveDelivery | None = request.app.state.ports.redrive_delivery
+    return redrive
+
+
+WebhookRedriveDep = Annotated[RedriveDelivery | None, Depends(_webhook_redrive)]
+"""Hands a delivery back to the webhook dispatcher (its first retry topic, due now);
+None where the gateway was wired without Kafka."""
 
 
 async def _rate_limited(request: Request, tenant: Tenant) -> str:
