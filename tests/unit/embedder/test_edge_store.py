@@ -290,6 +290,7 @@ def _hybrid(client: QdrantClient) -> QdrantClient:
                     "metadata": {"team": "geo" if "glacier" in text else "ops"},
                     "uploaded_at": (WHEN + dt.timedelta(days=i)).isoformat(),
                     "tags": [] if i % 2 else ["x"],
+                    "document_id": str(UUID(int=100 + i // 2)),
                 },
             )
             for i, text in enumerate(DOCS)
@@ -391,6 +392,25 @@ def test_payload_filters_match_local_mode(
     )
 
 
+@pytest.mark.parametrize(("group_by", "size"), [("document_id", 2), ("metadata.team", 1)])
+def test_grouped_queries_match_local_mode(
+    both: tuple[QdrantClient, QdrantClient], group_by: str, size: int
+) -> None:
+    """Chunks grouped by document (or by a metadata field): the best groups, each with
+    its best hits, as a server and local mode give them."""
+    dense = [0.3, -0.2, 0.9, 0.1]
+    answers = [
+        client.query_points_groups(
+            "hybrid", group_by=group_by, query=dense, limit=2, group_size=size
+        )
+        for client in both
+    ]
+    local, edge = ([(g.id, [h.id for h in g.hits]) for g in a.groups] for a in answers)
+    assert edge == local
+    assert len(edge) == 2
+    assert all(len(hits) == size for _, hits in edge)
+
+
 def test_a_sparse_vector_can_be_added_to_an_existing_collection(tmp_path: Path) -> None:
     client = EdgeClient(tmp_path / "edge")
     try:
@@ -430,8 +450,8 @@ def test_what_edge_cannot_do_is_named(client: QdrantClient) -> None:
                 ]
             ),
         )
-    with pytest.raises(Unsupported, match="query_points_groups"):
-        client.query_points_groups("chunks", group_by="document_id")
+    with pytest.raises(Unsupported, match="create_snapshot"):
+        client.create_snapshot("chunks")
 
 
 def test_a_local_mode_store_is_copied_once(tmp_path: Path) -> None:

@@ -42,6 +42,9 @@ from docflow_embedder.adapters.edge_registry import Registry, collection_info
 
 logger = logging.getLogger(__name__)
 
+# The most points one grouped query reads to fill its groups.
+MAX_GROUPED_POINTS = 10_000
+
 
 class EdgeClient:
     """Qdrant Edge collections under ``root``, called like a ``QdrantClient``."""
@@ -311,6 +314,48 @@ class EdgeClient:
         )
         return models.QueryResponse(points=[convert.scored(p) for p in found])
 
+    def query_points_groups(
+        self,
+        collection_name: str,
+        group_by: str,
+        query: Any = None,
+        limit: int = 10,
+        group_size: int = 3,
+        with_payload: Any = True,
+        **rest: Any,
+    ) -> models.GroupsResult:
+        """The best ``limit`` groups of points sharing ``group_by``'s value (a group's rank
+        is its best hit's), each with its best ``group_size`` hits. Edge has no grouping:
+        this asks for twice as many points until the groups are full or the points run
+        out (at most ``MAX_GROUPED_POINTS``), so the answer is a server's."""
+        if rest.get("with_lookup") is not None:
+            raise Unsupported("grouped queries with_lookup")
+        wanted = limit * group_size
+        while True:
+            found = self.query_points(
+                collection_name, query=query, limit=wanted, with_payload=True, **rest
+            ).points
+            groups: dict[Any, list[models.ScoredPoint]] = {}
+            for point in found:
+                key = _value_at(point.payload, group_by)
+                if isinstance(key, str | int) and not isinstance(key, bool):
+                    hits = groups.setdefault(key, [])
+                    if len(hits) < group_size:
+                        hits.append(point)
+            best = list(groups.items())[:limit]
+            full = len(best) == limit and all(len(h) == group_size for _, h in best)
+            if full or len(found) < wanted or wanted >= MAX_GROUPED_POINTS:
+                break
+            wanted = min(wanted * 2, MAX_GROUPED_POINTS)
+        if with_payload is not True:
+            keep = convert.with_payload(with_payload)
+            for _, hits in best:
+                for hit in hits:
+                    hit.payload = _selected(hit.payload, keep)
+        return models.GroupsResult(
+            groups=[models.PointGroup(id=key, hits=hits) for key, hits in best]
+        )
+
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):
             raise AttributeError(name)
@@ -366,6 +411,23 @@ class EdgeClient:
                 shard.close()
             self._shards.clear()
         self._lock_file.close()
+
+
+def _value_at(payload: dict[str, Any] | None, path: str) -> Any:
+    """The payload's value at a dotted ``path`` (``metadata.team``), or None."""
+    value: Any = payload
+    for key in path.split("."):
+        value = value.get(key) if isinstance(value, dict) else None
+    return value
+
+
+def _selected(payload: dict[str, Any] | None, keep: Any) -> dict[str, Any] | None:
+    """``payload`` as ``with_payload`` asks: none (False), or only the keys listed."""
+    if payload is None or keep is False:
+        return None
+    if isinstance(keep, list):
+        return {k: v for k, v in payload.items() if k in keep}
+    raise Unsupported("grouped queries with a payload selector")
 
 
 def _done() -> models.UpdateResult:
