@@ -372,13 +372,19 @@ class EdgeClient:
         """Bring every written collection's index up to date now, and flush it."""
         with self._wake:
             dirty, self._dirty = self._dirty, set()
-        for name in dirty:
+        waiting = sorted(dirty)
+        while waiting:
             try:
-                shard = self._shard(name)
+                shard = self._shard(waiting[0])
+                shard.optimize()
+                shard.flush()
             except ValueError:
-                continue  # deleted since
-            shard.optimize()
-            shard.flush()
+                pass  # deleted since
+            except Exception:
+                with self._wake:  # tried again at the next round
+                    self._dirty.update(waiting)
+                raise
+            waiting.pop(0)
 
     def _optimize_loop(self) -> None:
         while self._writes_settled():
