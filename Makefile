@@ -30,7 +30,7 @@ test: lint kafka-jars postgres redis tesseract kcat chromium prometheus deploy-t
 unit: install tesseract ## Only the fast tiers (unit + in-memory service tests)
 	$(PY) -m pytest -m "(unit or service) and not integration"
 
-# Every benchmark in turn (about 45 minutes on 2 cores), then the summary.
+# Every benchmark in turn (about 55 minutes on 2 cores), then the summary.
 bench: install kafka-jars postgres redis tesseract hey ## Benchmarks: JSON in bench/results/, BENCHMARKS.md, plots in docs/bench/
 	$(PY) bench/upload_latency.py
 	$(PY) bench/efficiency.py
