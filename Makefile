@@ -30,7 +30,7 @@ test: lint kafka-jars postgres redis tesseract kcat chromium prometheus deploy-t
 unit: install tesseract ## Only the fast tiers (unit + in-memory service tests)
 	$(PY) -m pytest -m "(unit or service) and not integration"
 
-# Every benchmark in turn (about 45 minutes on 2 cores), then the summary.
+# Every benchmark in turn (about 55 minutes on 2 cores), then the summary.
 bench: install kafka-jars postgres redis tesseract hey ## Benchmarks: JSON in bench/results/, BENCHMARKS.md, plots in docs/bench/
 	$(PY) bench/upload_latency.py
 	$(PY) bench/efficiency.py
@@ -47,6 +47,7 @@ bench: install kafka-jars postgres redis tesseract hey ## Benchmarks: JSON in be
 	$(PY) bench/retrieval_quality.py
 	$(PY) bench/eta_accuracy.py
 	$(PY) bench/webhook_latency.py
+	$(PY) bench/vector_store.py
 	$(PY) bench/report.py
 
 # The retrieval-quality benchmark's BEIR collection (NFCorpus: 3,633 documents,

@@ -27,8 +27,8 @@ the same file: nothing lost, nothing different.
 
 Qdrant: a server when one can be had (``DOCFLOW_TEST_QDRANT_BIN``,
 ``DOCFLOW_TEST_QDRANT_URL`` or a Docker engine, as the tests find one), else
-local mode, where each embedder replica needs a path of its own (one process
-per path); the floor uses the same kind. ``--qdrant`` chooses. Writes
+the embedded store (Qdrant Edge), where each embedder replica needs a path of
+its own (one process per path); the floor uses the same kind. ``--qdrant`` chooses. Writes
 bench/results/efficiency.json.
 
     .venv/bin/python bench/efficiency.py [--rounds 3] [--copies 3] [--qdrant auto]
@@ -197,7 +197,10 @@ def _tests_support() -> None:
 def qdrant_kind(choice: str) -> tuple[str, str]:
     """``server`` or ``local``, and where the server comes from."""
     if choice == "local":
-        return "local", "local mode: a path per embedder replica and for the floor"
+        return (
+            "local",
+            "the embedded store (Qdrant Edge): a path per embedder replica and the floor",
+        )
     given = os.environ.get("DOCFLOW_TEST_QDRANT_URL")
     binary = os.environ.get("DOCFLOW_TEST_QDRANT_BIN")
     if binary and not given:
@@ -212,12 +215,15 @@ def qdrant_kind(choice: str) -> tuple[str, str]:
         return "server", "a container (testcontainers): a fresh one for every run"
     if choice == "server":
         raise SystemExit("no Qdrant server: set DOCFLOW_TEST_QDRANT_BIN or DOCFLOW_TEST_QDRANT_URL")
-    return "local", "local mode (no server found): a path per embedder replica and for the floor"
+    return (
+        "local",
+        "the embedded store, Qdrant Edge (no server found): a path per replica and the floor",
+    )
 
 
 @contextmanager
 def fresh_qdrant(kind: str) -> Iterator[Qdrant]:
-    """A Qdrant for one run: a server started for it (or the one given), or local mode."""
+    """A Qdrant for one run: a server started for it (or the one given), or the embedded store."""
     if kind == "local":
         yield Qdrant(None)
         return

@@ -35,15 +35,10 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from harness import CORPUS, stored_pdf, write_report
-from qdrant_client import QdrantClient
 
+from docflow_embedder.adapters.embedded import open_embedded
 from docflow_embedder.adapters.engine import EngineEmbedder
-from docflow_embedder.adapters.qdrant import (
-    QdrantIndex,
-    QdrantVectorStore,
-    collection_name,
-    local_client,
-)
+from docflow_embedder.adapters.qdrant import QdrantIndex, QdrantVectorStore, collection_name
 from docflow_embedder.domain import Embedder
 from docflow_embedder.entrypoints.consumer import MAX_BATCHES_PER_CALL
 from docflow_embedder.handlers import embed_batches
@@ -267,7 +262,7 @@ def main() -> None:
                         model.embed(texts)
                         times["model_alone"].append(time.perf_counter() - started)
                         vectors = QdrantVectorStore(
-                            local_client(home_n / "alone-qdrant"),
+                            open_embedded(home_n / "alone-qdrant"),
                             collection_name(model.model, model.dimension),
                             model.dimension,
                         )
@@ -278,6 +273,7 @@ def main() -> None:
                             )
                         )
                         times["handler_alone"].append(time.perf_counter() - started)
+                        vectors.client.close()
                     started = time.perf_counter()
                     for text in small:
                         model.embed([text])
@@ -287,9 +283,7 @@ def main() -> None:
                     times["model_batched"].append(time.perf_counter() - started)
 
         models = BenchModels(model)
-        index = QdrantIndex(
-            QdrantClient(path=str(home / "reindex-qdrant")), models, index_payload=False
-        )
+        index = QdrantIndex(open_embedded(home / "reindex-qdrant"), models, index_payload=True)
         active = index.start(EmbeddingSpec(backend="local", model=model.model))
         asyncio.run(
             embed_batches(renamed(batches), embedder=model, vectors=active.vectors, publish=_ignore)

@@ -18,7 +18,8 @@ from uuid import UUID, uuid4
 from harness import CORPUS, cpu_seconds
 from qdrant_client import QdrantClient
 
-from docflow_embedder.adapters.qdrant import QdrantVectorStore, collection_name, local_client
+from docflow_embedder.adapters.embedded import open_embedded
+from docflow_embedder.adapters.qdrant import QdrantVectorStore, collection_name
 from docflow_embedder.bootstrap import embedder_for
 from docflow_embedder.handlers import embed_batches, embed_chunks
 from docflow_embedder.settings import EmbedderSettings
@@ -57,18 +58,19 @@ class InProcess:
     """Extraction, chunking, embedding and Qdrant writes of one document at a time."""
 
     def __init__(self, home: Path, *, qdrant_url: str | None = None) -> None:
-        """State under ``home``; vectors in Qdrant's local mode there, or in the
-        server at ``qdrant_url`` (with the payload indexes the embedder makes on one)."""
+        """State under ``home``; vectors in the embedded store there (Qdrant Edge, as the
+        embedder's default), or in the server at ``qdrant_url``; with the payload
+        indexes the embedder makes on both."""
         self.blobs = LocalBlobStore(home / "blobs")
         self.reading = reading_for(ExtractorSettings(data_dir=home))
         settings = EmbedderSettings(data_dir=home)
         self.embedder = embedder_for(settings)  # the service's own model and engine
         dimension = self.embedder.dimension
         self.vectors = QdrantVectorStore(
-            QdrantClient(url=qdrant_url) if qdrant_url else local_client(home / "qdrant"),
+            QdrantClient(url=qdrant_url) if qdrant_url else open_embedded(home / "qdrant"),
             collection_name(self.embedder.model, dimension),
             dimension,
-            index_payload=qdrant_url is not None,
+            index_payload=True,
         )
 
     def store(self, path: Path, document_id: UUID | None = None) -> DocumentUploaded:

@@ -467,6 +467,106 @@ def engines(report: Report) -> None:
     )
 
 
+def vector_store(report: Report) -> None:
+    result = load("vector_store")
+    title = "Embedded vector store"
+    if result is None:
+        report.missing(title, "vector_store")
+        return
+    runs = {(r["engine"], r["points"]): r for r in result["runs"]}
+    largest = max(points for _, points in runs)
+    edge = runs.get(("edge", largest))
+    local = runs.get(("local", largest))
+    if edge is not None:
+        versus = f"; local mode p99 {local['search']['p99_ms']} ms" if local else ""
+        search = edge["search"]
+        cpu = f" (CPU per search p99 {search['cpu_p99_ms']} ms)" if "cpu_p99_ms" in search else ""
+        report.goal(
+            f"Embedded store search p99 at {largest:,} chunks (Qdrant Edge)",
+            "≤ 20 ms",
+            f"p99 {search['p99_ms']} ms, p50 {search['p50_ms']} ms{cpu}{versus}",
+            search["p99_ms"] <= 20,
+        )
+    hammered = [r for r in result["runs"] if "concurrency" in r]
+    for run in hammered:
+        c = run["concurrency"]
+        if run["engine"] == "edge":
+            report.goal(
+                "Embedded store: 2 writers + 2 searchers at once, no global lock (Qdrant Edge)",
+                "no errors, exact counts",
+                f"{c['error_count']} errors, counts exact: {c['count_as_expected']}, "
+                f"{c['points_written_per_s']} points/s written",
+                c["error_count"] == 0 and c["count_as_expected"],
+            )
+
+    def ms(figures: dict[str, Any] | None) -> str:
+        if not figures:
+            return "—"
+        wall = f"{figures['p50_ms']} / {figures['p99_ms']}"
+        if "cpu_p50_ms" in figures:
+            wall += f" (CPU {figures['cpu_p50_ms']} / {figures['cpu_p99_ms']})"
+        return wall
+
+    report.section(
+        title,
+        f"Qdrant Edge (qdrant-edge-py, in process) against qdrant-client's local mode, "
+        f"both through the embedder's adapter; {result['dimension']} dimensions, "
+        f"{result['vectors']}. Searches: the tenant's 10 nearest. Local mode on disk commits "
+        "one SQLite transaction per point; the largest size is filled in memory for it "
+        "(its searches are the same code). Edge indexes (HNSW) after writes in a thread of "
+        "the adapter; before that it searches by brute force.",
+        "",
+        *table(
+            [
+                "engine",
+                "points",
+                "storage",
+                "upsert points/s",
+                "index build s",
+                "search p50 / p99 ms (CPU)",
+                "before index p50 / p99 ms (CPU)",
+                "recall@10",
+                "reopen + first search s",
+                "peak RSS MiB",
+            ],
+            [
+                [
+                    r["engine"],
+                    f"{r['points']:,}",
+                    r.get("storage", "disk"),
+                    r["upsert_points_per_s"],
+                    r.get("index_s", "—"),
+                    ms(r["search"]),
+                    ms(r.get("search_before_index")),
+                    r["recall_at_10"],
+                    r.get("reopen_and_first_search_s", "—"),
+                    r["peak_rss_mib"],
+                ]
+                for r in result["runs"]
+            ],
+        ),
+        "",
+        "Two writer threads (documents of 16 chunks written, counted and every other one "
+        "deleted) and two search threads at once, on the smallest store; local mode through "
+        "the adapter's global lock (without it, it corrupts itself), Edge without one:",
+        "",
+        *table(
+            ["engine", "s", "points written/s", "search p50 / p99 ms", "errors", "counts exact"],
+            [
+                [
+                    r["engine"],
+                    r["concurrency"]["seconds"],
+                    r["concurrency"]["points_written_per_s"],
+                    ms(r["concurrency"]["search_under_writes"]),
+                    r["concurrency"]["error_count"],
+                    r["concurrency"]["count_as_expected"],
+                ]
+                for r in hammered
+            ],
+        ),
+    )
+
+
 def ocr_engines(report: Report) -> None:
     result = load("ocr_engines")
     if not result:
@@ -685,6 +785,7 @@ def main() -> None:
         retrieval_quality,
         eta_accuracy,
         webhook_latency,
+        vector_store,
     ):
         section(report)
     about = machine()

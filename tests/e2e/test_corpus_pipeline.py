@@ -25,6 +25,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from qdrant_client import QdrantClient, models
 
+from docflow_embedder.adapters.embedded import open_embedded
 from docflow_embedder.adapters.minilm import MiniLMEmbedder
 from docflow_embedder.adapters.qdrant import collection_name
 from docflow_embedder.domain import point_id
@@ -358,9 +359,9 @@ def test_the_tenant_stream_shows_every_documents_final_status(
 
 @pytest.fixture(scope="module")
 def qdrant(stack: Stack, corpus_run: CorpusRun) -> Iterator[QdrantClient]:
-    # Local mode admits one process at a time: stop the embedder's first.
+    # The embedded store admits one process at a time: stop the embedder's first.
     stack.stop()
-    client = QdrantClient(path=str(stack.data_dir / "qdrant"))
+    client = open_embedded(stack.data_dir / "qdrant")
     yield client
     client.close()
 

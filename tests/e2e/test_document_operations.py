@@ -11,8 +11,9 @@ from typing import Any
 
 import httpx
 import pytest
-from qdrant_client import QdrantClient, models
+from qdrant_client import models
 
+from docflow_embedder.adapters.embedded import open_embedded
 from docflow_embedder.adapters.minilm import MiniLMEmbedder
 from docflow_embedder.adapters.qdrant import collection_name
 from docflow_local.stack import Stack
@@ -197,9 +198,9 @@ def test_a_deleted_document_is_gone_everywhere(
         assert not (stack.data_dir / "blobs" / "default" / document_id).exists()
     assert _operate(http, stack, "POST", f"{document_id}/retry").status_code == 404
 
-    # Qdrant local mode admits one process: read it once the services are stopped.
+    # The embedded store admits one process: read it once the services are stopped.
     stack.stop()
-    client = QdrantClient(path=str(stack.data_dir / "qdrant"))
+    client = open_embedded(stack.data_dir / "qdrant")
     try:
         count = client.count(
             collection_name(MiniLMEmbedder.model, 384),

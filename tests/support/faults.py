@@ -49,6 +49,7 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 from qdrant_client import QdrantClient
 
+from docflow_embedder.adapters.embedded import open_embedded
 from docflow_local.kafka import LocalKafka, ensure_jars
 from docflow_local.processes import free_port
 from docflow_local.stack import Stack, services
@@ -617,7 +618,7 @@ def run_scenario(
         vectors = (
             QdrantClient(url=qdrant.url)
             if qdrant is not None
-            else QdrantClient(path=str(home / "data" / "qdrant"))
+            else open_embedded(home / "data" / "qdrant")
         )
         try:
             points = _points(vectors)

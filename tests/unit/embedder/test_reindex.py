@@ -1,11 +1,12 @@
 """Re-embedding with another model, step by step, on Qdrant's local mode (the real client
-code) and on a Qdrant server where one is available (support/qdrant.py), with fake
-models whose vectors come from each text's hash."""
+code), on Qdrant Edge (the embedded default) and on a Qdrant server where one is available
+(support/qdrant.py), with fake models whose vectors come from each text's hash."""
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from uuid import UUID, uuid4
 
 import numpy as np
@@ -14,6 +15,7 @@ import pytest
 from qdrant_client import QdrantClient
 from qdrant_client.http import models as qmodels
 
+from docflow_embedder.adapters.embedded import open_embedded
 from docflow_embedder.adapters.qdrant import ACTIVE_ALIAS, BUILDING_ALIAS, QdrantIndex
 from docflow_embedder.domain import ModelUnavailable, Targets, point_id
 from docflow_embedder.handlers import embed_batches, remove_vectors
@@ -99,12 +101,17 @@ def models() -> FakeModels:
 @pytest.fixture(
     params=[
         pytest.param("local", id="local-mode"),
+        pytest.param("edge", id="edge"),
         pytest.param("server", id="server", marks=pytest.mark.integration),
     ]
 )
-def index(request: pytest.FixtureRequest, models: FakeModels) -> Iterator[QdrantIndex]:
+def index(
+    request: pytest.FixtureRequest, models: FakeModels, tmp_path: Path
+) -> Iterator[QdrantIndex]:
     if request.param == "local":
         client = QdrantClient(":memory:")
+    elif request.param == "edge":
+        client = open_embedded(tmp_path / "qdrant")
     else:
         client = QdrantClient(url=request.getfixturevalue("qdrant_url"))
         client.update_collection_aliases(
@@ -117,7 +124,7 @@ def index(request: pytest.FixtureRequest, models: FakeModels) -> Iterator[Qdrant
         )
         for collection in client.get_collections().collections:
             client.delete_collection(collection.name)
-    index = QdrantIndex(client, models, index_payload=request.param == "server")
+    index = QdrantIndex(client, models, index_payload=request.param != "local")
     index.start(OLD)
     yield index
     client.close()

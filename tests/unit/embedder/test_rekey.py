@@ -1,14 +1,17 @@
 """Points of the old id scheme (no tenant in the id) moved to their current ids, on
-Qdrant's local mode."""
+Qdrant's local mode and on Qdrant Edge."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from uuid import UUID, uuid4, uuid5
 
 import numpy as np
+import pytest
 from qdrant_client import QdrantClient
 from unit.embedder.test_reindex import OLD, FakeModels
 
+from docflow_embedder.adapters.embedded import open_embedded
 from docflow_embedder.adapters.qdrant import QdrantIndex
 from docflow_embedder.domain import POINT_NAMESPACE, VectorPoint, point_id
 from docflow_embedder.rekey import rekey
@@ -29,9 +32,10 @@ def chunk(tenant: str, document_id: UUID, index: int, *, attempt: int = 1) -> di
     }
 
 
-def test_old_points_move_to_their_current_ids_once() -> None:
-    client = QdrantClient(":memory:")
-    index = QdrantIndex(client, FakeModels(), index_payload=False)
+@pytest.mark.parametrize("engine", ["local", "edge"])
+def test_old_points_move_to_their_current_ids_once(engine: str, tmp_path: Path) -> None:
+    client = QdrantClient(":memory:") if engine == "local" else open_embedded(tmp_path / "qdrant")
+    index = QdrantIndex(client, FakeModels(), index_payload=engine == "edge")
     store = index.create("docflow_old_4", OLD, 4)
     legacy, again = uuid4(), uuid4()
     vector = np.ones(4, dtype=np.float32)
@@ -58,3 +62,4 @@ def test_old_points_move_to_their_current_ids_once() -> None:
     }
     assert points[point_id("globex", again, 0, "old-model")]["attempt"] == 2
     assert rekey(client, FakeModels()) == {"docflow_old_4": 0}
+    client.close()

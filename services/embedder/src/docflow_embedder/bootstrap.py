@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry
 from qdrant_client import QdrantClient
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
+from docflow_embedder.adapters.embedded import open_embedded
 from docflow_embedder.adapters.engine import EngineEmbedder
 from docflow_embedder.adapters.instrumented import (
     EmbeddingMetrics,
@@ -22,7 +23,7 @@ from docflow_embedder.adapters.instrumented import (
     chunks_embedded,
 )
 from docflow_embedder.adapters.openai_embedder import OpenAIEmbedder
-from docflow_embedder.adapters.qdrant import QdrantIndex, local_client
+from docflow_embedder.adapters.qdrant import QdrantIndex
 from docflow_embedder.domain import Embedder, Index, Models, ModelUnavailable
 from docflow_embedder.entrypoints.consumer import (
     GROUP_ID,
@@ -222,7 +223,7 @@ def qdrant_client(settings: EmbedderSettings) -> QdrantClient:
         return QdrantClient(
             url=str(settings.qdrant_url), api_key=key.get_secret_value() if key else None
         )
-    return local_client(settings.qdrant_local_path)
+    return open_embedded(settings.qdrant_local_path, settings.qdrant_embedded)
 
 
 def bootstrap(settings: EmbedderSettings | None = None) -> AsgiFastStream:
@@ -232,7 +233,9 @@ def bootstrap(settings: EmbedderSettings | None = None) -> AsgiFastStream:
     broker = service_broker(settings, service=SERVICE, registry=registry)
     models = SettingsModels(settings, EmbeddingMetrics(registry))
     client = qdrant_client(settings)
-    index = QdrantIndex(client, models, index_payload=settings.qdrant_url is not None)
+    # Local mode has no payload indexes (it scans); a server and Edge index.
+    local_mode = settings.qdrant_url is None and settings.qdrant_embedded == "local"
+    index = QdrantIndex(client, models, index_payload=not local_mode)
     active = index.start(configured_spec(settings))
     logging.getLogger(f"docflow.{SERVICE}").info(
         "embedding with %s into %s", active.embedder.model, active.vectors.collection
@@ -258,7 +261,7 @@ def bootstrap(settings: EmbedderSettings | None = None) -> AsgiFastStream:
         registry=registry,
         checks=checks,
         routes=[search_route(index, settings.internal_token_value)],
-        # Local mode holds a lock on its folder until closed.
+        # The embedded store holds a lock on its folder until closed.
         after_shutdown=[client.close],
         metrics_at=settings.metrics_address,
     )

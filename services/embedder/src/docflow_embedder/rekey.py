@@ -6,9 +6,9 @@ model only. Such points are still found by searches, deletions and counts
 retry at embedding) lands beside them under its new id, and searches find it
 twice. ``python -m docflow_embedder rekey`` moves every point of every
 collection to the id it has now; it is idempotent (a point already at its
-id is left alone) and can be stopped and run again. Local mode: run it while
-the embedder is stopped (one process opens the folder); against a server, at
-any time.
+id is left alone) and can be stopped and run again. The embedded store: run
+it while the embedder is stopped (one process opens the folder); against a
+server, at any time.
 """
 
 from __future__ import annotations

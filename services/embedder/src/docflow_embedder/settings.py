@@ -12,13 +12,19 @@ class EmbedderSettings(ServiceSettings):
     """What the embedder needs to know."""
 
     port: int = Field(default=8003, ge=0, le=65535)
-    # Qdrant server URL; when unset, Qdrant runs in local mode under
-    # ``qdrant_path`` (one process at a time may open a local-mode path).
+    # Qdrant server URL; when unset, the vectors are in an embedded store under
+    # ``qdrant_path`` (one process at a time may open it), see qdrant_embedded.
     qdrant_url: AnyHttpUrl | None = None
     # The Qdrant server's API key (its service.api_key), sent with every
     # request; an https:// qdrant_url makes the connection TLS.
     qdrant_api_key: SecretStr | None = None
     qdrant_path: Path | None = None
+    # The embedded store when qdrant_url is unset. edge: Qdrant Edge (Qdrant's
+    # engine in process, HNSW and payload indexes, no global lock), in
+    # qdrant_path/edge; the first start copies a local-mode store found there.
+    # local: qdrant-client's local mode (pure Python; searches compare with
+    # every point), kept for a way back.
+    qdrant_embedded: Literal["edge", "local"] = "edge"
     # Texts per forward pass of the local model.
     model_batch_size: int = Field(default=16, ge=1, le=256)
     # The local model's files (its ONNX export and tokenizer); unset: where

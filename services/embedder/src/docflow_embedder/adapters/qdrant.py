@@ -1,4 +1,6 @@
-"""Vectors in Qdrant: local mode (an on-disk path) by default, a server by URL.
+"""Vectors in Qdrant: the embedded store (Qdrant Edge, adapters/edge.py; or
+qdrant-client's local mode) by default, a server by URL. The adapter speaks
+qdrant-client's calls to all three.
 
 One collection per model and dimension. Two aliases, shared by every replica
 through Qdrant itself, say which are in use: ``docflow_active`` (searches and
@@ -118,8 +120,8 @@ class QdrantVectorStore:
         index_payload: bool = False,
         spec: EmbeddingSpec | None = None,
     ) -> None:
-        """``index_payload``: index tenant and document id (a Qdrant server; local mode has
-        no payload indexes and scans). ``spec``: the model, kept in a new collection's
+        """``index_payload``: index tenant and document id (a Qdrant server and Edge; local
+        mode has no payload indexes and scans). ``spec``: the model, kept in a new collection's
         metadata."""
         self.client = client
         self.collection = collection

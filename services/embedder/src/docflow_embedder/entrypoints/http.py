@@ -4,7 +4,7 @@
 model that embedded the chunks and returns the tenant's nearest chunks, from
 the active collection (the old one until a re-embedding switches). It is
 on the embedder because the query must be embedded by the same model, and
-because Qdrant's local mode lets only one process open its folder. The
+because the embedded vector store lets only one process open its folder. The
 caller (the gateway) has authenticated the tenant and names it; so that no one
 else can name a tenant, every request must carry the internal token
 (``DOCFLOW_INTERNAL_TOKEN``, header ``X-Docflow-Internal-Token``): without
