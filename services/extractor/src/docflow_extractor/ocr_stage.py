@@ -41,6 +41,7 @@ from docflow_extractor.handlers import (
     Source,
     extract_document,
     extract_source,
+    title_from,
 )
 from docflow_shared.blobstore import BlobNotFoundError, BlobStore, original_key
 from docflow_shared.cancellations import Cancellations
@@ -117,6 +118,7 @@ async def request_ocr(
                 page_count=wanted.page_count,
                 range_index=index,
                 range_count=len(pages),
+                filename=event.filename,
             )
         )
     logger.info(
@@ -191,7 +193,11 @@ async def read_range(
         )
     await publish(
         OcrRangeRead.caused_by(
-            event, range_index=event.range_index, range_count=event.range_count, pages=read
+            event,
+            range_index=event.range_index,
+            range_count=event.range_count,
+            pages=read,
+            filename=event.filename,
         )
     )
     logger.info(
@@ -245,7 +251,10 @@ async def assemble(
     if texts is None:
         return False
     source = Source(
-        original_key(event.tenant_id, event.document_id), "application/pdf", ocr_texts=texts
+        original_key(event.tenant_id, event.document_id),
+        "application/pdf",
+        ocr_texts=texts,
+        title=title_from(event.filename),
     )
     await extract_source(
         event,
