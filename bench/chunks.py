@@ -191,7 +191,7 @@ def main() -> None:
             "before_commit": args.before,
             "documents": len(docs),
             "short_documents": len(short),
-            "short_rule": f"whole text under {SHORT_BUDGETS * budget} tokens",
+            "short_rule": f"whole text is under {SHORT_BUDGETS * budget} tokens",
             "rounds": args.rounds,
             "chunkings": results,
             "speed_ratio_after_vs_before": round(

@@ -166,7 +166,10 @@ def _warn_if_unconfined(confinement: object) -> None:
 
 def _piece(item: Any) -> Piece:
     """One chunk from the worker, checked: the worker is not trusted."""
-    text, page, page_end, start, end, headings, title = item
+    # Five fields, or seven with the Markdown headings and title.
+    if not isinstance(item, list) or len(item) not in (5, 7):
+        raise ValueError(f"not a chunk: {str(item)[:80]!r}")
+    text, page, page_end, start, end, headings, title = [*item, [], None][:7]
     if not (
         isinstance(text, str)
         and all(isinstance(n, int) or n is None for n in (page, page_end))
