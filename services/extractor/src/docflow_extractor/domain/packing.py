@@ -38,19 +38,30 @@ LONGEST_WORD = 64
 Fits = Callable[[str], bool]
 Cut = list[tuple[int, str]]
 
-_HEADING = re.compile(r"[ ]{0,3}(#{1,6})(?:[ \t]+(.*?))?(?:[ \t]+#+)?[ \t]*$")
+# A heading's line is read this far (a title is cut to 200 characters anyway).
+_LONGEST_LINE = 1024
 # Zero-width characters (HTML converters leave them after anchored headings).
 _INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff"))
 _FENCE = re.compile(r"[ ]{0,3}(`{3,}|~{3,})")
 
 
 def heading(line: str) -> tuple[int, str] | None:
-    """``(level, text)`` of an ATX heading line (``## Text``), else None."""
-    match = _HEADING.match(line)
-    if match is None:
+    """``(level, text)`` of an ATX heading line (``## Text``), else None. Linear in
+    the line (no backtracking), and reads at most ``_LONGEST_LINE`` characters."""
+    line = line[:_LONGEST_LINE]
+    text = line.lstrip(" ")
+    if len(line) - len(text) > 3 or not text.startswith("#"):
         return None
-    words = (match.group(2) or "").translate(_INVISIBLE)
-    return len(match.group(1)), " ".join(words.split())[:MAX_HEADING_CHARS]
+    level = len(text) - len(text.lstrip("#"))
+    rest = text[level:]
+    if level > 6 or (rest and rest[0] not in " \t\r"):
+        return None
+    words = rest.strip(" \t\r")
+    closed = words.rstrip("#")
+    if closed != words and (not closed or closed[-1] in " \t"):
+        words = closed  # an optional closing sequence: ``## Text ##``
+    words = words.translate(_INVISIBLE)
+    return level, " ".join(words.split())[:MAX_HEADING_CHARS]
 
 
 def only_headings(text: str) -> bool:
@@ -89,6 +100,13 @@ def _skip_space(text: str, at: int) -> int:
     return at
 
 
+def _space_trimmed(text: str, end: int) -> int:
+    """``end`` moved back over white space (without copying the text before it)."""
+    while end > 0 and text[end - 1].isspace():
+        end -= 1
+    return end
+
+
 def _space_before(text: str, start: int, end: int) -> int:
     """The last white space in ``text[start:end]`` that has a word after it, or -1."""
     at = end - 1
@@ -114,13 +132,13 @@ def whole_words(text: str, cut: Cut, fits: Fits) -> Cut:
             if fits(text[start : word[1]]):
                 end, grown = word[1], False
             elif word[0] > start:
-                end, latest = len(text[: word[0]].rstrip()), word[0]
+                end, latest = _space_trimmed(text, word[0]), word[0]
         # A piece that grew at its start may have to give words back at its end.
         while grown and not fits(text[start:end]):
             back = _space_before(text, start, end)
             if back <= start:
                 break
-            end, latest = len(text[:back].rstrip()), back + 1
+            end, latest = _space_trimmed(text, back), back + 1
         if end > start and text[start:end].strip():
             out.append((start, text[start:end]))
     return out
@@ -183,7 +201,9 @@ class HeadingPath:
             self._line(text[self._read : end])
             self._read = end + 1
         stack = self._stack
-        first = heading(text[offset:].split("\n", 1)[0]) if self._fence is None else None
+        line_end = text.find("\n", offset)
+        line = text[offset : len(text) if line_end < 0 else line_end]
+        first = heading(line) if self._fence is None else None
         if first is not None:
             stack = [(level, t) for level, t in stack if level < first[0]]
         return tuple(t for _, t in stack if t)[:MAX_HEADING_DEPTH]
