@@ -48,6 +48,7 @@ bench: install kafka-jars postgres redis tesseract hey ## Benchmarks: JSON in be
 	$(PY) bench/eta_accuracy.py
 	$(PY) bench/webhook_latency.py
 	$(PY) bench/vector_store.py
+	$(PY) bench/chunks.py
 	$(PY) bench/report.py
 
 # The retrieval-quality benchmark's BEIR collection (NFCorpus: 3,633 documents,

@@ -772,6 +772,52 @@ def webhook_latency(report: Report) -> None:
     )
 
 
+def chunks(report: Report) -> None:
+    result = load("chunks")
+    title = "Chunks: how full, whole words, speed"
+    if not result:
+        report.missing(title, "chunks")
+        return
+    runs = result["chunkings"]
+    before, after = runs["before"], runs["after"]
+    report.goal(
+        "Median tokens per chunk, short documents (budget 200)",
+        "filled (up from 123)",
+        f"{after['short_documents']['median']} (before: {before['short_documents']['median']})",
+        after["short_documents"]["median"] > before["short_documents"]["median"],
+    )
+    report.goal(
+        "Chunk boundaries inside a word (corpus)",
+        "0",
+        f"{after['boundaries_inside_a_word']} (before: {before['boundaries_inside_a_word']})",
+        after["boundaries_inside_a_word"] == 0,
+    )
+    rows = [
+        [name, label, *(run[which][k] for k in ("chunks", "p10", "p25", "median", "p75", "p90"))]
+        for which, label in (("short_documents", "short"), ("all", "all"))
+        for name, run in runs.items()
+    ]
+    report.section(
+        title,
+        f"The {result['documents']} corpus files with text (no OCR) cut by the chunker "
+        f"before issue 24's rules (commit {result['before_commit']}, loaded from git) and by "
+        f"this tree's, in the same run ([bench/chunks.py](bench/chunks.py)); tokens of the "
+        f"local model, budget {result['budget_tokens']}, overlap {result['overlap_tokens']}. "
+        f"Short documents: the {result['short_documents']} files whose {result['short_rule']}.",
+        "",
+        *table(["chunker", "documents", "chunks", "p10", "p25", "median", "p75", "p90"], rows),
+        "",
+        f"Boundaries inside a word: {before['boundaries_inside_a_word']} before, "
+        f"{after['boundaries_inside_a_word']} after. Chunks carrying a title from the text: "
+        f"{after['chunks_with_a_title_from_the_text']}, a heading path: "
+        f"{after['chunks_with_a_heading_path']} (the others get the file's name as title in "
+        "the extractor). Cutting every page (reading excluded), medians of "
+        f"{result['rounds']} rounds: {before['seconds_all']} s before, "
+        f"{after['seconds_all']} s after (ratio {result['speed_ratio_after_vs_before']}); "
+        f"GeoTopo alone {before.get('seconds_long_pdf')} s and {after.get('seconds_long_pdf')} s.",
+    )
+
+
 def main() -> None:
     argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()
     report = Report()
@@ -786,6 +832,7 @@ def main() -> None:
         eta_accuracy,
         webhook_latency,
         vector_store,
+        chunks,
     ):
         section(report)
     about = machine()

@@ -95,11 +95,38 @@ async def test_a_batch_becomes_points_and_progress() -> None:
         "char_start": 0,
         "char_end": 7,
         "text": "chunk 1",
+        "title": None,
+        "headings": [],
         "attempt": 1,
     }
     [progress] = publish.events
     assert isinstance(progress, DocumentProgressed)
     assert (progress.stage, progress.done, progress.total) == (Stage.EMBEDDING, 3, None)
+
+
+async def test_each_chunk_is_embedded_with_its_title_and_headings_and_stored_as_written() -> None:
+    embedder, vectors, publish = FakeEmbedder(), MemoryVectors(), Recorder()
+    titled = Chunk(
+        index=0,
+        text="The enzyme was labelled with [3H]inositol.",
+        page=None,
+        char_start=0,
+        char_end=42,
+        title="Lithium and the brain",
+        headings=("Methods", "Labelling"),
+    )
+    event = batch(0, 0, 0, last=True, total=1).model_copy(update={"chunks": [titled]})
+    await embed_chunks(event, embedder=embedder, vectors=vectors, publish=publish)
+    assert embedder.calls == [
+        [
+            "Lithium and the brain › Methods › Labelling\n\n"
+            "The enzyme was labelled with [3H]inositol."
+        ]
+    ]
+    [point] = vectors.points.values()
+    assert point.payload["text"] == titled.text
+    assert point.payload["title"] == "Lithium and the brain"
+    assert point.payload["headings"] == ["Methods", "Labelling"]
 
 
 async def test_the_last_batch_indexes_the_document() -> None:

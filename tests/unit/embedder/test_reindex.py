@@ -235,6 +235,29 @@ async def test_every_chunk_is_re_embedded_then_searches_switch(
     assert hit.score == pytest.approx(1.0, abs=1e-5)
 
 
+async def test_chunks_are_re_embedded_with_their_title_and_headings(
+    index: QdrantIndex, loop: Loop, models: FakeModels
+) -> None:
+    titled = Chunk(
+        index=0,
+        text="Moraines mark the glacier's furthest advance.",
+        char_start=0,
+        char_end=45,
+        title="Alpine glaciers",
+        headings=("Landforms",),
+    )
+    old = batch(uuid4(), ["A chunk written before titles existed."])
+    await index_document(index, old)
+    await index_document(index, batch(uuid4(), ["x"]).model_copy(update={"chunks": [titled]}))
+    await loop.reindexer.start(request())
+    assert isinstance(await loop.run(), ReindexCompleted)
+    # What the new model embedded is what the old one did: Chunk.embedded.
+    assert sorted(models.built[NEW].texts) == sorted(
+        [titled.embedded, "A chunk written before titles existed."]
+    )
+    assert titled.embedded.startswith("Alpine glaciers › Landforms\n\n")
+
+
 async def test_progress_is_reported_page_by_page_with_stable_event_ids(
     index: QdrantIndex, loop: Loop
 ) -> None:

@@ -213,7 +213,9 @@ def _facts_payload(facts: DocumentFacts | None) -> dict[str, Any]:
 async def _store(chunks: Sequence[tuple[TextExtracted, Chunk]], target: Target) -> None:
     """Embed ``chunks`` with the target's model and write them to its collection."""
     model = target.embedder
-    embeddings = await to_thread.run_sync(model.embed, [c.text for _, c in chunks])
+    # Each chunk is embedded with its document's title and its headings
+    # (``Chunk.embedded``); the payload keeps its own text, and both apart.
+    embeddings = await to_thread.run_sync(model.embed, [c.embedded for _, c in chunks])
     points = [
         VectorPoint(
             id=point_id(event.tenant_id, event.document_id, chunk.index, model.model),
@@ -227,6 +229,8 @@ async def _store(chunks: Sequence[tuple[TextExtracted, Chunk]], target: Target) 
                 "char_start": chunk.char_start,
                 "char_end": chunk.char_end,
                 "text": chunk.text,
+                "title": chunk.title,
+                "headings": list(chunk.headings),
                 "attempt": event.attempt,
                 **_facts_payload(event.document),
             },

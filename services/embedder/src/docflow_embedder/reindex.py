@@ -33,6 +33,7 @@ from docflow_shared.events import (
     ReindexEvent,
     ReindexFailed,
     ReindexRequested,
+    embedded_text,
 )
 from docflow_shared.messaging import PublishAny
 
@@ -248,7 +249,14 @@ def _copy(
     missing = [p for p in points if twins[p.id] not in present]
     if not missing:
         return 0
-    vectors = embedder.embed([p.payload["text"] for p in missing])
+    # The text the chunk was first embedded from (``Chunk.embedded``): points
+    # stored before chunks had a title and headings are embedded from their text.
+    vectors = embedder.embed(
+        [
+            embedded_text(p.payload["text"], p.payload.get("title"), p.payload.get("headings", ()))
+            for p in missing
+        ]
+    )
     target.upsert(
         [
             VectorPoint(id=twins[p.id], vector=vector, payload=p.payload)

@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
+from pathlib import PurePosixPath
 from typing import Any, BinaryIO
 
 from anyio import to_thread
@@ -78,6 +79,13 @@ class Reading:
     ocr_range_pages: int = 0
 
 
+def title_from(filename: str | None) -> str | None:
+    """A file's name without its folders and extension: the chunks' title where the
+    text gives none (``Chunk.title``)."""
+    name = PurePosixPath((filename or "").replace("\\", "/")).stem.strip()
+    return name or None
+
+
 @dataclass(frozen=True)
 class Source:
     """Which stored file an extraction reads, and how."""
@@ -87,10 +95,14 @@ class Source:
     charset: str | None = None
     # The OCR stage's text of the pages without a text layer, by page number.
     ocr_texts: dict[int, str] | None = None
+    # The chunks' title where the text gives none: the file's name without extension.
+    title: str | None = None
 
     @classmethod
     def of(cls, event: ExtractionRequest) -> Source:
-        return cls(event.blob_key, event.content_type, event.charset)
+        return cls(
+            event.blob_key, event.content_type, event.charset, title=title_from(event.filename)
+        )
 
 
 class _Cancelled(Exception):
@@ -124,6 +136,7 @@ class _ChunkSender:
     batcher: ChunkBatcher
     batches: int = 0
     chunks: int = 0
+    title: str | None = None
     facts: DocumentFacts | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
@@ -132,7 +145,7 @@ class _ChunkSender:
     async def add_pieces(self, pieces: list[Piece], log: BinaryIO) -> None:
         """Number new pieces, keep them in the chunk log and send full batches."""
         for piece in pieces:
-            chunk = piece.chunk(self.chunks)
+            chunk = piece.chunk(self.chunks, title=self.title)
             log.write(chunk.model_dump_json().encode() + b"\n")
             await self.add(chunk)
 
@@ -268,7 +281,7 @@ async def _extract(
                 DocumentProgressed.caused_by(event, stage=Stage.EXTRACTING, done=0, total=units)
             )
 
-            sender = _ChunkSender(event, publish, reading.new_batcher())
+            sender = _ChunkSender(event, publish, reading.new_batcher(), title=origin.title)
             pages_done = 0
             after_ocr = False
             # One list of chunks per page, then the document's last chunks (that

@@ -42,6 +42,7 @@ from docflow_extractor.handlers import (
     document_facts,
     extract_document,
     extract_source,
+    title_from,
 )
 from docflow_shared.blobstore import BlobNotFoundError, BlobStore, original_key
 from docflow_shared.cancellations import Cancellations
@@ -251,7 +252,10 @@ async def assemble(
     if texts is None:
         return False
     source = Source(
-        original_key(event.tenant_id, event.document_id), "application/pdf", ocr_texts=texts
+        original_key(event.tenant_id, event.document_id),
+        "application/pdf",
+        ocr_texts=texts,
+        title=title_from(event.document.filename if event.document else None),
     )
     await extract_source(
         event,

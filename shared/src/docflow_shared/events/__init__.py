@@ -52,6 +52,7 @@ from docflow_shared.events.documents import (
     OcrRangeRead,
     OcrRangeRequested,
     TextExtracted,
+    embedded_text,
     parse_event,
 )
 from docflow_shared.events.envelope import (
@@ -115,6 +116,7 @@ __all__ = [
     "Stage",
     "Status",
     "TextExtracted",
+    "embedded_text",
     "parse_any",
     "parse_event",
     "parse_reindex_event",

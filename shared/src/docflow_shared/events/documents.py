@@ -3,6 +3,7 @@ its status snapshot, each on its own ``docflow.document.*`` topic."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, ClassVar, Literal, Self
 from uuid import UUID
 
@@ -84,8 +85,32 @@ class DocumentProgressed(Event):
     ocr_page: int | None = Field(default=None, ge=1, le=MAX_INT32)
 
 
+# What a chunk carries besides its text (``Chunk.title``, ``Chunk.headings``).
+MAX_TITLE_CHARS = 255
+MAX_HEADING_CHARS = 200
+MAX_HEADING_DEPTH = 6
+# Between the document's title and the headings in the text that is embedded.
+HEADING_SEPARATOR = " › "
+
+
+def embedded_text(text: str, title: str | None = None, headings: Sequence[str] = ()) -> str:
+    """What is embedded for a chunk: ``title › heading › heading`` then a blank line
+    and the chunk's own text, so every chunk says which document and section it
+    comes from. A chunk without a title or headings (as written before they
+    existed) is embedded as its text alone, as it always was. A heading equal to
+    the one before it (a title that is also the first heading) is said once; the
+    title is left out of a chunk whose text itself starts with it."""
+    names: list[str] = []
+    for name in (title, *headings):
+        if name and (not names or names[-1] != name):
+            names.append(name)
+    if title and names and names[0] == title and text.lstrip("# ").startswith(title):
+        names.pop(0)
+    return f"{HEADING_SEPARATOR.join(names)}\n\n{text}" if names else text
+
+
 class Chunk(BaseModel):
-    """A piece of a document's text, the unit that is embedded."""
+    """A piece of a document's text, the unit that is embedded (``embedded``)."""
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
@@ -100,6 +125,19 @@ class Chunk(BaseModel):
     # ``page_end`` (for unpaginated text, in the document's text).
     char_start: Count
     char_end: Count
+    # The document's title (its first line when that is a level-1 heading, else
+    # its file name without extension), and for Markdown and the formats
+    # converted to it, the headings the chunk sits under, outermost first. Both
+    # optional: chunks written before they existed have neither.
+    title: str | None = Field(default=None, max_length=MAX_TITLE_CHARS)
+    headings: tuple[Annotated[str, Field(max_length=MAX_HEADING_CHARS)], ...] = Field(
+        default=(), max_length=MAX_HEADING_DEPTH
+    )
+
+    @property
+    def embedded(self) -> str:
+        """The text that is embedded: title and headings, then the chunk's text."""
+        return embedded_text(self.text, self.title, self.headings)
 
 
 class TextExtracted(Event):

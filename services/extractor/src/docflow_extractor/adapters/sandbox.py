@@ -166,15 +166,21 @@ def _warn_if_unconfined(confinement: object) -> None:
 
 def _piece(item: Any) -> Piece:
     """One chunk from the worker, checked: the worker is not trusted."""
-    text, page, page_end, start, end = item
+    # Five fields, or seven with the Markdown headings and title.
+    if not isinstance(item, list) or len(item) not in (5, 7):
+        raise ValueError(f"not a chunk: {str(item)[:80]!r}")
+    text, page, page_end, start, end, headings, title = [*item, [], None][:7]
     if not (
         isinstance(text, str)
         and all(isinstance(n, int) or n is None for n in (page, page_end))
         and isinstance(start, int)
         and isinstance(end, int)
+        and isinstance(headings, list)
+        and all(isinstance(h, str) for h in headings)
+        and (title is None or isinstance(title, str))
     ):
         raise ValueError(f"not a chunk: {str(item)[:80]!r}")
-    return Piece(text, page, page_end, start, end)
+    return Piece(text, page, page_end, start, end, tuple(headings), title)
 
 
 class SandboxedDocument:

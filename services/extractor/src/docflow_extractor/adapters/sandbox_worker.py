@@ -185,10 +185,18 @@ class _ForwardLogs(logging.Handler):
 
 def _send_pieces(conn: Connection, pieces: list[Piece]) -> None:
     """One page's chunks, in frames of about ``FRAME_TARGET_BYTES``; the last ends the page."""
-    frame: list[list[str | int | None]] = []
+    frame: list[list[str | int | list[str] | None]] = []
     size = 0
     for piece in pieces:
-        item = [piece.text, piece.page, piece.page_end, piece.char_start, piece.char_end]
+        item = [
+            piece.text,
+            piece.page,
+            piece.page_end,
+            piece.char_start,
+            piece.char_end,
+            list(piece.headings),
+            piece.title,
+        ]
         encoded = len(json.dumps(item))
         if encoded > MAX_FRAME_BYTES // 2:
             raise DocumentError(

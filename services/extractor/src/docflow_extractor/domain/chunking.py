@@ -1,16 +1,17 @@
 """Cutting a document's pages into token-sized chunks, and chunks into Kafka-sized batches.
 
 Chunks are measured in the embedding model's own tokens, so none is longer
-than the model reads. ``semantic-text-splitter`` does the cutting: it fills a
-chunk with the largest units that fit (sections, paragraphs, sentences, then
-words), so a chunk never ends inside a word, and Markdown keeps a heading
-with the text under it. Chunks may run across a page break; each one knows
+than the model reads. ``semantic-text-splitter`` proposes the cuts: it fills
+a chunk with the largest units that fit (sections, paragraphs, sentences,
+then words), and Markdown keeps a heading with the text under it. The rules
+of ``packing`` then keep every word whole, join neighbouring pieces while
+they fit the budget, and tell each Markdown chunk the headings it sits under
+and the document's title. Chunks may run across a page break; each one knows
 its first and last page and its character offsets in them.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,14 @@ from tokenizers import Tokenizer
 
 from docflow_extractor.domain.documents import Page
 from docflow_extractor.domain.office import CONVERTED
+from docflow_extractor.domain.packing import (
+    Fits,
+    HeadingPath,
+    filled,
+    only_headings,
+    title_of,
+    whole_words,
+)
 from docflow_shared.events import Chunk, ContentType
 
 # The local embedding model's tokenizer, from the package that ships the model.
@@ -73,16 +82,19 @@ def _bundled_tokenizer() -> Tokenizer:
 
 
 _MakeSplitter = Callable[[type[TextSplitter | MarkdownSplitter], int], _Splitter]
+# A text's length in tokens (None: only the splitters can count, as for tiktoken).
+_Count = Callable[[str], int] | None
 
 
-def _splitter_maker(policy: ChunkingPolicy) -> _MakeSplitter:
-    """Makes splitters of a given capacity that count in the policy's tokens."""
+def _splitter_maker(policy: ChunkingPolicy) -> tuple[_MakeSplitter, _Count]:
+    """Makes splitters of a given capacity that count in the policy's tokens, and
+    counts them directly where the tokenizer is at hand."""
     overlap = policy.overlap
     if policy.tokenizer.startswith(_TIKTOKEN):
         model = policy.tokenizer.removeprefix(_TIKTOKEN)
         return lambda kind, size: kind.from_tiktoken_model(
             model, size, overlap=min(overlap, size // 2)
-        )
+        ), None
     if policy.tokenizer == BUNDLED_TOKENIZER:
         tokenizer = _bundled_tokenizer()
     elif Path(policy.tokenizer).is_file():
@@ -94,34 +106,56 @@ def _splitter_maker(policy: ChunkingPolicy) -> _MakeSplitter:
             f"unknown chunk tokenizer {policy.tokenizer!r}: expected {BUNDLED_TOKENIZER!r}, "
             "'tiktoken:<model>' or the path of a tokenizer.json file"
         )
-    return lambda kind, size: kind.from_huggingface_tokenizer(
-        tokenizer, size, overlap=min(overlap, size // 2)
-    )
+
+    def count(text: str) -> int:
+        # As the splitters count: the text without white space at its ends, no [CLS]/[SEP].
+        return len(tokenizer.encode(text.strip(), add_special_tokens=False).ids)
+
+    def make(kind: type[TextSplitter | MarkdownSplitter], size: int) -> _Splitter:
+        return kind.from_huggingface_tokenizer(tokenizer, size, overlap=min(overlap, size // 2))
+
+    return make, count
+
+
+def _fits(make: _MakeSplitter, count: _Count, tokens: int) -> Fits:
+    """Whether a text (white space at its ends aside) is at most ``tokens`` long."""
+    if count is not None:
+        return lambda text: count(text) <= tokens
+    splitter = make(TextSplitter, tokens)
+    return lambda text: len(splitter.chunk_indices(text)) <= 1
 
 
 class Chunking:
     """The splitters of one policy, built once (loading a tokenizer takes a moment).
 
-    Markdown is cut by its structure into chunks a little smaller than the
+    Markdown is cut by its structure into pieces a little smaller than the
     budget: when a section is too big for one chunk, the splitter leaves its
-    heading alone in a chunk, and the room kept free lets the chunker put
-    that heading back in front of the text under it.
+    heading alone in a piece, and the room kept free (32 tokens; 64 where a
+    long heading needs it) lets the chunker put that heading back in front of
+    the text under it. Pieces are then joined up to the whole budget
+    (``packing.filled``).
     """
 
     def __init__(self, policy: ChunkingPolicy | None = None) -> None:
         self.policy = policy or ChunkingPolicy()
-        make = _splitter_maker(self.policy)
-        self._text = make(TextSplitter, self.policy.tokens)
-        room_for_headings = min(64, self.policy.tokens // 4)
-        self._markdown = make(MarkdownSplitter, self.policy.tokens - room_for_headings)
-        self._within_budget = make(MarkdownSplitter, self.policy.tokens)
+        make, count = _splitter_maker(self.policy)
+        tokens = self.policy.tokens
+        self._text = make(TextSplitter, tokens)
+        self._markdown = make(MarkdownSplitter, tokens - min(32, tokens // 8))
+        self._roomier = make(MarkdownSplitter, tokens - min(64, tokens // 4))
+        self._fits = _fits(make, count, tokens)
+        self._small = _fits(make, count, tokens // 2)
 
     def for_document(self, content_type: ContentType) -> DocumentChunker:
         """A chunker for one document: Markdown (and what was converted to it) by its
         structure, the rest as prose."""
-        if content_type == "text/markdown" or content_type in CONVERTED:
-            return DocumentChunker(self._markdown, headings_checked_by=self._within_budget)
-        return DocumentChunker(self._text)
+        markdown = content_type == "text/markdown" or content_type in CONVERTED
+        return DocumentChunker(
+            self._markdown if markdown else self._text,
+            fits=self._fits,
+            small=self._small if markdown else None,
+            roomier=self._roomier if markdown else None,
+        )
 
 
 @dataclass(frozen=True)
@@ -133,8 +167,12 @@ class Piece:
     page_end: int | None
     char_start: int
     char_end: int
+    # Markdown: the headings the chunk sits under, and the document's title.
+    headings: tuple[str, ...] = ()
+    title: str | None = None
 
-    def chunk(self, index: int) -> Chunk:
+    def chunk(self, index: int, *, title: str | None = None) -> Chunk:
+        """The chunk numbered ``index``; ``title`` when the text gave the document none."""
         return Chunk(
             index=index,
             text=self.text,
@@ -142,6 +180,8 @@ class Piece:
             page_end=self.page_end,
             char_start=self.char_start,
             char_end=self.char_end,
+            title=self.title or title,
+            headings=self.headings,
         )
 
 
@@ -155,11 +195,6 @@ class _Stretch:
 
 
 _PAGE_BREAK = "\n"
-_HEADING = re.compile(r"#{1,6}(?:[ \t]|$)")
-
-
-def _only_headings(text: str) -> bool:
-    return all(_HEADING.match(line.lstrip()) for line in text.splitlines() if line.strip())
 
 
 @dataclass
@@ -172,16 +207,27 @@ class DocumentChunker:
     """
 
     splitter: _Splitter
-    # Markdown: a splitter with the whole budget, to check that a heading left
-    # alone fits in front of the chunk after it.
-    headings_checked_by: _Splitter | None = None
+    # Whether a text fits the whole budget (pieces are joined up to it).
+    fits: Fits
+    # Markdown: whether a text is under half the budget (``packing.filled``'s
+    # rule for sections); None for prose, whose pieces are joined while they fit.
+    small: Fits | None = None
+    # Markdown: a splitter leaving more room for headings, for text in which
+    # a heading would otherwise be left alone in a chunk.
+    roomier: _Splitter | None = None
     _pending: str = ""
     _stretches: list[_Stretch] = field(default_factory=list)
+    _headings: HeadingPath = field(default_factory=HeadingPath)
+    _title: str | None = None
+    _started: bool = False
 
     def add(self, page: Page) -> list[Piece]:
         """Take the next page; returns the chunks that are now complete."""
         if not page.text.strip():
             return []
+        if not self._started and self.small is not None:
+            self._title = title_of(page.text)
+        self._started = True
         if self._pending:
             self._pending += _PAGE_BREAK
         self._stretches.append(_Stretch(len(self._pending), page.number, 0))
@@ -200,19 +246,16 @@ class DocumentChunker:
         return pieces
 
     def _cut(self) -> list[tuple[int, str]]:
-        cut = self.splitter.chunk_indices(self._pending)
-        if self.headings_checked_by is None:
-            return cut
-        # A chunk that is only headings goes in front of the chunk after it.
-        kept: list[tuple[int, str]] = []
-        for offset, text in cut:
-            if kept and _only_headings(kept[-1][1]) and offset > kept[-1][0]:
-                joined = self._pending[kept[-1][0] : offset + len(text)]
-                if len(self.headings_checked_by.chunk_indices(joined)) == 1:
-                    kept[-1] = (kept[-1][0], joined)
-                    continue
-            kept.append((offset, text))
-        return kept
+        cut = self._cut_by(self.splitter)
+        if self.roomier is not None and any(only_headings(text) for _, text in cut[:-1]):
+            cut = self._cut_by(self.roomier)
+        return cut
+
+    def _cut_by(self, splitter: _Splitter) -> list[tuple[int, str]]:
+        cut = whole_words(self._pending, splitter.chunk_indices(self._pending), self.fits)
+        if self.small is None:
+            return cut  # prose: the splitter fills chunks up to the budget already
+        return filled(self._pending, cut, self.fits, self.small)
 
     def _stretch_at(self, offset: int) -> _Stretch:
         return next(s for s in reversed(self._stretches) if s.at <= offset)
@@ -220,15 +263,21 @@ class DocumentChunker:
     def _piece(self, offset: int, text: str) -> Piece:
         end = offset + len(text)
         first, last = self._stretch_at(offset), self._stretch_at(end - 1)
+        markdown = self.small is not None
         return Piece(
             text=text,
             page=first.page,
             page_end=last.page,
             char_start=first.page_offset + offset - first.at,
             char_end=last.page_offset + end - last.at,
+            headings=self._headings.at(self._pending, offset) if markdown else (),
+            title=self._title,
         )
 
     def _keep_from(self, offset: int) -> None:
+        if self.small is not None:
+            self._headings.at(self._pending, offset)
+            self._headings.moved(offset)
         kept: list[_Stretch] = []
         for stretch in self._stretches:
             if stretch.at <= offset:
@@ -260,7 +309,8 @@ class ChunkBatcher:
     def add(self, chunk: Chunk) -> list[Chunk] | None:
         """Add a chunk; returns a full batch when one is ready."""
         # Worst case for JSON: every character escaped as \\uXXXX (6 bytes).
-        size = 6 * len(chunk.text) + _CHUNK_OVERHEAD_BYTES
+        carried = len(chunk.title or "") + sum(len(h) + 4 for h in chunk.headings)
+        size = 6 * (len(chunk.text) + carried) + _CHUNK_OVERHEAD_BYTES
         ready = None
         if self._chunks and self._bytes + size > self.max_bytes:
             ready = self.flush()
