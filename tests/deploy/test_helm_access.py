@@ -110,6 +110,8 @@ def table_writers() -> dict[str, set[str]]:
             qualifier = qualifier.rstrip(")")
             if names == ["docflow.retry.<service>.<n>.v1"]:
                 mine = {topics.retry_topic(service, n) for n in range(topics.RETRY_LEVELS)}
+                if "OCR consumer" in qualifier:  # its own retry topics, the extractor's user
+                    mine |= {topics.retry_topic("ocr", n) for n in range(topics.RETRY_LEVELS)}
             elif qualifier == "the rest":
                 mine = set(names) - taken
             elif any(f".{qualifier}." in name for name in names):

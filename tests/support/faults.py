@@ -674,7 +674,11 @@ def _consumers_lag(bootstrap: str, with_retries: bool) -> dict[str, int]:
     groups too where messages were put on the retry topics on purpose."""
     groups: dict[str, tuple[str, ...]] = dict(topics.CONSUMERS)
     if with_retries:
-        main_group = {"extractor": "docflow-extractor", "embedder": "docflow-embedder"}
+        main_group = {
+            "extractor": "docflow-extractor",
+            "embedder": "docflow-embedder",
+            "ocr": "docflow-extractor-ocr",
+        }
         for service in topics.RETRYING_SERVICES:
             for level in range(topics.RETRY_LEVELS):
                 groups[retry_group(main_group[service], level)] = (
