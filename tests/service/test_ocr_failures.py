@@ -25,7 +25,7 @@ from docflow_extractor.domain.cutting import InProcess
 from docflow_extractor.domain.ocr import GreyPicture, OcrPolicy, with_ocr
 from docflow_extractor.settings import ExtractorSettings
 from docflow_shared import retries, topics
-from docflow_shared.blobstore import BlobStoreUnavailableError, LocalBlobStore, original_key
+from docflow_shared.blobstore import BlobStoreUnavailableError, LocalBlobStore
 from docflow_shared.errors import DocumentError
 from docflow_shared.events import (
     DocumentCancelled,

@@ -47,9 +47,7 @@ class FailRangeOnError(FailDocumentOnError):
         parking: Parking | None = None,
         rejected: RejectedEvents | None = None,
     ) -> None:
-        super().__init__(
-            publish, stage=stage, service=service, parking=parking, rejected=rejected
-        )
+        super().__init__(publish, stage=stage, service=service, parking=parking, rejected=rejected)
         self._answer = publish
 
     async def fail_body(self, body: bytes, exc: Exception, origin: Origin | None = None) -> bool:
