@@ -108,11 +108,12 @@ async def request_ocr(
 ) -> None:
     """Ask for pages ``wanted.page``..the last to be read by OCR, a range at a time."""
     pages = ranges(wanted.page, wanted.page_count, range_pages)
-    await publish(
-        DocumentProgressed.caused_by(
-            event, stage=Stage.EXTRACTING, done=wanted.page - 1, total=wanted.page_count
+    if wanted.page > 1:  # page 1: the reading's start said 0 of N already
+        await publish(
+            DocumentProgressed.caused_by(
+                event, stage=Stage.EXTRACTING, done=wanted.page - 1, total=wanted.page_count
+            )
         )
-    )
     for index, (first, last) in enumerate(pages):
         await publish(
             OcrRangeRequested.caused_by(
