@@ -53,7 +53,9 @@ from efficiency import (
 from harness import CORPUS, ROOT, write_report
 from inprocess import LONG_PDF, Processed
 from prometheus_client.parser import text_string_to_metric_families
+from pypdf import PdfReader
 
+from docflow_extractor.domain.ocr import OcrPolicy
 from docflow_extractor.entrypoints.ocr import GROUP_ID as OCR_GROUP
 from docflow_local.kafka import LocalKafka, ensure_jars
 from docflow_local.processes import free_port
@@ -70,13 +72,24 @@ ENV = {"DOCFLOW_LOG_LEVEL": "WARNING", "DOCFLOW_RATE_LIMIT": "100000/second"}
 
 
 def text_pdfs(copies: int) -> list[Path]:
-    """The corpus' PDFs with a text layer (or that fail before any page is read)."""
+    """The corpus' PDFs with a text layer on every page (or that fail before any
+    page is read), but the 117-page one: none of their pages is OCR'd."""
     files = [
         p
         for p in sorted((CORPUS / "pdf").glob("*.pdf"))
-        if p.name not in IMAGE_ONLY and p.name != LONG_PDF
+        if p.name not in IMAGE_ONLY and p.name != LONG_PDF and _text_on_every_page(p)
     ]
     return files * copies
+
+
+def _text_on_every_page(path: Path) -> bool:
+    """Whether each page's text layer has the letters and digits that spare it OCR."""
+    try:
+        reader = PdfReader(path)
+        texts = [page.extract_text() or "" for page in reader.pages]
+    except Exception:  # encrypted or damaged: fails before any page, OCR on or off
+        return True
+    return all(sum(c.isalnum() for c in text) >= OcrPolicy.min_text_chars for text in texts)
 
 
 def services_of(name: str, qdrant: Qdrant, data_dir: Path, ocr_consumers: int) -> list[Service]:
