@@ -594,7 +594,7 @@ def ocr_throughput(report: Report) -> None:
         "",
         f"OCR on ÷ off: {ratio}.",
         "",
-        f"A {result['scan_pages']}-page scan (the corpus' two scans in turn) in ranges of "
+        f"A scan of {result['scan_pages']} pages (the corpus' two scans in turn) in ranges of "
         f"{result['range_pages']} pages, uploaded alone, from upload to completed, "
         "with 1 and 2 OCR consumers:",
         "",
