@@ -38,6 +38,7 @@ bench: install kafka-jars postgres redis tesseract hey ## Benchmarks: JSON in be
 	$(PY) bench/extractor_sandbox.py
 	$(PY) bench/pdf_fallback.py
 	$(PY) bench/ocr_engines.py
+	$(PY) bench/ocr_throughput.py
 	$(PY) bench/pipelining.py
 	$(PY) bench/status_projection.py
 	$(PY) bench/embedder.py

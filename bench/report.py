@@ -818,6 +818,92 @@ def chunks(report: Report) -> None:
     )
 
 
+def ocr_throughput(report: Report) -> None:
+    result = load("ocr_throughput")
+    if not result:
+        report.missing("OCR on and off, and the OCR stage", "ocr_throughput")
+        return
+    on, off = result["text_pdfs"]["ocr_on"], result["text_pdfs"]["ocr_off"]
+    ratio = result["ocr_on_over_off"]
+    report.goal(
+        "Text PDFs through the system, OCR on ÷ off (docs/min)",
+        "≥ 0.95 (not slower)",
+        f"{ratio} ({on['documents_per_min']} vs {off['documents_per_min']} documents/min)",
+        ratio >= 0.95 and not result["mismatches"],
+    )
+    rows = [
+        [
+            name,
+            f["documents_per_min"],
+            f["pages_per_s"],
+            f["chunks_per_s"],
+            f["cpu_s_per_document"],
+            f["cores_busy"],
+            f["others_cores_busy"],
+        ]
+        for name, f in (("OCR on (default)", on), ("OCR off", off))
+    ]
+    scan_rows = [
+        [
+            consumers,
+            s["runs"],
+            s["seconds"],
+            s["ocr_pages_per_s"],
+            "yes" if s["all_completed"] else "no",
+            "; ".join(
+                ", ".join(f"{name} {int(n)}" for name, n in ranges.items())
+                for ranges in s["ranges_by_consumer"]
+            ),
+        ]
+        for consumers, s in result["scan"].items()
+    ]
+    one, two = result["scan"].get("1"), result["scan"].get("2")
+    scaling = (
+        f" Two OCR consumers: {round(two['ocr_pages_per_s'] / one['ocr_pages_per_s'], 2)}× "
+        "the pages/s of one."
+        if one and two
+        else ""
+    )
+    report.section(
+        "OCR on and off, and the OCR stage",
+        f"The corpus' PDFs with a text layer ({result['documents']} documents, "
+        f"{result['pages']} pages a run: tests/corpus/pdf/ without its picture-only files and "
+        "the 117-page one, "
+        f"{result['copies']} times) through the system with 1 extractor and 1 embedder, "
+        "as bench/efficiency.py runs it, with OCR on (the default, the OCR consumer "
+        "running) and off (`DOCFLOW_OCR_LANGUAGES=''`), in turns; medians of "
+        f"{result['rounds']} rounds ([bench/ocr_throughput.py](bench/ocr_throughput.py)). "
+        f"Qdrant: {result['qdrant']}. Documents ending otherwise than the single-process "
+        f"floor: {len(result['mismatches'])}.",
+        "",
+        *table(
+            [
+                "configuration",
+                "docs/min",
+                "pages/s",
+                "chunks/s",
+                "CPU-s/doc",
+                "cores busy",
+                "others' cores busy",
+            ],
+            rows,
+        ),
+        "",
+        f"OCR on ÷ off: {ratio}.",
+        "",
+        f"A scan of {result['scan_pages']} pages (the corpus' two scans in turn) in ranges of "
+        f"{result['range_pages']} pages, uploaded alone, from upload to completed, "
+        "with 1 and 2 OCR consumers:",
+        "",
+        *table(
+            ["OCR consumers", "runs", "seconds", "OCR pages/s", "completed", "ranges read by"],
+            scan_rows,
+        ),
+        "",
+        f"Medians.{scaling}",
+    )
+
+
 def main() -> None:
     argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()
     report = Report()
@@ -833,6 +919,7 @@ def main() -> None:
         webhook_latency,
         vector_store,
         chunks,
+        ocr_throughput,
     ):
         section(report)
     about = machine()

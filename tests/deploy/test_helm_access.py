@@ -113,6 +113,8 @@ def table_writers() -> dict[str, set[str]]:
                 # The gateway's webhook dispatcher parks on the "webhooks" retry topics.
                 parker = "webhooks" if qualifier.startswith("webhooks") else service
                 mine = {topics.retry_topic(parker, n) for n in range(topics.RETRY_LEVELS)}
+                if "OCR consumer" in qualifier:  # its own retry topics, the extractor's user
+                    mine |= {topics.retry_topic("ocr", n) for n in range(topics.RETRY_LEVELS)}
             elif qualifier == "the rest":
                 mine = set(names) - taken
             elif any(f".{qualifier}." in name for name in names):

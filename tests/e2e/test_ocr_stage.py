@@ -12,11 +12,12 @@ from typing import Any
 
 import httpx
 import pytest
+from aiokafka.partitioner import DefaultPartitioner
 
 from docflow_local.stack import Stack
 from docflow_shared import topics
 from docflow_shared.events import OcrRangeRead, TextExtracted
-from docflow_shared.kafka_admin import read_topic
+from docflow_shared.kafka_admin import partitions_of, read_topic
 from support.corpus import REPO_ROOT
 from support.scans import scan
 from support.stacks import readable_events, running_stack
@@ -46,10 +47,21 @@ def _upload(http: httpx.Client, stack: Stack, data: bytes) -> dict[str, Any]:
     return document
 
 
-def _until(http: httpx.Client, document: dict[str, Any], condition: Any, what: str) -> Any:
+def _until(
+    http: httpx.Client,
+    document: dict[str, Any],
+    condition: Any,
+    what: str,
+    messages: list[str] | None = None,
+) -> Any:
+    """The document's status once ``condition`` holds (each message seen meanwhile
+    appended to ``messages``)."""
+
     def probe() -> dict[str, Any] | None:
         response = http.get(document["status_url"])
         status = response.json() if response.status_code == 200 else None
+        if status is not None and messages is not None and status["message"] not in messages[-1:]:
+            messages.append(status["message"])
         return status if status is not None and condition(status) else None
 
     return wait_until(probe, timeout_s=400, interval_s=0.2, what=what)
@@ -71,14 +83,48 @@ def _of(stack: Stack, topic: str, document_id: str) -> list[Any]:
     return [e for e in events if str(e.document_id) == document_id]
 
 
+def _spread_over_both(stack: Stack, document_id: str) -> bool:
+    """Whether the scan's ranges (keyed ``<document>:<range>``) land on partitions of
+    both OCR consumers: the group's two members share the topic's partitions round
+    robin (aiokafka's default assignor), one the even ones, one the odd ones."""
+    count = len(asyncio.run(partitions_of(stack.kafka_bootstrap_servers, [topics.OCR_REQUESTED])))
+    partition = DefaultPartitioner()
+    chosen = {
+        partition(f"{document_id}:{i}".encode(), list(range(count)), []) for i in range(PAGES)
+    }
+    return count % 2 == 0 and {p % 2 for p in chosen} == {0, 1}
+
+
 def test_a_scan_is_read_by_two_ocr_consumers_and_completes_with_its_chunks(
     stack: Stack, http: httpx.Client
 ) -> None:
+    # Keys spread a document's ranges over the partitions at random: once in about
+    # 500 documents, all ten land on one consumer's. Such a scan is cancelled at
+    # once and another one uploaded, so this one is always read by both.
     document = _upload(http, stack, scan(PAGES))
+    for _ in range(4):
+        if _spread_over_both(stack, document["id"]):
+            break
+        http.post(f"{stack.url('gateway')}/v1/documents/{document['id']}/cancel")
+        document = _upload(http, stack, scan(PAGES))
+    assert _spread_over_both(stack, document["id"])
+    messages: list[str] = []
     done = _until(
-        http, document, lambda s: s["status"] in ("completed", "failed"), "the scan is indexed"
+        http,
+        document,
+        lambda s: s["status"] in ("completed", "failed"),
+        "the scan is indexed",
+        messages,
     )
     assert done["status"] == "completed", done
+    # The status API showed the OCR consumers' progress, page by page.
+    read = [
+        int(m.group(1))
+        for m in (re.fullmatch(rf"Extracting text: OCR page (\d+) of {PAGES}", x) for x in messages)
+        if m
+    ]
+    assert read, messages
+    assert all(1 <= n <= PAGES for n in read), messages
     assert done["pages"] == PAGES
     # Both OCR consumers read ranges of it.
     assert _ranges_read(http, stack, "ocr") > 0

@@ -18,7 +18,15 @@ from pathlib import Path
 import pytest
 
 from support.corpus import REPO_ROOT
-from support.faults import Fault, Scenario, assert_held, run_scenario, write_report
+from support.faults import (
+    OCR_SANDBOX_MEMORY_MIB,
+    Fault,
+    Report,
+    Scenario,
+    assert_held,
+    run_scenario,
+    write_report,
+)
 from support.openai_server import EmbeddingsServer, embeddings_server
 from support.qdrant import NO_SERVER, running_qdrant
 
@@ -93,6 +101,18 @@ FULL = [
         upload_s=150,
         seed=9,
     ),
+    # Issue 22: scans read by the OCR consumer in ranges while it is killed (its
+    # ranges in flight read again by the restarted one), and a hostile scan
+    # failing alone in the OCR stage, within its sandbox's memory limit.
+    Scenario.random(
+        "OCR: the OCR consumer killed 3 times and the extractor once, with scans and a "
+        "hostile scan",
+        [("kill:ocr", 3, 1.0), ("kill:extractor", 1, 1.0)],
+        documents=24,
+        upload_s=90,
+        seed=10,
+        ocr=True,
+    ),
     Scenario(
         "Qdrant unavailable for 30 s",
         documents=200,
@@ -143,6 +163,16 @@ def test_nothing_is_lost_or_done_twice(
     write_report([report], ARTIFACTS / f"{slug}.json")
     keep_log_tails(logs, ARTIFACTS / "logs" / slug)
     assert_held(report)
+    if scenario.ocr:
+        assert_hostile_scans_named_the_limit(report)
+
+
+def assert_hostile_scans_named_the_limit(report: Report) -> None:
+    """Each hostile scan failed on the OCR consumer's memory limit, saying so."""
+    hostile = [d for d in report.documents if d["file"] == "noise-scan.pdf"]
+    assert hostile, "no hostile scan was uploaded"
+    limit = f"more than {OCR_SANDBOX_MEMORY_MIB} MiB of memory"
+    assert all(limit in (d["error"] or "") for d in hostile), hostile
 
 
 def keep_log_tails(logs: Path, kept: Path, size: int = 256 * 1024) -> None:

@@ -38,8 +38,9 @@ import random
 import signal
 import threading
 import time
+import zlib
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -52,7 +53,7 @@ from qdrant_client import QdrantClient
 from docflow_embedder.adapters.embedded import open_embedded
 from docflow_local.kafka import LocalKafka, ensure_jars
 from docflow_local.processes import free_port
-from docflow_local.stack import Stack, services
+from docflow_local.stack import Service, Stack, services
 from docflow_shared import topics
 from docflow_shared.auth import hash_key
 from docflow_shared.events import DocumentProgressed, Event, ReindexEvent, parse_event
@@ -62,11 +63,13 @@ from docflow_shared.sql import create_engine
 from docflow_status.adapters.read_model import SqlReadModel
 from docflow_status.adapters.replay import replay
 from docflow_status.domain.projection import evolve
+from support import hostile as hostile_pdf
 from support import hostile_events
 from support.corpus import expectations
 from support.hostile_events import ACME_SECRET, FORGED_TEXT, GLOBEX_SECRET, Hostile
 from support.openai_server import EmbeddingsServer
 from support.qdrant import QdrantServer
+from support.scans import scan
 
 # Small documents of the corpus that complete (so "terminal" means done work),
 # and one that must fail (encrypted): each document's outcome is asserted.
@@ -94,6 +97,24 @@ TENANT_FILES = {
     ],
 }
 API_KEYS = {"acme": "acme-key", "globex": "globex-key"}
+# An OCR scenario's uploads (``Scenario.ocr``): multi-page scans (support.scans,
+# read by the OCR consumer range by range), text files, and a hostile scan that
+# must fail alone in the OCR stage, within its sandbox's memory limit.
+OCR_FILES = [
+    "scan-4.pdf",
+    "000_e21e99f4fa213ba2.md",
+    "minimal-document.pdf",
+    "scan-3.pdf",
+    "001_1dec86223de1c3fb.md",
+    "noise-scan.pdf",
+    "002-trivial-libre-office-writer.pdf",
+    "002_33ffed5cb8b9fff7.md",
+]
+# The OCR consumer's sandbox in an OCR scenario: a scan's page needs about 320 MiB
+# (Tesseract at 300 dpi), the hostile scan's noise far more.
+OCR_SANDBOX_MEMORY_MIB = 384
+# Pages per OCR range in an OCR scenario: a 4-page scan is two ranges.
+OCR_RANGE_PAGES = 2
 TERMINAL = {"completed", "failed", "cancelled"}
 # DOCFLOW_SHUTDOWN_TIMEOUT_S of the services under test (25 s by default; less
 # here so that a scenario with graceful stops stays short).
@@ -110,8 +131,10 @@ CATCH_UP_S = 60.0
 
 def expected_outcome(name: str) -> str:
     """``completed``, or ``failed:<code>`` for a file that must fail with that code."""
-    if name.endswith("-ledger.md"):
+    if name.endswith("-ledger.md") or name.startswith("scan-"):
         return "completed"
+    if name == "noise-scan.pdf":
+        return "failed:limit_exceeded"
     found = {e.path.name: e for e in expectations()}[name]
     return found.status if found.error_code is None else f"{found.status}:{found.error_code}"
 
@@ -139,6 +162,8 @@ class Scenario:
     max_redeliveries: int | None = None
     # Two tenants (auth on), and hostile events published mid-run.
     hostile: bool = False
+    # Scans and a hostile scan (OCR_FILES) through the OCR consumer.
+    ocr: bool = False
 
     @property
     def redeliveries_bound(self) -> int:
@@ -155,6 +180,7 @@ class Scenario:
         documents: int,
         upload_s: float,
         seed: int,
+        ocr: bool = False,
     ) -> Scenario:
         """``kinds``: (kind, how many times, seconds each), at random moments of the upload."""
         rng = random.Random(seed)
@@ -163,7 +189,7 @@ class Scenario:
             for kind, times, seconds in kinds
             for _ in range(times)
         ]
-        return cls(name, documents, upload_s, tuple(sorted(faults, key=lambda f: f.at)))
+        return cls(name, documents, upload_s, tuple(sorted(faults, key=lambda f: f.at)), ocr=ocr)
 
 
 @dataclass
@@ -324,12 +350,17 @@ def plan(scenario: Scenario) -> list[Planned]:
         if name.endswith("-ledger.md"):
             secret = ACME_SECRET if name.startswith("acme") else GLOBEX_SECRET
             data = hostile_events.secret_markdown(secret, 1)
+        elif name.startswith("scan-"):
+            data = scan(int(name.removeprefix("scan-").removesuffix(".pdf")))
+        elif name == "noise-scan.pdf":
+            data = noise_scan()
         else:
             data = paths[name].read_bytes()
         return Planned(tenant, name, data, expected_outcome(name))
 
     if not scenario.hostile:
-        return [planned(None, FILES[n % len(FILES)]) for n in range(scenario.documents)]
+        files = OCR_FILES if scenario.ocr else FILES
+        return [planned(None, files[n % len(files)]) for n in range(scenario.documents)]
     tenants = sorted(TENANT_FILES)
     out = []
     for n in range(scenario.documents):
@@ -516,6 +547,8 @@ class Hostilities:
 
 
 def _stack_env(scenario: Scenario) -> dict[str, str]:
+    if scenario.ocr:
+        return {"DOCFLOW_OCR_RANGE_PAGES": str(OCR_RANGE_PAGES)}
     if not scenario.hostile:
         return {}
     return {
@@ -546,7 +579,7 @@ def run_scenario(
     stack = Stack(
         kafka_bootstrap_servers=kafka.bootstrap_servers,
         data_dir=home / "data",
-        services=services(free_port(), free_port(), free_port(), free_port()),
+        services=_services(scenario),
         log_dir=log_dir or home / "logs",
         extra_env={
             **server.embedder_env("fault-embedder"),
@@ -635,6 +668,38 @@ def run_scenario(
     return report
 
 
+def _services(scenario: Scenario) -> list[Service]:
+    """The services on free ports; in an OCR scenario, the OCR consumer's sandbox
+    at OCR_SANDBOX_MEMORY_MIB."""
+    chosen = services(free_port(), free_port(), free_port(), free_port())
+    if not scenario.ocr:
+        return chosen
+    limited = (("DOCFLOW_SANDBOX_MEMORY_MIB", str(OCR_SANDBOX_MEMORY_MIB)),)
+    return [replace(s, env=limited) if s.name == "ocr" else s for s in chosen]
+
+
+def noise_scan() -> bytes:
+    """A hostile scan: a page 30 inches square without a text layer, filled by 4000 ×
+    4000 pixels of noise (16 MB, incompressible), which Tesseract reads with far
+    more memory than a page of text."""
+    side, points = 4000, 30 * 72
+    pixels = zlib.compress(random.Random(4000).randbytes(side * side), 1)
+    return hostile_pdf.pdf(
+        {
+            1: b"<< /Type /Catalog /Pages 2 0 R >>",
+            2: b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+            3: b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 %d %d] /Contents 4 0 R "
+            b"/Resources << /XObject << /Im1 5 0 R >> >> >>" % (points, points),
+            4: hostile_pdf.stream(b"q %d 0 0 %d 0 0 cm /Im1 Do Q" % (points, points)),
+            5: hostile_pdf.stream(
+                pixels,
+                b"/Type /XObject /Subtype /Image /Width %d /Height %d /ColorSpace /DeviceGray "
+                b"/BitsPerComponent 8 /Filter /FlateDecode" % (side, side),
+            ),
+        }
+    )
+
+
 def _judge_outcomes(
     report: Report, sent: list[Sent], statuses: dict[UUID, dict[str, Any] | None]
 ) -> None:
@@ -648,6 +713,7 @@ def _judge_outcomes(
                 "expected": s.planned.expected,
                 "outcome": got,
                 "chunks_total": (statuses.get(s.id) or {}).get("chunks_total"),
+                "error": ((statuses.get(s.id) or {}).get("error") or {}).get("message"),
             }
         )
         if got != s.planned.expected:
@@ -675,7 +741,11 @@ def _consumers_lag(bootstrap: str, with_retries: bool) -> dict[str, int]:
     groups too where messages were put on the retry topics on purpose."""
     groups: dict[str, tuple[str, ...]] = dict(topics.CONSUMERS)
     if with_retries:
-        main_group = {"extractor": "docflow-extractor", "embedder": "docflow-embedder"}
+        main_group = {
+            "extractor": "docflow-extractor",
+            "embedder": "docflow-embedder",
+            "ocr": "docflow-extractor-ocr",
+        }
         for service in topics.RETRYING_SERVICES:
             for level in range(topics.RETRY_LEVELS):
                 groups[retry_group(main_group[service], level)] = (
@@ -732,7 +802,9 @@ def _repeated_event_ids(bootstrap: str, ids: set[UUID]) -> int:
                 continue
             seen[event.event_id] = seen.get(event.event_id, 0) + 1
             if isinstance(event, DocumentProgressed):
-                step = (event.document_id, event.attempt, event.stage, event.done)
+                # "OCR page n" is a step of its own (the OCR consumer's), apart
+                # from the extractor's n-1 pages read.
+                step = (event.document_id, event.attempt, event.stage, event.done, event.ocr_page)
                 seen[step] = seen.get(step, 0) + 1
     return sum(n - 1 for n in seen.values() if n > 1)
 

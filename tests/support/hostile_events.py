@@ -144,7 +144,11 @@ def poison_pills() -> list[Hostile]:
     )
     unreadable = b'{"event_type": "docflow.document.garbage", "garbage": true}'
     # The retry topics, each with headers saying where the message came from.
-    first_topic = {"extractor": topics.UPLOADED, "embedder": topics.EXTRACTED}
+    first_topic = {
+        "extractor": topics.UPLOADED,
+        "embedder": topics.EXTRACTED,
+        "ocr": topics.OCR_REQUESTED,
+    }
     for service in topics.RETRYING_SERVICES:
         for level in range(topics.RETRY_LEVELS):
             pills.append(

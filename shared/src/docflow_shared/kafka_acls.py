@@ -93,8 +93,10 @@ GRANTS: dict[str, Grants] = {
             topics.DEAD_LETTER,
             *retry_topics("extractor"),
             # Its OCR consumer (same image and user, its own Deployment) reads
-            # the requests and answers; the extractor asks and reads the answers.
+            # the requests and answers, and parks ranges on retry topics of its
+            # own; the extractor asks and reads the answers.
             *topics.OCR,
+            *retry_topics("ocr"),
         ),
         # Cancellations and deletions: every replica follows them, no group.
         reads=(
@@ -104,6 +106,7 @@ GRANTS: dict[str, Grants] = {
             topics.DELETED,
             *retry_topics("extractor"),
             *topics.OCR,
+            *retry_topics("ocr"),
         ),
         groups=principal_name("extractor"),
     ),

@@ -46,7 +46,9 @@ DEAD_LETTER = "docflow.deadletter.v1"
 # Where a service parks a message whose handling met a transient error, one
 # topic per service and delay level, so the original partition goes on.
 RETRY_LEVELS = 3
-RETRYING_SERVICES = ("extractor", "embedder")
+# The OCR consumer ("ocr": the extractor's user, its own retry topics, so that a
+# parked range comes back to an OCR consumer, not to the extractor).
+RETRYING_SERVICES = ("extractor", "embedder", "ocr")
 
 
 def retry_topic(service: str, level: int) -> str:

@@ -223,3 +223,66 @@ async def test_ranges_of_a_cancelled_attempt_are_neither_read_nor_put_together(
     )
     assert not list((tmp_path / "blobs").rglob("ocr/*/*.json"))
     assert not extractor.of(TextExtracted)
+
+
+async def test_answers_of_an_attempt_a_range_failed_are_dropped(tmp_path: Path) -> None:
+    blobs = LocalBlobStore(tmp_path / "blobs")
+    event = stored_upload(blobs, _scan_file(tmp_path, 4), "application/pdf")
+    reading = Reading(opener=_in_process(True), ocr_range_pages=1)
+    cancellations = Cancellations()
+    extractor, ocr = Recorder(), Recorder()
+    await extract_or_request_ocr(
+        event, blobs=blobs, publish=extractor, reading=reading, cancellations=cancellations
+    )
+    requests = extractor.of(OcrRangeRequested)
+    assert len(requests) == 4
+
+    async def read(request: OcrRangeRequested) -> int | None:
+        return await read_range(
+            request,
+            blobs=blobs,
+            publish=ocr,
+            open_range=_in_process(False).ocr_range,
+            cancellations=cancellations,
+        )
+
+    async def put_together(answer: OcrRangeRead) -> bool:
+        return await assemble(
+            answer, blobs=blobs, publish=extractor, reading=reading, cancellations=cancellations
+        )
+
+    assert await read(requests[0]) == 1
+    assert await read(requests[3]) == 1
+    first, last = ocr.of(OcrRangeRead)
+    assert not await put_together(first)
+    kept = tmp_path / "blobs" / event.tenant_id / str(event.document_id) / "ocr" / "1"
+    assert sorted(p.name for p in kept.iterdir()) == ["0.json"]
+    # Range 1 fails the document (as the OCR consumer's failure middleware answers it).
+    failure = OcrRangeRead.caused_by(
+        requests[1], range_index=1, range_count=4, pages=[], failed=True
+    )
+    assert not await put_together(failure)
+    assert sorted(p.name for p in kept.iterdir()) == ["failed.json"]
+    # A range not read yet is skipped, answered as failed; one read before is dropped.
+    assert await read(requests[2]) is None
+    skipped = ocr.of(OcrRangeRead)[-1]
+    assert (skipped.range_index, skipped.failed, skipped.pages) == (2, True, [])
+    assert not await put_together(last)
+    assert (kept / "failed.json").exists()
+    assert not await put_together(skipped)
+    # Every range answered: nothing of the attempt is left, nothing was cut or sent.
+    assert not kept.exists()
+    assert not extractor.of(TextExtracted)
+    # A late redelivery of the failure notes it again (harmless), and still nothing is cut.
+    assert not await put_together(failure)
+    assert not extractor.of(TextExtracted)
+
+
+def test_a_failed_range_carries_no_pages(tmp_path: Path) -> None:
+    upload = stored_upload(
+        LocalBlobStore(tmp_path / "blobs"), _scan_file(tmp_path, 1), "application/pdf"
+    )
+    fields = {"range_index": 0, "range_count": 1, "pages": [{"number": 1, "text": "x"}]}
+    assert not OcrRangeRead.caused_by(upload, **fields).failed
+    with pytest.raises(ValueError, match="a failed range has no pages"):
+        OcrRangeRead.caused_by(upload, **fields, failed=True)

@@ -14,7 +14,7 @@ from docflow_extractor.adapters.sandbox import open_sandboxed
 from docflow_extractor.adapters.sandbox_ocr import open_ocr_range
 from docflow_extractor.domain.chunking import Chunking
 from docflow_extractor.entrypoints.consumer import register
-from docflow_extractor.entrypoints.ocr import OcrMetrics, register_ocr
+from docflow_extractor.entrypoints.ocr import FailRangeOnError, OcrMetrics, register_ocr
 from docflow_extractor.handlers import Reading
 from docflow_extractor.ocr_stage import RangeOpener
 from docflow_extractor.settings import ExtractorSettings
@@ -191,20 +191,29 @@ def wire_ocr(
 ) -> None:
     """Attach the OCR consumer's publisher, failure middleware and subscriber to ``broker``.
 
-    A range that fails fails its document (``extracting``); one whose error is
-    transient too (retryable: the user retries the document), since a range
-    parked on the extractor's retry topics would be read by the extractor.
+    A range that fails fails its document (``extracting``) and is answered as
+    failed, so the extractor drops the attempt's other answers. A transient
+    error parks the range on the OCR consumer's own retry topics
+    (``docflow.retry.ocr.<n>.v1``), so an OCR consumer reads it again.
     """
     registry = registry or CollectorRegistry()
     publish = KafkaEventPublisher(
         broker,
         source="/docflow/ocr",
-        produces=[DocumentProgressed, OcrRangeRead, DocumentFailed],
+        produces=[DocumentProgressed, OcrRangeRead, DocumentFailed, DocumentRetrying],
     )
-    router = FailDocumentOnError(
+    parking = Parking(
+        broker,
+        service="ocr",
+        delays_s=settings.retry_delays_s,
+        max_redeliveries=settings.max_redeliveries,
+        metrics=RetryMetrics(registry, Stage.EXTRACTING.value),
+    )
+    router = FailRangeOnError(
         publish,
         stage=Stage.EXTRACTING,
         service="ocr",
+        parking=parking,
         rejected=RejectedEvents(registry, "ocr"),
     ).router()
     cancellations = Cancellations()
@@ -217,6 +226,7 @@ def wire_ocr(
         stages=StageMetrics(registry, "ocr"),
         metrics=OcrMetrics(registry),
         max_file_bytes=settings.max_file_bytes,
+        parking=parking,
     )
     broker.include_router(router)
     follow_cancellations(broker, cancellations)

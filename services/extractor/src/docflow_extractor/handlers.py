@@ -277,9 +277,10 @@ async def _extract(
             page_total = document.page_count
             units = page_total or 1  # unpaginated text is one unit of work
             report_every = max(1, math.ceil(units / reading.progress_steps))
-            await publish(
-                DocumentProgressed.caused_by(event, stage=Stage.EXTRACTING, done=0, total=units)
-            )
+            if origin.ocr_texts is None:  # else the first reading said so (ocr_stage.py)
+                await publish(
+                    DocumentProgressed.caused_by(event, stage=Stage.EXTRACTING, done=0, total=units)
+                )
 
             sender = _ChunkSender(event, publish, reading.new_batcher(), title=origin.title)
             pages_done = 0

@@ -19,6 +19,13 @@ layer, so with ``DOCFLOW_OCR_RANGE_PAGES`` > 0 it leaves the extractor:
    document: only this reading numbers chunks, so their numbers and total are
    exact. Ranges are kept per attempt: those of an older attempt never mix
    with a retry's.
+
+A range that fails the document for good is answered as failed
+(``OcrRangeRead.failed``, entrypoints/ocr.py). The extractor then notes the
+attempt as failed in the blob store (``failed_key``) and deletes its kept
+answers; later answers of that attempt are dropped, and OCR consumers skip its
+ranges not read yet (answering them as failed too). Once every range of the
+attempt has answered, the note goes as well.
 """
 
 from __future__ import annotations
@@ -103,11 +110,12 @@ async def request_ocr(
 ) -> None:
     """Ask for pages ``wanted.page``..the last to be read by OCR, a range at a time."""
     pages = ranges(wanted.page, wanted.page_count, range_pages)
-    await publish(
-        DocumentProgressed.caused_by(
-            event, stage=Stage.EXTRACTING, done=wanted.page - 1, total=wanted.page_count
+    if wanted.page > 1:  # page 1: the reading's start said 0 of N already
+        await publish(
+            DocumentProgressed.caused_by(
+                event, stage=Stage.EXTRACTING, done=wanted.page - 1, total=wanted.page_count
+            )
         )
-    )
     for index, (first, last) in enumerate(pages):
         await publish(
             OcrRangeRequested.caused_by(
@@ -151,6 +159,25 @@ async def read_range(
         return cancellations.cancelled(event.tenant_id, event.document_id, event.attempt)
 
     if stopped():
+        return None
+    if await to_thread.run_sync(attempt_failed, blobs, event):
+        # Another range failed the attempt: this one would be read for nothing.
+        await publish(
+            OcrRangeRead.caused_by(
+                event,
+                range_index=event.range_index,
+                range_count=event.range_count,
+                pages=[],
+                failed=True,
+            )
+        )
+        logger.info(
+            "OCR of document %s (attempt %d), pages %d-%d: skipped, the attempt failed",
+            event.document_id,
+            event.attempt,
+            event.first,
+            event.last,
+        )
         return None
     try:
         source = await to_thread.run_sync(
@@ -217,6 +244,53 @@ def range_key(event: OcrRangeRead, index: int) -> str:
     return f"{event.tenant_id}/{event.document_id}/ocr/{event.attempt}/{index}.json"
 
 
+def failed_key(event: OcrRangeRead | OcrRangeRequested) -> str:
+    """The note that a range failed the attempt: the ranges answered since, as JSON."""
+    return f"{event.tenant_id}/{event.document_id}/ocr/{event.attempt}/failed.json"
+
+
+def _answered_after_failure(blobs: BlobStore, event: OcrRangeRead) -> set[int] | None:
+    """The ranges of a failed attempt answered so far; None if the attempt did not fail."""
+    try:
+        with blobs.open(failed_key(event), max_bytes=1024 * 1024) as stored:
+            kept = json.load(stored)
+    except BlobNotFoundError:
+        return None
+    except ValueError:  # unreadable (never written so by docflow): the attempt failed
+        return set()
+    return {i for i in kept if isinstance(i, int)} if isinstance(kept, list) else set()
+
+
+def attempt_failed(blobs: BlobStore, event: OcrRangeRead | OcrRangeRequested) -> bool:
+    """Whether a range of this attempt failed the document (the extractor noted it)."""
+    try:
+        blobs.open(failed_key(event), max_bytes=1024 * 1024).close()
+    except BlobNotFoundError:
+        return False
+    return True
+
+
+def _drop_failed(blobs: BlobStore, event: OcrRangeRead, answered: set[int] | None) -> None:
+    """An answer of a failed attempt (or the failure itself): delete the attempt's
+    kept answers and note this one; once all ranges have answered, the note goes."""
+    if answered is None:  # the failure: every range with a kept answer has answered
+        answered = set()
+        for index in range(event.range_count):
+            try:
+                blobs.open(range_key(event, index)).close()
+            except BlobNotFoundError:
+                continue
+            answered.add(index)
+    answered.add(event.range_index)
+    for index in range(event.range_count):
+        blobs.delete(range_key(event, index))
+    if len(answered) >= event.range_count:
+        blobs.delete(failed_key(event))
+        return
+    with blobs.writer(failed_key(event)) as out:
+        out.write(json.dumps(sorted(answered)).encode())
+
+
 def _stored_texts(blobs: BlobStore, event: OcrRangeRead) -> dict[int, str] | None:
     """Every stored range's page texts, or None while a range is missing."""
     texts: dict[int, str] = {}
@@ -245,6 +319,18 @@ async def assemble(
         # Answers kept before the cancellation (or deletion) go too.
         await to_thread.run_sync(_forget, blobs, event)
         return False
+    answered = await to_thread.run_sync(_answered_after_failure, blobs, event)
+    if event.failed or answered is not None:
+        # The attempt failed (here, or in a range before): nothing is put together.
+        await to_thread.run_sync(_drop_failed, blobs, event, answered)
+        logger.info(
+            "document %s (attempt %d): OCR range %d of %d dropped, the attempt failed",
+            event.document_id,
+            event.attempt,
+            event.range_index + 1,
+            event.range_count,
+        )
+        return False
     answer = json.dumps([page.model_dump() for page in event.pages]).encode()
     with blobs.writer(range_key(event, event.range_index)) as out:
         out.write(answer)
@@ -270,6 +356,7 @@ async def assemble(
 
 
 def _forget(blobs: BlobStore, event: OcrRangeRead) -> None:
-    """Delete the attempt's kept answers (those there are)."""
+    """Delete the attempt's kept answers (those there are), and its failure note."""
     for index in range(event.range_count):
         blobs.delete(range_key(event, index))
+    blobs.delete(failed_key(event))

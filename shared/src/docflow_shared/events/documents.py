@@ -218,7 +218,10 @@ class OcrPage(BaseModel):
 class OcrRangeRead(Event):
     """A range of pages was read by OCR: the text of each page that had no text layer.
 
-    Keyed by document id (one partition, so one assembler sees a document's ranges in turn).
+    ``failed``: the range will give no text (it failed the document, or was skipped
+    because another range had), so the attempt is never put together; ``pages`` is
+    then empty. Keyed by document id (one partition, so one assembler sees a
+    document's ranges in turn).
     """
 
     TOPIC: ClassVar[str] = topics.OCR_DONE
@@ -227,6 +230,7 @@ class OcrRangeRead(Event):
     range_index: int = Field(ge=0, lt=MAX_OCR_RANGES)
     range_count: int = Field(ge=1, le=MAX_OCR_RANGES)
     pages: list[OcrPage] = Field(max_length=MAX_OCR_RANGES)
+    failed: bool = False
     # The request's, passed on to the chunks (optional, as in TextExtracted).
     document: DocumentFacts | None = None
 
@@ -234,6 +238,8 @@ class OcrRangeRead(Event):
     def _bounded(self) -> Self:
         if self.range_index >= self.range_count:
             raise ValueError("range_index must be below range_count")
+        if self.failed and self.pages:
+            raise ValueError("a failed range has no pages")
         if sum(len(page.text) for page in self.pages) > MAX_OCR_RANGE_TEXT_CHARS:
             raise ValueError(f"more than {MAX_OCR_RANGE_TEXT_CHARS} characters of text")
         return self

@@ -202,6 +202,10 @@ class SandboxedDocument:
         request: dict[str, Any] | None = None,
     ) -> None:
         self._limits = limits
+        # What the limits bound, for the messages: a document, or a range of OCR pages.
+        pages = (request or {}).get("ocr_range")
+        self._read = f"pages {pages[0]}-{pages[1]} by OCR" if pages else "the document"
+        self._per = "OCR range" if pages else "document"
         self._max_chunks = setup.max_chunks
         self._chunks = 0
         self._logs = _LOGS_PER_DOCUMENT
@@ -351,15 +355,16 @@ class SandboxedDocument:
     def _timeout(self) -> DocumentError:
         return DocumentError(
             ErrorCode.TIMEOUT,
-            f"reading the document took longer than {self._limits.wall_clock_s:g} s, "
-            "the limit per document; split it into smaller files",
+            f"reading {self._read} took longer than {self._limits.wall_clock_s:g} s, the "
+            f"limit per {self._per} (DOCFLOW_SANDBOX_TIMEOUT_S); split it into smaller files",
         )
 
     def _out_of_memory(self, how: str) -> DocumentError:
         return DocumentError(
             ErrorCode.LIMIT_EXCEEDED,
-            f"reading the document needed more than {self._limits.memory_bytes // MiB} MiB "
-            f"of memory, the limit per document (the parser was stopped: {how})",
+            f"reading {self._read} needed more than {self._limits.memory_bytes // MiB} MiB of "
+            f"memory, the limit per {self._per} (DOCFLOW_SANDBOX_MEMORY_MIB; the parser was "
+            f"stopped: {how})",
         )
 
     def _died(self) -> DocumentError:
@@ -373,8 +378,8 @@ class SandboxedDocument:
         if code == -signal.SIGXCPU:
             return DocumentError(
                 ErrorCode.TIMEOUT,
-                f"reading the document used more than {self._limits.cpu_seconds} s of CPU "
-                "time, the limit per document; split it into smaller files",
+                f"reading {self._read} used more than {self._limits.cpu_seconds} s of CPU "
+                f"time, the limit per {self._per}; split it into smaller files",
             )
         if code is None or code >= 0:
             return DocumentError(
