@@ -232,7 +232,12 @@ def bootstrap(settings: EmbedderSettings | None = None) -> AsgiFastStream:
     broker = service_broker(settings, service=SERVICE, registry=registry)
     models = SettingsModels(settings, EmbeddingMetrics(registry))
     client = qdrant_client(settings)
-    index = QdrantIndex(client, models, index_payload=settings.qdrant_url is not None)
+    index = QdrantIndex(
+        client,
+        models,
+        index_payload=settings.qdrant_url is not None,
+        tenant_idf=settings.keyword_idf == "tenant",
+    )
     active = index.start(configured_spec(settings))
     logging.getLogger(f"docflow.{SERVICE}").info(
         "embedding with %s into %s", active.embedder.model, active.vectors.collection

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 import numpy as np
 import numpy.typing as npt
 
+from docflow_embedder.keywords import SparseVector
 from docflow_shared.events import EmbeddingSpec
 
 # Fixed namespace: the same chunk embedded by the same model always gets the
@@ -48,6 +49,24 @@ class SearchHit:
     text: str
 
 
+# dense: by meaning; keyword: by words (BM25); hybrid: both, fused by rank.
+SearchMode = Literal["hybrid", "dense", "keyword"]
+SEARCH_MODES: tuple[SearchMode, ...] = ("hybrid", "dense", "keyword")
+
+
+@dataclass(frozen=True)
+class Found:
+    """A search's hits, the mode that found them, and why it is not the one asked for."""
+
+    hits: list[SearchHit]
+    mode: SearchMode
+    note: str | None = None
+
+
+class KeywordsMissing(Exception):
+    """Keyword search asked of a collection without keyword vectors."""
+
+
 class Embedder(Protocol):
     """The model port: texts in, unit vectors out (CPU-bound, synchronous)."""
 
@@ -61,6 +80,8 @@ class VectorStore(Protocol):
     """The vector-store port."""
 
     collection: str
+    # Whether its chunks have keyword vectors (collections made before hybrid search do not).
+    keywords: bool
 
     def upsert(self, points: Sequence[VectorPoint]) -> None: ...
 
@@ -78,9 +99,14 @@ class VectorStore(Protocol):
         ...
 
     def search(
-        self, vector: npt.NDArray[np.float32], tenant_id: str, limit: int
+        self,
+        vector: npt.NDArray[np.float32] | None,
+        tenant_id: str,
+        limit: int,
+        keywords: SparseVector | None = None,
     ) -> list[SearchHit]:
-        """The tenant's chunks nearest to ``vector``, best first."""
+        """The tenant's chunks nearest to ``vector``, or best matching ``keywords``, or
+        both fused by rank; best first."""
         ...
 
 

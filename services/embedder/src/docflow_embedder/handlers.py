@@ -29,12 +29,15 @@ from anyio import to_thread
 
 from docflow_embedder.domain import (
     Embedder,
-    SearchHit,
+    Found,
+    KeywordsMissing,
+    SearchMode,
     Target,
     VectorPoint,
     VectorStore,
     point_id,
 )
+from docflow_embedder.keywords import query_vector
 from docflow_shared.cancellations import Cancellations
 from docflow_shared.errors import TransientError, UntrustedEvent
 from docflow_shared.events import (
@@ -218,11 +221,40 @@ async def _store(chunks: Sequence[tuple[TextExtracted, Chunk]], target: Target) 
 
 
 async def search_chunks(
-    query: str, tenant_id: str, limit: int, *, embedder: Embedder, vectors: VectorStore
-) -> list[SearchHit]:
-    """The tenant's chunks closest in meaning to ``query``, with the model that embedded them."""
-    [vector] = await to_thread.run_sync(embedder.embed, [query])
-    return await to_thread.run_sync(vectors.search, vector, tenant_id, limit)
+    query: str,
+    tenant_id: str,
+    limit: int,
+    *,
+    embedder: Embedder,
+    vectors: VectorStore,
+    mode: SearchMode = "dense",
+) -> Found:
+    """The tenant's chunks that match ``query``, best first.
+
+    ``dense``: closest in meaning (the query embedded by the model that embedded the
+    chunks); ``keyword``: best BM25 match of its words (no model call); ``hybrid``:
+    both, fused by rank (RRF). A collection made before keyword vectors answers
+    ``hybrid`` with ``dense`` and says so in ``note``; ``keyword`` raises
+    ``KeywordsMissing`` there.
+    """
+    note = None
+    if mode != "dense" and not vectors.keywords:
+        if mode == "keyword":
+            raise KeywordsMissing(
+                f"{vectors.collection} was made before keyword search: re-embed it "
+                "(docflow reindex) for keyword and hybrid search"
+            )
+        mode = "dense"
+        note = (
+            f"hybrid search fell back to dense: {vectors.collection} was made before "
+            "keyword search; re-embed it (docflow reindex) to search by keywords too"
+        )
+    vector = None
+    if mode != "keyword":
+        [vector] = await to_thread.run_sync(embedder.embed, [query])
+    keywords = query_vector(query) if mode != "dense" else None
+    hits = await to_thread.run_sync(vectors.search, vector, tenant_id, limit, keywords)
+    return Found(hits, mode, note)
 
 
 async def remove_vectors(

@@ -54,6 +54,12 @@ class EmbedderSettings(ServiceSettings):
     # Limits of one embeddings request (OpenAI's).
     openai_max_inputs: int = Field(default=2048, ge=1)
     openai_max_request_tokens: int = Field(default=300_000, ge=1)
+    # Which chunks keyword search counts a term's rarity (IDF) over. collection:
+    # every tenant's (Qdrant's default; any version, fast in local mode), so
+    # other tenants' chunks shift a tenant's keyword scores. tenant: the
+    # tenant's own (a Qdrant server 1.19 or later; local mode counts them on
+    # every query, slower as the collection grows).
+    keyword_idf: Literal["collection", "tenant"] = "collection"
 
     @property
     def qdrant_local_path(self) -> Path:

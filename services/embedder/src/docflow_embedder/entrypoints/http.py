@@ -1,8 +1,10 @@
 """The embedder's internal HTTP route: search, for the gateway.
 
-``GET /internal/search?q=…&tenant=…&limit=…`` embeds the query with the
-model that embedded the chunks and returns the tenant's nearest chunks, from
-the active collection (the old one until a re-embedding switches). It is
+``GET /internal/search?q=…&tenant=…&limit=…&mode=…`` embeds the query with
+the model that embedded the chunks and returns the tenant's nearest chunks,
+from the active collection (the old one until a re-embedding switches);
+``mode`` (``hybrid``, the default, ``dense`` or ``keyword``) says whether
+its words are matched too (``handlers.search_chunks``). It is
 on the embedder because the query must be embedded by the same model, and
 because Qdrant's local mode lets only one process open its folder. The
 caller (the gateway) has authenticated the tenant and names it; so that no one
@@ -21,7 +23,7 @@ from urllib.parse import parse_qs
 from anyio import to_thread
 from faststream.asgi import AsgiResponse, get
 
-from docflow_embedder.domain import Index
+from docflow_embedder.domain import SEARCH_MODES, Index, KeywordsMissing
 from docflow_embedder.handlers import search_chunks
 from docflow_shared.auth import INTERNAL_TOKEN_HEADER, internal_token_valid
 
@@ -57,20 +59,33 @@ def search_route(index: Index, token: str | None) -> tuple[str, Any]:
         query = params.get("q", [""])[0].strip()
         tenant = params.get("tenant", [""])[0]
         limit_text = params.get("limit", ["10"])[0]
+        mode = params.get("mode", ["hybrid"])[0]
         if not query or len(query) > MAX_QUERY_CHARS:
             return _answer({"detail": f"q must have 1 to {MAX_QUERY_CHARS} characters"}, 422)
         if not tenant:
             return _answer({"detail": "tenant is required"}, 422)
         if not limit_text.isdigit() or not 1 <= int(limit_text) <= MAX_LIMIT:
             return _answer({"detail": f"limit must be 1 to {MAX_LIMIT}"}, 422)
+        if mode not in SEARCH_MODES:
+            return _answer({"detail": f"mode must be one of {', '.join(SEARCH_MODES)}"}, 422)
         active = (await to_thread.run_sync(index.targets)).active
-        hits = await search_chunks(
-            query, tenant, int(limit_text), embedder=active.embedder, vectors=active.vectors
-        )
+        try:
+            found = await search_chunks(
+                query,
+                tenant,
+                int(limit_text),
+                embedder=active.embedder,
+                vectors=active.vectors,
+                mode=mode,
+            )
+        except KeywordsMissing as exc:
+            return _answer({"detail": str(exc), "code": "keywords-missing"}, 409)
         return _answer(
             {
                 "model": active.embedder.model,
                 "collection": active.vectors.collection,
+                "mode": found.mode,
+                "note": found.note,
                 "hits": [
                     {
                         "document_id": str(hit.document_id),
@@ -80,7 +95,7 @@ def search_route(index: Index, token: str | None) -> tuple[str, Any]:
                         "score": hit.score,
                         "text": hit.text,
                     }
-                    for hit in hits
+                    for hit in found.hits
                 ],
             }
         )

@@ -1,0 +1,65 @@
+"""Qdrant Query API requests for the three kinds of search: dense (cosine), keyword
+(the sparse ``bm25`` vector, BM25 through Qdrant's IDF modifier) and hybrid (both as
+prefetches, fused by Reciprocal Rank Fusion in the same call)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from qdrant_client.http import models
+
+from docflow_embedder.keywords import KEYWORDS_VECTOR, SparseVector
+
+
+def sparse(vector: SparseVector) -> models.SparseVector:
+    return models.SparseVector(indices=list(vector.indices), values=list(vector.values))
+
+
+def candidates(limit: int) -> int:
+    """Candidates each side (dense, keywords) brings to the fusion, for ``limit`` results."""
+    return max(3 * limit, 30)
+
+
+def search_request(
+    vector: npt.NDArray[np.float32] | None,
+    keywords: SparseVector | None,
+    within: models.Filter,
+    limit: int,
+    *,
+    tenant_idf: bool,
+) -> dict[str, Any]:
+    """``query_points``'s arguments: nearest to ``vector``, best matching ``keywords``
+    (not empty), or both fused by rank, among the points ``within`` selects.
+    ``tenant_idf``: IDF counted over those points, not the whole collection."""
+    idf = models.SearchParams(idf=models.IdfCorpusParams(corpus=within)) if tenant_idf else None
+    if vector is not None and keywords is not None:
+        prefetch = [models.Prefetch(query=vector.tolist(), filter=within, limit=candidates(limit))]
+        if keywords:
+            prefetch.append(
+                models.Prefetch(
+                    query=sparse(keywords),
+                    using=KEYWORDS_VECTOR,
+                    filter=within,
+                    params=idf,
+                    limit=candidates(limit),
+                )
+            )
+        return {
+            "prefetch": prefetch,
+            "query": models.FusionQuery(fusion=models.Fusion.RRF),
+            "query_filter": within,
+            "limit": limit,
+        }
+    if keywords is not None:
+        return {
+            "query": sparse(keywords),
+            "using": KEYWORDS_VECTOR,
+            "query_filter": within,
+            "search_params": idf,
+            "limit": limit,
+        }
+    if vector is not None:
+        return {"query": vector.tolist(), "query_filter": within, "limit": limit}
+    raise ValueError("search with a vector, keywords or both")
