@@ -266,3 +266,27 @@ async def test_tenant_idf_keeps_other_tenants_out_of_a_tenants_keyword_scores(
     assert crowded == pytest.approx(alone)
     alone, crowded = scores[False]
     assert crowded < alone * 0.7
+
+
+async def test_the_gateway_answers_409_for_keywords_on_a_collection_made_before(
+    tmp_path: Path, model: MiniLMEmbedder, vectors: npt.NDArray[np.float32]
+) -> None:
+    """The gateway's client of the embedder's route, on the real route (in process)."""
+    from docflow_gateway.adapters.search_client import HttpSearch, KeywordsMissing
+
+    client = local_client(tmp_path / "qdrant")
+    client.create_collection(
+        "docflow_legacy",
+        vectors_config=qmodels.VectorParams(size=model.dimension, distance=qmodels.Distance.COSINE),
+    )
+    store = store_with(client, model, vectors, store=QdrantVectorStore(client, "docflow_legacy", 0))
+    route = search_route(FixedIndex(model, store), TOKEN)[1]
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=route)) as http:
+        search = HttpSearch(http, "http://embedder", TOKEN)
+        answer = await search("ice melting", "acme", 2)
+        assert answer["mode"] == "dense"
+        assert "reindex" in answer["note"]
+        assert (await search("ice melting", "acme", 2, mode="dense"))["note"] is None
+        with pytest.raises(KeywordsMissing, match="reindex"):
+            await search("ice", "acme", 2, mode="keyword")
+    client.close()

@@ -22,7 +22,7 @@ from docflow_client.errors import DocflowError as ApiError
 from docflow_client.errors import ProblemError as Refused
 from docflow_client.errors import Unreachable
 from docflow_client.errors import problem_of as refusal
-from docflow_client.models import EmbeddingSpec
+from docflow_client.models import EmbeddingSpec, SearchMode
 from docflow_client.sse import ServerEvent
 
 __all__ = ["ApiError", "Docflow", "Refused", "Servers", "Unreachable", "refusal"]
@@ -71,8 +71,8 @@ class Docflow:
     async def documents(self, **filters: Any) -> dict[str, Any]:
         return _plain(await self.client.documents(**filters))
 
-    async def search(self, query: str, limit: int) -> dict[str, Any]:
-        return _plain(await self.client.search(query, limit=limit))
+    async def search(self, query: str, limit: int, mode: SearchMode = "hybrid") -> dict[str, Any]:
+        return _plain(await self.client.search(query, limit=limit, mode=mode))
 
     async def chunks(self, document_id: str, limit: int, cursor: str | None) -> dict[str, Any]:
         return _plain(await self.client.chunks(document_id, limit=limit, cursor=cursor))

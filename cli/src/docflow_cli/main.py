@@ -216,6 +216,12 @@ def _chunks(body: dict[str, Any]) -> str | None:
     return f"{body['chunks_embedded']} of {body['chunks_total']} embedded"
 
 
+class Mode(StrEnum):
+    hybrid = "hybrid"
+    dense = "dense"
+    keyword = "keyword"
+
+
 class Filter(StrEnum):
     pending = "pending"
     processing = "processing"
@@ -264,16 +270,28 @@ def list_documents(
 def search(
     query: Annotated[str, typer.Argument(help="What to look for, in your words")],
     limit: Annotated[int, typer.Option(min=1, max=50)] = 5,
+    mode: Annotated[
+        Mode,
+        typer.Option(
+            help="hybrid: by meaning and by words, fused by rank; dense: by meaning; "
+            "keyword: by words (exact names and codes)"
+        ),
+    ] = Mode.hybrid,
     as_json: AsJson = False,
     gateway: Gateway = DEFAULT_GATEWAY,
     api_key: ApiKey = None,
 ) -> None:
-    """The chunks of your documents closest in meaning to the query."""
-    body = _run(Servers(gateway, DEFAULT_STATUS, api_key), lambda api: api.search(query, limit))
+    """The chunks of your documents that match the query, by meaning and by words."""
+    body = _run(
+        Servers(gateway, DEFAULT_STATUS, api_key),
+        lambda api: api.search(query, limit, mode.value),
+    )
     if as_json:
         _print_json(body)
         return
     console = _console()
+    if body.get("note"):
+        console.print(body["note"], style="yellow", highlight=False)
     if not body["results"]:
         console.print("no matching chunks", style="dim")
     for rank, hit in enumerate(body["results"], 1):

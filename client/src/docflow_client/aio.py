@@ -125,8 +125,12 @@ class AsyncDocflow:
                     await asyncio.sleep(refused.retry_after or 1.0)
         raise AssertionError("unreachable: the last attempt returns or raises")
 
-    async def search(self, query: str, *, limit: int = 10) -> m.SearchResults:
-        params = {"q": query, "limit": limit}
+    async def search(
+        self, query: str, *, limit: int = 10, mode: m.SearchMode = "hybrid"
+    ) -> m.SearchResults:
+        """The tenant's chunks that match ``query``, best first; ``mode``: ``hybrid``
+        (by meaning and words), ``dense`` (meaning) or ``keyword`` (words, BM25)."""
+        params = {"q": query, "limit": limit, "mode": mode}
         return await self._model(m.SearchResults, "gateway", "GET", "/v1/search", params=params)
 
     async def chunks(

@@ -68,9 +68,17 @@ class SearchResult(Model):
     text: str
 
 
+# hybrid: by meaning and by words, fused by rank; dense: by meaning; keyword: by words.
+SearchMode = Literal["hybrid", "dense", "keyword"]
+
+
 class SearchResults(Model):
     query: str
     model: str
+    # How the results were found, and why not as asked (a collection made before
+    # keyword search answers hybrid by meaning only until it is re-embedded).
+    mode: str = "hybrid"
+    note: str | None = None
     results: list[SearchResult]
 
 

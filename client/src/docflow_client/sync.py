@@ -62,8 +62,10 @@ class Docflow:
     ) -> list[m.AcceptedDocument]:
         return self._run(self.aio.upload(*files, dedup=dedup, attempts=attempts))
 
-    def search(self, query: str, *, limit: int = 10) -> m.SearchResults:
-        return self._run(self.aio.search(query, limit=limit))
+    def search(
+        self, query: str, *, limit: int = 10, mode: m.SearchMode = "hybrid"
+    ) -> m.SearchResults:
+        return self._run(self.aio.search(query, limit=limit, mode=mode))
 
     def chunks(
         self, document_id: UUID | str, *, limit: int = 100, cursor: str | None = None

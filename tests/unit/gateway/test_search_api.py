@@ -60,6 +60,21 @@ def test_results_name_the_document_and_come_best_first(
     ]
     # The embedder was asked for the caller's tenant only.
     assert searches.calls == [("what is it about", "acme", 5)]
+    # Hybrid unless asked otherwise.
+    assert body["mode"] == "hybrid"
+    assert searches.modes == ["hybrid"]
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "dense", "keyword"])
+def test_the_mode_is_passed_to_the_embedder_and_reported(
+    setup: tuple[TestClient, Searches], mode: str
+) -> None:
+    client, searches = setup
+    response = client.get("/v1/search", params={"q": "XK-4471", "mode": mode}, headers=ACME)
+    assert response.status_code == 200
+    assert response.json()["mode"] == mode
+    assert response.json()["note"] is None
+    assert searches.modes == [mode]
 
 
 def test_a_document_the_gateway_no_longer_knows_is_left_out(
@@ -82,6 +97,8 @@ def test_a_document_the_gateway_no_longer_knows_is_left_out(
         {"q": "x" * 2001},
         {"q": "ok", "limit": 0},
         {"q": "ok", "limit": 51},
+        {"q": "ok", "mode": "semantic"},
+        {"q": "ok", "mode": ""},
         {},
     ],
 )
@@ -93,6 +110,18 @@ def test_a_bad_query_is_a_422_problem(
     assert response.status_code == 422
     assert response.headers["content-type"].startswith("application/problem+json")
     assert searches.calls == []
+
+
+def test_keywords_on_a_collection_made_before_are_a_409_problem(
+    setup: tuple[TestClient, Searches],
+) -> None:
+    client, searches = setup
+    searches.without_keywords = True
+    response = client.get("/v1/search", params={"q": "x", "mode": "keyword"}, headers=ACME)
+    assert response.status_code == 409
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert response.json()["type"] == "urn:docflow:problem:keywords-missing"
+    assert "re-embed" in response.json()["detail"]
 
 
 def test_without_the_embedder_search_is_a_503_with_retry_after(
