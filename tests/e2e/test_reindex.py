@@ -112,8 +112,8 @@ def test_the_cli_follows_the_reindex_to_the_switch(switched: dict[str, Any]) -> 
     assert (status["status"], status["progress"], status["switched"]) == ("completed", 100, True)
     chunks = sum(d["chunks_total"] for d in switched["documents"])
     assert status["embedded"] == chunks
-    assert status["target"] == f"docflow_{NEW_MODEL}_{DIMENSIONS}"
-    assert status["source"] == "docflow_all-minilm-l6-v2_384"
+    assert status["target"] == f"docflow_{NEW_MODEL}_{DIMENSIONS}_bm25v1"
+    assert status["source"] == "docflow_all-minilm-l6-v2_384_bm25v1"
     assert status["model"] == NEW_MODEL
     # Progress lines on stderr, from pending or running to completed.
     lines = [line for line in cli.stderr.splitlines() if line.startswith("[")]

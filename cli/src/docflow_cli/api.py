@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,14 @@ from docflow_client.models import EmbeddingSpec, SearchMode
 from docflow_client.sse import ServerEvent
 
 __all__ = ["ApiError", "Docflow", "Refused", "Servers", "Unreachable", "refusal"]
+
+
+class Mode(StrEnum):
+    """How ``docflow search`` searches: by meaning and words, meaning, or words."""
+
+    hybrid = "hybrid"
+    dense = "dense"
+    keyword = "keyword"
 
 
 @dataclass(frozen=True)

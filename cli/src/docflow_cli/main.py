@@ -22,11 +22,11 @@ from rich.table import Table
 from rich.text import Text
 
 from docflow_cli import follow
-from docflow_cli.api import ApiError, Docflow, Servers
+from docflow_cli.api import ApiError, Docflow, Mode, Servers
 from docflow_cli.board import Board, explain
 from docflow_cli.files import DEFAULT_INCLUDE, NoSuchPath, collect
 from docflow_cli.options import options
-from docflow_cli.view import LineView, LiveView, styled, summary_table
+from docflow_cli.view import LineView, LiveView, search_results, styled, summary_table
 
 T = TypeVar("T")
 
@@ -216,12 +216,6 @@ def _chunks(body: dict[str, Any]) -> str | None:
     return f"{body['chunks_embedded']} of {body['chunks_total']} embedded"
 
 
-class Mode(StrEnum):
-    hybrid = "hybrid"
-    dense = "dense"
-    keyword = "keyword"
-
-
 class Filter(StrEnum):
     pending = "pending"
     processing = "processing"
@@ -289,25 +283,7 @@ def search(
     if as_json:
         _print_json(body)
         return
-    console = _console()
-    if body.get("note"):
-        console.print(body["note"], style="yellow", highlight=False)
-    if not body["results"]:
-        console.print("no matching chunks", style="dim")
-    for rank, hit in enumerate(body["results"], 1):
-        pages = (
-            hit["page"] if hit["page"] == hit["page_end"] else f"{hit['page']}-{hit['page_end']}"
-        )
-        where = f", page {pages}" if hit["page"] is not None else ""
-        console.print(
-            Text.assemble(
-                (f"{rank}. {hit['filename']}", "bold"),
-                f"{where} · chunk {hit['chunk_index']} · score {hit['score']:.2f}",
-                ("  " + hit["document_id"], "dim"),
-            )
-        )
-        console.print(Text(hit["text"].strip()), style="", markup=False, highlight=False)
-        console.print()
+    search_results(_console(), body)
 
 
 @app.command()

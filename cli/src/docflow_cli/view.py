@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from types import TracebackType
+from typing import Any
 
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
@@ -161,3 +162,25 @@ class LineView:
 
     def notice(self, text: str) -> None:
         self.console.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
+def search_results(console: Console, body: dict[str, Any]) -> None:
+    """``docflow search``'s answer: each chunk with its file, page and score."""
+    if body.get("note"):
+        console.print(body["note"], style="yellow", highlight=False)
+    if not body["results"]:
+        console.print("no matching chunks", style="dim")
+    for rank, hit in enumerate(body["results"], 1):
+        pages = (
+            hit["page"] if hit["page"] == hit["page_end"] else f"{hit['page']}-{hit['page_end']}"
+        )
+        where = f", page {pages}" if hit["page"] is not None else ""
+        console.print(
+            Text.assemble(
+                (f"{rank}. {hit['filename']}", "bold"),
+                f"{where} · chunk {hit['chunk_index']} · score {hit['score']:.2f}",
+                ("  " + hit["document_id"], "dim"),
+            )
+        )
+        console.print(Text(hit["text"].strip()), style="", markup=False, highlight=False)
+        console.print()

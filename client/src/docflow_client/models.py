@@ -79,6 +79,8 @@ class SearchResults(Model):
     # keyword search answers hybrid by meaning only until it is re-embedded).
     mode: str = "hybrid"
     note: str | None = None
+    # Whether a reranker ordered them (its scores then).
+    reranked: bool = False
     results: list[SearchResult]
 
 

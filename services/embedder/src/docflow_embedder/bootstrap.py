@@ -23,6 +23,7 @@ from docflow_embedder.adapters.instrumented import (
 )
 from docflow_embedder.adapters.openai_embedder import OpenAIEmbedder
 from docflow_embedder.adapters.qdrant import QdrantIndex, local_client
+from docflow_embedder.adapters.reranker import HttpReranker
 from docflow_embedder.domain import Embedder, Index, Models, ModelUnavailable
 from docflow_embedder.entrypoints.consumer import (
     GROUP_ID,
@@ -225,6 +226,20 @@ def qdrant_client(settings: EmbedderSettings) -> QdrantClient:
     return local_client(settings.qdrant_local_path)
 
 
+def reranker(settings: EmbedderSettings) -> HttpReranker | None:
+    """The reranker the settings name (``DOCFLOW_RERANK_URL``), or None (off)."""
+    if settings.rerank_url is None:
+        return None
+    key = settings.rerank_api_key
+    return HttpReranker(
+        str(settings.rerank_url),
+        api=settings.rerank_api,
+        model=settings.rerank_model,
+        api_key=key.get_secret_value() if key is not None else None,
+        timeout_s=settings.rerank_timeout_s,
+    )
+
+
 def bootstrap(settings: EmbedderSettings | None = None) -> AsgiFastStream:
     """The embedder app: consumer plus /healthz, /readyz and /metrics."""
     settings = settings or EmbedderSettings()
@@ -262,7 +277,14 @@ def bootstrap(settings: EmbedderSettings | None = None) -> AsgiFastStream:
         service=SERVICE,
         registry=registry,
         checks=checks,
-        routes=[search_route(index, settings.internal_token_value)],
+        routes=[
+            search_route(
+                index,
+                settings.internal_token_value,
+                reranker=reranker(settings),
+                rerank_candidates=settings.rerank_candidates,
+            )
+        ],
         # Local mode holds a lock on its folder until closed.
         after_shutdown=[client.close],
         metrics_at=settings.metrics_address,

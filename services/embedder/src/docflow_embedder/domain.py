@@ -61,10 +61,25 @@ class Found:
     hits: list[SearchHit]
     mode: SearchMode
     note: str | None = None
+    # Whether a reranker ordered (and scored) them.
+    reranked: bool = False
 
 
 class KeywordsMissing(Exception):
     """Keyword search asked of a collection without keyword vectors."""
+
+
+class RerankFailed(Exception):
+    """The reranker did not answer, or answered something unusable."""
+
+
+class Reranker(Protocol):
+    """A cross-encoder that scores how well each text answers the query."""
+
+    async def rerank(self, query: str, texts: Sequence[str]) -> list[float]:
+        """One score per text, in the order given (higher: more relevant); raises
+        ``RerankFailed``."""
+        ...
 
 
 class Embedder(Protocol):

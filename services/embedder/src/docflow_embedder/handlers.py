@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 from uuid import UUID, uuid5
 
 from anyio import to_thread
@@ -31,6 +32,8 @@ from docflow_embedder.domain import (
     Embedder,
     Found,
     KeywordsMissing,
+    Reranker,
+    RerankFailed,
     SearchMode,
     Target,
     VectorPoint,
@@ -228,6 +231,8 @@ async def search_chunks(
     embedder: Embedder,
     vectors: VectorStore,
     mode: SearchMode = "dense",
+    reranker: Reranker | None = None,
+    candidates: int = 30,
 ) -> Found:
     """The tenant's chunks that match ``query``, best first.
 
@@ -236,6 +241,10 @@ async def search_chunks(
     both, fused by rank (RRF). A collection made before keyword vectors answers
     ``hybrid`` with ``dense`` and says so in ``note``; ``keyword`` raises
     ``KeywordsMissing`` there.
+
+    With a ``reranker``, the best ``candidates`` (at least ``limit``) are scored by
+    it and the best ``limit`` of them returned in its order, with its scores. If
+    it fails, the results come in the search's order, and ``note`` says why.
     """
     note = None
     if mode != "dense" and not vectors.keywords:
@@ -253,8 +262,18 @@ async def search_chunks(
     if mode != "keyword":
         [vector] = await to_thread.run_sync(embedder.embed, [query])
     keywords = query_vector(query) if mode != "dense" else None
-    hits = await to_thread.run_sync(vectors.search, vector, tenant_id, limit, keywords)
-    return Found(hits, mode, note)
+    wanted = max(limit, candidates) if reranker is not None else limit
+    hits = await to_thread.run_sync(vectors.search, vector, tenant_id, wanted, keywords)
+    if reranker is None or not hits:
+        return Found(hits[:limit], mode, note)
+    try:
+        scores = await reranker.rerank(query, [hit.text for hit in hits])
+    except RerankFailed as exc:
+        logger.warning("search not reranked: %s", exc)
+        failed = f"not reranked: {exc}"
+        return Found(hits[:limit], mode, f"{note}; {failed}" if note else failed)
+    order = sorted(range(len(hits)), key=lambda i: -scores[i])[:limit]
+    return Found([replace(hits[i], score=scores[i]) for i in order], mode, note, reranked=True)
 
 
 async def remove_vectors(

@@ -46,10 +46,11 @@ def search_request(
                     limit=candidates(limit),
                 )
             )
+        # Fusion ranks only the prefetches' candidates, each already filtered: a
+        # filter here too would be checked again (in local mode, on every point).
         return {
             "prefetch": prefetch,
             "query": models.FusionQuery(fusion=models.Fusion.RRF),
-            "query_filter": within,
             "limit": limit,
         }
     if keywords is not None:

@@ -23,7 +23,7 @@ from urllib.parse import parse_qs
 from anyio import to_thread
 from faststream.asgi import AsgiResponse, get
 
-from docflow_embedder.domain import SEARCH_MODES, Index, KeywordsMissing
+from docflow_embedder.domain import SEARCH_MODES, Index, KeywordsMissing, Reranker
 from docflow_embedder.handlers import search_chunks
 from docflow_shared.auth import INTERNAL_TOKEN_HEADER, internal_token_valid
 
@@ -46,9 +46,16 @@ def _presented_token(scope: Any) -> str | None:
     return None
 
 
-def search_route(index: Index, token: str | None) -> tuple[str, Any]:
+def search_route(
+    index: Index,
+    token: str | None,
+    *,
+    reranker: Reranker | None = None,
+    rerank_candidates: int = 30,
+) -> tuple[str, Any]:
     """The search route, for ``AsgiFastStream(asgi_routes=…)``; it answers only
-    requests that carry ``token`` (none when ``token`` is None)."""
+    requests that carry ``token`` (none when ``token`` is None). With a
+    ``reranker``, its best ``rerank_candidates`` are reranked."""
 
     @get(include_in_schema=False)
     async def search(scope: Any) -> AsgiResponse:
@@ -77,6 +84,8 @@ def search_route(index: Index, token: str | None) -> tuple[str, Any]:
                 embedder=active.embedder,
                 vectors=active.vectors,
                 mode=mode,
+                reranker=reranker,
+                candidates=rerank_candidates,
             )
         except KeywordsMissing as exc:
             return _answer({"detail": str(exc), "code": "keywords-missing"}, 409)
@@ -86,6 +95,7 @@ def search_route(index: Index, token: str | None) -> tuple[str, Any]:
                 "collection": active.vectors.collection,
                 "mode": found.mode,
                 "note": found.note,
+                "reranked": found.reranked,
                 "hits": [
                     {
                         "document_id": str(hit.document_id),

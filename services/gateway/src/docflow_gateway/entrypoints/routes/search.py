@@ -46,7 +46,13 @@ class SearchResults(BaseModel):
     note: str | None = Field(
         default=None,
         description="Why the results were found another way than asked: hybrid on a "
-        "collection made before keyword search answers by meaning only until it is re-embedded",
+        "collection made before keyword search answers by meaning only until it is re-embedded; "
+        "a reranker that failed leaves the results in the search's order",
+    )
+    reranked: bool = Field(
+        default=False,
+        description="Whether a reranker (DOCFLOW_RERANK_URL, off by default) ordered the "
+        "results; their scores are then its scores",
     )
     results: list[SearchResult]
 
@@ -98,6 +104,7 @@ async def search(
         model=found["model"],
         mode=found.get("mode", mode),
         note=found.get("note"),
+        reranked=found.get("reranked", False),
         results=[
             SearchResult(**hit, filename=names[UUID(hit["document_id"])])
             for hit in hits
