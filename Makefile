@@ -43,6 +43,7 @@ bench: install kafka-jars postgres redis tesseract hey ## Benchmarks: JSON in be
 	$(PY) bench/embedder.py
 	$(PY) bench/cancellation_replay.py
 	$(PY) bench/engines.py
+	$(PY) bench/search_modes.py
 	$(PY) bench/report.py
 
 faults: install kafka-jars tesseract ## The full fault-injection suite (200 documents per scenario); reports in .artifacts/faults/

@@ -467,6 +467,48 @@ def engines(report: Report) -> None:
     )
 
 
+def search_modes(report: Report) -> None:
+    result = load("search_modes")
+    title = "Search latency by mode"
+    if result is None:
+        report.missing(title, "search_modes")
+        return
+    sizes = result["sizes"]
+    smallest = sizes[min(sizes, key=int)]
+    report.goal(
+        f"Hybrid search ÷ dense search, p50 end to end at {smallest['chunks']} chunks "
+        f"({result['store']})",
+        "—",
+        f"{smallest['hybrid']['end_to_end']['p50_ms']} vs "
+        f"{smallest['dense']['end_to_end']['p50_ms']} ms",
+        None,
+    )
+    rows = [
+        [
+            run["chunks"],
+            mode,
+            run[mode]["end_to_end"]["p50_ms"],
+            run[mode]["end_to_end"]["p99_ms"],
+            run[mode]["store"]["p50_ms"],
+            run[mode]["store"]["p99_ms"],
+        ]
+        for run in sizes.values()
+        for mode in ("dense", "keyword", "hybrid")
+    ]
+    report.section(
+        title,
+        f"{result['queries']} queries (ten words of a chunk each), limit {result['limit']}, "
+        f"on {result['store']} ([bench/search_modes.py](bench/search_modes.py)); the chunks "
+        f"are {result['document']}'s {result['distinct_chunks']}, repeated under new "
+        "document ids up to each size. End to end is the embedder's search path (the "
+        "query embedded by OpenVINO for dense and hybrid, then Qdrant); store is Qdrant's "
+        "part alone. Keyword search needs no model call; local mode scores sparse vectors "
+        "in Python, point by point.",
+        "",
+        *table(["chunks", "mode", "p50 ms", "p99 ms", "store p50 ms", "store p99 ms"], rows),
+    )
+
+
 def ocr_engines(report: Report) -> None:
     result = load("ocr_engines")
     if not result:
@@ -524,7 +566,15 @@ def ocr_engines(report: Report) -> None:
 def main() -> None:
     argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()
     report = Report()
-    for section in (upload_latency, efficiency, architectures, stage_figures, engines, ocr_engines):
+    for section in (
+        upload_latency,
+        efficiency,
+        architectures,
+        stage_figures,
+        engines,
+        ocr_engines,
+        search_modes,
+    ):
         section(report)
     about = machine()
     text = [
