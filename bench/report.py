@@ -476,7 +476,7 @@ def search_modes(report: Report) -> None:
     sizes = result["sizes"]
     smallest = sizes[min(sizes, key=int)]
     report.goal(
-        f"Hybrid search ÷ dense search, p50 end to end at {smallest['chunks']} chunks "
+        f"Search p50 end to end, hybrid vs dense, at {smallest['chunks']} chunks "
         f"({result['store']})",
         "—",
         f"{smallest['hybrid']['end_to_end']['p50_ms']} vs "
