@@ -263,6 +263,7 @@ def bootstrap(settings: EmbedderSettings | None = None) -> AsgiFastStream:
         await to_thread.run_sync(lambda: index.store(index.active_name()).check())
 
     checks = {"kafka": kafka_check(broker), "qdrant": qdrant_ready}
+    rerank = reranker(settings)
     if settings.embedding_backend == "openai":
 
         async def api_key_set() -> None:
@@ -281,11 +282,11 @@ def bootstrap(settings: EmbedderSettings | None = None) -> AsgiFastStream:
             search_route(
                 index,
                 settings.internal_token_value,
-                reranker=reranker(settings),
+                reranker=rerank,
                 rerank_candidates=settings.rerank_candidates,
             )
         ],
         # Local mode holds a lock on its folder until closed.
-        after_shutdown=[client.close],
+        after_shutdown=[client.close, *([rerank.close] if rerank is not None else [])],
         metrics_at=settings.metrics_address,
     )
