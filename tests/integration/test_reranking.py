@@ -165,6 +165,29 @@ async def test_results_come_in_the_rerankers_order_with_its_scores(
         assert asked["body"]["top_n"] == 5
 
 
+async def test_results_by_document_are_not_reranked_and_say_so(
+    rerank_server: RerankServer, store: QdrantVectorStore, model: MiniLMEmbedder
+) -> None:
+    plain = await search_chunks(
+        QUERY, "acme", 3, embedder=model, vectors=store, mode="hybrid", group_size=3
+    )
+    found = await search_chunks(
+        QUERY,
+        "acme",
+        3,
+        embedder=model,
+        vectors=store,
+        mode="hybrid",
+        reranker=reranker_for(rerank_server),
+        group_size=3,
+    )
+    assert rerank_server.asked == []
+    assert not found.reranked
+    assert found.note == "not reranked: results by document are not reranked"
+    assert found.groups == plain.groups
+    assert found.hits == plain.hits
+
+
 @pytest.mark.parametrize("misbehaviour", ["500", "short", "slow"])
 async def test_a_failing_reranker_leaves_the_order_as_searched_and_says_why(
     rerank_server: RerankServer,

@@ -69,9 +69,11 @@ class Docflow:
         """The JSON body of a 200 answer from the status service (``url`` may be absolute)."""
         return await self.client.send("status", method, url)
 
-    async def upload(self, path: Path, *, dedup: bool = True) -> dict[str, Any]:
+    async def upload(
+        self, path: Path, *, dedup: bool = True, metadata: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
         """Upload one file; its entry of the gateway's answer (``id``, ``status``, …)."""
-        (accepted,) = await self.client.upload(path, dedup=dedup)
+        (accepted,) = await self.client.upload(path, dedup=dedup, metadata=metadata)
         return _plain(accepted)
 
     async def document(self, document_id: str) -> dict[str, Any]:
@@ -80,8 +82,10 @@ class Docflow:
     async def documents(self, **filters: Any) -> dict[str, Any]:
         return _plain(await self.client.documents(**filters))
 
-    async def search(self, query: str, limit: int, mode: SearchMode = "hybrid") -> dict[str, Any]:
-        return _plain(await self.client.search(query, limit=limit, mode=mode))
+    async def search(
+        self, query: str, limit: int, mode: SearchMode = "hybrid", **filters: Any
+    ) -> dict[str, Any]:
+        return _plain(await self.client.search(query, limit=limit, mode=mode, **filters))
 
     async def chunks(self, document_id: str, limit: int, cursor: str | None) -> dict[str, Any]:
         return _plain(await self.client.chunks(document_id, limit=limit, cursor=cursor))

@@ -33,6 +33,7 @@ async def upload(
     dedup: bool = True,
     wait: bool = False,
     timeout_s: float | None = None,
+    metadata: dict[str, Any] | None = None,
 ) -> None:
     """Upload every file of ``board`` one by one; with ``wait``, follow the documents
     until each has finished (or ``GaveUp`` after ``timeout_s``).
@@ -54,7 +55,7 @@ async def upload(
     try:
         for row in board.rows:
             try:
-                answer = await api.upload(row.path, dedup=dedup)
+                answer = await api.upload(row.path, dedup=dedup, metadata=metadata)
             except Refused as exc:
                 changed(board.refuse(row, exc.detail))
                 continue

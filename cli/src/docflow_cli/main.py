@@ -25,8 +25,16 @@ from docflow_cli import follow
 from docflow_cli.api import ApiError, Docflow, Mode, Servers
 from docflow_cli.board import Board, explain
 from docflow_cli.files import DEFAULT_INCLUDE, NoSuchPath, collect
-from docflow_cli.options import options
-from docflow_cli.view import LineView, LiveView, search_results, styled, summary_table
+from docflow_cli.filtering import (
+    DocumentsOption,
+    FilterOption,
+    MetaOption,
+    ModeOption,
+    filters_of,
+    metadata_of,
+)
+from docflow_cli.options import ApiKey, Gateway, StatusService, options
+from docflow_cli.view import LineView, LiveView, print_search, styled, summary_table
 
 T = TypeVar("T")
 
@@ -51,32 +59,6 @@ def _console(stderr: bool = False) -> Console:
     return console
 
 
-SERVERS = "Servers"
-Gateway = Annotated[
-    str,
-    typer.Option(
-        "--gateway", envvar="DOCFLOW_GATEWAY_URL", help="The gateway", rich_help_panel=SERVERS
-    ),
-]
-StatusService = Annotated[
-    str,
-    typer.Option(
-        "--status-url",
-        envvar="DOCFLOW_STATUS_URL",
-        help="The status service",
-        rich_help_panel=SERVERS,
-    ),
-]
-ApiKey = Annotated[
-    str | None,
-    typer.Option(
-        "--api-key",
-        envvar="DOCFLOW_API_KEY",
-        help="Your API key, when authentication is on",
-        rich_help_panel=SERVERS,
-        show_default=False,
-    ),
-]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON (for scripts) instead")]
 DocumentId = Annotated[str, typer.Argument(help="A document's id", show_default=False)]
 
@@ -138,6 +120,7 @@ def upload(
     dedup: Annotated[
         bool, typer.Option(help="Answer a file uploaded before with its earlier document")
     ] = True,
+    meta: MetaOption = None,
     as_json: AsJson = False,
     gateway: Gateway = DEFAULT_GATEWAY,
     status_url: StatusService = DEFAULT_STATUS,
@@ -152,6 +135,7 @@ def upload(
         _fail(
             f"no files to upload (folders are searched for {' '.join(include or DEFAULT_INCLUDE)})"
         )
+    metadata = metadata_of(meta)
     board = Board.of(files)
     err = _console(stderr=True)
     view = LiveView(err, board) if wait and err.is_terminal else LineView(err)
@@ -161,7 +145,9 @@ def upload(
         nonlocal gave_up
         with view:
             try:
-                await follow.upload(api, board, view, dedup=dedup, wait=wait, timeout_s=timeout)
+                await follow.upload(
+                    api, board, view, dedup=dedup, wait=wait, timeout_s=timeout, metadata=metadata
+                )
             except follow.GaveUp as exc:
                 gave_up = str(exc)
 
@@ -229,14 +215,16 @@ def list_documents(
     only: Annotated[Filter | None, typer.Option("--status", help="Only these")] = None,
     limit: Annotated[int, typer.Option(min=1, max=500)] = 50,
     cursor: Annotated[str | None, typer.Option(help="Where the last page ended")] = None,
+    where: FilterOption = None,
     as_json: AsJson = False,
     status_url: StatusService = DEFAULT_STATUS,
     api_key: ApiKey = None,
 ) -> None:
     """Your documents, newest first."""
+    status = only.value if only else None
     body = _run(
         Servers(DEFAULT_GATEWAY, status_url, api_key),
-        lambda api: api.documents(status=only.value if only else None, limit=limit, cursor=cursor),
+        lambda api: api.documents(status=status, limit=limit, cursor=cursor, **filters_of(where)),
     )
     if as_json:
         _print_json(body)
@@ -264,26 +252,23 @@ def list_documents(
 def search(
     query: Annotated[str, typer.Argument(help="What to look for, in your words")],
     limit: Annotated[int, typer.Option(min=1, max=50)] = 5,
-    mode: Annotated[
-        Mode,
-        typer.Option(
-            help="hybrid: by meaning and by words, fused by rank; dense: by meaning; "
-            "keyword: by words (exact names and codes)"
-        ),
-    ] = Mode.hybrid,
+    mode: ModeOption = Mode.hybrid,
+    where: FilterOption = None,
+    by_document: DocumentsOption = False,
     as_json: AsJson = False,
     gateway: Gateway = DEFAULT_GATEWAY,
     api_key: ApiKey = None,
 ) -> None:
     """The chunks of your documents that match the query, by meaning and by words."""
+    options = {**filters_of(where), "group": "document" if by_document else None}
     body = _run(
         Servers(gateway, DEFAULT_STATUS, api_key),
-        lambda api: api.search(query, limit, mode.value),
+        lambda api: api.search(query, limit, mode.value, **options),
     )
     if as_json:
         _print_json(body)
         return
-    search_results(_console(), body)
+    print_search(_console(), body)
 
 
 @app.command()

@@ -164,23 +164,31 @@ class LineView:
         self.console.print(text, markup=False, highlight=False, soft_wrap=True)
 
 
-def search_results(console: Console, body: dict[str, Any]) -> None:
-    """``docflow search``'s answer: each chunk with its file, page and score."""
+def _print_hit(console: Console, rank: str, hit: dict[str, Any]) -> None:
+    pages = hit["page"] if hit["page"] == hit["page_end"] else f"{hit['page']}-{hit['page_end']}"
+    where = f", page {pages}" if hit["page"] is not None else ""
+    console.print(
+        Text.assemble(
+            (f"{rank}. {hit['filename']}", "bold"),
+            f"{where} · chunk {hit['chunk_index']} · score {hit['score']:.2f}",
+            ("  " + hit["document_id"], "dim"),
+        )
+    )
+    console.print(Text(hit["text"].strip()), style="", markup=False, highlight=False)
+    console.print()
+
+
+def print_search(console: Console, body: dict[str, Any]) -> None:
+    """``docflow search``'s answer: why not found as asked (``note``), then the chunks,
+    best first, with file, page and score; grouped, each document with its chunks."""
     if body.get("note"):
         console.print(body["note"], style="yellow", highlight=False)
     if not body["results"]:
         console.print("no matching chunks", style="dim")
+    if body.get("documents") is not None:
+        for rank, document in enumerate(body["documents"], 1):
+            for n, hit in enumerate(document["chunks"], 1):
+                _print_hit(console, f"{rank}.{n}", hit)
+        return
     for rank, hit in enumerate(body["results"], 1):
-        pages = (
-            hit["page"] if hit["page"] == hit["page_end"] else f"{hit['page']}-{hit['page_end']}"
-        )
-        where = f", page {pages}" if hit["page"] is not None else ""
-        console.print(
-            Text.assemble(
-                (f"{rank}. {hit['filename']}", "bold"),
-                f"{where} · chunk {hit['chunk_index']} · score {hit['score']:.2f}",
-                ("  " + hit["document_id"], "dim"),
-            )
-        )
-        console.print(Text(hit["text"].strip()), style="", markup=False, highlight=False)
-        console.print()
+        _print_hit(console, str(rank), hit)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Iterable
+from datetime import datetime
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -18,6 +19,7 @@ from docflow_client.requests import (
     UPLOAD_ATTEMPTS,
     Upload,
     Uploadable,
+    filter_params,
     listing_params,
     redrive_body,
     reindex_body,
@@ -98,15 +100,20 @@ class AsyncDocflow:
     # --- gateway -----------------------------------------------------------
 
     async def upload(
-        self, *files: Uploadable, dedup: bool = True, attempts: int = UPLOAD_ATTEMPTS
+        self,
+        *files: Uploadable,
+        dedup: bool = True,
+        attempts: int = UPLOAD_ATTEMPTS,
+        metadata: dict[str, Any] | None = None,
     ) -> list[m.AcceptedDocument]:
         """Upload files (paths, ``(name, bytes or binary file)`` pairs, or binary
         files with a ``name``) in one request; sent again after 429 or 503
-        (nothing was kept) up to ``attempts`` times, waiting ``Retry-After``."""
+        (nothing was kept) up to ``attempts`` times, waiting ``Retry-After``.
+        ``metadata`` (a flat JSON object) goes with every file of the request."""
         parts = uploads_of(files)
         params = {} if dedup else {"dedup": "false"}
         for attempt in range(1, attempts + 1):
-            with Upload(parts) as fields:
+            with Upload(parts, metadata) as fields:
                 try:
                     return (
                         await self._model(
@@ -126,11 +133,35 @@ class AsyncDocflow:
         raise AssertionError("unreachable: the last attempt returns or raises")
 
     async def search(
-        self, query: str, *, limit: int = 10, mode: m.SearchMode = "hybrid"
+        self,
+        query: str,
+        *,
+        limit: int = 10,
+        mode: m.SearchMode = "hybrid",
+        meta: dict[str, Any] | Iterable[str] | None = None,
+        filename: str | Iterable[str] | None = None,
+        document_id: UUID | str | Iterable[UUID | str] | None = None,
+        created_from: datetime | None = None,
+        created_before: datetime | None = None,
+        group: str | None = None,
+        group_size: int | None = None,
     ) -> m.SearchResults:
         """The tenant's chunks that match ``query``, best first; ``mode``: ``hybrid``
-        (by meaning and words), ``dense`` (meaning) or ``keyword`` (words, BM25)."""
-        params = {"q": query, "limit": limit, "mode": mode}
+        (by meaning and words), ``dense`` (meaning) or ``keyword`` (words, BM25);
+        filtered (``meta``: a mapping or ``key=value`` strings), or each document once
+        (``group="document"``), in any mode."""
+        params = [("q", query), ("limit", limit), ("mode", mode)]
+        params += filter_params(
+            {
+                "meta": meta,
+                "filename": filename,
+                "document_id": document_id,
+                "created_from": created_from,
+                "created_before": created_before,
+                "group": group,
+                "group_size": group_size,
+            }
+        )
         return await self._model(m.SearchResults, "gateway", "GET", "/v1/search", params=params)
 
     async def chunks(
@@ -192,7 +223,8 @@ class AsyncDocflow:
 
     async def documents(self, **filters: Any) -> m.DocumentList:
         """One page of the tenant's documents, newest first (``status``, ``stage``,
-        ``created_from``, ``created_before``, ``limit``, ``cursor``)."""
+        ``created_from``, ``created_before``, ``meta``, ``filename``, ``document_id``,
+        ``limit``, ``cursor``)."""
         params = listing_params(filters)
         return await self._model(m.DocumentList, "status", "GET", "/v1/documents", params=params)
 

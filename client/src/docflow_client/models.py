@@ -72,6 +72,15 @@ class SearchResult(Model):
 SearchMode = Literal["hybrid", "dense", "keyword"]
 
 
+class DocumentResult(Model):
+    """One document of a search grouped by document, with its best chunks."""
+
+    document_id: UUID
+    filename: str
+    score: float
+    chunks: list[SearchResult]
+
+
 class SearchResults(Model):
     query: str
     model: str
@@ -82,6 +91,8 @@ class SearchResults(Model):
     # Whether a reranker ordered them (its scores then).
     reranked: bool = False
     results: list[SearchResult]
+    # With group="document": each document once, best first.
+    documents: list[DocumentResult] | None = None
 
 
 class Chunk(Model):
@@ -182,6 +193,7 @@ class DocumentStatus(Model):
     attempt: int
     stalled: bool
     retries: int = 0
+    metadata: dict[str, Any] | None = None
 
 
 class DocumentList(Model):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -68,12 +69,17 @@ class Upload:
     """The multipart ``file`` fields of one attempt: ``with Upload(parts) as files``
     opens the paths (closed after) and rewinds file objects to where they were."""
 
-    def __init__(self, parts: list[Part]) -> None:
+    def __init__(self, parts: list[Part], metadata: dict[str, Any] | None = None) -> None:
         self.parts = parts
+        self.metadata = metadata
         self._opened = contextlib.ExitStack()
 
-    def __enter__(self) -> list[tuple[str, tuple[str, bytes | IO[bytes]]]]:
-        fields: list[tuple[str, tuple[str, bytes | IO[bytes]]]] = []
+    def __enter__(self) -> list[tuple[str, Any]]:
+        fields: list[tuple[str, Any]] = []
+        if self.metadata is not None:
+            # A form field (no file name) holding the JSON object.
+            encoded = json.dumps(self.metadata, separators=(",", ":")).encode()
+            fields.append(("metadata", (None, encoded, "application/json")))
         for part in self.parts:
             if part.path is not None:
                 content: bytes | IO[bytes] = self._opened.enter_context(part.path.open("rb"))
@@ -104,12 +110,46 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def listing_params(filters: dict[str, Any]) -> dict[str, Any]:
-    known = {"status", "stage", "created_from", "created_before", "limit", "cursor"}
+def meta_filters(meta: dict[str, Any] | Iterable[str] | None) -> list[str]:
+    """``key=value`` filters from a mapping (a list value: any of its items) or as given;
+    numbers and booleans in their JSON spelling."""
+    if meta is None:
+        return []
+    if not isinstance(meta, dict):
+        return list(meta)
+    found = []
+    for key, value in meta.items():
+        for item in value if isinstance(value, list | tuple | set) else [value]:
+            found.append(f"{key}={item if isinstance(item, str) else json.dumps(item)}")
+    return found
+
+
+# Filters that take several values: sent once per value.
+_REPEATED = {"meta", "filename", "document_id"}
+
+
+def listing_params(filters: dict[str, Any]) -> list[tuple[str, Any]]:
+    known = {"status", "stage", "created_from", "created_before", "limit", "cursor"} | _REPEATED
     unknown = set(filters) - known
     if unknown:
         raise TypeError(f"unknown filters: {', '.join(sorted(unknown))}")
-    return {name: _plain(value) for name, value in filters.items() if value is not None}
+    return filter_params(filters)
+
+
+def filter_params(filters: dict[str, Any]) -> list[tuple[str, Any]]:
+    """Query parameters of the listing's and the search's filters (``meta`` a mapping or
+    ``key=value`` strings; ``filename`` and ``document_id`` one value or several)."""
+    params: list[tuple[str, Any]] = []
+    for name, value in filters.items():
+        if value is None:
+            continue
+        if name == "meta":
+            params += [("meta", m) for m in meta_filters(value)]
+        elif name in _REPEATED and isinstance(value, list | tuple | set):
+            params += [(name, _plain(v)) for v in value]
+        else:
+            params.append((name, _plain(value)))
+    return params
 
 
 def reindex_body(

@@ -58,14 +58,20 @@ class Docflow:
             self._loop.close()
 
     def upload(
-        self, *files: Uploadable, dedup: bool = True, attempts: int = UPLOAD_ATTEMPTS
+        self,
+        *files: Uploadable,
+        dedup: bool = True,
+        attempts: int = UPLOAD_ATTEMPTS,
+        metadata: dict[str, Any] | None = None,
     ) -> list[m.AcceptedDocument]:
-        return self._run(self.aio.upload(*files, dedup=dedup, attempts=attempts))
+        return self._run(self.aio.upload(*files, dedup=dedup, attempts=attempts, metadata=metadata))
 
     def search(
-        self, query: str, *, limit: int = 10, mode: m.SearchMode = "hybrid"
+        self, query: str, *, limit: int = 10, mode: m.SearchMode = "hybrid", **filters: Any
     ) -> m.SearchResults:
-        return self._run(self.aio.search(query, limit=limit, mode=mode))
+        """As ``AsyncDocflow.search``: ``mode``, and ``meta``, ``filename``,
+        ``document_id``, ``created_from``, ``created_before``, ``group``, ``group_size``."""
+        return self._run(self.aio.search(query, limit=limit, mode=mode, **filters))
 
     def chunks(
         self, document_id: UUID | str, *, limit: int = 100, cursor: str | None = None

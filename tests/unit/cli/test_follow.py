@@ -33,7 +33,10 @@ class FakeServices:
         self.connections: list[str | None] = []
         self.on_upload: dict[str, list[ServerEvent]] = {}
 
-    async def upload(self, path: Path, *, dedup: bool = True) -> dict[str, Any]:
+    async def upload(
+        self, path: Path, *, dedup: bool = True, metadata: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        self.metadata = metadata
         if path.name in self.refuse:
             raise Refused(415, f"{path.name} is not a PDF, Markdown or text", "unsupported")
         for event in self.on_upload.get(path.name, []):

@@ -140,6 +140,11 @@ async def test_a_scan_is_read_range_by_range_and_cut_once_in_page_order(tmp_path
     assert "crazy" in text.lower()  # the text layer of page 1
     # The ranges' answers are not kept once the document is put together.
     assert not list((tmp_path / "blobs").rglob("ocr/*/*.json"))
+    # The upload's facts went through the OCR stage to every batch.
+    [request, *_] = extractor.of(OcrRangeRequested)
+    assert request.document is not None
+    assert all(b.document == request.document for b in batches)
+    assert request.document.filename == "scan.pdf"
 
 
 async def test_a_document_with_text_on_every_page_goes_the_old_way(tmp_path: Path) -> None:

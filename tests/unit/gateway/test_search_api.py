@@ -11,9 +11,11 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from docflow_gateway.adapters.search_client import HttpSearch, SearchOptions
 from docflow_shared.auth import hash_key
 from support.gateway import PDF, ClientFor, Recorder, Searches
 
@@ -138,3 +140,58 @@ def test_without_the_embedder_search_is_a_503_with_retry_after(
 def test_search_needs_an_api_key_when_auth_is_on(setup: tuple[TestClient, Searches]) -> None:
     client, _ = setup
     assert client.get("/v1/search", params={"q": "anything"}).status_code == 401
+
+
+async def test_filters_travel_as_parameters_that_cannot_name_another_tenant() -> None:
+    asked: list[httpx.URL] = []
+
+    def embedder(request: httpx.Request) -> httpx.Response:
+        asked.append(request.url)
+        return httpx.Response(200, json={"model": "m", "collection": "c", "hits": []})
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(embedder)) as client:
+        search = HttpSearch(client, "http://embedder", "token")
+        options = SearchOptions(
+            meta=("team=red&tenant=globex", "x=1"), filenames=("a.pdf",), group="document"
+        )
+        await search("q", "acme", 5, mode="keyword", options=options)
+    params = asked[0].params
+    assert params.get_list("tenant") == ["acme"]
+    assert params.get_list("mode") == ["keyword"]
+    assert params.get_list("meta") == ["team=red&tenant=globex", "x=1"]
+    assert (params["filename"], params["group"], params["group_size"]) == ("a.pdf", "document", "3")
+
+
+def test_filters_and_group_are_checked_and_passed_on(setup: tuple[TestClient, Searches]) -> None:
+    client, searches = setup
+    bad = client.get("/v1/search", params={"q": "x", "meta": "no-equals"}, headers=ACME)
+    assert bad.status_code == 422
+    assert "query.meta" in bad.json()["detail"]
+    assert (
+        client.get("/v1/search", params={"q": "x", "group": "page"}, headers=ACME).status_code
+        == 422
+    )
+    late = client.get(
+        "/v1/search", params={"q": "x", "created_from": "2026-01-01T00:00:00"}, headers=ACME
+    )
+    assert late.status_code == 422  # a time without a zone
+    ok = client.get(
+        "/v1/search",
+        params=[("q", "x"), ("meta", "a=1"), ("meta", "b=2"), ("filename", "f.pdf")],
+        headers=ACME,
+    )
+    assert ok.status_code == 200
+    [options] = searches.options
+    assert (options.meta, options.filenames, options.group) == (("a=1", "b=2"), ("f.pdf",), None)
+    # Always the caller's tenant.
+    assert searches.calls[-1][1] == "acme"
+    # With a mode and by document: both reach the embedder, and the answer says both.
+    grouped = client.get(
+        "/v1/search",
+        params={"q": "x", "mode": "keyword", "meta": "a=1", "group": "document"},
+        headers=ACME,
+    )
+    assert grouped.status_code == 200
+    assert (grouped.json()["mode"], grouped.json()["documents"]) == ("keyword", [])
+    assert searches.modes[-1] == "keyword"
+    assert (searches.options[-1].meta, searches.options[-1].group) == (("a=1",), "document")

@@ -53,6 +53,7 @@ def test_a_document_has_every_field_of_the_contract() -> None:
         "attempt",
         "stalled",
         "retries",
+        "metadata",
     }
     assert body["status"] == "completed"
     assert body["stage"] == "indexed"

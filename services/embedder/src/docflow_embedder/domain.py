@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Literal, Protocol
 from uuid import NAMESPACE_URL, UUID, uuid5
 
@@ -49,6 +50,39 @@ class SearchHit:
     text: str
 
 
+@dataclass(frozen=True)
+class SearchFilters:
+    """What a search is narrowed to, besides its tenant (which no filter can widen).
+
+    Every field given must hold (AND); within one field any value may
+    (``metadata``: each tuple is one key's terms, any of which may match).
+    """
+
+    metadata: tuple[tuple[str, ...], ...] = ()
+    filenames: tuple[str, ...] = ()
+    document_ids: tuple[UUID, ...] = ()
+    # Uploaded at or after ``created_from``, before ``created_before``.
+    created_from: datetime | None = None
+    created_before: datetime | None = None
+
+    def __bool__(self) -> bool:
+        return bool(
+            self.metadata
+            or self.filenames
+            or self.document_ids
+            or self.created_from
+            or self.created_before
+        )
+
+
+@dataclass(frozen=True)
+class DocumentHits:
+    """One document's best chunks for a query (the document-level result mode)."""
+
+    document_id: UUID
+    hits: list[SearchHit]
+
+
 # dense: by meaning; keyword: by words (BM25); hybrid: both, fused by rank.
 SearchMode = Literal["hybrid", "dense", "keyword"]
 SEARCH_MODES: tuple[SearchMode, ...] = ("hybrid", "dense", "keyword")
@@ -63,6 +97,9 @@ class Found:
     note: str | None = None
     # Whether a reranker ordered (and scored) them.
     reranked: bool = False
+    # In the document-level mode: each document once with its best chunks, best
+    # first (``hits`` then holds the same chunks in that order).
+    groups: list[DocumentHits] | None = None
 
 
 class KeywordsMissing(Exception):
@@ -119,9 +156,23 @@ class VectorStore(Protocol):
         tenant_id: str,
         limit: int,
         keywords: SparseVector | None = None,
+        filters: SearchFilters | None = None,
     ) -> list[SearchHit]:
         """The tenant's chunks nearest to ``vector``, or best matching ``keywords``, or
-        both fused by rank; best first."""
+        both fused by rank, of those ``filters`` allow; best first."""
+        ...
+
+    def search_groups(
+        self,
+        vector: npt.NDArray[np.float32] | None,
+        tenant_id: str,
+        limit: int,
+        group_size: int,
+        keywords: SparseVector | None = None,
+        filters: SearchFilters | None = None,
+    ) -> list[DocumentHits]:
+        """Up to ``limit`` of the tenant's documents, each once with its best
+        ``group_size`` chunks (as ``search`` ranks them), the best document first."""
         ...
 
 

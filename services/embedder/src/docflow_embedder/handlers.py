@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import Any
 from uuid import UUID, uuid5
 
 from anyio import to_thread
@@ -34,6 +35,7 @@ from docflow_embedder.domain import (
     KeywordsMissing,
     Reranker,
     RerankFailed,
+    SearchFilters,
     SearchMode,
     Target,
     VectorPoint,
@@ -46,12 +48,14 @@ from docflow_shared.errors import TransientError, UntrustedEvent
 from docflow_shared.events import (
     Chunk,
     DocumentDeleted,
+    DocumentFacts,
     DocumentIndexed,
     DocumentProgressed,
     ErrorCode,
     Stage,
     TextExtracted,
 )
+from docflow_shared.events.metadata import metadata_terms
 from docflow_shared.messaging import Publish
 from docflow_shared.telemetry import log_context
 from docflow_shared.trust import check_tenant
@@ -198,6 +202,19 @@ async def _indexed_if_complete(
     return True
 
 
+def _facts_payload(facts: DocumentFacts | None) -> dict[str, Any]:
+    """What searches filter by (adapters/qdrant.py, ``PAYLOAD_INDEXES``); nothing for
+    chunks of events from before the extractor sent the facts."""
+    if facts is None:
+        return {}
+    return {
+        "filename": facts.filename,
+        "uploaded_at": facts.uploaded_at.isoformat(),
+        "metadata": facts.metadata,
+        "metadata_terms": metadata_terms(facts.metadata),
+    }
+
+
 async def _store(chunks: Sequence[tuple[TextExtracted, Chunk]], target: Target) -> None:
     """Embed ``chunks`` with the target's model and write them to its collection."""
     model = target.embedder
@@ -216,6 +233,7 @@ async def _store(chunks: Sequence[tuple[TextExtracted, Chunk]], target: Target) 
                 "char_end": chunk.char_end,
                 "text": chunk.text,
                 "attempt": event.attempt,
+                **_facts_payload(event.document),
             },
         )
         for (event, chunk), vector in zip(chunks, embeddings, strict=True)
@@ -233,8 +251,10 @@ async def search_chunks(
     mode: SearchMode = "dense",
     reranker: Reranker | None = None,
     candidates: int = 30,
+    filters: SearchFilters | None = None,
+    group_size: int | None = None,
 ) -> Found:
-    """The tenant's chunks that match ``query``, best first.
+    """The tenant's chunks that match ``query``, of those ``filters`` allow, best first.
 
     ``dense``: closest in meaning (the query embedded by the model that embedded the
     chunks); ``keyword``: best BM25 match of its words (no model call); ``hybrid``:
@@ -242,9 +262,14 @@ async def search_chunks(
     ``hybrid`` with ``dense`` and says so in ``note``; ``keyword`` raises
     ``KeywordsMissing`` there.
 
+    With ``group_size``, the answer is by document: up to ``limit`` documents, each
+    once with its best ``group_size`` chunks (``Found.groups``; ``hits`` holds the
+    same chunks in that order), found by the same query, in any mode.
+
     With a ``reranker``, the best ``candidates`` (at least ``limit``) are scored by
     it and the best ``limit`` of them returned in its order, with its scores. If
     it fails, the results come in the search's order, and ``note`` says why.
+    Documents (``group_size``) are not reranked; ``note`` says so.
     """
     note = None
     if mode != "dense" and not vectors.keywords:
@@ -262,8 +287,17 @@ async def search_chunks(
     if mode != "keyword":
         [vector] = await to_thread.run_sync(embedder.embed, [query])
     keywords = query_vector(query) if mode != "dense" else None
+    filters = filters or None
+    if group_size is not None:
+        groups = await to_thread.run_sync(
+            vectors.search_groups, vector, tenant_id, limit, group_size, keywords, filters
+        )
+        if reranker is not None:
+            unranked = "not reranked: results by document are not reranked"
+            note = f"{note}; {unranked}" if note else unranked
+        return Found([hit for group in groups for hit in group.hits], mode, note, groups=groups)
     wanted = max(limit, candidates) if reranker is not None else limit
-    hits = await to_thread.run_sync(vectors.search, vector, tenant_id, wanted, keywords)
+    hits = await to_thread.run_sync(vectors.search, vector, tenant_id, wanted, keywords, filters)
     if reranker is None or not hits:
         return Found(hits[:limit], mode, note)
     try:

@@ -41,11 +41,13 @@ from docflow_shared.errors import DocumentError
 from docflow_shared.events import (
     Chunk,
     ContentType,
+    DocumentFacts,
     DocumentProgressed,
     DocumentRetryRequested,
     DocumentUploaded,
     ErrorCode,
     Event,
+    OcrRangeRead,
     Stage,
     TextExtracted,
 )
@@ -103,6 +105,16 @@ class OcrWanted(Exception):
         self.page, self.page_count = page, page_count
 
 
+def document_facts(event: Event) -> DocumentFacts | None:
+    """The upload's facts (filename, time, metadata) that the chunks carry to the
+    vector store, from the event that started the extraction."""
+    if isinstance(event, DocumentUploaded | DocumentRetryRequested):
+        return event.facts
+    if isinstance(event, OcrRangeRead):
+        return event.document
+    return None
+
+
 @dataclass
 class _ChunkSender:
     """Publishes one attempt's chunks in numbered batches; the last batch tells the total."""
@@ -112,6 +124,10 @@ class _ChunkSender:
     batcher: ChunkBatcher
     batches: int = 0
     chunks: int = 0
+    facts: DocumentFacts | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        self.facts = document_facts(self.event)
 
     async def add_pieces(self, pieces: list[Piece], log: BinaryIO) -> None:
         """Number new pieces, keep them in the chunk log and send full batches."""
@@ -124,7 +140,13 @@ class _ChunkSender:
         self.chunks += 1
         if ready := self.batcher.add(chunk):
             await self.publish(
-                TextExtracted.caused_by(self.event, batch=self.batches, chunks=ready, last=False)
+                TextExtracted.caused_by(
+                    self.event,
+                    batch=self.batches,
+                    chunks=ready,
+                    last=False,
+                    document=self.facts,
+                )
             )
             self.batches += 1
 
@@ -137,6 +159,7 @@ class _ChunkSender:
                 last=True,
                 chunks_total=self.chunks,
                 pages=pages,
+                document=self.facts,
             )
         )
 

@@ -39,6 +39,7 @@ from docflow_extractor.handlers import (
     OcrWanted,
     Reading,
     Source,
+    document_facts,
     extract_document,
     extract_source,
 )
@@ -117,6 +118,7 @@ async def request_ocr(
                 page_count=wanted.page_count,
                 range_index=index,
                 range_count=len(pages),
+                document=document_facts(event),
             )
         )
     logger.info(
@@ -191,7 +193,11 @@ async def read_range(
         )
     await publish(
         OcrRangeRead.caused_by(
-            event, range_index=event.range_index, range_count=event.range_count, pages=read
+            event,
+            range_index=event.range_index,
+            range_count=event.range_count,
+            pages=read,
+            document=event.document,
         )
     )
     logger.info(

@@ -28,6 +28,7 @@ from docflow_gateway.adapters.registry import DocumentRecord, SqlRegistry
 from docflow_gateway.domain.files import TEXT_TYPES, ReceivedFile
 from docflow_shared.blobstore import BlobStore
 from docflow_shared.events import ContentType, DocumentDeleted, DocumentUploaded
+from docflow_shared.events.metadata import Value
 from docflow_shared.messaging import Publish
 
 logger = logging.getLogger(__name__)
@@ -90,6 +91,7 @@ async def accept_uploads(
     blobs: BlobStore,
     registry: SqlRegistry,
     publish: Publish,
+    metadata: dict[str, Value] | None = None,
 ) -> list[Outcome]:
     """Announce every received file (already in the blob store), in request order.
 
@@ -98,6 +100,9 @@ async def accept_uploads(
     Kafka did not acknowledge some of them: those are removed, and the others
     are withdrawn again with ``DocumentDeleted`` (any that cannot be are
     named in the error as kept).
+
+    ``metadata`` goes with every new document of the request; a duplicate keeps
+    the metadata it was first uploaded with.
     """
     try:
         types = [file.inspector.content_type(file.filename) for file in files]
@@ -122,6 +127,7 @@ async def accept_uploads(
                 size_bytes=file.inspector.size,
                 sha256=sha256,
                 blob_key=file.blob_key,
+                metadata=metadata or None,
             )
             outcomes.append(event)
             seen[sha256] = _new(event)

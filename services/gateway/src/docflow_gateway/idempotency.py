@@ -44,10 +44,16 @@ class Replayed:
     body: dict[str, Any]
 
 
-def fingerprint(files: Sequence[ReceivedFile], dedup: bool) -> str:
-    """What makes two requests "the same" for an idempotency key: files and options."""
+def fingerprint(
+    files: Sequence[ReceivedFile], dedup: bool, metadata: dict[str, Any] | None = None
+) -> str:
+    """What makes two requests "the same" for an idempotency key: files, options and
+    metadata (none: the fingerprint keys had before there was metadata)."""
     described = [[f.filename, f.inspector.sha256, f.inspector.size] for f in files]
-    return hashlib.sha256(json.dumps([described, dedup]).encode()).hexdigest()
+    request: list[Any] = [described, dedup]
+    if metadata:
+        request.append(metadata)
+    return hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()
 
 
 async def answer_once(
@@ -56,6 +62,7 @@ async def answer_once(
     *,
     tenant_id: str,
     dedup: bool,
+    metadata: dict[str, Any] | None = None,
     records: SqlRegistry,
     blobs: BlobStore,
     handle: Callable[[], Awaitable[Answer]],
@@ -69,7 +76,7 @@ async def answer_once(
     """
     if key is None:
         return await handle()
-    claim = await records.claim_key(tenant_id, key, fingerprint(files, dedup))
+    claim = await records.claim_key(tenant_id, key, fingerprint(files, dedup, metadata))
     if claim.state is not KeyState.CLAIMED:
         for file in files:
             blobs.delete(file.blob_key)

@@ -114,6 +114,8 @@ async def retry(
         content_type=record.content_type,
         charset=record.charset,
         blob_key=record.blob_key,
+        metadata=record.meta,
+        uploaded_at=record.created_at,
     )
     try:
         await publish(event)

@@ -3,6 +3,7 @@
 from pydantic import AnyHttpUrl, Field, model_validator
 
 from docflow_shared.events.envelope import MAX_INT32
+from docflow_shared.events.metadata import MAX_ENCODED_BYTES
 from docflow_shared.settings import HttpServiceSettings
 
 MiB = 1024 * 1024
@@ -29,6 +30,9 @@ class GatewaySettings(HttpServiceSettings):
     # could be stored but never announced.
     max_file_bytes: int = Field(default=100 * MiB, ge=1, le=MAX_INT32)
     max_files_per_request: int = Field(default=100, ge=1)
+    # The size of an upload's `metadata` part (a JSON object, as sent), at most
+    # what any event may carry.
+    max_metadata_bytes: int = Field(default=8 * 1024, ge=2, le=MAX_ENCODED_BYTES)
     # A file whose bytes the tenant already uploaded points at that document
     # (per request: ?dedup=false).
     dedup: bool = True

@@ -54,6 +54,7 @@ def snapshot(state: DocumentState, version: int, correlation_id: str) -> Documen
         error=state.error,
         stalled=state.stalled,
         retries=state.retries,
+        metadata=state.metadata,
         deleted=state.deleted_at is not None,
         created_at=state.created_at,
         started_at=state.started_at,

@@ -19,6 +19,8 @@ Where each model is defined:
 ``documents.py``
     the document events (``DocumentUploaded`` … ``DocumentStatusChanged``),
     ``AnyEvent``, ``EVENT_TYPES``, ``parse_event``;
+``metadata.py``
+    ``Metadata`` (a document's client-given metadata), its checks and filter terms;
 ``reindex.py``
     the re-embedding operation events (``ReindexRequested`` …),
     ``EmbeddingSpec``, ``parse_reindex_event``.
@@ -36,6 +38,7 @@ from docflow_shared.events.documents import (
     Chunk,
     DocumentCancelled,
     DocumentDeleted,
+    DocumentFacts,
     DocumentFailed,
     DocumentIndexed,
     DocumentProgressed,
@@ -87,6 +90,7 @@ __all__ = [
     "ContentType",
     "DocumentCancelled",
     "DocumentDeleted",
+    "DocumentFacts",
     "DocumentFailed",
     "DocumentIndexed",
     "DocumentProgressed",

@@ -20,6 +20,7 @@ from docflow_shared.events.envelope import (
     Text,
     Timestamp,
 )
+from docflow_shared.events.metadata import Metadata
 
 # The status read model's filename column (the gateway keeps at most this many).
 MAX_FILENAME_CHARS = 255
@@ -42,6 +43,27 @@ class DocumentUploaded(Event):
     # How Markdown and text are encoded, as the gateway found it (Python codec
     # name); None for PDFs. Added in schema 1 as optional: older events mean UTF-8.
     charset: str | None = Field(default=None, max_length=64)
+    # The client's metadata of the upload (events/metadata.py); added in schema 1
+    # as optional: older events have none.
+    metadata: Metadata | None = None
+
+    @property
+    def facts(self) -> DocumentFacts:
+        """What the chunks carry of the upload (filename, time, metadata)."""
+        return DocumentFacts(
+            filename=self.filename, uploaded_at=self.occurred_at, metadata=self.metadata or {}
+        )
+
+
+class DocumentFacts(BaseModel):
+    """What is known of a document at its upload, carried with its chunks so that
+    searches can filter by it (the vector store's payload)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    filename: str = Field(max_length=MAX_FILENAME_CHARS)
+    uploaded_at: AwareDatetime
+    metadata: Metadata = Field(default_factory=dict)
 
 
 class DocumentProgressed(Event):
@@ -96,6 +118,9 @@ class TextExtracted(Event):
     last: bool
     chunks_total: Count | None = None
     pages: Count | None = None
+    # The document's upload facts (added in schema 1 as optional; None in older
+    # events and in chunks of a retry from a gateway that did not record them).
+    document: DocumentFacts | None = None
 
     @model_validator(mode="after")
     def _last_batch_has_total(self) -> Self:
@@ -129,6 +154,8 @@ class OcrRangeRequested(Event):
     page_count: Count
     range_index: int = Field(ge=0, lt=MAX_OCR_RANGES)
     range_count: int = Field(ge=1, le=MAX_OCR_RANGES)
+    # Passed on to the answer and so to the chunks (optional, as in TextExtracted).
+    document: DocumentFacts | None = None
 
     @model_validator(mode="after")
     def _range_in_order(self) -> Self:
@@ -162,6 +189,8 @@ class OcrRangeRead(Event):
     range_index: int = Field(ge=0, lt=MAX_OCR_RANGES)
     range_count: int = Field(ge=1, le=MAX_OCR_RANGES)
     pages: list[OcrPage] = Field(max_length=MAX_OCR_RANGES)
+    # The request's, passed on to the chunks (optional, as in TextExtracted).
+    document: DocumentFacts | None = None
 
     @model_validator(mode="after")
     def _bounded(self) -> Self:
@@ -219,6 +248,19 @@ class DocumentRetryRequested(Event):
     content_type: ContentType
     charset: str | None = Field(default=None, max_length=64)
     blob_key: str = Field(max_length=MAX_KEY_CHARS)
+    # The upload's metadata and time, from the gateway's record (added in schema 1
+    # as optional: retries from before carry neither).
+    metadata: Metadata | None = None
+    uploaded_at: AwareDatetime | None = None
+
+    @property
+    def facts(self) -> DocumentFacts | None:
+        """The upload's facts, when the gateway's record had its time."""
+        if self.uploaded_at is None:
+            return None
+        return DocumentFacts(
+            filename=self.filename, uploaded_at=self.uploaded_at, metadata=self.metadata or {}
+        )
 
 
 def tenant_document_key(tenant_id: str, document_id: UUID) -> bytes:
@@ -316,6 +358,8 @@ class DocumentStatusChanged(Event):
     deleted: bool
     # Retries of the attempt after transient errors (added in schema 1, optional).
     retries: int = 0
+    # The upload's metadata (added in schema 1, optional).
+    metadata: Metadata | None = None
     created_at: AwareDatetime | None
     started_at: AwareDatetime | None
     completed_at: AwareDatetime | None

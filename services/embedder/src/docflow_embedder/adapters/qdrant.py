@@ -29,9 +29,13 @@ import numpy.typing as npt
 from qdrant_client import QdrantClient
 from qdrant_client.http import models
 
+from docflow_embedder.adapters.qdrant_filters import PAYLOAD_INDEXES, search_filter
+from docflow_embedder.adapters.qdrant_filters import equals as _equals
 from docflow_embedder.adapters.qdrant_queries import search_request, sparse
 from docflow_embedder.domain import (
+    DocumentHits,
     Models,
+    SearchFilters,
     SearchHit,
     Target,
     Targets,
@@ -52,10 +56,6 @@ BUILDING_ALIAS = "docflow_building"
 _NO_VECTOR: npt.NDArray[np.float32] = np.zeros(0, dtype=np.float32)
 
 
-def _equals(key: str, value: str) -> models.FieldCondition:
-    return models.FieldCondition(key=key, match=models.MatchValue(value=value))
-
-
 def _of_documents(document_ids: Sequence[UUID] | None) -> models.Filter | None:
     if document_ids is None:
         return None
@@ -65,6 +65,18 @@ def _of_documents(document_ids: Sequence[UUID] | None) -> models.Filter | None:
                 key="document_id", match=models.MatchAny(any=[str(d) for d in document_ids])
             )
         ]
+    )
+
+
+def _hit(point: models.ScoredPoint) -> SearchHit:
+    payload = point.payload or {}
+    return SearchHit(
+        document_id=UUID(payload["document_id"]),
+        chunk_index=payload["chunk_index"],
+        page=payload.get("page"),
+        page_end=payload.get("page_end"),
+        score=point.score,
+        text=payload["text"],
     )
 
 
@@ -122,10 +134,11 @@ class QdrantVectorStore:
         spec: EmbeddingSpec | None = None,
         tenant_idf: bool = False,
     ) -> None:
-        """``index_payload``: index tenant and document id (a Qdrant server; local mode has
-        no payload indexes and scans). ``spec``: the model, kept in a new collection's
-        metadata. ``tenant_idf``: keyword search weighs terms by their frequency in the
-        tenant's chunks, not the whole collection's (Qdrant 1.19 or later)."""
+        """``index_payload``: index the payload fields searches and deletions filter by
+        (``PAYLOAD_INDEXES``; a Qdrant server; local mode has no payload indexes and
+        scans). ``spec``: the model, kept in a new collection's metadata.
+        ``tenant_idf``: keyword search weighs terms by their frequency in the tenant's
+        chunks, not the whole collection's (Qdrant 1.19 or later)."""
         self.client = client
         self.collection = collection
         self.tenant_idf = tenant_idf
@@ -142,11 +155,8 @@ class QdrantVectorStore:
         # Whether chunks here have keyword vectors (not in collections made before).
         self.keywords = KEYWORDS_VECTOR in (params.sparse_vectors or {})
         if index_payload:
-            # Every search filters by tenant and every deletion by document.
-            for field in ("tenant_id", "document_id"):
-                client.create_payload_index(
-                    collection, field, models.PayloadSchemaType.KEYWORD, wait=True
-                )
+            for field, schema in PAYLOAD_INDEXES.items():
+                client.create_payload_index(collection, field, schema, wait=True)
 
     def upsert(self, points: Sequence[VectorPoint]) -> None:
         """Write points and return once Qdrant has applied them (``wait=True``)."""
@@ -253,28 +263,69 @@ class QdrantVectorStore:
         tenant_id: str,
         limit: int,
         keywords: SparseVector | None = None,
+        filters: SearchFilters | None = None,
     ) -> list[SearchHit]:
         """The tenant's chunks nearest to ``vector`` (cosine), or best matching
-        ``keywords`` (BM25), or both fused by Reciprocal Rank Fusion; best first."""
+        ``keywords`` (BM25), or both fused by Reciprocal Rank Fusion, of those
+        ``filters`` allow; best first."""
+        request = self._request(vector, keywords, tenant_id, filters, limit, 1)
+        if request is None:
+            return []
+        found = self.client.query_points(self.collection, **request, with_payload=True)
+        return [_hit(point) for point in found.points if point.payload is not None]
+
+    def search_groups(
+        self,
+        vector: npt.NDArray[np.float32] | None,
+        tenant_id: str,
+        limit: int,
+        group_size: int,
+        keywords: SparseVector | None = None,
+        filters: SearchFilters | None = None,
+    ) -> list[DocumentHits]:
+        """Up to ``limit`` documents, each once with its best ``group_size`` chunks
+        (Qdrant's grouped query, by ``document_id``), best document first; the
+        same request (mode, filters) as ``search``."""
+        request = self._request(vector, keywords, tenant_id, filters, limit, group_size)
+        if request is None:
+            return []
+        found = self.client.query_points_groups(
+            self.collection,
+            group_by="document_id",
+            group_size=group_size,
+            **request,
+            with_payload=True,
+        )
+        return [
+            DocumentHits(
+                document_id=UUID(str(group.id)),
+                hits=[_hit(point) for point in group.hits if point.payload is not None],
+            )
+            for group in found.groups
+        ]
+
+    def _request(
+        self,
+        vector: npt.NDArray[np.float32] | None,
+        keywords: SparseVector | None,
+        tenant_id: str,
+        filters: SearchFilters | None,
+        limit: int,
+        group_size: int,
+    ) -> dict[str, Any] | None:
+        """The query's arguments, or None when nothing can match (keywords only, and
+        no term to look for: stopwords only). Every part of it, each prefetch
+        included, is within ``search_filter``: the tenant's condition and the filters."""
         if keywords is not None and not self.keywords:
             raise ValueError(f"{self.collection} has no keyword vectors")
         if vector is None and keywords is not None and not keywords:
-            return []  # no term to look for (stopwords only): nothing matches
-        tenant = models.Filter(must=[_equals("tenant_id", tenant_id)])
-        request = search_request(vector, keywords, tenant, limit, tenant_idf=self.tenant_idf)
-        found = self.client.query_points(self.collection, **request, with_payload=True)
-        return [
-            SearchHit(
-                document_id=UUID(point.payload["document_id"]),
-                chunk_index=point.payload["chunk_index"],
-                page=point.payload.get("page"),
-                page_end=point.payload.get("page_end"),
-                score=point.score,
-                text=point.payload["text"],
-            )
-            for point in found.points
-            if point.payload is not None
-        ]
+            return None
+        within = search_filter(tenant_id, filters)
+        # Per-tenant IDF counts the tenant's chunks, whatever the filters narrow it to.
+        corpus = models.Filter(must=[_equals("tenant_id", tenant_id)]) if self.tenant_idf else None
+        return search_request(
+            vector, keywords, within, limit, idf_corpus=corpus, group_size=group_size
+        )
 
     def check(self) -> Any:
         """Raises unless the collection answers."""

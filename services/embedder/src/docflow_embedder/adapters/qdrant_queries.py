@@ -28,14 +28,21 @@ def search_request(
     within: models.Filter,
     limit: int,
     *,
-    tenant_idf: bool,
+    idf_corpus: models.Filter | None = None,
+    group_size: int = 1,
 ) -> dict[str, Any]:
-    """``query_points``'s arguments: nearest to ``vector``, best matching ``keywords``
-    (not empty), or both fused by rank, among the points ``within`` selects.
-    ``tenant_idf``: IDF counted over those points, not the whole collection."""
-    idf = models.SearchParams(idf=models.IdfCorpusParams(corpus=within)) if tenant_idf else None
+    """``query_points``'s arguments (``query_points_groups``'s too): nearest to
+    ``vector``, best matching ``keywords`` (not empty), or both fused by rank, among
+    the points ``within`` selects (every part of the query: the prefetches too).
+    ``idf_corpus``: IDF counted over the points it selects (the tenant's), not the
+    whole collection. ``group_size``: chunks wanted per result (grouped by document),
+    so each side of a fusion brings enough candidates for ``limit`` groups."""
+    pool = candidates(limit * group_size)
+    idf = None
+    if idf_corpus is not None:
+        idf = models.SearchParams(idf=models.IdfCorpusParams(corpus=idf_corpus))
     if vector is not None and keywords is not None:
-        prefetch = [models.Prefetch(query=vector.tolist(), filter=within, limit=candidates(limit))]
+        prefetch = [models.Prefetch(query=vector.tolist(), filter=within, limit=pool)]
         if keywords:
             prefetch.append(
                 models.Prefetch(
@@ -43,7 +50,7 @@ def search_request(
                     using=KEYWORDS_VECTOR,
                     filter=within,
                     params=idf,
-                    limit=candidates(limit),
+                    limit=pool,
                 )
             )
         # Fusion ranks only the prefetches' candidates, each already filtered: a

@@ -79,6 +79,8 @@ class DocumentRecord(Base):
     attempt: Mapped[int] = mapped_column(Integer, server_default="1")
     stopped_attempt: Mapped[int] = mapped_column(Integer, server_default="0")
     deleting: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    # The upload's metadata (a retry carries it to the chunks again); NULL: none.
+    meta: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     @classmethod
     def of(cls, event: DocumentUploaded, *, dedup: bool) -> DocumentRecord:
@@ -96,6 +98,7 @@ class DocumentRecord(Base):
             attempt=1,
             stopped_attempt=0,
             deleting=False,
+            meta=event.metadata,
         )
 
 

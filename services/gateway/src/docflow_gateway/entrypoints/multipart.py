@@ -5,6 +5,10 @@ each ``file`` part goes straight into the blob store in chunks while its size
 is counted and its bytes inspected and hashed, so memory stays flat whatever
 the file size and the size limit holds whatever ``Content-Length`` claims.
 Any failure removes every blob the request stored.
+
+An optional ``metadata`` part (a JSON object, ``docflow_shared.events.metadata``)
+applies to every file of the request; it is kept in memory, at most
+``UploadLimits.max_metadata_bytes``, and checked before anything is announced.
 """
 
 from __future__ import annotations
@@ -22,10 +26,12 @@ from python_multipart.multipart import MultipartParser, MultipartState, parse_op
 
 from docflow_gateway.domain.files import ReceivedFile, display_name
 from docflow_shared.blobstore import BlobStore, original_key
+from docflow_shared.events.metadata import MetadataError, Value, parse_metadata
 
 logger = logging.getLogger(__name__)
 
 FILE_FIELD = "file"
+METADATA_FIELD = "metadata"
 # Bytes gathered before one write to the blob store (off the event loop).
 WRITE_CHUNK_BYTES = 1024 * 1024
 # Non-file form fields are not used; they may not make a request unbounded.
@@ -36,6 +42,7 @@ MAX_OTHER_FIELD_BYTES = 64 * 1024
 class UploadLimits:
     max_file_bytes: int
     max_files: int
+    max_metadata_bytes: int = 8192
 
 
 class UploadError(Exception):
@@ -64,6 +71,24 @@ class TooManyFilesError(UploadError):
     code = "too-many-files"
 
 
+class MetadataTooLargeError(UploadError):
+    status = 413
+    code = "metadata-too-large"
+
+
+class InvalidMetadataError(UploadError):
+    status = 422
+    code = "invalid-metadata"
+
+
+@dataclass(frozen=True)
+class Upload:
+    """What a request carried: its files (stored) and its metadata (checked)."""
+
+    files: list[ReceivedFile]
+    metadata: dict[str, Value] | None = None
+
+
 @dataclass
 class _Part:
     """The part being parsed: its headers, then (for a file) where its bytes go."""
@@ -76,6 +101,8 @@ class _Part:
     # Bytes of the file received so far (the limit is checked as they arrive).
     file_bytes: int = 0
     other_bytes: int = 0
+    # The ``metadata`` part's bytes, while it is the part being parsed.
+    metadata: bytearray | None = None
 
 
 def _store(part: _Part, chunk: bytes) -> None:
@@ -108,6 +135,8 @@ class _Receiver:
         self.blobs = blobs
         self.limits = limits
         self.files: list[ReceivedFile] = []
+        self.metadata: dict[str, Value] | None = None
+        self._metadata_parts = 0
         self._part = _Part()
         self._header_field = bytearray()
         self._header_value = bytearray()
@@ -161,7 +190,17 @@ class _Receiver:
 
     async def _begin_file(self) -> None:
         _, options = parse_options_header(self._part.headers.get(b"content-disposition"))
-        if options.get(b"name", b"").decode("utf-8", "replace") != FILE_FIELD:
+        name = options.get(b"name", b"").decode("utf-8", "replace")
+        if name == METADATA_FIELD:
+            self._metadata_parts += 1
+            if self._metadata_parts > 1:
+                raise InvalidMetadataError(
+                    f"more than one `{METADATA_FIELD}` part; send one JSON object, "
+                    "which applies to every file of the request"
+                )
+            self._part.metadata = bytearray()
+            return
+        if name != FILE_FIELD:
             return
         raw_name = options.get(b"filename")
         if raw_name is None:
@@ -185,6 +224,14 @@ class _Receiver:
 
     async def _data(self, data: bytes) -> None:
         part = self._part
+        if part.metadata is not None:
+            part.metadata += data
+            if len(part.metadata) > self.limits.max_metadata_bytes:
+                raise MetadataTooLargeError(
+                    f"the `{METADATA_FIELD}` part is larger than the limit of "
+                    f"{self.limits.max_metadata_bytes} bytes"
+                )
+            return
         if part.file is None:
             part.other_bytes += len(data)
             if part.other_bytes > MAX_OTHER_FIELD_BYTES:
@@ -204,6 +251,13 @@ class _Receiver:
 
     async def _end_part(self) -> None:
         part = self._part
+        if part.metadata is not None:
+            try:
+                self.metadata = parse_metadata(bytes(part.metadata))
+            except MetadataError as exc:
+                raise InvalidMetadataError(str(exc)) from None
+            part.metadata = None
+            return
         writer = part.writer
         if writer is None:
             return
@@ -250,6 +304,21 @@ async def receive_files(
     Raises an ``UploadError`` subclass naming the problem (and the file, when
     one is to blame).
     """
+    upload = await receive_upload(
+        body, content_type, tenant_id=tenant_id, blobs=blobs, limits=limits
+    )
+    return upload.files
+
+
+async def receive_upload(
+    body: AsyncIterator[bytes],
+    content_type: str | None,
+    *,
+    tenant_id: str,
+    blobs: BlobStore,
+    limits: UploadLimits,
+) -> Upload:
+    """``receive_files``, with the request's ``metadata`` part (checked) if it has one."""
     receiver = _Receiver(tenant_id=tenant_id, blobs=blobs, limits=limits)
     parser = MultipartParser(_boundary(content_type), receiver.callbacks())  # type: ignore[arg-type]
     try:
@@ -273,4 +342,4 @@ async def receive_files(
         raise
     if not receiver.files:
         raise UploadError(f"no `{FILE_FIELD}` part: send each document as a part named `file`")
-    return receiver.files
+    return Upload(receiver.files, receiver.metadata)

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import bindparam, false, func, select
+from sqlalchemy import bindparam, false, func, or_, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql import ColumnElement, Select
@@ -118,6 +118,14 @@ class SqlQueries:
             statement = statement.where(DocumentRow.created_at >= query.created_from)
         if query.created_before is not None:
             statement = statement.where(DocumentRow.created_at < query.created_before)
+        for terms in query.metadata:
+            statement = statement.where(
+                or_(*(DocumentRow.meta_terms.contains(f"\n{t}\n", autoescape=True) for t in terms))
+            )
+        if query.filenames:
+            statement = statement.where(DocumentRow.filename.in_(query.filenames))
+        if query.document_ids:
+            statement = statement.where(DocumentRow.id.in_(query.document_ids))
         if query.after is not None:
             # Keyset pagination: rows strictly after the last one of the previous page.
             created_at, last_id = query.after

@@ -15,6 +15,7 @@ from sqlalchemy import JSON, Boolean, Index, Integer, MetaData, String, Text, Uu
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from docflow_shared.events import ErrorInfo, Event, Stage
+from docflow_shared.events.metadata import terms_text
 from docflow_shared.sql import UTCDateTime
 from docflow_status.domain.projection import DocumentState, Status
 from docflow_status.domain.reindexes import ReindexState
@@ -64,6 +65,10 @@ class DocumentRow(Base):
     retries: Mapped[int] = mapped_column(Integer, server_default="0")
     retry_note: Mapped[str | None] = mapped_column(String(2000))
     retrying_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The upload's metadata, and its terms one per line (``\nkey=value\n``,
+    # docflow_shared.events.metadata.terms_text) for the listing's filter.
+    meta: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    meta_terms: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (Index("ix_documents_tenant_touched", "tenant_id", "touched_at"),)
 
@@ -151,7 +156,7 @@ class UnownedEvent(Base):
 _STATE_FIELDS = [
     column.key
     for column in DocumentRow.__table__.columns
-    if column.key not in ("status", "stage", "error", "version", "touched_at")
+    if column.key not in ("status", "stage", "error", "version", "touched_at", "meta", "meta_terms")
 ]
 
 
@@ -162,6 +167,7 @@ def to_state(row: Any) -> DocumentState:
         status=Status(row.status),
         stage=Stage(row.stage),
         error=ErrorInfo.model_validate(row.error) if row.error else None,
+        metadata=row.meta,
     )
 
 
@@ -172,4 +178,6 @@ def to_row(state: DocumentState, row: DocumentRow) -> DocumentRow:
     row.status = state.status.value
     row.stage = state.stage.value
     row.error = state.error.model_dump(mode="json") if state.error else None
+    row.meta = state.metadata
+    row.meta_terms = terms_text(state.metadata)
     return row

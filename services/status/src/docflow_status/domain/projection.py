@@ -37,6 +37,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 from docflow_shared.events import (
@@ -115,6 +116,8 @@ class DocumentState:
     retries: int = 0
     retry_note: str | None = None
     retrying_since: datetime | None = None
+    # The upload's metadata (DocumentUploaded.metadata); None: none given.
+    metadata: dict[str, Any] | None = None
 
 
 Fold = Callable[[DocumentState | None, Event], DocumentState]
@@ -230,6 +233,7 @@ def _facts(s: DocumentState, event: Event) -> DocumentState:
             content_type=event.content_type,
             size_bytes=event.size_bytes,
             created_at=at,
+            metadata=event.metadata,
         )
     if isinstance(event, DocumentProgressed) and event.stage is Stage.EXTRACTING:
         return replace(

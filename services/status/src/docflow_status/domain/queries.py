@@ -22,6 +22,11 @@ class DocumentQuery:
     stage: Stage | None = None
     created_from: datetime | None = None
     created_before: datetime | None = None
+    # Metadata terms (``key=value``): each tuple is one key's, any of which may match;
+    # every tuple must (events/metadata.py).
+    metadata: tuple[tuple[str, ...], ...] = ()
+    filenames: tuple[str, ...] = ()
+    document_ids: tuple[UUID, ...] = ()
     limit: int = 50
     after: Position | None = None
 

@@ -25,15 +25,18 @@ from docflow_gateway.entrypoints.deps import (
 )
 from docflow_gateway.entrypoints.multipart import (
     FILE_FIELD,
+    METADATA_FIELD,
+    Upload,
     UploadError,
     UploadLimits,
-    receive_files,
+    receive_upload,
 )
 from docflow_gateway.entrypoints.problems import RETRY_AFTER_S
 from docflow_gateway.handlers import Outcome, PublishError, accept_uploads
 from docflow_gateway.settings import GatewaySettings
 from docflow_shared.blobstore import BlobStore, BlobStoreUnavailableError
 from docflow_shared.events import ContentType
+from docflow_shared.events.metadata import KEY_PATTERN, MAX_KEYS, MAX_LIST_ITEMS, Value
 from docflow_shared.http import Problem, problem_responses
 from docflow_shared.messaging import PublishAny
 
@@ -76,10 +79,39 @@ _UPLOAD_BODY: dict[str, Any] = {
                         "minItems": 1,
                         "items": {"type": "string", "format": "binary"},
                         "description": "One or more documents: PDF, Markdown or text",
-                    }
+                    },
+                    METADATA_FIELD: {
+                        "type": "object",
+                        "description": "Optional metadata for every file of the request: a "
+                        f"JSON object of at most {MAX_KEYS} keys (pattern `{KEY_PATTERN}`), "
+                        "each value a string, number or boolean, or a list of at most "
+                        f"{MAX_LIST_ITEMS} of those; at most DOCFLOW_MAX_METADATA_BYTES "
+                        "(8 KiB) as sent. Returned by the status API; `/v1/search` and the "
+                        "document list filter by it (`meta=key=value`).",
+                        "additionalProperties": {
+                            "oneOf": [
+                                {"type": "string"},
+                                {"type": "number"},
+                                {"type": "boolean"},
+                                {
+                                    "type": "array",
+                                    "items": {
+                                        "oneOf": [
+                                            {"type": "string"},
+                                            {"type": "number"},
+                                            {"type": "boolean"},
+                                        ]
+                                    },
+                                },
+                            ]
+                        },
+                    },
                 },
             },
-            "encoding": {FILE_FIELD: {"contentType": "application/octet-stream"}},
+            "encoding": {
+                FILE_FIELD: {"contentType": "application/octet-stream"},
+                METADATA_FIELD: {"contentType": "application/json"},
+            },
         }
     },
 }
@@ -106,12 +138,13 @@ _UPLOAD_RESPONSES: dict[int | str, dict[str, Any]] = {
         {
             401: "Authentication is on and no valid API key was sent",
             409: "The Idempotency-Key was used with a different request, or is in use",
-            413: "A file is over the size limit, or the request has too many files",
+            413: "A file or the metadata is over its size limit, or the request has too many files",
             415: (
                 "A file is not PDF, Word, PowerPoint, Excel, EPUB, HTML, Markdown or text "
                 "(by its bytes), or the body is not multipart"
             ),
-            422: "No `file` part, an empty file, or a malformed request",
+            422: "No `file` part, an empty file, metadata that is not a flat JSON object of "
+            "allowed keys and values (`invalid-metadata`), or a malformed request",
             429: "The tenant sent too many requests; see Retry-After",
             503: "Kafka or the blob store did not answer; nothing was kept, retry after "
             "Retry-After",
@@ -157,10 +190,12 @@ async def upload_documents(
 ) -> UploadAccepted | JSONResponse:
     """Accept documents for processing; answers once Kafka holds each one's event."""
     dedup = settings.dedup if dedup is None else dedup
-    files = await _receive(request, tenant, blobs, settings)
+    upload = await _receive(request, tenant, blobs, settings)
+    files = upload.files
     accept = partial(
         _accept,
         files,
+        metadata=upload.metadata,
         tenant_id=tenant,
         dedup=dedup,
         correlation_id=x_correlation_id or str(uuid4()),
@@ -175,6 +210,7 @@ async def upload_documents(
             files,
             tenant_id=tenant,
             dedup=dedup,
+            metadata=upload.metadata,
             records=records,
             blobs=blobs,
             handle=accept,
@@ -194,10 +230,11 @@ async def upload_documents(
 
 async def _receive(
     request: Request, tenant: str, blobs: BlobStore, settings: GatewaySettings
-) -> list[ReceivedFile]:
-    """The request's files, each stored as it arrives and checked against the limits."""
+) -> Upload:
+    """The request's files, each stored as it arrives and checked against the limits,
+    and its metadata."""
     try:
-        return await receive_files(
+        return await receive_upload(
             request.stream(),
             request.headers.get("content-type"),
             tenant_id=tenant,
@@ -205,6 +242,7 @@ async def _receive(
             limits=UploadLimits(
                 max_file_bytes=settings.max_file_bytes,
                 max_files=settings.max_files_per_request,
+                max_metadata_bytes=settings.max_metadata_bytes,
             ),
         )
     except UploadError as exc:
@@ -234,6 +272,7 @@ def _answer(outcome: Outcome, links: StatusLinks) -> AcceptedDocument:
 async def _accept(
     files: list[ReceivedFile],
     *,
+    metadata: dict[str, Value] | None,
     tenant_id: str,
     dedup: bool,
     correlation_id: str,
@@ -245,6 +284,7 @@ async def _accept(
     try:
         outcomes = await accept_uploads(
             files,
+            metadata=metadata,
             tenant_id=tenant_id,
             correlation_id=correlation_id,
             dedup=dedup,

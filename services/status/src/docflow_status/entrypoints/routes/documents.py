@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 from fastapi import APIRouter
@@ -44,6 +45,9 @@ class DocumentStatus(BaseModel):
         default=0,
         description="Retries of this attempt after transient errors (a dependency was "
         "unavailable); `message` says when the next one is while it waits",
+    )
+    metadata: dict[str, Any] | None = Field(
+        default=None, description="The metadata sent with the upload; null when none was"
     )
 
     @classmethod

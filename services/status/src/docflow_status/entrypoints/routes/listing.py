@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import re
 from typing import Annotated
+from uuid import UUID
 
 from fastapi import APIRouter, Query
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, Field
 
 from docflow_shared.events import Stage
-from docflow_shared.http import Tenant, problem_responses
+from docflow_shared.events.metadata import MetadataError, parse_filter
+from docflow_shared.filters import MetaFilter
+from docflow_shared.http import Problem, Tenant, problem_responses
 from docflow_status.domain.projection import Status
 from docflow_status.domain.queries import (
     CURSOR_PATTERN,
@@ -56,6 +59,21 @@ def _rfc3339_only(value: object) -> object:
 
 Instant = Annotated[AwareDatetime, BeforeValidator(_rfc3339_only)]
 
+# Values per filter parameter, at most.
+MAX_FILTER_VALUES = 100
+
+
+def _metadata_terms(meta: list[str]) -> tuple[tuple[str, ...], ...]:
+    """``key=value`` filters as terms, grouped by key; a 422 naming a malformed one."""
+    terms: dict[str, list[str]] = {}
+    for text in meta:
+        try:
+            key, term = parse_filter(text)
+        except MetadataError as exc:
+            raise Problem(422, "malformed-request", str(exc)) from exc
+        terms.setdefault(key, []).append(term)
+    return tuple(tuple(values) for values in terms.values())
+
 
 @router.get(
     "/v1/documents",
@@ -63,7 +81,8 @@ Instant = Annotated[AwareDatetime, BeforeValidator(_rfc3339_only)]
         {
             401: UNAUTHORIZED,
             422: "A filter is not valid: an unknown status or stage, a time without a zone, "
-            "a limit outside 1-500, a cursor not of the form next_cursor has",
+            "a limit outside 1-500, a cursor not of the form next_cursor has, a `meta` "
+            "filter not `key=value`",
         }
     ),
 )
@@ -78,13 +97,30 @@ async def list_documents(
     created_before: Annotated[
         Instant | None, Query(description="Created before (RFC 3339, with a time zone)")
     ] = None,
+    meta: Annotated[
+        list[MetaFilter] | None,
+        Query(
+            max_length=MAX_FILTER_VALUES,
+            description="Metadata filter `key=value` (repeatable), as on /v1/search: "
+            "different keys must all match, several values of one key are alternatives",
+        ),
+    ] = None,
+    filename: Annotated[
+        list[str] | None,
+        Query(max_length=MAX_FILTER_VALUES, description="Only documents of this name (repeatable)"),
+    ] = None,
+    document_id: Annotated[
+        list[UUID] | None,
+        Query(max_length=MAX_FILTER_VALUES, description="Only these documents (repeatable)"),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[
         str | None,
         Query(description="next_cursor of the previous page", pattern=CURSOR_PATTERN),
     ] = None,
 ) -> DocumentList:
-    """The caller's documents, newest first, by status, stage and creation time."""
+    """The caller's documents, newest first, by status, stage, upload time, metadata,
+    name and id."""
     after = decode_cursor(cursor) if cursor else None
     page = await documents.find(
         tenant,
@@ -93,6 +129,9 @@ async def list_documents(
             stage=stage,
             created_from=created_from,
             created_before=created_before,
+            metadata=_metadata_terms(meta or []),
+            filenames=tuple(filename or ()),
+            document_ids=tuple(document_id or ()),
             limit=limit,
             after=after,
         ),
