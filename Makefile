@@ -50,6 +50,7 @@ bench: install kafka-jars postgres redis tesseract hey ## Benchmarks: JSON in be
 	$(PY) bench/webhook_latency.py
 	$(PY) bench/vector_store.py
 	$(PY) bench/chunks.py
+	$(PY) bench/search_modes.py
 	$(PY) bench/report.py
 
 # The retrieval-quality benchmark's BEIR collection (NFCorpus: 3,633 documents,

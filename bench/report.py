@@ -567,6 +567,48 @@ def vector_store(report: Report) -> None:
     )
 
 
+def search_modes(report: Report) -> None:
+    result = load("search_modes")
+    title = "Search latency by mode"
+    if result is None:
+        report.missing(title, "search_modes")
+        return
+    sizes = result["sizes"]
+    smallest = sizes[min(sizes, key=int)]
+    report.goal(
+        f"Search p50 end to end, hybrid vs dense, at {smallest['chunks']} chunks "
+        f"({result['store']})",
+        "—",
+        f"{smallest['hybrid']['end_to_end']['p50_ms']} vs "
+        f"{smallest['dense']['end_to_end']['p50_ms']} ms",
+        None,
+    )
+    rows = [
+        [
+            run["chunks"],
+            mode,
+            run[mode]["end_to_end"]["p50_ms"],
+            run[mode]["end_to_end"]["p99_ms"],
+            run[mode]["store"]["p50_ms"],
+            run[mode]["store"]["p99_ms"],
+        ]
+        for run in sizes.values()
+        for mode in ("dense", "keyword", "hybrid")
+    ]
+    report.section(
+        title,
+        f"{result['queries']} queries (ten words of a chunk each), limit {result['limit']}, "
+        f"on {result['store']} ([bench/search_modes.py](bench/search_modes.py)); the chunks "
+        f"are {result['document']}'s {result['distinct_chunks']}, repeated under new "
+        "document ids up to each size. End to end is the embedder's search path (the "
+        "query embedded by OpenVINO for dense and hybrid, then Qdrant); store is Qdrant's "
+        "part alone. Keyword search needs no model call; local mode scores sparse vectors "
+        "in Python, point by point.",
+        "",
+        *table(["chunks", "mode", "p50 ms", "p99 ms", "store p50 ms", "store p99 ms"], rows),
+    )
+
+
 def ocr_engines(report: Report) -> None:
     result = load("ocr_engines")
     if not result:
@@ -920,6 +962,7 @@ def main() -> None:
         vector_store,
         chunks,
         ocr_throughput,
+        search_modes,
     ):
         section(report)
     about = machine()

@@ -174,6 +174,12 @@ def test_search_finds_the_chunks_of_a_document_by_its_words(
     assert best["document_id"] == documents["000_e21e99f4fa213ba2.md"]["id"]
     shown = docflow(stack, "search", sentence, "--limit", "1")
     assert "1. 000_e21e99f4fa213ba2.md" in shown.stdout
+    for mode in ("keyword", "dense"):
+        by_mode = docflow(stack, "search", sentence, "--mode", mode, "--limit", "3", "--json")
+        assert by_mode.returncode == 0, by_mode.stderr
+        answer = json.loads(by_mode.stdout)
+        assert answer["mode"] == mode
+        assert answer["results"][0]["document_id"] == documents["000_e21e99f4fa213ba2.md"]["id"]
 
 
 def test_chunks_reads_back_what_was_extracted_page_by_page(

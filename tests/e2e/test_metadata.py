@@ -124,7 +124,10 @@ def test_search_by_document_answers_each_once_with_its_best_chunks(
     stack: Stack, docs: dict[str, UUID]
 ) -> None:
     with _client(stack, "acme") as client:
-        grouped = client.search("river floods", limit=2, group="document", group_size=2)
+        grouped = client.search(
+            "river floods", limit=2, mode="hybrid", group="document", group_size=2
+        )
+    assert grouped.mode == "hybrid"
     assert grouped.documents is not None
     ids = [d.document_id for d in grouped.documents]
     assert len(ids) == 2
@@ -133,6 +136,48 @@ def test_search_by_document_answers_each_once_with_its_best_chunks(
     for document in grouped.documents:
         assert 1 <= len(document.chunks) <= 2
         assert document.score == document.chunks[0].score
+    assert [r.document_id for r in grouped.results] == [
+        d.document_id for d in grouped.documents for _ in d.chunks
+    ]
+
+
+@pytest.mark.parametrize("mode", ["keyword", "hybrid"])
+def test_filters_and_documents_hold_in_keyword_and_hybrid_search(
+    stack: Stack, docs: dict[str, UUID], mode: str
+) -> None:
+    red, blue, bread = docs["acme:red.md"], docs["acme:blue.md"], docs["acme:bread.md"]
+    theirs = docs["globex:red.md"]
+    with _client(stack, "acme") as client:
+        everything = client.search("river floods", limit=20, mode=mode)  # type: ignore[arg-type]
+        filtered = client.search(
+            "river floods",
+            limit=20,
+            mode=mode,  # type: ignore[arg-type]
+            meta={"team": "red"},
+        )
+        across = client.search(
+            "river floods",
+            limit=20,
+            mode=mode,  # type: ignore[arg-type]
+            document_id=[theirs],
+            meta={"team": "red"},
+        )
+        grouped = client.search(
+            "river floods",
+            limit=5,
+            mode=mode,  # type: ignore[arg-type]
+            group="document",
+            group_size=2,
+            meta={"team": ["red", "blue"]},
+        )
+    assert (everything.mode, filtered.mode, grouped.mode) == (mode, mode, mode)
+    # Keyword search finds only the texts with the words; hybrid adds the rest by meaning.
+    expected = {red, blue} if mode == "keyword" else {red, blue, bread}
+    assert {r.document_id for r in everything.results} == expected
+    assert {r.document_id for r in filtered.results} == {red}
+    assert across.results == []
+    assert grouped.documents is not None
+    assert sorted(d.document_id for d in grouped.documents) == sorted({red, blue})
     assert [r.document_id for r in grouped.results] == [
         d.document_id for d in grouped.documents for _ in d.chunks
     ]

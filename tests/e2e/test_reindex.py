@@ -69,8 +69,13 @@ def _completed(http: httpx.Client, stack: Stack, names: list[str]) -> list[dict[
     ]
 
 
-def _search(http: httpx.Client, stack: Stack, query: str, limit: int = 5) -> dict[str, Any]:
-    response = http.get(f"{stack.url('gateway')}/v1/search", params={"q": query, "limit": limit})
+def _search(
+    http: httpx.Client, stack: Stack, query: str, limit: int = 5, mode: str = "dense"
+) -> dict[str, Any]:
+    """Dense by default: these tests follow which model's vectors answer (the test
+    endpoint's vectors come from each text's hash, so only dense search tells)."""
+    params: dict[str, Any] = {"q": query, "limit": limit, "mode": mode}
+    response = http.get(f"{stack.url('gateway')}/v1/search", params=params)
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
     return body
@@ -112,8 +117,8 @@ def test_the_cli_follows_the_reindex_to_the_switch(switched: dict[str, Any]) -> 
     assert (status["status"], status["progress"], status["switched"]) == ("completed", 100, True)
     chunks = sum(d["chunks_total"] for d in switched["documents"])
     assert status["embedded"] == chunks
-    assert status["target"] == f"docflow_{NEW_MODEL}_{DIMENSIONS}"
-    assert status["source"] == "docflow_all-minilm-l6-v2_384"
+    assert status["target"] == f"docflow_{NEW_MODEL}_{DIMENSIONS}_bm25v1"
+    assert status["source"] == "docflow_all-minilm-l6-v2_384_bm25v1"
     assert status["model"] == NEW_MODEL
     # Progress lines on stderr, from pending or running to completed.
     lines = [line for line in cli.stderr.splitlines() if line.startswith("[")]
@@ -136,6 +141,13 @@ def test_searches_use_the_new_model_and_find_each_chunk_by_its_text(
             hit["chunk_index"],
         )
         assert best["score"] == pytest.approx(1.0, abs=1e-4)
+        # The new collection has keyword vectors too: hybrid search fuses both.
+        hybrid = _search(http, stack, hit["text"], mode="hybrid")
+        assert hybrid["mode"] == "hybrid"
+        assert hybrid["note"] is None
+        assert (hit["document_id"], hit["chunk_index"]) in {
+            (r["document_id"], r["chunk_index"]) for r in hybrid["results"]
+        }
 
 
 def test_documents_uploaded_after_the_switch_go_to_the_new_collection(

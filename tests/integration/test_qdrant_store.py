@@ -33,7 +33,7 @@ def points(document_id: uuid.UUID, n: int) -> list[VectorPoint]:
 def test_collection_name_says_model_and_dimension() -> None:
     assert (
         collection_name("sentence-transformers/all-MiniLM-L6-v2", 384)
-        == "docflow_all-minilm-l6-v2_384"
+        == "docflow_all-minilm-l6-v2_384_bm25v1"
     )
 
 

@@ -15,7 +15,11 @@ from faststream.kafka import KafkaBroker
 
 from docflow_gateway.adapters.deadletter_index import DeadLetterIndex, entry_of
 from docflow_gateway.adapters.registry import SqlRegistry
-from docflow_gateway.adapters.search_client import SearchOptions, SearchUnavailable
+from docflow_gateway.adapters.search_client import (
+    KeywordsMissing,
+    SearchOptions,
+    SearchUnavailable,
+)
 from docflow_gateway.adapters.status_client import StatusUnavailable
 from docflow_gateway.bootstrap import Ports, wire
 from docflow_gateway.redrive import DeadLetters
@@ -88,18 +92,31 @@ class Searches:
     def __init__(self, hits: list[dict[str, Any]] | None = None) -> None:
         self.hits = hits or []
         self.calls: list[tuple[str, str, int]] = []
+        self.modes: list[str] = []
         # The options of each call that had some (filters, grouping).
         self.options: list[SearchOptions] = []
         self.groups: list[dict[str, Any]] = []
         self.down = False
+        # A collection made before keyword search: mode=keyword is refused.
+        self.without_keywords = False
 
     async def __call__(
-        self, query: str, tenant_id: str, limit: int, *, options: SearchOptions | None = None
+        self,
+        query: str,
+        tenant_id: str,
+        limit: int,
+        *,
+        mode: str = "hybrid",
+        options: SearchOptions | None = None,
     ) -> dict[str, Any]:
         if self.down:
             raise SearchUnavailable("connection refused")
         self.calls.append((query, tenant_id, limit))
-        answer = {"model": "test-model", "collection": "c", "hits": self.hits[:limit]}
+        self.modes.append(mode)
+        if self.without_keywords and mode == "keyword":
+            raise KeywordsMissing("docflow_x was made before keyword search: re-embed it")
+        answer = {"model": "test-model", "collection": "c", "mode": mode, "note": None}
+        answer["hits"] = self.hits[:limit]
         if options is not None:
             self.options.append(options)
             if options.group is not None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +23,18 @@ from docflow_client.errors import DocflowError as ApiError
 from docflow_client.errors import ProblemError as Refused
 from docflow_client.errors import Unreachable
 from docflow_client.errors import problem_of as refusal
-from docflow_client.models import EmbeddingSpec
+from docflow_client.models import EmbeddingSpec, SearchMode
 from docflow_client.sse import ServerEvent
 
 __all__ = ["ApiError", "Docflow", "Refused", "Servers", "Unreachable", "refusal"]
+
+
+class Mode(StrEnum):
+    """How ``docflow search`` searches: by meaning and words, meaning, or words."""
+
+    hybrid = "hybrid"
+    dense = "dense"
+    keyword = "keyword"
 
 
 @dataclass(frozen=True)
@@ -73,8 +82,10 @@ class Docflow:
     async def documents(self, **filters: Any) -> dict[str, Any]:
         return _plain(await self.client.documents(**filters))
 
-    async def search(self, query: str, limit: int, **filters: Any) -> dict[str, Any]:
-        return _plain(await self.client.search(query, limit=limit, **filters))
+    async def search(
+        self, query: str, limit: int, mode: SearchMode = "hybrid", **filters: Any
+    ) -> dict[str, Any]:
+        return _plain(await self.client.search(query, limit=limit, mode=mode, **filters))
 
     async def chunks(self, document_id: str, limit: int, cursor: str | None) -> dict[str, Any]:
         return _plain(await self.client.chunks(document_id, limit=limit, cursor=cursor))

@@ -8,6 +8,8 @@ is the string as typed; a key given twice becomes a list.
 ``filename``, ``document_id``, ``created_from`` and ``created_before`` are the
 document's own fields; any other name is a metadata key (``meta:NAME=VALUE``
 for a metadata key spelt like one of those).
+
+Beside them, the search's other options: ``--mode`` and ``--documents``.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import json
 from typing import Annotated, Any
 
 import typer
+
+from docflow_cli.api import Mode
 
 FIELDS = ("filename", "document_id", "created_from", "created_before")
 
@@ -28,6 +32,16 @@ MetaOption = Annotated[
         "JSON lists as such; a key twice makes a list)",
         show_default=False,
     ),
+]
+ModeOption = Annotated[
+    Mode,
+    typer.Option(
+        help="hybrid: by meaning and by words, fused by rank; dense: by meaning; "
+        "keyword: by words (exact names and codes)"
+    ),
+]
+DocumentsOption = Annotated[
+    bool, typer.Option("--documents", help="Each document once, with its best chunks")
 ]
 FilterOption = Annotated[
     list[str] | None,

@@ -22,11 +22,18 @@ from rich.table import Table
 from rich.text import Text
 
 from docflow_cli import follow, webhooks
-from docflow_cli.api import ApiError, Docflow, Servers
+from docflow_cli.api import ApiError, Docflow, Mode, Servers
 from docflow_cli.board import Board, explain, queue_note
 from docflow_cli.files import DEFAULT_INCLUDE, NoSuchPath, collect
-from docflow_cli.filtering import FilterOption, MetaOption, filters_of, metadata_of
-from docflow_cli.options import options
+from docflow_cli.filtering import (
+    DocumentsOption,
+    FilterOption,
+    MetaOption,
+    ModeOption,
+    filters_of,
+    metadata_of,
+)
+from docflow_cli.options import ApiKey, Gateway, StatusService, options
 from docflow_cli.view import LineView, LiveView, print_search, styled, summary_table
 
 T = TypeVar("T")
@@ -54,32 +61,6 @@ def _console(stderr: bool = False) -> Console:
     return console
 
 
-SERVERS = "Servers"
-Gateway = Annotated[
-    str,
-    typer.Option(
-        "--gateway", envvar="DOCFLOW_GATEWAY_URL", help="The gateway", rich_help_panel=SERVERS
-    ),
-]
-StatusService = Annotated[
-    str,
-    typer.Option(
-        "--status-url",
-        envvar="DOCFLOW_STATUS_URL",
-        help="The status service",
-        rich_help_panel=SERVERS,
-    ),
-]
-ApiKey = Annotated[
-    str | None,
-    typer.Option(
-        "--api-key",
-        envvar="DOCFLOW_API_KEY",
-        help="Your API key, when authentication is on",
-        rich_help_panel=SERVERS,
-        show_default=False,
-    ),
-]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON (for scripts) instead")]
 DocumentId = Annotated[str, typer.Argument(help="A document's id", show_default=False)]
 
@@ -275,18 +256,18 @@ def list_documents(
 def search(
     query: Annotated[str, typer.Argument(help="What to look for, in your words")],
     limit: Annotated[int, typer.Option(min=1, max=50)] = 5,
+    mode: ModeOption = Mode.hybrid,
     where: FilterOption = None,
-    by_document: Annotated[
-        bool, typer.Option("--documents", help="Each document once, with its best chunks")
-    ] = False,
+    by_document: DocumentsOption = False,
     as_json: AsJson = False,
     gateway: Gateway = DEFAULT_GATEWAY,
     api_key: ApiKey = None,
 ) -> None:
-    """The chunks of your documents closest in meaning to the query."""
+    """The chunks of your documents that match the query, by meaning and by words."""
     options = {**filters_of(where), "group": "document" if by_document else None}
     body = _run(
-        Servers(gateway, DEFAULT_STATUS, api_key), lambda api: api.search(query, limit, **options)
+        Servers(gateway, DEFAULT_STATUS, api_key),
+        lambda api: api.search(query, limit, mode.value, **options),
     )
     if as_json:
         _print_json(body)

@@ -1,4 +1,5 @@
-"""Options of the ``docflow`` command itself (before any sub-command)."""
+"""Options of the ``docflow`` command itself (before any sub-command), and the servers' options
+of the sub-commands."""
 
 from __future__ import annotations
 
@@ -6,6 +7,34 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Annotated
 
 import typer
+
+# The servers' options of the sub-commands.
+SERVERS = "Servers"
+Gateway = Annotated[
+    str,
+    typer.Option(
+        "--gateway", envvar="DOCFLOW_GATEWAY_URL", help="The gateway", rich_help_panel=SERVERS
+    ),
+]
+StatusService = Annotated[
+    str,
+    typer.Option(
+        "--status-url",
+        envvar="DOCFLOW_STATUS_URL",
+        help="The status service",
+        rich_help_panel=SERVERS,
+    ),
+]
+ApiKey = Annotated[
+    str | None,
+    typer.Option(
+        "--api-key",
+        envvar="DOCFLOW_API_KEY",
+        help="Your API key, when authentication is on",
+        rich_help_panel=SERVERS,
+        show_default=False,
+    ),
+]
 
 
 def versions() -> str:

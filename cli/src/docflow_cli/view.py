@@ -179,7 +179,10 @@ def _print_hit(console: Console, rank: str, hit: dict[str, Any]) -> None:
 
 
 def print_search(console: Console, body: dict[str, Any]) -> None:
-    """A search's answer: the chunks, best first; grouped, each document with its chunks."""
+    """``docflow search``'s answer: why not found as asked (``note``), then the chunks,
+    best first, with file, page and score; grouped, each document with its chunks."""
+    if body.get("note"):
+        console.print(body["note"], style="yellow", highlight=False)
     if not body["results"]:
         console.print("no matching chunks", style="dim")
     if body.get("documents") is not None:

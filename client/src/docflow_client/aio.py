@@ -137,6 +137,7 @@ class AsyncDocflow:
         query: str,
         *,
         limit: int = 10,
+        mode: m.SearchMode = "hybrid",
         meta: dict[str, Any] | Iterable[str] | None = None,
         filename: str | Iterable[str] | None = None,
         document_id: UUID | str | Iterable[UUID | str] | None = None,
@@ -145,9 +146,11 @@ class AsyncDocflow:
         group: str | None = None,
         group_size: int | None = None,
     ) -> m.SearchResults:
-        """The tenant's chunks closest in meaning to ``query``, filtered (``meta``: a
-        mapping or ``key=value`` strings), or each document once (``group="document"``)."""
-        params = [("q", query), ("limit", limit)]
+        """The tenant's chunks that match ``query``, best first; ``mode``: ``hybrid``
+        (by meaning and words), ``dense`` (meaning) or ``keyword`` (words, BM25);
+        filtered (``meta``: a mapping or ``key=value`` strings), or each document once
+        (``group="document"``), in any mode."""
+        params = [("q", query), ("limit", limit), ("mode", mode)]
         params += filter_params(
             {
                 "meta": meta,

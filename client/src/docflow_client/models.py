@@ -68,6 +68,10 @@ class SearchResult(Model):
     text: str
 
 
+# hybrid: by meaning and by words, fused by rank; dense: by meaning; keyword: by words.
+SearchMode = Literal["hybrid", "dense", "keyword"]
+
+
 class DocumentResult(Model):
     """One document of a search grouped by document, with its best chunks."""
 
@@ -80,6 +84,12 @@ class DocumentResult(Model):
 class SearchResults(Model):
     query: str
     model: str
+    # How the results were found, and why not as asked (a collection made before
+    # keyword search answers hybrid by meaning only until it is re-embedded).
+    mode: str = "hybrid"
+    note: str | None = None
+    # Whether a reranker ordered them (its scores then).
+    reranked: bool = False
     results: list[SearchResult]
     # With group="document": each document once, best first.
     documents: list[DocumentResult] | None = None

@@ -66,10 +66,12 @@ class Docflow:
     ) -> list[m.AcceptedDocument]:
         return self._run(self.aio.upload(*files, dedup=dedup, attempts=attempts, metadata=metadata))
 
-    def search(self, query: str, *, limit: int = 10, **filters: Any) -> m.SearchResults:
-        """As ``AsyncDocflow.search``: ``meta``, ``filename``, ``document_id``,
-        ``created_from``, ``created_before``, ``group``, ``group_size``."""
-        return self._run(self.aio.search(query, limit=limit, **filters))
+    def search(
+        self, query: str, *, limit: int = 10, mode: m.SearchMode = "hybrid", **filters: Any
+    ) -> m.SearchResults:
+        """As ``AsyncDocflow.search``: ``mode``, and ``meta``, ``filename``,
+        ``document_id``, ``created_from``, ``created_before``, ``group``, ``group_size``."""
+        return self._run(self.aio.search(query, limit=limit, mode=mode, **filters))
 
     def chunks(
         self, document_id: UUID | str, *, limit: int = 100, cursor: str | None = None

@@ -37,6 +37,16 @@ def test_a_gateway_that_is_not_running_is_one_line_and_exit_2(
     assert "Traceback" not in result.output
 
 
+def test_search_takes_only_the_three_modes(nothing_there: str) -> None:
+    result = runner.invoke(app, ["search", "x", "--mode", "semantic", "--gateway", nothing_there])
+    assert result.exit_code == 2
+    assert "'semantic' is not one of" in " ".join(result.stderr.split())
+    # A known mode gets as far as the (absent) gateway.
+    known = runner.invoke(app, ["search", "x", "--mode", "keyword", "--gateway", nothing_there])
+    assert known.exit_code == 2
+    assert "cannot reach" in known.stderr
+
+
 def test_chunks_with_no_gateway_is_one_line_and_exit_2(nothing_there: str) -> None:
     result = runner.invoke(app, ["chunks", "some-id", "--gateway", nothing_there])
     assert result.exit_code == 2

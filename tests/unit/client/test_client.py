@@ -142,6 +142,9 @@ async def test_search_answers_typed_results(tmp_path: Path) -> None:
             }
         ]
         found = await client.search("what is it about", limit=5)
+        by_words = await client.search("XK-4471", mode="keyword")
+    assert searches.modes == ["hybrid", "keyword"]
+    assert (found.mode, by_words.mode, found.note) == ("hybrid", "keyword", None)
     assert (found.query, found.model) == ("what is it about", "test-model")
     (result,) = found.results
     assert (result.document_id, result.filename, result.page, result.score) == (
@@ -150,7 +153,7 @@ async def test_search_answers_typed_results(tmp_path: Path) -> None:
         2,
         0.9,
     )
-    assert searches.calls == [("what is it about", "default", 5)]
+    assert searches.calls[0] == ("what is it about", "default", 5)
 
 
 async def test_cancel_delete_and_a_refused_retry(tmp_path: Path) -> None:

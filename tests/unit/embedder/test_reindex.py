@@ -19,6 +19,7 @@ from docflow_embedder.adapters.embedded import open_embedded
 from docflow_embedder.adapters.qdrant import ACTIVE_ALIAS, BUILDING_ALIAS, QdrantIndex
 from docflow_embedder.domain import ModelUnavailable, Targets, point_id
 from docflow_embedder.handlers import embed_batches, remove_vectors
+from docflow_embedder.keywords import query_vector
 from docflow_embedder.reindex import Reindexer
 from docflow_shared.events import (
     Chunk,
@@ -208,7 +209,7 @@ async def test_every_chunk_is_re_embedded_then_searches_switch(
     old = index.active_name()
 
     await loop.reindexer.start(request())
-    assert index.building_name() == "docflow_new-model_6"
+    assert index.building_name() == "docflow_new-model_6_bm25v1"
     # Until the switch, searches use the old collection and its model.
     assert index.targets().active.embedder.model == "old-model"
     assert index.targets().active.vectors.collection == old
@@ -218,7 +219,7 @@ async def test_every_chunk_is_re_embedded_then_searches_switch(
     assert isinstance(done, ReindexCompleted), done
     assert done.switched
     assert done.embedded == 13
-    assert index.active_name() == "docflow_new-model_6"
+    assert index.active_name() == "docflow_new-model_6_bm25v1"
     assert index.building_name() is None
     assert index.targets().active.embedder.model == "new-model"
     new = index.active_name()
@@ -419,14 +420,14 @@ async def test_chosen_documents_are_re_embedded_and_the_switch_waits_for_the_res
     assert not done.switched
     assert "3 of the 5 chunks" in done.message
     assert index.active_name() == old
-    assert index.building_name() == "docflow_new-model_6"
+    assert index.building_name() == "docflow_new-model_6_bm25v1"
     assert sorted(models.built[NEW].texts) == sorted(texts_of(3, "chosen"))
     # The rest, later: now it is complete, and it switches.
     await loop.reindexer.start(request(documents=[other]))
     done = await loop.run()
     assert isinstance(done, ReindexCompleted)
     assert done.switched
-    assert index.active_name() == "docflow_new-model_6"
+    assert index.active_name() == "docflow_new-model_6_bm25v1"
 
 
 async def test_an_unknown_model_or_the_current_one_fails_with_a_reason(
@@ -480,8 +481,10 @@ async def test_a_newer_request_supersedes_a_running_one(index: QdrantIndex, loop
     await loop.run()
     failed = [e for e in loop.published if isinstance(e, ReindexFailed)]
     assert [e.reindex_id for e in failed] == [first.reindex_id]
-    assert failed[0].reason == "another reindex (into docflow_third-model_5) has started since"
-    assert index.active_name() == "docflow_third-model_5"
+    assert (
+        failed[0].reason == "another reindex (into docflow_third-model_5_bm25v1) has started since"
+    )
+    assert index.active_name() == "docflow_third-model_5_bm25v1"
 
 
 def test_the_aliases_survive_a_restart(tmp_path: object, models: FakeModels) -> None:
@@ -501,3 +504,38 @@ def test_the_aliases_survive_a_restart(tmp_path: object, models: FakeModels) -> 
         assert BUILDING_ALIAS not in {a.alias_name for a in reopened.get_aliases().aliases}
     finally:
         reopened.close()
+
+
+async def test_re_embedding_with_the_same_model_adds_keyword_vectors(
+    index: QdrantIndex, loop: Loop
+) -> None:
+    """A collection made before keyword vectors (no ``bm25`` sparse vector, the old name)
+    is re-embedded with its own model into a new collection that has them; then keyword
+    search works."""
+    legacy = f"docflow_old-model_4_{uuid4().hex[:6]}"
+    index.client.create_collection(
+        legacy,
+        vectors_config=qmodels.VectorParams(size=4, distance=qmodels.Distance.COSINE),
+        metadata=OLD.model_dump(),
+    )
+    index.switch(legacy)
+    assert not index.targets().active.vectors.keywords
+    documents = {uuid4(): texts_of(6, "a"), uuid4(): ["the survey of Ms Wojciechowska"]}
+    for document_id, texts in documents.items():
+        await index_document(index, batch(document_id, texts))
+
+    await loop.reindexer.start(request(OLD))
+    done = await loop.run()
+
+    assert isinstance(done, ReindexCompleted), done
+    assert done.switched
+    assert done.embedded == 7
+    active = index.targets().active.vectors
+    assert active.collection == "docflow_old-model_4_bm25v1" != legacy
+    assert active.keywords
+    # Same model, same point ids; each with its keyword vector.
+    assert ids_in(index, active.collection) == ids_in(index, legacy)
+    records, _ = index.client.scroll(active.collection, limit=100, with_vectors=True)
+    assert all("bm25" in r.vector for r in records)  # type: ignore[operator]
+    [hit] = active.search(None, "t1", 5, query_vector("Wojciechowska"))
+    assert hit.text == "the survey of Ms Wojciechowska"

@@ -62,6 +62,21 @@ def test_results_name_the_document_and_come_best_first(
     ]
     # The embedder was asked for the caller's tenant only.
     assert searches.calls == [("what is it about", "acme", 5)]
+    # Hybrid unless asked otherwise.
+    assert body["mode"] == "hybrid"
+    assert searches.modes == ["hybrid"]
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "dense", "keyword"])
+def test_the_mode_is_passed_to_the_embedder_and_reported(
+    setup: tuple[TestClient, Searches], mode: str
+) -> None:
+    client, searches = setup
+    response = client.get("/v1/search", params={"q": "XK-4471", "mode": mode}, headers=ACME)
+    assert response.status_code == 200
+    assert response.json()["mode"] == mode
+    assert response.json()["note"] is None
+    assert searches.modes == [mode]
 
 
 def test_a_document_the_gateway_no_longer_knows_is_left_out(
@@ -84,6 +99,8 @@ def test_a_document_the_gateway_no_longer_knows_is_left_out(
         {"q": "x" * 2001},
         {"q": "ok", "limit": 0},
         {"q": "ok", "limit": 51},
+        {"q": "ok", "mode": "semantic"},
+        {"q": "ok", "mode": ""},
         {},
     ],
 )
@@ -95,6 +112,18 @@ def test_a_bad_query_is_a_422_problem(
     assert response.status_code == 422
     assert response.headers["content-type"].startswith("application/problem+json")
     assert searches.calls == []
+
+
+def test_keywords_on_a_collection_made_before_are_a_409_problem(
+    setup: tuple[TestClient, Searches],
+) -> None:
+    client, searches = setup
+    searches.without_keywords = True
+    response = client.get("/v1/search", params={"q": "x", "mode": "keyword"}, headers=ACME)
+    assert response.status_code == 409
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert response.json()["type"] == "urn:docflow:problem:keywords-missing"
+    assert "re-embed" in response.json()["detail"]
 
 
 def test_without_the_embedder_search_is_a_503_with_retry_after(
@@ -125,9 +154,10 @@ async def test_filters_travel_as_parameters_that_cannot_name_another_tenant() ->
         options = SearchOptions(
             meta=("team=red&tenant=globex", "x=1"), filenames=("a.pdf",), group="document"
         )
-        await search("q", "acme", 5, options=options)
+        await search("q", "acme", 5, mode="keyword", options=options)
     params = asked[0].params
     assert params.get_list("tenant") == ["acme"]
+    assert params.get_list("mode") == ["keyword"]
     assert params.get_list("meta") == ["team=red&tenant=globex", "x=1"]
     assert (params["filename"], params["group"], params["group_size"]) == ("a.pdf", "document", "3")
 
@@ -155,3 +185,13 @@ def test_filters_and_group_are_checked_and_passed_on(setup: tuple[TestClient, Se
     assert (options.meta, options.filenames, options.group) == (("a=1", "b=2"), ("f.pdf",), None)
     # Always the caller's tenant.
     assert searches.calls[-1][1] == "acme"
+    # With a mode and by document: both reach the embedder, and the answer says both.
+    grouped = client.get(
+        "/v1/search",
+        params={"q": "x", "mode": "keyword", "meta": "a=1", "group": "document"},
+        headers=ACME,
+    )
+    assert grouped.status_code == 200
+    assert (grouped.json()["mode"], grouped.json()["documents"]) == ("keyword", [])
+    assert searches.modes[-1] == "keyword"
+    assert (searches.options[-1].meta, searches.options[-1].group) == (("a=1",), "document")

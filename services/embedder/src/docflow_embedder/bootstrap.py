@@ -24,6 +24,7 @@ from docflow_embedder.adapters.instrumented import (
 )
 from docflow_embedder.adapters.openai_embedder import OpenAIEmbedder
 from docflow_embedder.adapters.qdrant import QdrantIndex
+from docflow_embedder.adapters.reranker import HttpReranker
 from docflow_embedder.domain import Embedder, Index, Models, ModelUnavailable
 from docflow_embedder.entrypoints.consumer import (
     GROUP_ID,
@@ -226,6 +227,20 @@ def qdrant_client(settings: EmbedderSettings) -> QdrantClient:
     return open_embedded(settings.qdrant_local_path, settings.qdrant_embedded)
 
 
+def reranker(settings: EmbedderSettings) -> HttpReranker | None:
+    """The reranker the settings name (``DOCFLOW_RERANK_URL``), or None (off)."""
+    if settings.rerank_url is None:
+        return None
+    key = settings.rerank_api_key
+    return HttpReranker(
+        str(settings.rerank_url),
+        api=settings.rerank_api,
+        model=settings.rerank_model,
+        api_key=key.get_secret_value() if key is not None else None,
+        timeout_s=settings.rerank_timeout_s,
+    )
+
+
 def bootstrap(settings: EmbedderSettings | None = None) -> AsgiFastStream:
     """The embedder app: consumer plus /healthz, /readyz and /metrics."""
     settings = settings or EmbedderSettings()
@@ -235,7 +250,12 @@ def bootstrap(settings: EmbedderSettings | None = None) -> AsgiFastStream:
     client = qdrant_client(settings)
     # Local mode has no payload indexes (it scans); a server and Edge index.
     local_mode = settings.qdrant_url is None and settings.qdrant_embedded == "local"
-    index = QdrantIndex(client, models, index_payload=not local_mode)
+    index = QdrantIndex(
+        client,
+        models,
+        index_payload=not local_mode,
+        tenant_idf=settings.keyword_idf == "tenant",
+    )
     active = index.start(configured_spec(settings))
     logging.getLogger(f"docflow.{SERVICE}").info(
         "embedding with %s into %s", active.embedder.model, active.vectors.collection
@@ -246,6 +266,7 @@ def bootstrap(settings: EmbedderSettings | None = None) -> AsgiFastStream:
         await to_thread.run_sync(lambda: index.store(index.active_name()).check())
 
     checks = {"kafka": kafka_check(broker), "qdrant": qdrant_ready}
+    rerank = reranker(settings)
     if settings.embedding_backend == "openai":
 
         async def api_key_set() -> None:
@@ -260,8 +281,15 @@ def bootstrap(settings: EmbedderSettings | None = None) -> AsgiFastStream:
         service=SERVICE,
         registry=registry,
         checks=checks,
-        routes=[search_route(index, settings.internal_token_value)],
+        routes=[
+            search_route(
+                index,
+                settings.internal_token_value,
+                reranker=rerank,
+                rerank_candidates=settings.rerank_candidates,
+            )
+        ],
         # The embedded store holds a lock on its folder until closed.
-        after_shutdown=[client.close],
+        after_shutdown=[client.close, *([rerank.close] if rerank is not None else [])],
         metrics_at=settings.metrics_address,
     )

@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 import numpy as np
 import numpy.typing as npt
 
+from docflow_embedder.keywords import SparseVector
 from docflow_shared.events import EmbeddingSpec
 
 # Fixed namespace: the same chunk embedded by the same model always gets the
@@ -82,6 +83,42 @@ class DocumentHits:
     hits: list[SearchHit]
 
 
+# dense: by meaning; keyword: by words (BM25); hybrid: both, fused by rank.
+SearchMode = Literal["hybrid", "dense", "keyword"]
+SEARCH_MODES: tuple[SearchMode, ...] = ("hybrid", "dense", "keyword")
+
+
+@dataclass(frozen=True)
+class Found:
+    """A search's hits, the mode that found them, and why it is not the one asked for."""
+
+    hits: list[SearchHit]
+    mode: SearchMode
+    note: str | None = None
+    # Whether a reranker ordered (and scored) them.
+    reranked: bool = False
+    # In the document-level mode: each document once with its best chunks, best
+    # first (``hits`` then holds the same chunks in that order).
+    groups: list[DocumentHits] | None = None
+
+
+class KeywordsMissing(Exception):
+    """Keyword search asked of a collection without keyword vectors."""
+
+
+class RerankFailed(Exception):
+    """The reranker did not answer, or answered something unusable."""
+
+
+class Reranker(Protocol):
+    """A cross-encoder that scores how well each text answers the query."""
+
+    async def rerank(self, query: str, texts: Sequence[str]) -> list[float]:
+        """One score per text, in the order given (higher: more relevant); raises
+        ``RerankFailed``."""
+        ...
+
+
 class Embedder(Protocol):
     """The model port: texts in, unit vectors out (CPU-bound, synchronous)."""
 
@@ -95,6 +132,8 @@ class VectorStore(Protocol):
     """The vector-store port."""
 
     collection: str
+    # Whether its chunks have keyword vectors (collections made before hybrid search do not).
+    keywords: bool
 
     def upsert(self, points: Sequence[VectorPoint]) -> None: ...
 
@@ -113,24 +152,27 @@ class VectorStore(Protocol):
 
     def search(
         self,
-        vector: npt.NDArray[np.float32],
+        vector: npt.NDArray[np.float32] | None,
         tenant_id: str,
         limit: int,
+        keywords: SparseVector | None = None,
         filters: SearchFilters | None = None,
     ) -> list[SearchHit]:
-        """The tenant's chunks nearest to ``vector`` (of those ``filters`` allow), best first."""
+        """The tenant's chunks nearest to ``vector``, or best matching ``keywords``, or
+        both fused by rank, of those ``filters`` allow; best first."""
         ...
 
     def search_groups(
         self,
-        vector: npt.NDArray[np.float32],
+        vector: npt.NDArray[np.float32] | None,
         tenant_id: str,
         limit: int,
         group_size: int,
+        keywords: SparseVector | None = None,
         filters: SearchFilters | None = None,
     ) -> list[DocumentHits]:
-        """Up to ``limit`` of the tenant's documents, each once with its ``group_size``
-        chunks nearest to ``vector``, the document with the best chunk first."""
+        """Up to ``limit`` of the tenant's documents, each once with its best
+        ``group_size`` chunks (as ``search`` ranks them), the best document first."""
         ...
 
 

@@ -23,21 +23,26 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 from uuid import UUID, uuid5
 
 from anyio import to_thread
 
 from docflow_embedder.domain import (
-    DocumentHits,
     Embedder,
+    Found,
+    KeywordsMissing,
+    Reranker,
+    RerankFailed,
     SearchFilters,
-    SearchHit,
+    SearchMode,
     Target,
     VectorPoint,
     VectorStore,
     point_id,
 )
+from docflow_embedder.keywords import query_vector
 from docflow_shared.cancellations import Cancellations
 from docflow_shared.errors import TransientError, UntrustedEvent
 from docflow_shared.events import (
@@ -247,31 +252,66 @@ async def search_chunks(
     *,
     embedder: Embedder,
     vectors: VectorStore,
+    mode: SearchMode = "dense",
+    reranker: Reranker | None = None,
+    candidates: int = 30,
     filters: SearchFilters | None = None,
-) -> list[SearchHit]:
-    """The tenant's chunks closest in meaning to ``query``, with the model that embedded them."""
-    [vector] = await to_thread.run_sync(embedder.embed, [query])
-    if not filters:
-        return await to_thread.run_sync(vectors.search, vector, tenant_id, limit)
-    return await to_thread.run_sync(vectors.search, vector, tenant_id, limit, filters)
+    group_size: int | None = None,
+) -> Found:
+    """The tenant's chunks that match ``query``, of those ``filters`` allow, best first.
 
+    ``dense``: closest in meaning (the query embedded by the model that embedded the
+    chunks); ``keyword``: best BM25 match of its words (no model call); ``hybrid``:
+    both, fused by rank (RRF). A collection made before keyword vectors answers
+    ``hybrid`` with ``dense`` and says so in ``note``; ``keyword`` raises
+    ``KeywordsMissing`` there.
 
-async def search_documents(
-    query: str,
-    tenant_id: str,
-    limit: int,
-    group_size: int,
-    *,
-    embedder: Embedder,
-    vectors: VectorStore,
-    filters: SearchFilters | None = None,
-) -> list[DocumentHits]:
-    """The tenant's documents closest in meaning to ``query``, each once with its best
-    ``group_size`` chunks."""
-    [vector] = await to_thread.run_sync(embedder.embed, [query])
-    return await to_thread.run_sync(
-        vectors.search_groups, vector, tenant_id, limit, group_size, filters
-    )
+    With ``group_size``, the answer is by document: up to ``limit`` documents, each
+    once with its best ``group_size`` chunks (``Found.groups``; ``hits`` holds the
+    same chunks in that order), found by the same query, in any mode.
+
+    With a ``reranker``, the best ``candidates`` (at least ``limit``) are scored by
+    it and the best ``limit`` of them returned in its order, with its scores. If
+    it fails, the results come in the search's order, and ``note`` says why.
+    Documents (``group_size``) are not reranked; ``note`` says so.
+    """
+    note = None
+    if mode != "dense" and not vectors.keywords:
+        if mode == "keyword":
+            raise KeywordsMissing(
+                f"{vectors.collection} was made before keyword search: re-embed it "
+                "(docflow reindex) for keyword and hybrid search"
+            )
+        mode = "dense"
+        note = (
+            f"hybrid search fell back to dense: {vectors.collection} was made before "
+            "keyword search; re-embed it (docflow reindex) to search by keywords too"
+        )
+    vector = None
+    if mode != "keyword":
+        [vector] = await to_thread.run_sync(embedder.embed, [query])
+    keywords = query_vector(query) if mode != "dense" else None
+    filters = filters or None
+    if group_size is not None:
+        groups = await to_thread.run_sync(
+            vectors.search_groups, vector, tenant_id, limit, group_size, keywords, filters
+        )
+        if reranker is not None:
+            unranked = "not reranked: results by document are not reranked"
+            note = f"{note}; {unranked}" if note else unranked
+        return Found([hit for group in groups for hit in group.hits], mode, note, groups=groups)
+    wanted = max(limit, candidates) if reranker is not None else limit
+    hits = await to_thread.run_sync(vectors.search, vector, tenant_id, wanted, keywords, filters)
+    if reranker is None or not hits:
+        return Found(hits[:limit], mode, note)
+    try:
+        scores = await reranker.rerank(query, [hit.text for hit in hits])
+    except RerankFailed as exc:
+        logger.warning("search not reranked: %s", exc)
+        failed = f"not reranked: {exc}"
+        return Found(hits[:limit], mode, f"{note}; {failed}" if note else failed)
+    order = sorted(range(len(hits)), key=lambda i: -scores[i])[:limit]
+    return Found([replace(hits[i], score=scores[i]) for i in order], mode, note, reranked=True)
 
 
 async def remove_vectors(

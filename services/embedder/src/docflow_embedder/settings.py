@@ -60,6 +60,24 @@ class EmbedderSettings(ServiceSettings):
     # Limits of one embeddings request (OpenAI's).
     openai_max_inputs: int = Field(default=2048, ge=1)
     openai_max_request_tokens: int = Field(default=300_000, ge=1)
+    # Which chunks keyword search counts a term's rarity (IDF) over. collection:
+    # every tenant's (Qdrant's default; any version, fast in local mode), so
+    # other tenants' chunks shift a tenant's keyword scores. tenant: the
+    # tenant's own (a Qdrant server 1.19 or later; local mode counts them on
+    # every query, slower as the collection grows).
+    keyword_idf: Literal["collection", "tenant"] = "collection"
+    # Reranking of search results (off unless a URL is set): the whole URL of a
+    # /rerank endpoint, its request shape (tei: Text Embeddings Inference;
+    # cohere: Cohere/Jina/vLLM-style {"model","query","documents"}), the model
+    # to name (cohere shape), an API key (sent as a Bearer token), how many of
+    # the best results it reorders, and how long it may take (then the results
+    # come unreranked, with a note).
+    rerank_url: AnyHttpUrl | None = None
+    rerank_api: Literal["tei", "cohere"] = "tei"
+    rerank_model: str | None = None
+    rerank_api_key: SecretStr | None = None
+    rerank_candidates: int = Field(default=30, ge=1, le=200)
+    rerank_timeout_s: float = Field(default=10.0, gt=0)
 
     @property
     def qdrant_local_path(self) -> Path:

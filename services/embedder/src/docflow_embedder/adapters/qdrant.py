@@ -7,6 +7,13 @@ through Qdrant itself, say which are in use: ``docflow_active`` (searches and
 new documents) and, while a re-embedding runs, ``docflow_building`` (new
 documents too). Each collection records in its metadata the model that
 fills it, so any replica can embed a query for it.
+
+Beside each chunk's dense vector (unnamed), a collection made since hybrid
+search holds its keyword vector (the sparse vector ``bm25``, Qdrant's IDF
+modifier; ``keywords.py``), computed here from the chunk's text on every
+write, so every writer (new chunks, retries, re-embedding) fills it. A
+collection made before has none: it serves dense search only until it is
+re-embedded into a new one.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from qdrant_client.http import models
 
 from docflow_embedder.adapters.qdrant_filters import PAYLOAD_INDEXES, search_filter
 from docflow_embedder.adapters.qdrant_filters import equals as _equals
+from docflow_embedder.adapters.qdrant_queries import search_request, sparse
 from docflow_embedder.domain import (
     DocumentHits,
     Models,
@@ -34,6 +42,12 @@ from docflow_embedder.domain import (
     Target,
     Targets,
     VectorPoint,
+)
+from docflow_embedder.keywords import (
+    KEYWORDS_VECTOR,
+    KEYWORDS_VERSION,
+    SparseVector,
+    document_vector,
 )
 from docflow_shared.events import EmbeddingSpec
 
@@ -103,9 +117,10 @@ def local_client(path: Path) -> QdrantClient:
 
 
 def collection_name(model: str, dimension: int) -> str:
-    """One collection per embedding model and dimension; the name says which."""
+    """One collection per embedding model, dimension and keyword vectors' version; the
+    name says which (collections made before keyword vectors have no version in it)."""
     slug = re.sub(r"[^a-z0-9]+", "-", model.rsplit("/", 1)[-1].lower()).strip("-")
-    return f"docflow_{slug}_{dimension}"
+    return f"docflow_{slug}_{dimension}_{KEYWORDS_VERSION}"
 
 
 class QdrantVectorStore:
@@ -119,32 +134,43 @@ class QdrantVectorStore:
         *,
         index_payload: bool = False,
         spec: EmbeddingSpec | None = None,
+        tenant_idf: bool = False,
     ) -> None:
-        """``index_payload``: index tenant and document id (a Qdrant server and Edge; local
-        mode has no payload indexes and scans). ``spec``: the model, kept in a new collection's
-        metadata."""
+        """``index_payload``: index the payload fields searches and deletions filter by
+        (``PAYLOAD_INDEXES``; a Qdrant server and Edge; local mode has no payload indexes
+        and scans). ``spec``: the model, kept in a new collection's metadata.
+        ``tenant_idf``: keyword search weighs terms by their frequency in the tenant's
+        chunks, not the whole collection's (Qdrant 1.19 or later)."""
         self.client = client
         self.collection = collection
+        self.tenant_idf = tenant_idf
         if not client.collection_exists(collection):
             client.create_collection(
                 collection,
                 vectors_config=models.VectorParams(size=dimension, distance=models.Distance.COSINE),
+                sparse_vectors_config={
+                    KEYWORDS_VECTOR: models.SparseVectorParams(modifier=models.Modifier.IDF)
+                },
                 metadata=spec.model_dump() if spec is not None else None,
             )
+        params = client.get_collection(collection).config.params
+        # Whether chunks here have keyword vectors (not in collections made before).
+        self.keywords = KEYWORDS_VECTOR in (params.sparse_vectors or {})
         if index_payload:
             for field, schema in PAYLOAD_INDEXES.items():
                 client.create_payload_index(collection, field, schema, wait=True)
 
     def upsert(self, points: Sequence[VectorPoint]) -> None:
         """Write points and return once Qdrant has applied them (``wait=True``)."""
-        self.client.upsert(
-            self.collection,
-            points=[
-                models.PointStruct(id=str(p.id), vector=p.vector.tolist(), payload=p.payload)
-                for p in points
-            ],
-            wait=True,
-        )
+        self.client.upsert(self.collection, points=[self._point(p) for p in points], wait=True)
+
+    def _point(self, point: VectorPoint) -> models.PointStruct:
+        vector: dict[str, Any] = {"": point.vector.tolist()}
+        if self.keywords:
+            keywords = document_vector(str(point.payload.get("text", "")))
+            if keywords:  # a chunk of stopwords only has none
+                vector[KEYWORDS_VECTOR] = sparse(keywords)
+        return models.PointStruct(id=str(point.id), vector=vector, payload=point.payload)
 
     def delete_document(self, tenant_id: str, document_id: UUID) -> None:
         """Remove every point of one document (returns once applied)."""
@@ -235,39 +261,41 @@ class QdrantVectorStore:
 
     def search(
         self,
-        vector: npt.NDArray[np.float32],
+        vector: npt.NDArray[np.float32] | None,
         tenant_id: str,
         limit: int,
+        keywords: SparseVector | None = None,
         filters: SearchFilters | None = None,
     ) -> list[SearchHit]:
-        """The tenant's chunks nearest to ``vector`` (cosine), of those ``filters``
-        allow, best first."""
-        found = self.client.query_points(
-            self.collection,
-            query=vector.tolist(),
-            query_filter=search_filter(tenant_id, filters),
-            limit=limit,
-            with_payload=True,
-        )
+        """The tenant's chunks nearest to ``vector`` (cosine), or best matching
+        ``keywords`` (BM25), or both fused by Reciprocal Rank Fusion, of those
+        ``filters`` allow; best first."""
+        request = self._request(vector, keywords, tenant_id, filters, limit, 1)
+        if request is None:
+            return []
+        found = self.client.query_points(self.collection, **request, with_payload=True)
         return [_hit(point) for point in found.points if point.payload is not None]
 
     def search_groups(
         self,
-        vector: npt.NDArray[np.float32],
+        vector: npt.NDArray[np.float32] | None,
         tenant_id: str,
         limit: int,
         group_size: int,
+        keywords: SparseVector | None = None,
         filters: SearchFilters | None = None,
     ) -> list[DocumentHits]:
         """Up to ``limit`` documents, each once with its best ``group_size`` chunks
-        (Qdrant's grouped query, by ``document_id``), best document first."""
+        (Qdrant's grouped query, by ``document_id``), best document first; the
+        same request (mode, filters) as ``search``."""
+        request = self._request(vector, keywords, tenant_id, filters, limit, group_size)
+        if request is None:
+            return []
         found = self.client.query_points_groups(
             self.collection,
             group_by="document_id",
-            query=vector.tolist(),
-            query_filter=search_filter(tenant_id, filters),
-            limit=limit,
             group_size=group_size,
+            **request,
             with_payload=True,
         )
         return [
@@ -278,6 +306,29 @@ class QdrantVectorStore:
             for group in found.groups
         ]
 
+    def _request(
+        self,
+        vector: npt.NDArray[np.float32] | None,
+        keywords: SparseVector | None,
+        tenant_id: str,
+        filters: SearchFilters | None,
+        limit: int,
+        group_size: int,
+    ) -> dict[str, Any] | None:
+        """The query's arguments, or None when nothing can match (keywords only, and
+        no term to look for: stopwords only). Every part of it, each prefetch
+        included, is within ``search_filter``: the tenant's condition and the filters."""
+        if keywords is not None and not self.keywords:
+            raise ValueError(f"{self.collection} has no keyword vectors")
+        if vector is None and keywords is not None and not keywords:
+            return None
+        within = search_filter(tenant_id, filters)
+        # Per-tenant IDF counts the tenant's chunks, whatever the filters narrow it to.
+        corpus = models.Filter(must=[_equals("tenant_id", tenant_id)]) if self.tenant_idf else None
+        return search_request(
+            vector, keywords, within, limit, idf_corpus=corpus, group_size=group_size
+        )
+
     def check(self) -> Any:
         """Raises unless the collection answers."""
         return self.client.get_collection(self.collection)
@@ -287,10 +338,13 @@ class QdrantIndex:
     """Which collections are in use, read from Qdrant's aliases on every call, so every
     replica follows a switch at its next poll; the models come from ``models``."""
 
-    def __init__(self, client: QdrantClient, models: Models, *, index_payload: bool) -> None:
+    def __init__(
+        self, client: QdrantClient, models: Models, *, index_payload: bool, tenant_idf: bool = False
+    ) -> None:
         self.client = client
         self._models = models
         self._index_payload = index_payload
+        self._tenant_idf = tenant_idf
         self._stores: dict[str, QdrantVectorStore] = {}
         self._specs: dict[str, EmbeddingSpec] = {}
 
@@ -329,13 +383,20 @@ class QdrantIndex:
 
     def store(self, name: str) -> QdrantVectorStore:
         if name not in self._stores:
-            self._stores[name] = QdrantVectorStore(self.client, name, 0, index_payload=False)
+            self._stores[name] = QdrantVectorStore(
+                self.client, name, 0, index_payload=False, tenant_idf=self._tenant_idf
+            )
         return self._stores[name]
 
     def create(self, name: str, spec: EmbeddingSpec, dimension: int) -> QdrantVectorStore:
         """The collection ``name`` for ``spec``'s vectors, made if missing."""
         store = QdrantVectorStore(
-            self.client, name, dimension, index_payload=self._index_payload, spec=spec
+            self.client,
+            name,
+            dimension,
+            index_payload=self._index_payload,
+            spec=spec,
+            tenant_idf=self._tenant_idf,
         )
         self._stores[name] = store
         return store

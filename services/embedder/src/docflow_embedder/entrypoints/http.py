@@ -1,8 +1,10 @@
 """The embedder's internal HTTP route: search, for the gateway.
 
-``GET /internal/search?q=…&tenant=…&limit=…`` embeds the query with the
-model that embedded the chunks and returns the tenant's nearest chunks, from
-the active collection (the old one until a re-embedding switches). It is
+``GET /internal/search?q=…&tenant=…&limit=…&mode=…`` embeds the query with
+the model that embedded the chunks and returns the tenant's nearest chunks,
+from the active collection (the old one until a re-embedding switches);
+``mode`` (``hybrid``, the default, ``dense`` or ``keyword``) says whether
+its words are matched too (``handlers.search_chunks``). It is
 on the embedder because the query must be embedded by the same model, and
 because the embedded vector store lets only one process open its folder. The
 caller (the gateway) has authenticated the tenant and names it; so that no one
@@ -30,8 +32,15 @@ from uuid import UUID
 from anyio import to_thread
 from faststream.asgi import AsgiResponse, get
 
-from docflow_embedder.domain import Index, SearchFilters, SearchHit
-from docflow_embedder.handlers import search_chunks, search_documents
+from docflow_embedder.domain import (
+    SEARCH_MODES,
+    Index,
+    KeywordsMissing,
+    Reranker,
+    SearchFilters,
+    SearchHit,
+)
+from docflow_embedder.handlers import search_chunks
 from docflow_shared.auth import INTERNAL_TOKEN_HEADER, internal_token_valid
 from docflow_shared.events.metadata import MetadataError, parse_filter
 
@@ -109,9 +118,16 @@ def _hit_json(hit: SearchHit) -> dict[str, Any]:
     }
 
 
-def search_route(index: Index, token: str | None) -> tuple[str, Any]:
+def search_route(
+    index: Index,
+    token: str | None,
+    *,
+    reranker: Reranker | None = None,
+    rerank_candidates: int = 30,
+) -> tuple[str, Any]:
     """The search route, for ``AsgiFastStream(asgi_routes=…)``; it answers only
-    requests that carry ``token`` (none when ``token`` is None)."""
+    requests that carry ``token`` (none when ``token`` is None). With a
+    ``reranker``, its best ``rerank_candidates`` are reranked."""
 
     @get(include_in_schema=False)
     async def search(scope: Any) -> AsgiResponse:
@@ -122,12 +138,15 @@ def search_route(index: Index, token: str | None) -> tuple[str, Any]:
         query = params.get("q", [""])[0].strip()
         tenant = params.get("tenant", [""])[0]
         limit_text = params.get("limit", ["10"])[0]
+        mode = params.get("mode", ["hybrid"])[0]
         if not query or len(query) > MAX_QUERY_CHARS:
             return _answer({"detail": f"q must have 1 to {MAX_QUERY_CHARS} characters"}, 422)
         if not tenant:
             return _answer({"detail": "tenant is required"}, 422)
         if not limit_text.isdigit() or not 1 <= int(limit_text) <= MAX_LIMIT:
             return _answer({"detail": f"limit must be 1 to {MAX_LIMIT}"}, 422)
+        if mode not in SEARCH_MODES:
+            return _answer({"detail": f"mode must be one of {', '.join(SEARCH_MODES)}"}, 422)
         group = params.get("group", [""])[0]
         size_text = params.get("group_size", ["3"])[0]
         if group not in ("", "document"):
@@ -139,35 +158,34 @@ def search_route(index: Index, token: str | None) -> tuple[str, Any]:
         except BadFilter as exc:
             return _answer({"detail": str(exc)}, 422)
         active = (await to_thread.run_sync(index.targets)).active
-        answer: dict[str, Any] = {
-            "model": active.embedder.model,
-            "collection": active.vectors.collection,
-        }
-        if group:
-            groups = await search_documents(
+        try:
+            found = await search_chunks(
                 query,
                 tenant,
                 int(limit_text),
-                int(size_text),
                 embedder=active.embedder,
                 vectors=active.vectors,
+                mode=mode,
+                reranker=reranker,
+                candidates=rerank_candidates,
                 filters=filters,
+                group_size=int(size_text) if group else None,
             )
+        except KeywordsMissing as exc:
+            return _answer({"detail": str(exc), "code": "keywords-missing"}, 409)
+        answer: dict[str, Any] = {
+            "model": active.embedder.model,
+            "collection": active.vectors.collection,
+            "mode": found.mode,
+            "note": found.note,
+            "reranked": found.reranked,
+            "hits": [_hit_json(hit) for hit in found.hits],
+        }
+        if found.groups is not None:
             answer["groups"] = [
                 {"document_id": str(g.document_id), "hits": [_hit_json(h) for h in g.hits]}
-                for g in groups
+                for g in found.groups
             ]
-            answer["hits"] = [_hit_json(h) for g in groups for h in g.hits]
-            return _answer(answer)
-        hits = await search_chunks(
-            query,
-            tenant,
-            int(limit_text),
-            embedder=active.embedder,
-            vectors=active.vectors,
-            filters=filters,
-        )
-        answer["hits"] = [_hit_json(hit) for hit in hits]
         return _answer(answer)
 
     return SEARCH_PATH, search

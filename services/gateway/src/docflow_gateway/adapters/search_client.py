@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID
 
 import httpx
@@ -41,13 +40,28 @@ class SearchOptions:
         return params
 
 
-# The embedder's search as the gateway calls it: (query, tenant, limit) → its answer;
-# with ``options=SearchOptions(…)`` when filters or a result mode were asked for.
-Search = Callable[..., Awaitable[dict[str, Any]]]
+class Search(Protocol):
+    """The embedder's search as the gateway calls it: (query, tenant, limit, mode) → its
+    answer; with ``options=SearchOptions(…)`` when filters or a result mode were asked
+    for."""
+
+    async def __call__(
+        self,
+        query: str,
+        tenant_id: str,
+        limit: int,
+        *,
+        mode: str = "hybrid",
+        options: SearchOptions | None = None,
+    ) -> dict[str, Any]: ...
 
 
 class SearchUnavailable(Exception):
     """The embedder did not answer the search."""
+
+
+class KeywordsMissing(Exception):
+    """Keyword search asked of a collection made before keyword vectors (the embedder's 409)."""
 
 
 class HttpSearch:
@@ -60,15 +74,22 @@ class HttpSearch:
         self._headers = {INTERNAL_TOKEN_HEADER: token} if token else {}
 
     async def __call__(
-        self, query: str, tenant_id: str, limit: int, *, options: SearchOptions | None = None
+        self,
+        query: str,
+        tenant_id: str,
+        limit: int,
+        *,
+        mode: str = "hybrid",
+        options: SearchOptions | None = None,
     ) -> dict[str, Any]:
-        """``{"model", "collection", "hits": [{document_id, chunk_index, page, page_end,
-        score, text}]}``, best first; with ``groups`` (``[{document_id, hits}]``) when
-        grouped by document."""
+        """``{"model", "collection", "mode", "note", "reranked", "hits": [{document_id,
+        chunk_index, page, page_end, score, text}]}``, best first; with ``groups``
+        (``[{document_id, hits}]``) when grouped by document."""
         params: list[tuple[str, str | int | float | bool | None]] = [
             ("q", query),
             ("tenant", tenant_id),
             ("limit", limit),
+            ("mode", mode),
         ]
         if options is not None:
             params += options.params()
@@ -77,9 +98,19 @@ class HttpSearch:
             response = await self._client.get(self._url, params=query_params, headers=self._headers)
         except httpx.HTTPError as exc:
             raise SearchUnavailable(f"the embedder did not answer: {exc}") from exc
+        if response.status_code == 409 and _code(response) == "keywords-missing":
+            raise KeywordsMissing(response.json()["detail"])
         if response.status_code != 200:
             raise SearchUnavailable(
                 f"the embedder answered {response.status_code}: {response.text[:200]}"
             )
         body: dict[str, Any] = response.json()
         return body
+
+
+def _code(response: httpx.Response) -> str | None:
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    return body.get("code") if isinstance(body, dict) else None

@@ -1,4 +1,5 @@
-"""``GET /v1/search``: the tenant's documents, searched by meaning (by the embedder)."""
+"""``GET /v1/search``: the tenant's documents, searched by meaning, by their words, or
+both (by the embedder)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,19 @@ from uuid import UUID
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from docflow_gateway.adapters.search_client import SearchOptions, SearchUnavailable
+from docflow_gateway.adapters.search_client import (
+    KeywordsMissing,
+    SearchOptions,
+    SearchUnavailable,
+)
 from docflow_gateway.entrypoints.deps import RateLimitedTenant, RecordsDep, SearchDep
 from docflow_gateway.entrypoints.problems import unavailable
 from docflow_shared.filters import Instant, MetaFilter
 from docflow_shared.http import Problem, problem_responses
 
 router = APIRouter()
+
+SearchMode = Literal["hybrid", "dense", "keyword"]
 
 
 class SearchResult(BaseModel):
@@ -25,7 +32,11 @@ class SearchResult(BaseModel):
     chunk_index: int
     page: int | None = Field(description="The page the chunk starts on (PDF); null for text")
     page_end: int | None = Field(description="The page it ends on (PDF); null for text")
-    score: float = Field(description="Cosine similarity to the query, higher is closer")
+    score: float = Field(
+        description="Higher is better. dense: cosine similarity to the query; keyword: BM25 "
+        "score; hybrid: Reciprocal Rank Fusion of the two rankings (ranks, not scores, "
+        "count; comparable only within one answer)"
+    )
     text: str
 
 
@@ -43,6 +54,21 @@ class SearchResults(BaseModel):
 
     query: str
     model: str = Field(description="The embedding model that embedded the query and the chunks")
+    mode: SearchMode = Field(
+        default="hybrid", description="How the results were found (see the mode parameter)"
+    )
+    note: str | None = Field(
+        default=None,
+        description="Why the results were found another way than asked: hybrid on a "
+        "collection made before keyword search answers by meaning only until it is re-embedded; "
+        "a reranker that failed leaves the results in the search's order",
+    )
+    reranked: bool = Field(
+        default=False,
+        description="Whether a reranker (DOCFLOW_RERANK_URL, off by default) ordered the "
+        "results; their scores are then its scores. Results by document "
+        "(`group=document`) are not reranked",
+    )
     results: list[SearchResult]
     documents: list[DocumentResult] | None = Field(
         default=None,
@@ -57,14 +83,17 @@ MAX_FILTER_VALUES = 100
 
 @router.get(
     "/v1/search",
-    summary="Search the tenant's documents by meaning.",
-    description="The query is embedded with the model that embedded the chunks and compared\n"
-    "with the tenant's chunks only.",
+    summary="Search the tenant's documents by meaning and by their words.",
+    description="Among the tenant's chunks only. dense: the query is embedded with the model\n"
+    "that embedded the chunks and compared by cosine; keyword: its words (stemmed, without\n"
+    "stopwords) are matched by BM25, so exact names and codes are found; hybrid (the\n"
+    "default): both rankings fused by Reciprocal Rank Fusion.",
     responses=problem_responses(
         {
             401: "Authentication is on and no valid API key was sent",
-            422: "Malformed request: an empty or over-long query, a limit out of range, a "
-            "filter that is not well formed (`meta` not `key=value`, a time without a zone)",
+            409: "mode=keyword on a collection made before keyword search: re-embed it",
+            422: "Malformed request: an empty or over-long query, a limit or mode out of range, "
+            "a filter that is not well formed (`meta` not `key=value`, a time without a zone)",
             429: "The tenant sent too many requests; see Retry-After",
             503: "The embedder is unavailable; retry after Retry-After",
         }
@@ -78,6 +107,13 @@ async def search(
     limit: Annotated[
         int, Query(ge=1, le=50, description="Chunks; with `group=document`, documents")
     ] = 10,
+    mode: Annotated[
+        SearchMode,
+        Query(
+            description="hybrid: by meaning and by words, fused by rank; dense: by meaning; "
+            "keyword: by words (BM25)"
+        ),
+    ] = "hybrid",
     meta: Annotated[
         list[MetaFilter] | None,
         Query(
@@ -110,8 +146,8 @@ async def search(
         int, Query(ge=1, le=10, description="Chunks per document with `group=document`")
     ] = 3,
 ) -> SearchResults:
-    """The tenant's chunks closest in meaning to ``q``, with their documents' names;
-    filtered (always within the tenant), or grouped by document."""
+    """The tenant's chunks that match ``q`` (as ``mode`` says), with their documents'
+    names; filtered (always within the tenant), or grouped by document, in any mode."""
     if not q.strip():
         raise Problem(422, "empty-query", "the query is blank; send some words to look for")
     options = SearchOptions(
@@ -125,9 +161,11 @@ async def search(
     )
     try:
         if options == SearchOptions(group_size=group_size):  # no filter, chunks: as before
-            found = await find(q, tenant, limit)
+            found = await find(q, tenant, limit, mode=mode)
         else:
-            found = await find(q, tenant, limit, options=options)
+            found = await find(q, tenant, limit, mode=mode, options=options)
+    except KeywordsMissing as exc:
+        raise Problem(409, "keywords-missing", str(exc)) from exc
     except SearchUnavailable as exc:
         raise unavailable("search", exc) from exc
     hits = found["hits"]
@@ -135,6 +173,9 @@ async def search(
     answer = SearchResults(
         query=q,
         model=found["model"],
+        mode=found.get("mode", mode),
+        note=found.get("note"),
+        reranked=found.get("reranked", False),
         results=[
             SearchResult(**hit, filename=names[UUID(hit["document_id"])])
             for hit in hits
