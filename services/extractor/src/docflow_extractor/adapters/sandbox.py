@@ -42,7 +42,7 @@ from docflow_extractor.adapters.sandbox_worker import (
     send,
     serve,
 )
-from docflow_extractor.domain.chunking import ChunkingPolicy, Piece
+from docflow_extractor.domain.chunking import ChunkingPolicy, Piece, piece_from_frame
 from docflow_extractor.domain.cutting import DocumentLimits, chunk_limit_error
 from docflow_extractor.domain.documents import Page
 from docflow_extractor.domain.ocr import OcrNeeded, OcrPolicy, OcrStarted
@@ -164,25 +164,6 @@ def _warn_if_unconfined(confinement: object) -> None:
             logger.warning("the parser sandbox runs without %s isolation here", what)
 
 
-def _piece(item: Any) -> Piece:
-    """One chunk from the worker, checked: the worker is not trusted."""
-    # Five fields, or seven with the Markdown headings and title.
-    if not isinstance(item, list) or len(item) not in (5, 7):
-        raise ValueError(f"not a chunk: {str(item)[:80]!r}")
-    text, page, page_end, start, end, headings, title = [*item, [], None][:7]
-    if not (
-        isinstance(text, str)
-        and all(isinstance(n, int) or n is None for n in (page, page_end))
-        and isinstance(start, int)
-        and isinstance(end, int)
-        and isinstance(headings, list)
-        and all(isinstance(h, str) for h in headings)
-        and (title is None or isinstance(title, str))
-    ):
-        raise ValueError(f"not a chunk: {str(item)[:80]!r}")
-    return Piece(text, page, page_end, start, end, tuple(headings), title)
-
-
 class SandboxedDocument:
     """A document read and cut in a worker process; chunks arrive page by page.
 
@@ -293,7 +274,7 @@ class SandboxedDocument:
                 if self._chunks > self._max_chunks:
                     raise chunk_limit_error(DocumentLimits(max_chunks=self._max_chunks))
                 try:
-                    page.extend(_piece(item) for item in items)
+                    page.extend(piece_from_frame(item) for item in items)
                 except (TypeError, ValueError) as exc:
                     raise self._malformed(str(exc)) from None
                 if page_end:

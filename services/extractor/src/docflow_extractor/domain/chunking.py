@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from semantic_text_splitter import MarkdownSplitter, TextSplitter
 from tokenizers import Tokenizer
@@ -324,3 +324,23 @@ class ChunkBatcher:
         """Whatever is waiting, possibly nothing."""
         batch, self._chunks, self._bytes = self._chunks, [], 0
         return batch
+
+
+def piece_from_frame(item: Any) -> Piece:
+    """One chunk as a sandboxed worker sends it (a JSON list), checked: the worker
+    is not trusted."""
+    # Five fields, or seven with the Markdown headings and title.
+    if not isinstance(item, list) or len(item) not in (5, 7):
+        raise ValueError(f"not a chunk: {str(item)[:80]!r}")
+    text, page, page_end, start, end, headings, title = [*item, [], None][:7]
+    if not (
+        isinstance(text, str)
+        and all(isinstance(n, int) or n is None for n in (page, page_end))
+        and isinstance(start, int)
+        and isinstance(end, int)
+        and isinstance(headings, list)
+        and all(isinstance(h, str) for h in headings)
+        and (title is None or isinstance(title, str))
+    ):
+        raise ValueError(f"not a chunk: {str(item)[:80]!r}")
+    return Piece(text, page, page_end, start, end, tuple(headings), title)
