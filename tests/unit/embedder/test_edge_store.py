@@ -36,6 +36,7 @@ from docflow_embedder.adapters.qdrant import (
     BUILDING_ALIAS,
     QdrantIndex,
     QdrantVectorStore,
+    collection_name,
     local_client,
 )
 from docflow_embedder.adapters.qdrant_filters import PAYLOAD_INDEXES
@@ -457,6 +458,9 @@ def test_what_edge_cannot_do_is_named(client: QdrantClient) -> None:
         client.create_snapshot("chunks")
 
 
+OLD_COLLECTION = collection_name("old-model", 4)
+
+
 def test_a_local_mode_store_is_copied_once(tmp_path: Path) -> None:
     path = tmp_path / "qdrant"
     old = local_client(path)
@@ -474,15 +478,18 @@ def test_a_local_mode_store_is_copied_once(tmp_path: Path) -> None:
         assert isinstance(client, EdgeClient)
         index = QdrantIndex(client, FakeModels(), index_payload=True)
         targets = index.targets()
-        assert targets.active.vectors.collection == "docflow_old-model_4"
+        assert targets.active.vectors.collection == OLD_COLLECTION
         assert targets.building is not None
         assert index.metadata_spec("docflow_new-model_6") == NEW
         moved = cast(QdrantVectorStore, targets.active.vectors)
         assert moved.stored("t", document, 1) == 6
         [best] = moved.search(points[2].vector, "t", 1)
         assert (best.chunk_index, best.score) == (2, pytest.approx(1.0, abs=1e-5))
-        stored = client.retrieve("docflow_old-model_4", [str(points[2].id)], with_vectors=True)
-        assert np.allclose(stored[0].vector, points[2].vector / np.linalg.norm(points[2].vector))
+        stored = client.retrieve(OLD_COLLECTION, [str(points[2].id)], with_vectors=True)
+        vectors = stored[0].vector
+        # The dense vector is the unnamed one, beside the keyword (sparse) vector.
+        dense = vectors[""] if isinstance(vectors, dict) else vectors
+        assert np.allclose(dense, points[2].vector / np.linalg.norm(points[2].vector))
         moved.delete_document("t", document)
     finally:
         client.close()
@@ -490,7 +497,7 @@ def test_a_local_mode_store_is_copied_once(tmp_path: Path) -> None:
     # The copy is made once: the deletion above is not undone by a second copy.
     again = open_embedded(path)
     try:
-        assert again.count("docflow_old-model_4").count == 0
+        assert again.count(OLD_COLLECTION).count == 0
     finally:
         again.close()
 
