@@ -17,23 +17,14 @@ positions fell. Writes bench/results/eta_accuracy.json.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import statistics
-import tempfile
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
-from harness import RESULTS, write_report
-
-from docflow_local.kafka import LocalKafka, ensure_jars
-from docflow_local.processes import free_port
-from docflow_local.stack import Stack, services
-from docflow_shared.kafka_admin import ensure_topics
-from docflow_shared.topics import specs
+from harness import RESULTS, running_system, write_report
 
 WORDS = [
     "river",
@@ -106,55 +97,41 @@ def main() -> None:
 
     readings: list[tuple[datetime, str, str | None, int | None]] = []
     finished: dict[str, dict[str, Any]] = {}
-    with tempfile.TemporaryDirectory(prefix="docflow-bench-") as tmp:
-        home = Path(tmp)
-        with LocalKafka(
-            home=home / "kafka", port=free_port(), controller_port=free_port(), libs=ensure_jars()
-        ) as kafka:
-            asyncio.run(ensure_topics(kafka.bootstrap_servers, specs()))
-            stack = Stack(
-                kafka_bootstrap_servers=kafka.bootstrap_servers,
-                data_dir=home / "data",
-                services=services(free_port(), free_port(), free_port(), free_port()),
-                log_dir=home / "logs",
-                extra_env={"DOCFLOW_LOG_LEVEL": "WARNING", "DOCFLOW_RATE_LIMIT": "1000/second"},
-            )
-            stack.start()
-            try:
-                with httpx.Client(timeout=120) as http:
-                    gateway, status_url = stack.url("gateway"), stack.url("status")
-                    # Warm up: the model, the workers, the consumer groups.
-                    [warm] = upload(http, gateway, -1, 1)
-                    while http.get(f"{status_url}/v1/documents/{warm}").json()["status"] not in (
-                        "completed",
-                        "failed",
-                    ):
-                        time.sleep(0.5)
-                    sent_at = datetime.now(UTC)
-                    ids: list[str] = []
-                    for first in range(0, args.documents, 100):
-                        ids += upload(http, gateway, first, min(100, args.documents - first))
-                    mine = set(ids)
-                    deadline = time.monotonic() + args.timeout
-                    while len(finished) < len(mine) and time.monotonic() < deadline:
-                        read_at = datetime.now(UTC)
-                        for doc in listing(http, status_url):
-                            if doc["id"] not in mine:
-                                continue
-                            if doc["status"] in ("completed", "failed", "cancelled"):
-                                finished[doc["id"]] = doc
-                                continue
-                            readings.append(
-                                (
-                                    read_at,
-                                    doc["id"],
-                                    doc["estimated_completion_at"],
-                                    doc["queue_position"],
-                                )
-                            )
-                        time.sleep(args.every)
-            finally:
-                stack.stop()
+    with (
+        running_system({"DOCFLOW_RATE_LIMIT": "1000/second"}) as stack,
+        httpx.Client(timeout=120) as http,
+    ):
+        gateway, status_url = stack.url("gateway"), stack.url("status")
+        # Warm up: the model, the workers, the consumer groups.
+        [warm] = upload(http, gateway, -1, 1)
+        while http.get(f"{status_url}/v1/documents/{warm}").json()["status"] not in (
+            "completed",
+            "failed",
+        ):
+            time.sleep(0.5)
+        sent_at = datetime.now(UTC)
+        ids: list[str] = []
+        for first in range(0, args.documents, 100):
+            ids += upload(http, gateway, first, min(100, args.documents - first))
+        mine = set(ids)
+        deadline = time.monotonic() + args.timeout
+        while len(finished) < len(mine) and time.monotonic() < deadline:
+            read_at = datetime.now(UTC)
+            for doc in listing(http, status_url):
+                if doc["id"] not in mine:
+                    continue
+                if doc["status"] in ("completed", "failed", "cancelled"):
+                    finished[doc["id"]] = doc
+                    continue
+                readings.append(
+                    (
+                        read_at,
+                        doc["id"],
+                        doc["estimated_completion_at"],
+                        doc["queue_position"],
+                    )
+                )
+            time.sleep(args.every)
 
     completed = {
         d: datetime.fromisoformat(doc["completed_at"])

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import os
 import platform
 import subprocess
+import tempfile
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -14,8 +18,13 @@ from uuid import UUID
 # First: importing the embedder sets OpenBLAS's options before numpy loads,
 # so that what is measured in this process runs as the service does.
 import docflow_embedder  # noqa: F401
+from docflow_local.kafka import LocalKafka, ensure_jars
+from docflow_local.processes import free_port
+from docflow_local.stack import Stack, services
 from docflow_shared.blobstore import BlobStore, original_key
 from docflow_shared.events import DocumentUploaded
+from docflow_shared.kafka_admin import ensure_topics
+from docflow_shared.topics import specs
 
 ROOT = Path(__file__).resolve().parents[1]
 # The repository's copy (tests/corpus/) unless DOCFLOW_CORPUS_DIR points at another. The
@@ -124,3 +133,28 @@ def machine_cpu_seconds() -> float:
         int(f) for f in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]
     )
     return (user + nice + system + irq + softirq + steal) / _TICKS
+
+
+@contextlib.contextmanager
+def running_system(env: Mapping[str, str]) -> Iterator[Stack]:
+    """The whole system as ``make run`` starts it (a broker of its own, its topics and
+    every service, with ``env`` besides quiet logs), in a temporary folder; stopped
+    on leaving."""
+    with tempfile.TemporaryDirectory(prefix="docflow-bench-") as tmp:
+        home = Path(tmp)
+        with LocalKafka(
+            home=home / "kafka", port=free_port(), controller_port=free_port(), libs=ensure_jars()
+        ) as kafka:
+            asyncio.run(ensure_topics(kafka.bootstrap_servers, specs()))
+            stack = Stack(
+                kafka_bootstrap_servers=kafka.bootstrap_servers,
+                data_dir=home / "data",
+                services=services(free_port(), free_port(), free_port(), free_port()),
+                log_dir=home / "logs",
+                extra_env={"DOCFLOW_LOG_LEVEL": "WARNING", **env},
+            )
+            stack.start()
+            try:
+                yield stack
+            finally:
+                stack.stop()

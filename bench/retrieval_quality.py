@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
-import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
@@ -39,13 +38,9 @@ from typing import Any
 
 import beir_collection as beir
 import httpx
-from harness import write_report
+from harness import running_system, write_report
 
-from docflow_local.kafka import LocalKafka, ensure_jars
-from docflow_local.processes import free_port
-from docflow_local.stack import Stack, services
-from docflow_shared.kafka_admin import ensure_topics
-from docflow_shared.topics import specs
+from docflow_local.stack import Stack
 
 MODES = ("dense", "keyword", "hybrid")
 CHUNKS_PER_QUERY = 50  # /v1/search's most
@@ -300,24 +295,8 @@ def main() -> None:
     began = time.monotonic()
     collection = chosen(beir.read(where), args.queries, args.documents)
     modes = [m for m in args.modes.split(",") if m]
-    with tempfile.TemporaryDirectory(prefix="docflow-bench-") as tmp:
-        home = Path(tmp)
-        with LocalKafka(
-            home=home / "kafka", port=free_port(), controller_port=free_port(), libs=ensure_jars()
-        ) as kafka:
-            asyncio.run(ensure_topics(kafka.bootstrap_servers, specs()))
-            stack = Stack(
-                kafka_bootstrap_servers=kafka.bootstrap_servers,
-                data_dir=home / "data",
-                services=services(free_port(), free_port(), free_port(), free_port()),
-                log_dir=home / "logs",
-                extra_env={"DOCFLOW_LOG_LEVEL": "WARNING", "DOCFLOW_RATE_LIMIT": "100000/second"},
-            )
-            stack.start()
-            try:
-                measured = asyncio.run(measure(stack, collection, modes, args.clients))
-            finally:
-                stack.stop()
+    with running_system({"DOCFLOW_RATE_LIMIT": "100000/second"}) as stack:
+        measured = asyncio.run(measure(stack, collection, modes, args.clients))
     write_report(
         "retrieval_quality",
         {
