@@ -254,19 +254,38 @@ RETRY_FAMILIES = {"docflow_retries", "docflow_dead_letters"}
 UUID_PATTERN = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
+def _missing(samples: list[Any], expected: list[tuple[str, dict[str, str]]]) -> list[str]:
+    return [
+        f"{name}{labels}"
+        for name, labels in expected
+        if not any(
+            s.name == name and labels.items() <= s.labels.items() and s.value > 0 for s in samples
+        )
+    ]
+
+
+# The status service's document gauges are refreshed by its watchdog, every
+# DOCFLOW_WATCHDOG_EVERY_S (15 s): the corpus may finish just after a refresh.
+GAUGES_REFRESHED_S = 40
+
+
+def _families(http: httpx.Client, url: str) -> list[Any]:
+    return list(text_string_to_metric_families(http.get(f"{url}/metrics").text))
+
+
 def test_each_service_reports_its_metrics(stack: Stack, corpus_run: CorpusRun) -> None:
     with httpx.Client(timeout=10) as http:
         for service, expected in EXPECTED_SAMPLES.items():
-            text = http.get(f"{stack.url(service)}/metrics").text
-            families = list(text_string_to_metric_families(text))
+
+            def complete(url: str = stack.url(service), expected: Any = expected) -> Any:
+                families = _families(http, url)
+                samples = [sample for family in families for sample in family.samples]
+                return None if _missing(samples, expected) else families
+
+            families = wait_until(
+                complete, timeout_s=GAUGES_REFRESHED_S, interval_s=1, what=f"{service}: {expected}"
+            )
             samples = [sample for family in families for sample in family.samples]
-            for name, labels in expected:
-                matching = [
-                    s
-                    for s in samples
-                    if s.name == name and labels.items() <= s.labels.items() and s.value > 0
-                ]
-                assert matching, f"{service}: no {name}{labels} > 0"
             if service != "gateway":
                 assert {f.name for f in families} >= RETRY_FAMILIES, service
             # Prometheus naming: no document (or any) ids as label values.

@@ -106,7 +106,10 @@ _PROBLEMS = {
     429: "The tenant sent too many requests; see Retry-After",
     503: "The gateway's database or Kafka is unavailable; retry after Retry-After",
 }
-_NOT_FOUND = {404: "No such endpoint (or delivery) for this tenant"}
+_NOT_FOUND = {
+    404: "No such endpoint (or delivery) for this tenant",
+    422: "Malformed request: an id that is not a UUID",
+}
 
 
 def _out(endpoint: WebhookEndpoint) -> WebhookOut:
@@ -236,7 +239,11 @@ async def delete_webhook(
 
 @router.get(
     "/v1/webhooks/{webhook_id}/deliveries",
-    responses=problem_responses(_PROBLEMS | _NOT_FOUND | {422: "A limit outside 1-500"}),
+    responses=problem_responses(
+        _PROBLEMS
+        | _NOT_FOUND
+        | {422: "Malformed request: an id that is not a UUID, a limit outside 1-500"}
+    ),
 )
 async def list_webhook_deliveries(
     endpoint: OwnEndpoint,
