@@ -62,7 +62,9 @@ class InProcess:
         embedder's default), or in the server at ``qdrant_url``; with the payload
         indexes the embedder makes on both."""
         self.blobs = LocalBlobStore(home / "blobs")
-        self.reading = reading_for(ExtractorSettings(data_dir=home))
+        # One process: pages without a text layer are OCR'd in its own reading, as
+        # the extractor does with the OCR stage off (no OCR consumer to ask).
+        self.reading = reading_for(ExtractorSettings(data_dir=home, ocr_range_pages=0))
         settings = EmbedderSettings(data_dir=home)
         self.embedder = embedder_for(settings)  # the service's own model and engine
         dimension = self.embedder.dimension
