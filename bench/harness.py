@@ -9,7 +9,7 @@ import os
 import platform
 import subprocess
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -136,10 +136,10 @@ def machine_cpu_seconds() -> float:
 
 
 @contextlib.contextmanager
-def running_system(env: Mapping[str, str]) -> Iterator[Stack]:
+def running_system(env: Mapping[str, str], only: Collection[str] | None = None) -> Iterator[Stack]:
     """The whole system as ``make run`` starts it (a broker of its own, its topics and
-    every service, with ``env`` besides quiet logs), in a temporary folder; stopped
-    on leaving."""
+    every service, or those named in ``only``, with ``env`` besides quiet logs), in a
+    temporary folder; stopped on leaving."""
     with tempfile.TemporaryDirectory(prefix="docflow-bench-") as tmp:
         home = Path(tmp)
         with LocalKafka(
@@ -149,7 +149,11 @@ def running_system(env: Mapping[str, str]) -> Iterator[Stack]:
             stack = Stack(
                 kafka_bootstrap_servers=kafka.bootstrap_servers,
                 data_dir=home / "data",
-                services=services(free_port(), free_port(), free_port(), free_port()),
+                services=[
+                    service
+                    for service in services(free_port(), free_port(), free_port(), free_port())
+                    if only is None or service.name in only
+                ],
                 log_dir=home / "logs",
                 extra_env={"DOCFLOW_LOG_LEVEL": "WARNING", **env},
             )

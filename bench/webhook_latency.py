@@ -22,24 +22,16 @@ Percentiles (p50, p90, p99, max) per kind. Writes bench/results/webhook_latency.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import statistics
-import tempfile
 import threading
 import time
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
-from harness import write_report
+from harness import running_system, write_report
 
 from docflow_client import Docflow, verify_webhook
-from docflow_local.kafka import LocalKafka, ensure_jars
-from docflow_local.processes import free_port
-from docflow_local.stack import Stack, services
-from docflow_shared.kafka_admin import ensure_topics
-from docflow_shared.topics import specs
 
 WANTED = ("gateway", "status", "extractor", "embedder", "webhooks")
 
@@ -112,22 +104,14 @@ def measure(receiver: Receiver) -> dict[str, Any]:
     }
 
 
-def run(bootstrap: str, home: Path, documents: int, per_request: int) -> dict[str, Any]:
-    asyncio.run(ensure_topics(bootstrap, specs()))
-    chosen = [
-        s for s in services(free_port(), free_port(), free_port(), free_port()) if s.name in WANTED
-    ]
-    stack = Stack(
-        kafka_bootstrap_servers=bootstrap,
-        data_dir=home / "data",
-        services=chosen,
-        log_dir=home / "logs",
-    )
+def run(documents: int, per_request: int) -> dict[str, Any]:
     receiver = Receiver()
     server = receiver.serve()
-    stack.start()
     try:
-        with Docflow(stack.url("gateway"), stack.url("status")) as client:
+        with (
+            running_system({}, only=WANTED) as stack,
+            Docflow(stack.url("gateway"), stack.url("status")) as client,
+        ):
             endpoint = client.create_webhook(
                 f"http://127.0.0.1:{server.server_address[1]}/bench",
                 events=["completed", "progress"],
@@ -148,7 +132,6 @@ def run(bootstrap: str, home: Path, documents: int, per_request: int) -> dict[st
             time.sleep(2.0)  # progress deliveries still on their way
             states = [d.state for d in client.webhook_deliveries(endpoint.id, limit=500).deliveries]
     finally:
-        stack.stop()
         server.shutdown()
     return {
         "documents": documents,
@@ -166,16 +149,7 @@ def main() -> None:
     parser.add_argument("--documents", type=int, default=60)
     parser.add_argument("--per-request", type=int, default=10)
     args = parser.parse_args()
-    with (
-        tempfile.TemporaryDirectory() as home,
-        LocalKafka(
-            home=Path(home) / "kafka",
-            port=free_port(),
-            controller_port=free_port(),
-            libs=ensure_jars(),
-        ) as kafka,
-    ):
-        report = run(kafka.bootstrap_servers, Path(home), args.documents, args.per_request)
+    report = run(args.documents, args.per_request)
     write_report("webhook_latency", report)
 
 
