@@ -108,6 +108,14 @@ def marks(pending: str | None) -> list[pytest.MarkDecorator]:
     return [pytest.mark.xfail(strict=True, raises=AssertionError, reason=pending)]
 
 
+# test.pptx holds test.docx's abstract: in hybrid search (the default) the Word
+# chunk is first by meaning and the slide's by keywords, so their fused (RRF)
+# scores are equal and either may come first. Not strict: it passes or fails by
+# the tie's order, and the day ties are broken (or one file wins) it passes.
+HYBRID_TIE = "issue 24: test.pptx ties test.docx in hybrid search (equal RRF scores)"
+TIED = pytest.mark.xfail(strict=False, raises=AssertionError, reason=HYBRID_TIE)
+
+
 def params(expected: Iterable[Expected]) -> list[object]:
     """``expected`` as pytest parameters named by file, marked by their ``pending``."""
     return [pytest.param(e, id=e.path.name, marks=marks(e.pending)) for e in expected]
