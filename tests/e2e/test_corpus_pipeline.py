@@ -33,7 +33,6 @@ from docflow_local.stack import Stack
 from docflow_shared import topics
 from support.corpus import (
     REPO_ROOT,
-    TIED,
     TRANSCRIPT_SHARE,
     Expected,
     expectations,
@@ -335,10 +334,7 @@ def test_search_finds_the_document_a_sentence_comes_from(
             e,
             text,
             id=e.path.name,
-            marks=[
-                *marks(e.pending or e.search_pending),
-                *([TIED] if e.path.name == "test.docx" else []),
-            ],
+            marks=marks(e.pending or e.search_pending),
         )
         for e in expectations()
         for text in e.found_by

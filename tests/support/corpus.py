@@ -30,7 +30,9 @@ CORPUS = Path(os.environ.get("DOCFLOW_CORPUS_DIR") or REPO_ROOT / "tests" / "cor
 # test.pptx holds test.docx's abstract too. Embedded as text alone, the
 # slide's chunk scored 0.770 against the Word chunk's 0.768 for the Word
 # file's sentence (all-MiniLM-L6-v2); with each chunk's title and headings in
-# what is embedded (issue 24), the Word chunk scores 0.768 against 0.765.
+# what is embedded (issue 24), the Word chunk scores 0.768 against 0.765. In
+# hybrid search the slide is first by keywords, so the two would tie; the
+# fusion breaks such ties by meaning (adapters/qdrant_queries.py).
 
 # Damaged beyond what pypdf ("Invalid object in /Pages") or PDFium recovers:
 # the corpus README allows `failed`/`corrupt` for such files. Measured, not
@@ -106,14 +108,6 @@ def marks(pending: str | None) -> list[pytest.MarkDecorator]:
     if pending is None:
         return []
     return [pytest.mark.xfail(strict=True, raises=AssertionError, reason=pending)]
-
-
-# test.pptx holds test.docx's abstract: in hybrid search (the default) the Word
-# chunk is first by meaning and the slide's by keywords, so their fused (RRF)
-# scores are equal and either may come first. Not strict: it passes or fails by
-# the tie's order, and the day ties are broken (or one file wins) it passes.
-HYBRID_TIE = "issue 24: test.pptx ties test.docx in hybrid search (equal RRF scores)"
-TIED = pytest.mark.xfail(strict=False, raises=AssertionError, reason=HYBRID_TIE)
 
 
 def params(expected: Iterable[Expected]) -> list[object]:

@@ -33,7 +33,7 @@ import httpx
 from docflow_local.processes import free_port, spawn
 from support.kafka import docker_engine_answers
 
-QDRANT_IMAGE = "qdrant/qdrant:v1.16.2"
+QDRANT_IMAGE = "qdrant/qdrant:v1.17.0"
 
 
 class QdrantServer(Protocol):

@@ -40,7 +40,9 @@ from docflow_embedder.adapters.qdrant import (
     local_client,
 )
 from docflow_embedder.adapters.qdrant_filters import PAYLOAD_INDEXES
+from docflow_embedder.adapters.qdrant_queries import search_request
 from docflow_embedder.domain import VectorPoint, point_id
+from docflow_embedder.keywords import SparseVector
 
 
 def chunk_points(
@@ -344,6 +346,52 @@ def test_hybrid_fusion_matches_local_mode(both: tuple[QdrantClient, QdrantClient
     # The best of each side is in the fused three: DOCS[0] (its own vector) and
     # DOCS[1] (both words); DOCS[3] ("thirty", and close enough) is in both lists.
     assert {str(UUID(int=1)), str(UUID(int=2))} <= set(_ids(edge))
+
+
+CROSSED = [("A", [1.0, 0.1], 1.0), ("B", [1.0, 0.5], 2.0)]
+
+
+def _crossed(client: QdrantClient, order: list[int]) -> QdrantClient:
+    """Two chunks ranked the other way round by meaning and by keywords, written
+    in ``order``: A is nearer the query's vector, B holds its word more often."""
+    client.create_collection(
+        "crossed",
+        vectors_config=models.VectorParams(size=2, distance=models.Distance.COSINE),
+        sparse_vectors_config={"bm25": models.SparseVectorParams(modifier=models.Modifier.IDF)},
+    )
+    client.upsert(
+        "crossed",
+        points=[
+            models.PointStruct(
+                id=str(UUID(int=n + 1)),
+                vector={"": vector, "bm25": models.SparseVector(indices=[7], values=[weight])},
+                payload={"tenant_id": "t", "name": name},
+            )
+            for n, (name, vector, weight) in ((n, CROSSED[n]) for n in order)
+        ],
+    )
+    return client
+
+
+@pytest.mark.parametrize("order", [[0, 1], [1, 0]], ids=["A-then-B", "B-then-A"])
+def test_a_hybrid_tie_goes_to_the_chunk_first_by_meaning(tmp_path: Path, order: list[int]) -> None:
+    # With plain RRF the two fused scores are equal and which comes first is the
+    # engine's choice; the query docflow sends puts A first, however written.
+    keywords = SparseVector(indices=(7,), values=(1.0,))
+    within = models.Filter(
+        must=[models.FieldCondition(key="tenant_id", match=models.MatchValue(value="t"))]
+    )
+    request = search_request(np.array([1.0, 0.0], dtype=np.float32), keywords, within, 2)
+    for client in (QdrantClient(":memory:"), cast(QdrantClient, EdgeClient(tmp_path / "edge"))):
+        _crossed(client, order)
+        plain = client.query_points(
+            "crossed", **{**request, "query": models.FusionQuery(fusion=models.Fusion.RRF)}
+        )
+        assert plain.points[0].score == pytest.approx(plain.points[1].score)
+        found = client.query_points("crossed", **request, with_payload=True)
+        assert [p.payload["name"] for p in found.points if p.payload] == ["A", "B"]
+        assert found.points[0].score > found.points[1].score
+        client.close()
 
 
 FILTERS = {

@@ -12,6 +12,20 @@ from qdrant_client.http import models
 
 from docflow_embedder.keywords import KEYWORDS_VECTOR, SparseVector
 
+# Reciprocal Rank Fusion with Qdrant's default k (2), the keyword side weighted a
+# hair under the dense side's 1. With equal weights, a chunk first by meaning and
+# second by keywords and another the other way round get the same fused score and
+# come back in either order (two files sharing a paragraph did, run to run); this
+# puts the one first by meaning first. It moves a fused score by under 0.1 %, so
+# it only orders what would otherwise be a tie.
+KEYWORD_WEIGHT = 0.999
+
+
+def fusion(sides: int) -> models.RrfQuery:
+    """RRF over ``sides`` prefetches, dense first: weighted so that ties go its way
+    (weighted RRF needs a Qdrant server of 1.17 or later)."""
+    return models.RrfQuery(rrf=models.Rrf(weights=[1.0, KEYWORD_WEIGHT][:sides]))
+
 
 def sparse(vector: SparseVector) -> models.SparseVector:
     return models.SparseVector(indices=list(vector.indices), values=list(vector.values))
@@ -57,7 +71,7 @@ def search_request(
         # filter here too would be checked again (in local mode, on every point).
         return {
             "prefetch": prefetch,
-            "query": models.FusionQuery(fusion=models.Fusion.RRF),
+            "query": fusion(len(prefetch)),
             "limit": limit,
         }
     if keywords is not None:
