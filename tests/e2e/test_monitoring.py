@@ -52,7 +52,7 @@ def _run(*args: str) -> str:
 def test_promtool_accepts_the_configuration_and_the_rules() -> None:
     promtool = _tool("promtool")
     assert "SUCCESS" in _run(promtool, "check", "config", "prometheus.yml")
-    assert "SUCCESS: 6 rules found" in _run(promtool, "check", "rules", "alerts.yml")
+    assert "SUCCESS: 7 rules found" in _run(promtool, "check", "rules", "alerts.yml")
 
 
 def test_the_alerts_fire_when_they_should() -> None:
