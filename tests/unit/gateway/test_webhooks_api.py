@@ -13,9 +13,10 @@ from pathlib import Path
 from uuid import UUID, uuid4
 
 import pytest
+from sqlalchemy import update
 
 from docflow_gateway.adapters.registry import Base, SqlRegistry
-from docflow_gateway.adapters.webhook_store import WebhookStore
+from docflow_gateway.adapters.webhook_store import WebhookDelivery, WebhookStore
 from docflow_gateway.domain.webhooks import Delivery, Kind, webhook_id
 from docflow_shared.auth import hash_key
 from docflow_shared.sql import create_engine, schema_differences
@@ -281,3 +282,36 @@ def test_deliveries_are_listed_a_page_at_a_time(
     for bad in ("abc", "-1", "1" * 19):
         url = f"/v1/webhooks/{endpoint}/deliveries?cursor={bad}"
         assert client.get(url).status_code == 422, bad
+
+
+async def test_old_deliveries_are_pruned_on_either_database(database_url: str) -> None:
+    records = SqlRegistry(create_engine(database_url))
+    await records.migrate()
+    store = WebhookStore(records.engine, records.writing)
+    endpoint = await store.add_endpoint("acme", "https://a.example/", ["completed"], None, "s")
+    states = ["delivered", "failed", "refused", "retrying", "pending", "delivered"]
+    for state in states:
+        delivery = Delivery(
+            delivery_id=uuid4(),
+            endpoint_id=endpoint.id,
+            tenant_id="acme",
+            document_id=uuid4(),
+            kind=Kind.COMPLETED,
+            occurred_at=datetime.now(UTC),
+            body="{}",
+        )
+        await store.attempted(delivery, state, None, None)
+    # All but the last were last attempted 40 days ago.
+    rows = await store.deliveries("acme", endpoint.id, 10)
+    async with store.engine.begin() as connection:
+        await connection.execute(
+            update(WebhookDelivery)
+            .where(WebhookDelivery.seq != rows[0].seq)
+            .values(last_attempt_at=datetime.now(UTC) - timedelta(days=40))
+        )
+    assert await store.prune(datetime.now(UTC) - timedelta(days=30), batch=2) == 2
+    assert await store.prune(datetime.now(UTC) - timedelta(days=30)) == 1
+    left = await store.deliveries("acme", endpoint.id, 10)
+    await records.engine.dispose()
+    assert sorted(r.state for r in left) == ["delivered", "pending", "retrying"]
+    assert rows[0].seq in {r.seq for r in left}

@@ -23,10 +23,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Coroutine, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 from uuid import UUID
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -144,6 +144,14 @@ class WebhookMetrics:
         )
 
 
+async def _settled(work: Iterable[Coroutine[Any, Any, None]]) -> None:
+    """Run ``work`` concurrently until each is done; then raise the first error, if any
+    (none is left running behind the caller's back: its message comes again)."""
+    for outcome in await asyncio.gather(*work, return_exceptions=True):
+        if isinstance(outcome, BaseException):
+            raise outcome
+
+
 class Dispatcher:
     """Sends status changes to the tenants' endpoints (``on_batch``, ``on_status``)
     and parked deliveries again when due (``on_parked``)."""
@@ -192,13 +200,9 @@ class Dispatcher:
             latest[tenant] = max(latest.get(tenant, item.event.occurred_at), item.event.occurred_at)
             by_document.setdefault((tenant, item.event.document_id), []).append(item)
         targets = {tenant: await self.endpoints.of(tenant, at) for tenant, at in latest.items()}
-        outcomes = await asyncio.gather(
-            *(self._in_order(group, targets[tenant]) for (tenant, _), group in by_document.items()),
-            return_exceptions=True,
+        await _settled(
+            self._in_order(group, targets[tenant]) for (tenant, _), group in by_document.items()
         )
-        for outcome in outcomes:
-            if isinstance(outcome, BaseException):
-                raise outcome
         await self.prune_if_due()
 
     async def prune_if_due(self) -> int:
@@ -226,17 +230,15 @@ class Dispatcher:
             kind = kind_of(item.event)
             if kind is None:
                 continue
-            await asyncio.gather(
-                *(
-                    self._deliver(
-                        Delivery.of(item.event, kind, t.id),
-                        t,
-                        item.origin,
-                        timeout_s=self._first_timeout_s,
-                    )
-                    for t in targets
-                    if wanted(t.kinds, kind, t.created_at, item.event.occurred_at)
+            await _settled(
+                self._deliver(
+                    Delivery.of(item.event, kind, t.id),
+                    t,
+                    item.origin,
+                    timeout_s=self._first_timeout_s,
                 )
+                for t in targets
+                if wanted(t.kinds, kind, t.created_at, item.event.occurred_at)
             )
 
     async def on_parked(self, body: bytes, origin: Origin | None) -> None:
