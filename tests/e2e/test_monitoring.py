@@ -217,7 +217,7 @@ def test_metrics_are_served_on_their_own_port_only(stack: Stack, prometheus: str
 def test_the_alert_rules_evaluate_on_the_live_metrics(prometheus: str) -> None:
     groups = httpx.get(f"{prometheus}/api/v1/rules", timeout=10).json()["data"]["groups"]
     rules = [rule for group in groups for rule in group["rules"]]
-    assert len(rules) == 6
+    assert len(rules) == 7
     assert {rule["health"] for rule in rules} == {"ok"}, rules
     assert {rule["name"] for rule in rules} == {
         "DocflowDocumentsStalled",
@@ -225,4 +225,5 @@ def test_the_alert_rules_evaluate_on_the_live_metrics(prometheus: str) -> None:
         "DocflowConsumerLagHigh",
         "DocflowErrorRatioHigh",
         "DocflowUntrustedEvents",
+        "DocflowWebhooksFailing",
     }
