@@ -814,6 +814,7 @@ def webhook_latency(report: Report) -> None:
         *table(["event", "from", "deliveries", "p50", "p90", "p99", "max"], rows),
         "",
         f"{result['deliveries']} deliveries, {result['unverified']} failing verification, "
+        f"{result.get('duplicates', 0)} received twice, "
         f"{result['not_delivered']} not delivered; the last completion "
         f"{result['seconds_to_last_completion']} s after the first upload.",
     )

@@ -52,7 +52,7 @@ def _run(*args: str) -> str:
 def test_promtool_accepts_the_configuration_and_the_rules() -> None:
     promtool = _tool("promtool")
     assert "SUCCESS" in _run(promtool, "check", "config", "prometheus.yml")
-    assert "SUCCESS: 6 rules found" in _run(promtool, "check", "rules", "alerts.yml")
+    assert "SUCCESS: 7 rules found" in _run(promtool, "check", "rules", "alerts.yml")
 
 
 def test_the_alerts_fire_when_they_should() -> None:
@@ -217,7 +217,7 @@ def test_metrics_are_served_on_their_own_port_only(stack: Stack, prometheus: str
 def test_the_alert_rules_evaluate_on_the_live_metrics(prometheus: str) -> None:
     groups = httpx.get(f"{prometheus}/api/v1/rules", timeout=10).json()["data"]["groups"]
     rules = [rule for group in groups for rule in group["rules"]]
-    assert len(rules) == 6
+    assert len(rules) == 7
     assert {rule["health"] for rule in rules} == {"ok"}, rules
     assert {rule["name"] for rule in rules} == {
         "DocflowDocumentsStalled",
@@ -225,4 +225,5 @@ def test_the_alert_rules_evaluate_on_the_live_metrics(prometheus: str) -> None:
         "DocflowConsumerLagHigh",
         "DocflowErrorRatioHigh",
         "DocflowUntrustedEvents",
+        "DocflowWebhooksFailing",
     }

@@ -153,6 +153,12 @@ def test_the_command_line_manages_endpoints(stack: Stack) -> None:
     assert "secret" not in listed.stdout
     shown = docflow(stack, "deliveries", made["id"], "--json")
     assert (shown.returncode, json.loads(shown.stdout)) == (0, [])
+    rotated = docflow(stack, "rotate", made["id"], "--json")
+    assert rotated.returncode == 0, rotated.stderr
+    assert json.loads(rotated.stdout)["secret"] not in ("", made["secret"])
+    assert json.loads(rotated.stdout)["secret"].startswith("whsec_")
+    in_text = docflow(stack, "rotate", made["id"])
+    assert "the old secret still signs deliveries until" in in_text.stdout
     unknown = docflow(stack, "redrive", made["id"], str(uuid4()))
     assert unknown.returncode == 2
     assert "no delivery" in unknown.stderr

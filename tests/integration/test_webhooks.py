@@ -55,7 +55,11 @@ class Receiver:
     port: int
     secret: str = ""
     fail: list[tuple[int, bytes]] = field(default_factory=list)
+    # Seconds to wait before answering, a request at a time (then at once).
+    stall: list[float] = field(default_factory=list)
     received: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    raw: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
+    arrived: list[float] = field(default_factory=list)  # time.monotonic()
     seen: list[str] = field(default_factory=list)
     unverified: int = 0
     server: asyncio.Server | None = None
@@ -76,6 +80,10 @@ class Receiver:
         }
         body = await reader.readexactly(int(headers.get("content-length", "0")))
         self.seen.append(headers.get("webhook-id", ""))
+        self.raw.append((headers, body))
+        self.arrived.append(time.monotonic())
+        if self.stall:
+            await asyncio.sleep(self.stall.pop(0))
         if self.fail:
             status, answer = self.fail.pop(0)
         else:
@@ -110,7 +118,9 @@ class Dispatching:
 
     secret: str = field(default_factory=new_secret)
 
-    async def publish(self, *snapshots: DocumentStatusChanged) -> None:
+    async def publish(
+        self, *snapshots: DocumentStatusChanged, partition: int | None = None
+    ) -> None:
         producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap)
         await producer.start()
         try:
@@ -119,6 +129,7 @@ class Dispatching:
                     topics.STATUS,
                     snapshot.model_dump_json().encode(),
                     key=str(snapshot.document_id).encode(),
+                    partition=partition,
                 )
         finally:
             await producer.stop()
@@ -191,12 +202,13 @@ async def dispatching(kafka_bootstrap: str, tmp_path: Path) -> AsyncIterator[Dis
         data_dir=tmp_path,
         retry_delays_s=DELAYS_S,
         webhook_allowed_networks=["127.0.0.1/32"],
-        webhook_timeout_s=3.0,
+        webhook_timeout_s=5.0,
+        webhook_first_attempt_timeout_s=2.0,
     )
     records = SqlRegistry(create_engine(settings.effective_database_url))
     await records.migrate()
     store = WebhookStore(records.engine, records.writing)
-    sender = WebhookSender(EgressPolicy.of(settings.webhook_allowed_networks), timeout_s=3.0)
+    sender = WebhookSender(EgressPolicy.of(settings.webhook_allowed_networks), timeout_s=5.0)
     registry = CollectorRegistry()
     broker = make_broker(kafka_bootstrap, service="webhooks", graceful_timeout=5.0)
     wire_webhooks(broker, store, sender.send, settings, registry)
@@ -343,3 +355,60 @@ async def test_a_delivery_to_a_private_address_is_refused_and_not_retried(
     assert "10.1.2.3" in (row.response_excerpt or "")
     assert "not a public address" in (row.response_excerpt or "")
     assert dispatching.count("docflow_webhook_deliveries_total", outcome="refused") == 1
+
+
+async def test_a_slow_endpoint_does_not_hold_the_others_and_is_delivered_on_a_retry(
+    dispatching: Dispatching, receiver: Receiver
+) -> None:
+    receiver.secret = dispatching.secret
+    receiver.stall = [4.5]  # past the first attempt's 2 s, within the whole 5 s
+    await receiver.start()
+    fast = Receiver(free_port(), secret=dispatching.secret)
+    await fast.start()
+    try:
+        slow_endpoint = await dispatching.endpoint(f"http://127.0.0.1:{receiver.port}/", ["failed"])
+        fast_endpoint = await dispatching.endpoint(f"http://127.0.0.1:{fast.port}/", ["completed"])
+        slow_doc, fast_docs = uuid4(), [uuid4() for _ in range(5)]
+        # One partition, the slow endpoint's event first: read one at a time, the
+        # others would wait behind it.
+        await dispatching.publish(
+            snapshot(dispatching.tenant, slow_doc, 2, Status.FAILED),
+            *(snapshot(dispatching.tenant, d, 3, Status.COMPLETED) for d in fast_docs),
+            partition=0,
+        )
+        fast_rows = await dispatching.until(
+            fast_endpoint, lambda rows: sum(r.state == "delivered" for r in rows) == 5
+        )
+        (slow,) = await dispatching.until(
+            slow_endpoint, lambda rows: rows and rows[0].state == "delivered"
+        )
+    finally:
+        await fast.stop()
+    # The slow endpoint held the others at most its first attempt's 2 s (those read
+    # in the same poll not at all), not until it answered 4.5 s later.
+    assert all(r.attempts == 1 for r in fast_rows)
+    assert len(fast.arrived) == 5
+    assert max(fast.arrived) < receiver.arrived[0] + 4.0
+    assert slow.attempts == 2
+    assert receiver.seen == [f"msg_{slow.id.hex}"] * 2
+    assert [p["type"] for _, p in receiver.received] == ["document.failed"]
+    assert fast.unverified == 0
+    assert dispatching.count("docflow_webhook_deliveries_total", outcome="retrying") == 1
+
+
+async def test_after_a_rotation_deliveries_verify_with_either_secret(
+    dispatching: Dispatching, receiver: Receiver
+) -> None:
+    old, new = dispatching.secret, new_secret()
+    receiver.secret = old  # a receiver not switched yet
+    await receiver.start()
+    endpoint = await dispatching.endpoint(f"http://127.0.0.1:{receiver.port}/", ["completed"])
+    until = datetime.now(UTC) + timedelta(hours=1)
+    assert await dispatching.store.rotate_secret(dispatching.tenant, endpoint, new, until)
+    await dispatching.publish(snapshot(dispatching.tenant, uuid4(), 3, Status.COMPLETED))
+    await dispatching.until(endpoint, lambda rows: rows and rows[0].state == "delivered")
+    assert receiver.unverified == 0
+    ((headers, body),) = receiver.raw
+    assert len(headers["webhook-signature"].split(" ")) == 2
+    assert verify_webhook(new, body, headers)["type"] == "document.completed"
+    assert verify_webhook(old, body, headers)["type"] == "document.completed"

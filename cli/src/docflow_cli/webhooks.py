@@ -1,5 +1,5 @@
-"""``docflow webhooks …``: register, list and remove webhook endpoints, see their
-deliveries and send one again (the gateway's ``/v1/webhooks``)."""
+"""``docflow webhooks …``: register, list and remove webhook endpoints, rotate their
+secrets, see their deliveries and send one again (the gateway's ``/v1/webhooks``)."""
 
 from __future__ import annotations
 
@@ -118,26 +118,58 @@ def remove(
     typer.echo(f"removed {endpoint}")
 
 
-@app.command("deliveries")
-def deliveries(
+@app.command("rotate")
+def rotate(
     endpoint: EndpointId,
-    limit: Annotated[int, typer.Option(min=1, max=500)] = 50,
     as_json: AsJson = False,
     gateway: Gateway = DEFAULT_GATEWAY,
     api_key: ApiKey = None,
 ) -> None:
-    """An endpoint's latest deliveries and its last answer to each, newest first."""
-    found = _run(
-        gateway, api_key, lambda api: api.webhook_deliveries(endpoint, limit=limit)
-    ).deliveries
+    """Give an endpoint a new secret (shown only this once); deliveries are signed with
+    the old one too until the time printed."""
+    rotated = _run(gateway, api_key, lambda api: api.rotate_webhook_secret(endpoint))
+    if as_json:
+        _print_json(rotated.model_dump(mode="json"))
+        return
+    typer.echo(f"new secret (shown once): {rotated.secret}")
+    until = rotated.previous_secret_expires_at.isoformat(timespec="seconds")
+    typer.echo(f"the old secret still signs deliveries until {until}")
+
+
+@app.command("deliveries")
+def deliveries(
+    endpoint: EndpointId,
+    limit: Annotated[int, typer.Option(min=1, max=500)] = 50,
+    cursor: Annotated[str | None, typer.Option(help="Where the last page ended")] = None,
+    as_json: AsJson = False,
+    gateway: Gateway = DEFAULT_GATEWAY,
+    api_key: ApiKey = None,
+) -> None:
+    """An endpoint's deliveries and its last answer to each, newest first, a page at a time."""
+    page = _run(
+        gateway,
+        api_key,
+        lambda api: api.webhook_deliveries(endpoint, limit=limit, cursor=cursor),
+    )
+    found = page.deliveries
+    more = (
+        f"more: docflow webhooks deliveries {endpoint} --cursor {page.next_cursor}"
+        if page.next_cursor
+        else None
+    )
     if as_json:
         _print_json([d.model_dump(mode="json") for d in found])
+        if more:
+            typer.echo(more, err=True)
         return
     table = Table("delivery", "event", "document", "state", "attempts", "answer")
     for d in found:
         answer = f"{d.response_status or '-'} {d.response_excerpt or ''}".strip()
         table.add_row(str(d.id), d.event, str(d.document_id), d.state, str(d.attempts), answer)
-    Console().print(table)
+    console = Console()
+    console.print(table)
+    if more:
+        console.print(more, highlight=False, soft_wrap=True)
 
 
 @app.command("redrive")

@@ -244,14 +244,19 @@ class AsyncDocflow:
         if response.status_code != 204:
             raise problem_of(response)
 
+    async def rotate_webhook_secret(self, webhook_id: UUID | str) -> m.WebhookSecretRotated:
+        """A new secret for the endpoint, shown this once; deliveries carry a signature
+        made with the previous one too until ``previous_secret_expires_at``."""
+        path = f"/v1/webhooks/{webhook_id}/secret"
+        return await self._model(m.WebhookSecretRotated, "gateway", "POST", path)
+
     async def webhook_deliveries(
-        self, webhook_id: UUID | str, *, limit: int = 50
+        self, webhook_id: UUID | str, *, limit: int = 50, cursor: str | None = None
     ) -> m.WebhookDeliveryList:
-        """The endpoint's latest deliveries, newest first."""
+        """A page of the endpoint's deliveries, newest first (``next_cursor`` for the next)."""
         path = f"/v1/webhooks/{webhook_id}/deliveries"
-        return await self._model(
-            m.WebhookDeliveryList, "gateway", "GET", path, params={"limit": limit}
-        )
+        params: dict[str, Any] = {"limit": limit, **({"cursor": cursor} if cursor else {})}
+        return await self._model(m.WebhookDeliveryList, "gateway", "GET", path, params=params)
 
     async def redrive_webhook_delivery(
         self, webhook_id: UUID | str, delivery_id: UUID | str

@@ -180,6 +180,15 @@ class WebhookCreated(Webhook):
     secret: str
 
 
+class WebhookSecretRotated(Model):
+    """An endpoint's new ``whsec_`` secret, shown this once; deliveries are signed
+    with the previous one too until ``previous_secret_expires_at``."""
+
+    id: UUID
+    secret: str
+    previous_secret_expires_at: datetime
+
+
 class WebhookList(Model):
     webhooks: list[Webhook]
 
@@ -201,7 +210,11 @@ class WebhookDelivery(Model):
 
 
 class WebhookDeliveryList(Model):
+    """A page of an endpoint's deliveries, newest first."""
+
     deliveries: list[WebhookDelivery]
+    # Pass as ``cursor`` for the next page; None on the last (or an older gateway).
+    next_cursor: str | None = None
 
 
 # --- status service --------------------------------------------------------

@@ -116,10 +116,13 @@ class Docflow:
     def delete_webhook(self, webhook_id: UUID | str) -> None:
         self._run(self.aio.delete_webhook(webhook_id))
 
+    def rotate_webhook_secret(self, webhook_id: UUID | str) -> m.WebhookSecretRotated:
+        return self._run(self.aio.rotate_webhook_secret(webhook_id))
+
     def webhook_deliveries(
-        self, webhook_id: UUID | str, *, limit: int = 50
+        self, webhook_id: UUID | str, *, limit: int = 50, cursor: str | None = None
     ) -> m.WebhookDeliveryList:
-        return self._run(self.aio.webhook_deliveries(webhook_id, limit=limit))
+        return self._run(self.aio.webhook_deliveries(webhook_id, limit=limit, cursor=cursor))
 
     def redrive_webhook_delivery(
         self, webhook_id: UUID | str, delivery_id: UUID | str

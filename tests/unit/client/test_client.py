@@ -187,6 +187,10 @@ async def test_webhooks_are_registered_listed_and_deleted(tmp_path: Path) -> Non
         listed = await client.webhooks()
         one = await client.webhook(made.id)
         deliveries = await client.webhook_deliveries(made.id, limit=5)
+        later = await client.webhook_deliveries(made.id, limit=5, cursor="12")
+        rotated = await client.rotate_webhook_secret(made.id)
+        with pytest.raises(NotFound):
+            await client.rotate_webhook_secret(uuid4())
         with pytest.raises(NotFound):
             await client.redrive_webhook_delivery(made.id, uuid4())
         with pytest.raises(Invalid) as refused:
@@ -200,7 +204,12 @@ async def test_webhooks_are_registered_listed_and_deleted(tmp_path: Path) -> Non
     assert (made.events, made.description) == (["completed"], "ours")
     assert [w.id for w in listed.webhooks] == [made.id]
     assert one.url == "https://93.184.215.14/hook"
-    assert deliveries.deliveries == []
+    assert (deliveries.deliveries, deliveries.next_cursor) == ([], None)
+    assert later.deliveries == []
+    assert rotated.id == made.id
+    assert rotated.secret.startswith("whsec_")
+    assert rotated.secret != made.secret
+    assert rotated.previous_secret_expires_at > one.created_at
     assert refused.value.code == "webhook-url-refused"
 
 

@@ -7,7 +7,9 @@ The same on the real broker, with a receiver: tests/integration/test_webhooks.py
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import json
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
@@ -15,12 +17,18 @@ from uuid import UUID, uuid4
 
 import pytest
 from prometheus_client import CollectorRegistry
+from sqlalchemy import update
 
 from docflow_gateway.adapters.egress import Answer
 from docflow_gateway.adapters.registry import SqlRegistry
-from docflow_gateway.adapters.webhook_store import WebhookStore
+from docflow_gateway.adapters.webhook_store import (
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookStore,
+)
 from docflow_gateway.domain.webhooks import Delivery, Kind, event_key, kind_of, new_secret
-from docflow_gateway.webhooks import Dispatcher, WebhookMetrics
+from docflow_gateway.webhooks import Dispatcher, EndpointCache, Send, WebhookMetrics
+from docflow_shared.batches import Item
 from docflow_shared.events import DocumentStatusChanged, Stage, Status
 from docflow_shared.retries import Origin, Parking
 from docflow_shared.sql import create_engine
@@ -82,7 +90,15 @@ class Endpoint:
         self.answers = list(answers)
         self.sent: list[tuple[str, str, str]] = []
 
-    async def __call__(self, url: str, secret: str, webhook_id: str, body: str) -> Answer:
+    async def __call__(
+        self,
+        url: str,
+        secrets: Sequence[str],
+        webhook_id: str,
+        body: str,
+        *,
+        timeout_s: float | None = None,
+    ) -> Answer:
         self.sent.append((url, webhook_id, body))
         return self.answers.pop(0) if self.answers else Answer(200, "ok", 0.01)
 
@@ -197,3 +213,217 @@ async def test_a_parked_delivery_of_a_deleted_endpoint_is_dropped(store: Webhook
     assert len(send.sent) == 1
     await dispatch.on_parked(b"{not json", origin(1))
     assert [reason.split(":")[0] for _, reason in parked.dead] == ["unreadable delivery"]
+
+
+def items(*records: DocumentStatusChanged) -> list[Item[DocumentStatusChanged]]:
+    return [Item(r.model_dump_json().encode(), r, origin()) for r in records]
+
+
+class Gated(Endpoint):
+    """A sender whose requests for ``held`` documents wait for ``gate``; records the
+    order requests start in, and how many were in flight at most."""
+
+    def __init__(self, held: set[UUID] | None = None, pause_s: float = 0.0) -> None:
+        super().__init__()
+        self.held = held or set()
+        self.gate = asyncio.Event()
+        self.pause_s = pause_s
+        self.in_flight = 0
+        self.most = 0
+        self.timeouts: list[float | None] = []
+
+    async def __call__(
+        self,
+        url: str,
+        secrets: Sequence[str],
+        webhook_id: str,
+        body: str,
+        *,
+        timeout_s: float | None = None,
+    ) -> Answer:
+        self.timeouts.append(timeout_s)
+        self.in_flight += 1
+        self.most = max(self.most, self.in_flight)
+        try:
+            self.sent.append((url, webhook_id, body))
+            if UUID(json.loads(body)["data"]["document_id"]) in self.held:
+                await self.gate.wait()
+            await asyncio.sleep(self.pause_s)
+            return Answer(200, "ok", 0.01)
+        finally:
+            self.in_flight -= 1
+
+
+def versions(send: Endpoint, document: UUID) -> list[int]:
+    found = [json.loads(body)["data"] for _, _, body in send.sent]
+    return [d["version"] for d in found if d["document_id"] == str(document)]
+
+
+async def test_a_slow_document_does_not_hold_the_others_and_each_keeps_its_order(
+    store: WebhookStore,
+) -> None:
+    await store.add_endpoint(TENANT, "https://a.example/", ["progress", "completed"], None, "s")
+    slow, fast = uuid4(), uuid4()
+    send = Gated(held={slow})
+    dispatch = Dispatcher(
+        store,
+        send,
+        cast(Parking, Parked()),
+        WebhookMetrics(CollectorRegistry()),
+        concurrency=4,
+        first_attempt_timeout_s=1.5,
+    )
+    batch = items(
+        snapshot(slow, 1, Status.PROCESSING),
+        snapshot(fast, 1, Status.PROCESSING),
+        snapshot(slow, 2, Status.PROCESSING),
+        snapshot(fast, 2, Status.PROCESSING),
+        snapshot(fast, 3, Status.COMPLETED),
+        snapshot(slow, 3, Status.COMPLETED),
+    )
+    handling = asyncio.create_task(dispatch.on_batch(batch))
+    # One at a time, the fast document would wait behind the slow one's first request.
+    for _ in range(200):
+        if len(versions(send, fast)) == 3:
+            break
+        await asyncio.sleep(0.01)
+    assert versions(send, fast) == [1, 2, 3]
+    assert versions(send, slow) == [1]  # its next waits for its first: in order
+    assert not handling.done()
+    send.gate.set()
+    await asyncio.wait_for(handling, 5)
+    assert versions(send, slow) == [1, 2, 3]
+    assert set(send.timeouts) == {1.5}  # first attempts: the shorter timeout
+
+
+async def test_deliveries_in_flight_are_bounded(store: WebhookStore) -> None:
+    await store.add_endpoint(TENANT, "https://a.example/", ["completed"], None, "s")
+    await store.add_endpoint(TENANT, "https://b.example/", ["completed"], None, "s")
+    send = Gated(pause_s=0.05)
+    metrics = WebhookMetrics(CollectorRegistry())
+    dispatch = Dispatcher(store, send, cast(Parking, Parked()), metrics, concurrency=3)
+    await dispatch.on_batch(items(*(snapshot(uuid4(), 2, Status.COMPLETED) for _ in range(8))))
+    assert len(send.sent) == 16
+    assert send.most == 3
+
+
+async def test_an_error_of_one_document_lets_the_others_settle_then_raises(
+    store: WebhookStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await store.add_endpoint(TENANT, "https://a.example/", ["completed"], None, "s")
+    broken, fine = uuid4(), uuid4()
+    recorded = store.attempted
+
+    async def attempted(delivery: Delivery, *args: Any) -> None:
+        if delivery.document_id == broken:
+            raise RuntimeError("a value the database refuses")
+        await asyncio.sleep(0.05)
+        await recorded(delivery, *args)
+
+    monkeypatch.setattr(store, "attempted", attempted)
+    dispatch = dispatcher(store, Endpoint(), Parked())
+    with pytest.raises(RuntimeError, match="refuses"):
+        await dispatch.on_batch(
+            items(snapshot(broken, 2, Status.COMPLETED), snapshot(fine, 2, Status.COMPLETED))
+        )
+    (endpoint,) = await store.endpoints(TENANT)
+    ((row),) = await store.deliveries(TENANT, endpoint.id, 10)
+    assert (row.document_id, row.state) == (fine, "delivered")
+
+
+async def test_the_endpoint_cache_serves_older_events_and_never_misses_a_new_endpoint(
+    store: WebhookStore,
+) -> None:
+    first = await store.add_endpoint(TENANT, "https://a.example/", ["completed"], None, "s")
+    async with store.engine.begin() as connection:  # registered an hour ago
+        await connection.execute(
+            update(WebhookEndpoint).values(created_at=datetime.now(UTC) - timedelta(hours=1))
+        )
+    cache = EndpointCache(store, ttl_s=60)
+    send, parked = Endpoint(), Parked()
+    dispatch = Dispatcher(
+        store, send, cast(Parking, parked), WebhookMetrics(CollectorRegistry()), endpoints=cache
+    )
+    past = datetime.now(UTC) - timedelta(seconds=30)
+    old = [snapshot(uuid4(), 2, Status.COMPLETED, occurred_at=past) for _ in range(3)]
+    await dispatch.on_batch(items(old[0]))
+    await dispatch.on_batch(items(old[1]))
+    assert cache.reads == 1  # a backlog: older than the read, served from the cache
+    assert [url for url, _, _ in send.sent] == ["https://a.example/"] * 2
+    # An endpoint made since, and an event after it: read again, sent to both.
+    later = await store.add_endpoint(TENANT, "https://b.example/", ["completed"], None, "s")
+    await dispatch.on_batch(items(snapshot(uuid4(), 2, Status.COMPLETED)))
+    assert cache.reads == 2
+    assert [url for url, _, _ in send.sent[-2:]] == ["https://a.example/", "https://b.example/"]
+    # A deleted endpoint is still in the cache for older events, at most ttl_s.
+    assert await store.remove_endpoint(TENANT, first.id)
+    await dispatch.on_batch(items(old[2]))
+    assert cache.reads == 2
+    assert send.sent[-1][0] == "https://a.example/"
+    fresh = EndpointCache(store, ttl_s=0)
+    assert [t.id for t in await fresh.of(TENANT, past)] == [later.id]
+    assert [t.id for t in await fresh.of(TENANT, past)] == [later.id]
+    assert fresh.reads == 2
+
+
+async def test_a_rotated_secret_signs_with_the_old_one_during_the_overlap(
+    store: WebhookStore,
+) -> None:
+    endpoint = await store.add_endpoint(TENANT, "https://a.example/", ["completed"], None, "old")
+    until = datetime.now(UTC) + timedelta(hours=1)
+    assert await store.rotate_secret(TENANT, endpoint.id, "new", until)
+    assert not await store.rotate_secret("other", endpoint.id, "stolen", until)
+    (target,) = await store.targets(TENANT)
+    assert target.signing_secrets(datetime.now(UTC)) == ("new", "old")
+    assert target.signing_secrets(until) == ("new",)
+    # Rotated again within the overlap: the first secret no longer signs.
+    assert await store.rotate_secret(TENANT, endpoint.id, "newer", until)
+    target = await store.target(TENANT, endpoint.id)
+    assert target is not None
+    assert target.signing_secrets(datetime.now(UTC)) == ("newer", "new")
+
+    signed: list[Sequence[str]] = []
+
+    async def send(url: str, secrets: Sequence[str], *args: Any, **kwargs: Any) -> Answer:
+        signed.append(secrets)
+        return Answer(200, "", 0.01)
+
+    dispatch = Dispatcher(
+        store, cast(Send, send), cast(Parking, Parked()), WebhookMetrics(CollectorRegistry())
+    )
+    await dispatch.on_batch(items(snapshot(uuid4(), 2, Status.COMPLETED)))
+    assert signed == [("newer", "new")]
+
+
+async def test_old_deliveries_are_pruned_but_not_those_waiting_for_a_retry(
+    store: WebhookStore,
+) -> None:
+    endpoint = await store.add_endpoint(TENANT, "https://a.example/", ["completed"], None, "s")
+    dispatch = Dispatcher(
+        store,
+        Endpoint(Answer(200, "", 0.0), Answer(500, "", 0.0), Answer(200, "", 0.0)),
+        cast(Parking, Parked()),
+        WebhookMetrics(CollectorRegistry()),
+        retention=timedelta(days=30),
+    )
+    for _ in range(3):
+        await dispatch._deliver(
+            Delivery.of(snapshot(uuid4(), 2, Status.COMPLETED), Kind.COMPLETED, endpoint.id),
+            (await store.targets(TENANT))[0],
+            origin(),
+        )
+    rows = await store.deliveries(TENANT, endpoint.id, 10)
+    assert sorted(r.state for r in rows) == ["delivered", "delivered", "retrying"]
+    # Make two of them (one delivered, the retrying one) 31 days old.
+    old = datetime.now(UTC) - timedelta(days=31)
+    async with store.engine.begin() as connection:
+        await connection.execute(
+            update(WebhookDelivery)
+            .where(WebhookDelivery.seq.in_([rows[0].seq, rows[1].seq]))
+            .values(last_attempt_at=old)
+        )
+    assert await dispatch.prune_if_due() == 1
+    assert await dispatch.prune_if_due() == 0  # not due again for PRUNE_EVERY_S
+    left = await store.deliveries(TENANT, endpoint.id, 10)
+    assert sorted(r.state for r in left) == ["delivered", "retrying"]
+    assert rows[1].seq in {r.seq for r in left}  # the retrying one, though old

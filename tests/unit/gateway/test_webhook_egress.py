@@ -149,7 +149,7 @@ async def test_a_delivery_to_a_name_resolving_to_a_private_address_is_refused_un
 ) -> None:
     fake_dns(monkeypatch, {"evil.example.com": ["127.0.0.1"]})
     sender = WebhookSender(EgressPolicy.of([]))
-    answer = await sender.send(f"http://evil.example.com:{receiver.port}/", SECRET, "msg_1", "{}")
+    answer = await sender.send(f"http://evil.example.com:{receiver.port}/", [SECRET], "msg_1", "{}")
     await sender.aclose()
     assert answer.refused
     assert answer.status is None
@@ -164,7 +164,7 @@ async def test_the_address_is_resolved_once_and_connected_to_as_resolved(
     # it gave (pinned), never by resolving the name again (DNS rebinding).
     asked = fake_dns(monkeypatch, {"hooks.example.com": ["127.0.0.1"]})
     sender = WebhookSender(EgressPolicy.of(["127.0.0.1/32"]))
-    answer = await sender.send(f"http://hooks.example.com:{receiver.port}/x", SECRET, "m", "{}")
+    answer = await sender.send(f"http://hooks.example.com:{receiver.port}/x", [SECRET], "m", "{}")
     await sender.aclose()
     assert answer.status == 200
     assert asked == ["hooks.example.com"]
@@ -174,7 +174,7 @@ async def test_the_address_is_resolved_once_and_connected_to_as_resolved(
 async def test_redirects_are_not_followed(receiver: Receiver) -> None:
     receiver.answers = [b"HTTP/1.1 302 Found\r\nLocation: http://169.254.169.254/latest\r\n"]
     sender = WebhookSender(LOOPBACK)
-    answer = await sender.send(f"http://127.0.0.1:{receiver.port}/", SECRET, "msg_1", "{}")
+    answer = await sender.send(f"http://127.0.0.1:{receiver.port}/", [SECRET], "msg_1", "{}")
     await sender.aclose()
     assert answer.status == 302
     assert not answer.ok
@@ -186,7 +186,7 @@ async def test_redirects_are_not_followed(receiver: Receiver) -> None:
 async def test_the_answer_is_read_up_to_the_cap(receiver: Receiver) -> None:
     receiver.answers = [b"HTTP/1.1 500 Internal Server Error\r\n", b"x" * 2_000_000]
     sender = WebhookSender(LOOPBACK, max_response_bytes=1024)
-    answer = await sender.send(f"http://127.0.0.1:{receiver.port}/", SECRET, "msg_1", "{}")
+    answer = await sender.send(f"http://127.0.0.1:{receiver.port}/", [SECRET], "msg_1", "{}")
     await sender.aclose()
     assert answer.status == 500
     assert answer.excerpt == "x" * 500
@@ -196,7 +196,7 @@ async def test_the_answer_is_read_up_to_the_cap(receiver: Receiver) -> None:
 async def test_an_endpoint_that_does_not_answer_in_time_is_a_failure(receiver: Receiver) -> None:
     receiver.stall_s = 30
     sender = WebhookSender(LOOPBACK, timeout_s=0.5)
-    answer = await sender.send(f"http://127.0.0.1:{receiver.port}/", SECRET, "msg_1", "{}")
+    answer = await sender.send(f"http://127.0.0.1:{receiver.port}/", [SECRET], "msg_1", "{}")
     await sender.aclose()
     assert answer.status is None
     assert not answer.refused
@@ -206,7 +206,7 @@ async def test_an_endpoint_that_does_not_answer_in_time_is_a_failure(receiver: R
 async def test_deliveries_are_signed_as_standard_webhooks_verify(receiver: Receiver) -> None:
     sender = WebhookSender(LOOPBACK)
     body = '{"type":"document.completed","data":{"status":"completed"}}'
-    answer = await sender.send(f"http://127.0.0.1:{receiver.port}/", SECRET, "msg_abc", body)
+    answer = await sender.send(f"http://127.0.0.1:{receiver.port}/", [SECRET], "msg_abc", body)
     await sender.aclose()
     assert answer.ok
     request = receiver.requests[0]
@@ -220,6 +220,34 @@ async def test_deliveries_are_signed_as_standard_webhooks_verify(receiver: Recei
         verify_webhook(new_secret(), request["body"], request)
     with pytest.raises(InvalidSignature):
         verify_webhook(SECRET, request["body"].replace(b"completed", b"failed"), request)
+
+
+async def test_a_shorter_timeout_for_one_request_is_kept(receiver: Receiver) -> None:
+    # The dispatcher's first attempt (DOCFLOW_WEBHOOK_FIRST_ATTEMPT_TIMEOUT_S).
+    receiver.stall_s = 30
+    sender = WebhookSender(LOOPBACK, timeout_s=20)
+    url = f"http://127.0.0.1:{receiver.port}/"
+    answer = await sender.send(url, [SECRET], "msg_1", "{}", timeout_s=0.3)
+    await sender.aclose()
+    assert (answer.status, answer.excerpt) == (None, "no answer within 0.3 s")
+    assert 0.25 < answer.seconds < 5
+
+
+async def test_during_a_rotation_either_secret_verifies(receiver: Receiver) -> None:
+    new, old = new_secret(), SECRET
+    sender = WebhookSender(LOOPBACK)
+    body = '{"type":"document.completed"}'
+    answer = await sender.send(f"http://127.0.0.1:{receiver.port}/", [new, old], "msg_r", body)
+    with pytest.raises(TypeError):  # one secret as a string: never signed char by char
+        await sender.send(f"http://127.0.0.1:{receiver.port}/", SECRET, "msg_r", body)
+    await sender.aclose()
+    assert answer.ok
+    request = receiver.requests[0]
+    assert len(request["webhook-signature"].split(" ")) == 2
+    for secret in (new, old):
+        assert verify_webhook(secret, request["body"], request)["type"] == "document.completed"
+    with pytest.raises(InvalidSignature):
+        verify_webhook(new_secret(), request["body"], request)
 
 
 class Receiver:

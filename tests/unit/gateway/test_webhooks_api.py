@@ -8,14 +8,15 @@ The dispatcher sending them, on the real broker: tests/integration/test_webhooks
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from uuid import UUID, uuid4
 
 import pytest
+from sqlalchemy import update
 
 from docflow_gateway.adapters.registry import Base, SqlRegistry
-from docflow_gateway.adapters.webhook_store import WebhookStore
+from docflow_gateway.adapters.webhook_store import WebhookDelivery, WebhookStore
 from docflow_gateway.domain.webhooks import Delivery, Kind, webhook_id
 from docflow_shared.auth import hash_key
 from docflow_shared.sql import create_engine, schema_differences
@@ -199,3 +200,118 @@ async def test_the_migrations_make_the_webhook_tables_as_the_code_declares_them(
         )
     await records.engine.dispose()
     assert {"webhook_endpoints", "webhook_deliveries"} <= tables
+
+
+def test_a_secret_is_rotated_with_an_overlap(
+    tmp_path: Path, client_for: ClientFor, database_url: str
+) -> None:
+    client = client_for(
+        tmp_path / "blobs",
+        Recorder(),
+        auth_enabled=True,
+        api_keys=KEYS,
+        webhook_allowed_networks=["127.0.0.1/32"],
+        webhook_secret_overlap_s=3600,
+    )
+    made = client.post("/v1/webhooks", json={"url": "http://127.0.0.1/"}, headers=ACME).json()
+    path = f"/v1/webhooks/{made['id']}/secret"
+    assert client.post(path, headers=GLOBEX).status_code == 404
+    assert client.post(f"/v1/webhooks/{uuid4()}/secret", headers=ACME).status_code == 404
+    before = datetime.now(UTC)
+    rotated = client.post(path, headers=ACME)
+    assert rotated.status_code == 200, rotated.text
+    body = rotated.json()
+    assert body["id"] == made["id"]
+    assert body["secret"].startswith("whsec_")
+    assert body["secret"] != made["secret"]
+    until = datetime.fromisoformat(body["previous_secret_expires_at"])
+    assert before + timedelta(seconds=3590) < until < before + timedelta(seconds=3700)
+    assert "secret" not in client.get(f"/v1/webhooks/{made['id']}", headers=ACME).json()
+
+    async def signing() -> tuple[str, ...]:
+        store = WebhookStore(create_engine(database_url))
+        target = await store.target("acme", UUID(made["id"]))
+        await store.engine.dispose()
+        assert target is not None
+        return target.signing_secrets(datetime.now(UTC))
+
+    assert asyncio.run(signing()) == (body["secret"], made["secret"])
+    again = client.post(path, headers=ACME).json()
+    assert asyncio.run(signing()) == (again["secret"], body["secret"])
+
+
+def test_deliveries_are_listed_a_page_at_a_time(
+    tmp_path: Path, client_for: ClientFor, database_url: str
+) -> None:
+    client = client_for(tmp_path / "blobs", Recorder(), webhook_allowed_networks=["127.0.0.1"])
+    endpoint = UUID(client.post("/v1/webhooks", json={"url": "http://127.0.0.1/"}).json()["id"])
+    made = [uuid4() for _ in range(7)]
+
+    async def record() -> None:
+        store = WebhookStore(create_engine(database_url))
+        for n, delivery_id in enumerate(made):
+            delivery = Delivery(
+                delivery_id=delivery_id,
+                endpoint_id=endpoint,
+                tenant_id="default",
+                document_id=uuid4(),
+                kind=Kind.COMPLETED,
+                occurred_at=datetime.now(UTC),
+                body=f'{{"n":{n}}}',
+            )
+            await store.attempted(delivery, "delivered", 200, "")
+        await store.engine.dispose()
+
+    asyncio.run(record())
+    seen: list[str] = []
+    cursor: str | None = None
+    pages = 0
+    while True:
+        query = f"?limit=3&cursor={cursor}" if cursor else "?limit=3"
+        page = client.get(f"/v1/webhooks/{endpoint}/deliveries{query}")
+        assert page.status_code == 200, page.text
+        seen += [d["id"] for d in page.json()["deliveries"]]
+        pages += 1
+        cursor = page.json()["next_cursor"]
+        if cursor is None:
+            break
+    assert pages == 3
+    assert seen == [str(d) for d in reversed(made)]
+    exact = client.get(f"/v1/webhooks/{endpoint}/deliveries?limit=7").json()
+    assert (len(exact["deliveries"]), exact["next_cursor"]) == (7, None)
+    for bad in ("abc", "-1", "1" * 19):
+        url = f"/v1/webhooks/{endpoint}/deliveries?cursor={bad}"
+        assert client.get(url).status_code == 422, bad
+
+
+async def test_old_deliveries_are_pruned_on_either_database(database_url: str) -> None:
+    records = SqlRegistry(create_engine(database_url))
+    await records.migrate()
+    store = WebhookStore(records.engine, records.writing)
+    endpoint = await store.add_endpoint("acme", "https://a.example/", ["completed"], None, "s")
+    states = ["delivered", "failed", "refused", "retrying", "pending", "delivered"]
+    for state in states:
+        delivery = Delivery(
+            delivery_id=uuid4(),
+            endpoint_id=endpoint.id,
+            tenant_id="acme",
+            document_id=uuid4(),
+            kind=Kind.COMPLETED,
+            occurred_at=datetime.now(UTC),
+            body="{}",
+        )
+        await store.attempted(delivery, state, None, None)
+    # All but the last were last attempted 40 days ago.
+    rows = await store.deliveries("acme", endpoint.id, 10)
+    async with store.engine.begin() as connection:
+        await connection.execute(
+            update(WebhookDelivery)
+            .where(WebhookDelivery.seq != rows[0].seq)
+            .values(last_attempt_at=datetime.now(UTC) - timedelta(days=40))
+        )
+    assert await store.prune(datetime.now(UTC) - timedelta(days=30), batch=2) == 2
+    assert await store.prune(datetime.now(UTC) - timedelta(days=30)) == 1
+    left = await store.deliveries("acme", endpoint.id, 10)
+    await records.engine.dispose()
+    assert sorted(r.state for r in left) == ["delivered", "pending", "retrying"]
+    assert rows[0].seq in {r.seq for r in left}

@@ -49,6 +49,7 @@ def test_the_client_has_a_method_for_every_operation() -> None:
         ("gateway", "get", "/v1/webhooks"): "webhooks",
         ("gateway", "get", "/v1/webhooks/{webhook_id}"): "webhook",
         ("gateway", "delete", "/v1/webhooks/{webhook_id}"): "delete_webhook",
+        ("gateway", "post", "/v1/webhooks/{webhook_id}/secret"): "rotate_webhook_secret",
         ("gateway", "get", "/v1/webhooks/{webhook_id}/deliveries"): "webhook_deliveries",
         (
             "gateway",

@@ -57,6 +57,23 @@ class GatewaySettings(HttpServiceSettings):
     webhook_max_response_bytes: int = Field(default=64 * 1024, ge=1024, le=MiB)
     # Endpoints a tenant may register.
     webhook_max_endpoints: int = Field(default=20, ge=1, le=1000)
+    # The dispatcher: deliveries in flight at once (requests to endpoints and
+    # their rows), over the status records of a poll, documents concurrently.
+    webhook_concurrency: int = Field(default=16, ge=1, le=1000)
+    # A first attempt (off the status topic) waits this long at most for its
+    # answer; a slower endpoint is retried off the retry topics with the
+    # whole webhook_timeout_s, so it holds the status topic this long at most.
+    webhook_first_attempt_timeout_s: float = Field(default=3.0, gt=0, le=120)
+    # How long the dispatcher may reuse a tenant's endpoints (and secrets) as it
+    # read them: a deletion or a rotation is in effect within this (0: read them
+    # for every poll).
+    webhook_endpoint_cache_s: float = Field(default=10.0, ge=0, le=3600)
+    # After POST /v1/webhooks/{id}/secret, deliveries are signed with the old
+    # secret too for this long (0: the new one only, at once).
+    webhook_secret_overlap_s: float = Field(default=24 * 3600.0, ge=0, le=30 * 24 * 3600.0)
+    # Delivery rows last attempted longer ago are pruned by the dispatcher
+    # (those waiting for a retry or a re-drive stay).
+    webhook_delivery_retention_days: float = Field(default=30.0, gt=0, le=3650)
 
     @model_validator(mode="after")
     def _one_metrics_server(self) -> "GatewaySettings":

@@ -25,7 +25,7 @@ import asyncio
 import ipaddress
 import socket
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -253,20 +253,34 @@ class WebhookSender:
     async def aclose(self) -> None:
         await self._client.aclose()
 
-    async def send(self, url: str, secret: str, webhook_id: str, body: str) -> Answer:
-        """POST ``body`` to ``url`` signed with ``secret``; never raises for what
-        the endpoint (or the network) does."""
+    async def send(
+        self,
+        url: str,
+        secrets: Sequence[str],
+        webhook_id: str,
+        body: str,
+        *,
+        timeout_s: float | None = None,
+    ) -> Answer:
+        """POST ``body`` to ``url`` signed with each of ``secrets`` (space-separated
+        signatures in ``webhook-signature``, as Standard Webhooks allows: a receiver
+        accepts the delivery if one matches its secret), waiting at most
+        ``timeout_s`` (the sender's timeout when None or longer); never raises for
+        what the endpoint (or the network) does."""
+        if isinstance(secrets, str) or not secrets:
+            raise TypeError("secrets: a sequence of one or more whsec_ secrets")
         now = datetime.now(UTC)
         headers = {
             "content-type": "application/json",
             "user-agent": "docflow-webhooks/1",
             "webhook-id": webhook_id,
             "webhook-timestamp": str(int(now.timestamp())),
-            "webhook-signature": Webhook(secret).sign(webhook_id, now, body),
+            "webhook-signature": " ".join(Webhook(s).sign(webhook_id, now, body) for s in secrets),
         }
+        limit = self._timeout_s if timeout_s is None else min(timeout_s, self._timeout_s)
         started = time.monotonic()
         try:
-            async with asyncio.timeout(self._timeout_s):
+            async with asyncio.timeout(limit):
                 async with self._client.stream(
                     "POST", url, content=body.encode(), headers=headers
                 ) as response:
@@ -274,7 +288,9 @@ class WebhookSender:
                     status = response.status_code
         except EgressRefused as exc:
             return Answer(None, str(exc), time.monotonic() - started, refused=True)
-        except (httpx.HTTPError, OSError, TimeoutError) as exc:
+        except TimeoutError:
+            return Answer(None, f"no answer within {limit:g} s", time.monotonic() - started)
+        except (httpx.HTTPError, OSError) as exc:
             text = str(exc) or type(exc).__name__
             return Answer(None, text[:EXCERPT_CHARS], time.monotonic() - started)
         excerpt = kept.decode(errors="replace")[:EXCERPT_CHARS]

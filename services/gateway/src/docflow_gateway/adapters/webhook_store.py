@@ -7,7 +7,8 @@ Kafka: the dispatcher (``python -m docflow_gateway webhooks``) reads an
 endpoint's URL and secret here when it sends.
 
 * ``webhook_endpoints``: a tenant's endpoint: URL, the event kinds it wants,
-  its secret (kept as given, since signing needs it), when it was made.
+  its secret (kept as given, since signing needs it), when it was made; after
+  a rotation, the previous secret and until when it still signs too.
 * ``webhook_deliveries``: one row per event and endpoint (its id derives from
   both, ``domain.webhooks.delivery_id``), updated at each attempt: its state,
   attempts, the endpoint's last answer (status, an excerpt), and the body
@@ -61,6 +62,20 @@ class WebhookEndpoint(Base):
     description: Mapped[str | None] = mapped_column(String(200))
     secret: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # The secret before the last rotation, signing too until previous_secret_until.
+    previous_secret: Mapped[str | None] = mapped_column(String(128), default=None)
+    previous_secret_until: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+    def target(self) -> Target:
+        return Target(
+            self.id,
+            self.url,
+            self.secret,
+            list(self.kinds),
+            self.created_at,
+            self.previous_secret,
+            self.previous_secret_until,
+        )
 
 
 class DeliveryState:
@@ -75,7 +90,10 @@ class WebhookDelivery(Base):
     """One event for one endpoint, and how its delivery went."""
 
     __tablename__ = "webhook_deliveries"
-    __table_args__ = (Index("ix_webhook_deliveries_endpoint_seq", "endpoint_id", "seq"),)
+    __table_args__ = (
+        Index("ix_webhook_deliveries_endpoint_seq", "endpoint_id", "seq"),
+        Index("ix_webhook_deliveries_last_attempt", "last_attempt_at"),
+    )
 
     # The order deliveries were first seen (the listing's, newest first).
     seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -115,6 +133,26 @@ class Target:
     secret: str
     kinds: list[str]
     created_at: datetime
+    previous_secret: str | None = None
+    previous_secret_until: datetime | None = None
+
+    def signing_secrets(self, now: datetime) -> tuple[str, ...]:
+        """The secrets a delivery sent ``now`` is signed with: the current one, and
+        the previous one while a rotation's overlap lasts."""
+        if (
+            self.previous_secret is not None
+            and self.previous_secret_until is not None
+            and now < self.previous_secret_until
+        ):
+            return (self.secret, self.previous_secret)
+        return (self.secret,)
+
+
+@dataclass(frozen=True)
+class DeliveryPage:
+    deliveries: list[WebhookDelivery]
+    # The cursor of the next page (a ``seq``); None on the last.
+    next: int | None
 
 
 def _cut(text: str | None) -> str | None:
@@ -155,6 +193,8 @@ class WebhookStore:
             description=description,
             secret=secret,
             created_at=datetime.now(UTC),
+            previous_secret=None,
+            previous_secret_until=None,
         )
         values = {c.key: getattr(endpoint, c.key) for c in WebhookEndpoint.__table__.columns}
         async with self._writing(), self.engine.begin() as connection:
@@ -203,16 +243,30 @@ class WebhookStore:
             )
         return True
 
+    async def rotate_secret(
+        self, tenant_id: str, endpoint_id: UUID, secret: str, overlap_until: datetime
+    ) -> bool:
+        """Make ``secret`` the endpoint's; the one it replaces still signs until
+        ``overlap_until`` (a secret still in its overlap is dropped)."""
+        async with self._writing(), self.engine.begin() as connection:
+            changed = await connection.execute(
+                update(WebhookEndpoint)
+                .where(WebhookEndpoint.id == endpoint_id, WebhookEndpoint.tenant_id == tenant_id)
+                .values(
+                    previous_secret=WebhookEndpoint.secret,
+                    previous_secret_until=overlap_until,
+                    secret=secret,
+                )
+            )
+        return bool(changed.rowcount == 1)
+
     async def targets(self, tenant_id: str) -> list[Target]:
         """The tenant's endpoints, with their secrets (for the dispatcher only)."""
-        return [
-            Target(e.id, e.url, e.secret, list(e.kinds), e.created_at)
-            for e in await self.endpoints(tenant_id)
-        ]
+        return [e.target() for e in await self.endpoints(tenant_id)]
 
     async def target(self, tenant_id: str, endpoint_id: UUID) -> Target | None:
         e = await self.endpoint(tenant_id, endpoint_id)
-        return Target(e.id, e.url, e.secret, list(e.kinds), e.created_at) if e else None
+        return e.target() if e else None
 
     # -- deliveries ----------------------------------------------------------
 
@@ -264,6 +318,19 @@ class WebhookStore:
         self, tenant_id: str, endpoint_id: UUID, limit: int, state: str | None = None
     ) -> list[WebhookDelivery]:
         """The endpoint's latest deliveries, newest first."""
+        return (await self.page(tenant_id, endpoint_id, limit, state=state)).deliveries
+
+    async def page(
+        self,
+        tenant_id: str,
+        endpoint_id: UUID,
+        limit: int,
+        *,
+        before: int | None = None,
+        state: str | None = None,
+    ) -> DeliveryPage:
+        """The endpoint's deliveries first seen before cursor position ``before``
+        (all when None), newest first, ``limit`` of them."""
         query = (
             select(WebhookDelivery)
             .where(
@@ -271,12 +338,34 @@ class WebhookStore:
                 WebhookDelivery.tenant_id == tenant_id,
             )
             .order_by(WebhookDelivery.seq.desc())
-            .limit(limit)
+            .limit(limit + 1)
         )
+        if before is not None:
+            query = query.where(WebhookDelivery.seq < before)
         if state is not None:
             query = query.where(WebhookDelivery.state == state)
         async with self.engine.connect() as connection:
-            return [WebhookDelivery(**row._mapping) for row in await connection.execute(query)]
+            found = [WebhookDelivery(**row._mapping) for row in await connection.execute(query)]
+        more = len(found) > limit
+        found = found[:limit]
+        return DeliveryPage(found, found[-1].seq if more else None)
+
+    async def prune(self, older_than: datetime, batch: int = 10_000) -> int:
+        """Forget deliveries last attempted before ``older_than`` (except those still
+        waiting for a retry or a re-drive), at most ``batch`` of them; how many."""
+        old = (
+            select(WebhookDelivery.seq)
+            .where(
+                WebhookDelivery.last_attempt_at < older_than,
+                WebhookDelivery.state.not_in((DeliveryState.RETRYING, DeliveryState.PENDING)),
+            )
+            .limit(batch)
+        )
+        async with self._writing(), self.engine.begin() as connection:
+            removed = await connection.execute(
+                delete(WebhookDelivery).where(WebhookDelivery.seq.in_(old.scalar_subquery()))
+            )
+        return int(removed.rowcount or 0)
 
     async def delivery(
         self, tenant_id: str, endpoint_id: UUID, delivery_id: UUID

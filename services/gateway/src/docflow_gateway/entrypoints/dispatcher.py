@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 
 from faststream.asgi import AsgiFastStream
 from faststream.kafka import KafkaBroker, KafkaMessage, KafkaRouter
@@ -20,9 +21,18 @@ from docflow_gateway.adapters.egress import EgressPolicy, WebhookSender
 from docflow_gateway.adapters.registry import SqlRegistry
 from docflow_gateway.adapters.webhook_store import WebhookStore
 from docflow_gateway.settings import GatewaySettings
-from docflow_gateway.webhooks import SERVICE, STAGE, Dispatcher, Send, WebhookMetrics
+from docflow_gateway.webhooks import (
+    SERVICE,
+    STAGE,
+    Dispatcher,
+    EndpointCache,
+    Send,
+    WebhookMetrics,
+)
 from docflow_shared import sql, topics
-from docflow_shared.messaging import subscriber
+from docflow_shared.batches import Item, Poison, dead_letter, handle_batch
+from docflow_shared.events import DocumentStatusChanged
+from docflow_shared.messaging import batch_subscriber, subscriber
 from docflow_shared.metrics import RetryMetrics
 from docflow_shared.probes import kafka_check
 from docflow_shared.retries import (
@@ -38,6 +48,8 @@ from docflow_shared.sql import create_engine
 
 # Its own group (scaled by KEDA on its lag), under the gateway user's prefix.
 GROUP_ID = "docflow-gateway-webhooks"
+# Status records taken per poll (handled concurrently, each document's in order).
+MAX_BATCH = 200
 
 
 def wire_webhooks(
@@ -58,12 +70,41 @@ def wire_webhooks(
         metrics=RetryMetrics(registry, "webhook"),
         max_redeliveries=settings.max_redeliveries,
     )
-    dispatcher = Dispatcher(store, send, parking, WebhookMetrics(registry))
+    dispatcher = Dispatcher(
+        store,
+        send,
+        parking,
+        WebhookMetrics(registry),
+        concurrency=settings.webhook_concurrency,
+        first_attempt_timeout_s=settings.webhook_first_attempt_timeout_s,
+        endpoints=EndpointCache(store, settings.webhook_endpoint_cache_s),
+        retention=timedelta(days=settings.webhook_delivery_retention_days),
+    )
 
-    @subscriber(router, topics.STATUS, group_id=GROUP_ID)
+    async def give_up(item: Item[DocumentStatusChanged], exc: Exception) -> None:
+        reason = f"failed {parking.redeliveries.limit + 1} times: {exc}"[:500]
+        await parking.dead_letter(item.body, item.origin, reason, STAGE)
+
+    # A database or Kafka outage is waited out (the poll comes back until it
+    # ends); a record that fails alone otherwise goes to the dead-letter topic
+    # after DOCFLOW_MAX_REDELIVERIES, and the others go on.
+    poison = Poison(
+        parking.redeliveries,
+        give_up,
+        outage=lambda exc: is_transient(exc) or sql.unavailable(exc),
+    )
+
+    @batch_subscriber(router, topics.STATUS, group_id=GROUP_ID, max_records=MAX_BATCH)
     async def on_status_changed(message: KafkaMessage) -> None:
-        """A document's status changed: tell the endpoints that want it."""
-        await _guarded(parking, message, dispatcher.on_status)
+        """Documents' statuses changed: tell the endpoints that want it."""
+        await handle_batch(
+            message,
+            DocumentStatusChanged.model_validate_json,
+            dispatcher.on_batch,
+            # Only the status service writes the topic (ACLs): logged, skipped.
+            on_invalid=dead_letter(None, STAGE),
+            poison=poison,
+        )
 
     async def on_parked(message: KafkaMessage) -> None:
         """A delivery parked for a retry (or re-driven), sent again when due."""

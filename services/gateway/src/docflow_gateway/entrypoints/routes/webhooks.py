@@ -1,4 +1,5 @@
-"""``/v1/webhooks``: a tenant's endpoints, their deliveries, and re-driving one.
+"""``/v1/webhooks``: a tenant's endpoints, their secrets' rotation, their deliveries
+(a page at a time), and re-driving one.
 
 The deliveries themselves are the dispatcher's (``docflow_gateway.webhooks``,
 its own process); these routes only read and write the gateway's database,
@@ -7,13 +8,14 @@ and a re-drive hands the delivery back to the dispatcher through Kafka.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from docflow_gateway.adapters.deadletter_index import CURSOR_PATTERN
 from docflow_gateway.adapters.egress import EgressPolicy, EgressRefused, check_url
 from docflow_gateway.adapters.webhook_store import WebhookDelivery, WebhookEndpoint
 from docflow_gateway.domain.webhooks import Kind, new_secret, webhook_id
@@ -69,6 +71,22 @@ class WebhookCreated(WebhookOut):
     )
 
 
+class SecretRotated(BaseModel):
+    """The endpoint's new secret, shown this once, and until when the old one still
+    signs deliveries too."""
+
+    id: UUID
+    secret: str = Field(
+        description="The new `whsec_…` secret; every delivery is signed with it from now "
+        "on. Not shown again."
+    )
+    previous_secret_expires_at: datetime = Field(
+        description="Until then each delivery carries a second signature, made with the "
+        "previous secret (`webhook-signature` holds both, space-separated), so a receiver "
+        "may switch to the new secret at any time before it"
+    )
+
+
 class WebhookList(BaseModel):
     webhooks: list[WebhookOut]
 
@@ -96,9 +114,12 @@ class DeliveryOut(BaseModel):
 
 
 class DeliveryList(BaseModel):
-    """The endpoint's latest deliveries, newest first."""
+    """A page of the endpoint's deliveries, newest first."""
 
     deliveries: list[DeliveryOut]
+    next_cursor: str | None = Field(
+        default=None, description="Pass as `cursor` for the next page; null on the last page"
+    )
 
 
 _PROBLEMS = {
@@ -237,12 +258,38 @@ async def delete_webhook(
     return Response(status_code=204)
 
 
+@router.post(
+    "/v1/webhooks/{webhook_id}/secret",
+    summary="Rotate the endpoint's secret; the answer holds the new one, shown once.",
+    description="Deliveries are signed with the new secret from now on, and with the\n"
+    "previous one too until `previous_secret_expires_at`\n"
+    "(DOCFLOW_WEBHOOK_SECRET_OVERLAP_S after the rotation): switch the receiver to the\n"
+    "new secret within that time. Rotating again in the meantime drops the oldest.",
+    responses=problem_responses(_PROBLEMS | _NOT_FOUND),
+)
+async def rotate_webhook_secret(
+    endpoint: OwnEndpoint, store: WebhooksDep, settings: SettingsDep, tenant: RateLimitedTenant
+) -> SecretRotated:
+    secret = new_secret()
+    until = datetime.now(UTC) + timedelta(seconds=settings.webhook_secret_overlap_s)
+    try:
+        rotated = await store.rotate_secret(tenant, endpoint.id, secret, until)
+    except Exception as exc:
+        raise unavailable("the gateway's database", exc) from exc
+    if not rotated:  # deleted meanwhile
+        raise Problem(404, "webhook-not-found", f"no webhook endpoint {str(endpoint.id)!r}")
+    return SecretRotated(id=endpoint.id, secret=secret, previous_secret_expires_at=until)
+
+
 @router.get(
     "/v1/webhooks/{webhook_id}/deliveries",
     responses=problem_responses(
         _PROBLEMS
         | _NOT_FOUND
-        | {422: "Malformed request: an id that is not a UUID, a limit outside 1-500"}
+        | {
+            422: "Malformed request: an id that is not a UUID, a limit outside 1-500, "
+            "a cursor not of the form next_cursor has"
+        }
     ),
 )
 async def list_webhook_deliveries(
@@ -250,13 +297,21 @@ async def list_webhook_deliveries(
     store: WebhooksDep,
     tenant: RateLimitedTenant,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[
+        str | None,
+        Query(description="next_cursor of the previous page", pattern=CURSOR_PATTERN),
+    ] = None,
 ) -> DeliveryList:
-    """The endpoint's latest deliveries, newest first, with the last answer of each."""
+    """The endpoint's deliveries, newest first, a page at a time, with the last answer
+    of each (kept DOCFLOW_WEBHOOK_DELIVERY_RETENTION_DAYS after their last attempt)."""
     try:
-        found = await store.deliveries(tenant, endpoint.id, limit)
+        page = await store.page(tenant, endpoint.id, limit, before=int(cursor) if cursor else None)
     except Exception as exc:
         raise unavailable("the gateway's database", exc) from exc
-    return DeliveryList(deliveries=[_delivery_out(row) for row in found])
+    return DeliveryList(
+        deliveries=[_delivery_out(row) for row in page.deliveries],
+        next_cursor=str(page.next) if page.next is not None else None,
+    )
 
 
 @router.post(
