@@ -164,7 +164,7 @@ CONSUMERS: dict[str, tuple[str, ...]] = {
     "docflow-extractor-ocr-done": (OCR_DONE,),
     "docflow-embedder": (EXTRACTED,),
     "docflow-embedder-deletions": (DELETED,),
-    "docflow-status": (*ALL, *REINDEX),
+    "docflow-status": (*ALL, *REINDEX, OCR_REQUESTED),
     # The webhook dispatcher (python -m docflow_gateway webhooks), as the gateway's user.
     "docflow-gateway-webhooks": (STATUS,),
 }

@@ -83,6 +83,9 @@ class DocumentProgressed(Event):
     total: Count | None = None
     # Extracting: the page now read by OCR (1-based), which takes seconds a page.
     ocr_page: int | None = Field(default=None, ge=1, le=MAX_INT32)
+    # Extracting: the extractor asked the OCR stage for pages ``ocr_from``..``total``
+    # (``OcrRangeRequested``): the document waits for OCR until it has every answer.
+    ocr_from: int | None = Field(default=None, ge=1, le=MAX_INT32)
 
 
 # What a chunk carries besides its text (``Chunk.title``, ``Chunk.headings``).
