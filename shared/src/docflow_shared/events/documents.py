@@ -182,7 +182,7 @@ class OcrRangeRequested(Event):
     """The extractor asks for pages ``first``..``last`` of a PDF to be read by OCR.
 
     Pages in the range that have a text layer are skipped by the OCR consumer.
-    Keyed by document id and range, so a scan's ranges spread over partitions.
+    Keyed by document id and range; written round robin over the partitions.
     """
 
     TOPIC: ClassVar[str] = topics.OCR_REQUESTED
@@ -207,6 +207,12 @@ class OcrRangeRequested(Event):
     @property
     def kafka_key(self) -> bytes:
         return f"{self.document_id}:{self.range_index}".encode()
+
+    def kafka_partition(self, partitions: int) -> int | None:
+        """Round robin, from a partition the document id chooses: a scan's ranges
+        spread evenly over the partitions (so over the OCR consumers), documents
+        start on different ones, and a range sent again goes where it went."""
+        return (self.document_id.int + self.range_index) % partitions if partitions > 0 else None
 
 
 class OcrPage(BaseModel):
