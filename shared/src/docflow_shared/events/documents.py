@@ -41,11 +41,9 @@ class DocumentUploaded(Event):
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     # Claim check: where the bytes are in the blob store.
     blob_key: str = Field(max_length=MAX_KEY_CHARS)
-    # How Markdown and text are encoded, as the gateway found it (Python codec
-    # name); None for PDFs. Added in schema 1 as optional: older events mean UTF-8.
+    # Markdown's and text's encoding (Python codec name); None for PDFs. Schema 1: UTF-8.
     charset: str | None = Field(default=None, max_length=64)
-    # The client's metadata of the upload (events/metadata.py); added in schema 1
-    # as optional: older events have none.
+    # The client's metadata (events/metadata.py); optional in schema 1: older have none.
     metadata: Metadata | None = None
 
     @property
@@ -83,8 +81,7 @@ class DocumentProgressed(Event):
     total: Count | None = None
     # Extracting: the page now read by OCR (1-based), which takes seconds a page.
     ocr_page: int | None = Field(default=None, ge=1, le=MAX_INT32)
-    # Extracting: the extractor asked the OCR stage for pages ``ocr_from``..``total``
-    # (``OcrRangeRequested``): the document waits for OCR until it has every answer.
+    # Extracting: pages ``ocr_from``..``total`` were asked of the OCR stage (waiting).
     ocr_from: int | None = Field(default=None, ge=1, le=MAX_INT32)
 
 
@@ -209,10 +206,7 @@ class OcrRangeRequested(Event):
         return f"{self.document_id}:{self.range_index}".encode()
 
     def kafka_partition(self, partitions: int) -> int | None:
-        """Round robin, from a partition the document id chooses: a scan's ranges
-        spread evenly over the partitions (so over the OCR consumers), documents
-        start on different ones, and a range sent again goes where it went."""
-        return (self.document_id.int + self.range_index) % partitions if partitions > 0 else None
+        return topics.round_robin(self.document_id, self.range_index, partitions)
 
 
 class OcrPage(BaseModel):
