@@ -9,15 +9,15 @@ import re
 import time
 from collections.abc import Iterator
 from typing import Any
+from uuid import UUID
 
 import httpx
 import pytest
-from aiokafka.partitioner import DefaultPartitioner
 
 from docflow_local.stack import Stack
 from docflow_shared import topics
-from docflow_shared.events import OcrRangeRead, TextExtracted
-from docflow_shared.kafka_admin import partitions_of, read_topic
+from docflow_shared.events import OcrRangeRead, OcrRangeRequested, TextExtracted
+from docflow_shared.kafka_admin import partitions_of, read_records, read_topic
 from support.corpus import REPO_ROOT
 from support.scans import scan
 from support.stacks import readable_events, running_stack
@@ -83,31 +83,20 @@ def _of(stack: Stack, topic: str, document_id: str) -> list[Any]:
     return [e for e in events if str(e.document_id) == document_id]
 
 
-def _spread_over_both(stack: Stack, document_id: str) -> bool:
-    """Whether the scan's ranges (keyed ``<document>:<range>``) land on partitions of
-    both OCR consumers: the group's two members share the topic's partitions round
-    robin (aiokafka's default assignor), one the even ones, one the odd ones."""
-    count = len(asyncio.run(partitions_of(stack.kafka_bootstrap_servers, [topics.OCR_REQUESTED])))
-    partition = DefaultPartitioner()
-    chosen = {
-        partition(f"{document_id}:{i}".encode(), list(range(count)), []) for i in range(PAGES)
+def _range_partitions(stack: Stack, document_id: str) -> dict[int, int]:
+    """Where the scan's ranges were written on the OCR topic: partition by range."""
+    records = asyncio.run(read_records(stack.kafka_bootstrap_servers, topics.OCR_REQUESTED))
+    return {
+        OcrRangeRequested.model_validate_json(r.value).range_index: r.partition
+        for r in records
+        if r.key and r.key.startswith(f"{document_id}:".encode())
     }
-    return count % 2 == 0 and {p % 2 for p in chosen} == {0, 1}
 
 
 def test_a_scan_is_read_by_two_ocr_consumers_and_completes_with_its_chunks(
     stack: Stack, http: httpx.Client
 ) -> None:
-    # Keys spread a document's ranges over the partitions at random: once in about
-    # 500 documents, all ten land on one consumer's. Such a scan is cancelled at
-    # once and another one uploaded, so this one is always read by both.
     document = _upload(http, stack, scan(PAGES))
-    for _ in range(4):
-        if _spread_over_both(stack, document["id"]):
-            break
-        http.post(f"{stack.url('gateway')}/v1/documents/{document['id']}/cancel")
-        document = _upload(http, stack, scan(PAGES))
-    assert _spread_over_both(stack, document["id"])
     messages: list[str] = []
     done = _until(
         http,
@@ -126,6 +115,12 @@ def test_a_scan_is_read_by_two_ocr_consumers_and_completes_with_its_chunks(
     assert read, messages
     assert all(1 <= n <= PAGES for n in read), messages
     assert done["pages"] == PAGES
+    # Its ranges went round robin over the topic's partitions (from one its id
+    # chooses): 10 over 6, so every partition has 1 or 2, the even ones (one
+    # consumer's, aiokafka's round-robin assignor) as many as the odd ones.
+    count = len(asyncio.run(partitions_of(stack.kafka_bootstrap_servers, [topics.OCR_REQUESTED])))
+    landed = _range_partitions(stack, document["id"])
+    assert landed == {i: (UUID(document["id"]).int + i) % count for i in range(PAGES)}
     # Both OCR consumers read ranges of it.
     assert _ranges_read(http, stack, "ocr") > 0
     assert _ranges_read(http, stack, "ocr-2") > 0

@@ -22,11 +22,13 @@ from aiokafka import AIOKafkaConsumer
 from prometheus_client import CollectorRegistry
 
 from docflow_shared import topics
+from docflow_shared.blobstore import original_key
 from docflow_shared.events import (
     Chunk,
     DocumentIndexed,
     DocumentProgressed,
     Event,
+    OcrRangeRequested,
     Stage,
     Status,
     TextExtracted,
@@ -39,6 +41,7 @@ from docflow_status.adapters.queues import SqlQueues
 from docflow_status.adapters.read_model import SqlReadModel
 from docflow_status.bootstrap import Ports, wire
 from docflow_status.domain.queues import INPUTS
+from docflow_status.domain.stages import QueueStage
 from docflow_status.entrypoints.app import StatusApi, create_app
 from docflow_status.entrypoints.queues import CachedQueues, QueueSampler
 from docflow_status.handlers import Watchdog
@@ -245,7 +248,7 @@ async def test_waiting_behind_a_moving_queue_is_not_stalled_but_a_stopped_stage_
 
         async def some_cut() -> list[uuid.UUID]:
             states = [await status.read_model.get(d, "t1") for d in ids]
-            return [s.id for s in states if s and s.waiting_for is Stage.EMBEDDING]
+            return [s.id for s in states if s and s.waiting_for is QueueStage.EMBEDDING]
 
         await await_until(some_cut, timeout_s=30, what="documents cut")
         # Past the stall limit (3 s) for the documents still waiting for the extractor.
@@ -253,7 +256,7 @@ async def test_waiting_behind_a_moving_queue_is_not_stalled_but_a_stopped_stage_
         await status.sampler.sample()
         stalls = {s.document_id for s in await status.watchdog.sweep()}
         states = {d: await status.read_model.get(d, "t1") for d in ids}
-        waiting = {d for d, s in states.items() if s and s.waiting_for is Stage.EXTRACTING}
+        waiting = {d for d, s in states.items() if s and s.waiting_for is QueueStage.EXTRACTING}
         assert waiting, "every document was read already: the test is too slow to tell"
         # Those waiting behind the moving extractor are not stalled...
         assert not waiting & stalls
@@ -262,7 +265,7 @@ async def test_waiting_behind_a_moving_queue_is_not_stalled_but_a_stopped_stage_
             d
             for d, s in states.items()
             if s
-            and s.waiting_for is Stage.EMBEDDING
+            and s.waiting_for is QueueStage.EMBEDDING
             and s.updated_at is not None
             and s.updated_at < datetime.now(UTC) - timedelta(seconds=3)
         }
@@ -277,7 +280,121 @@ async def test_waiting_behind_a_moving_queue_is_not_stalled_but_a_stopped_stage_
         d
         for d in ids
         if (s := await status.read_model.get(d, "t1")) is not None
-        and s.waiting_for is Stage.EXTRACTING
+        and s.waiting_for is QueueStage.EXTRACTING
     }
     assert still
     assert still <= stalls
+
+
+async def ocr_stage(bootstrap: str, pace_s: float, publish: Publish) -> None:
+    """The OCR consumer, in its own group: a range at a time, ``pace_s`` each,
+    announcing its page; the extractor then cuts the document (one chunk)."""
+    consumer = AIOKafkaConsumer(
+        topics.OCR_REQUESTED,
+        bootstrap_servers=bootstrap,
+        group_id=INPUTS[topics.OCR_REQUESTED],
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_poll_records=1,
+    )
+    await consumer.start()
+    try:
+        while True:
+            request = OcrRangeRequested.model_validate_json((await consumer.getone()).value)
+            await publish(
+                DocumentProgressed(
+                    **_envelope(request), stage=Stage.EXTRACTING, done=0, total=1, ocr_page=1
+                )
+            )
+            await asyncio.sleep(pace_s)
+            for event in extracted(request):
+                await publish(event)
+            await consumer.commit()
+    finally:
+        await consumer.stop()
+
+
+async def test_a_scan_waits_for_ocr_in_the_ocr_queue_and_is_stalled_only_once_it_stops(
+    kafka_bootstrap: str, status: Status_
+) -> None:
+    ids = await upload_batch(status, 12)
+    for d in ids:
+        # What the extractor sends for a one-page scan: pages 1..1 to the OCR stage.
+        request = OcrRangeRequested(
+            document_id=d,
+            tenant_id="t1",
+            correlation_id=str(d),
+            content_type="application/pdf",
+            blob_key=original_key("t1", d),
+            first=1,
+            last=1,
+            page_count=1,
+            range_index=0,
+            range_count=1,
+        )
+        asked = DocumentProgressed(
+            **_envelope(request), stage=Stage.EXTRACTING, done=0, total=1, ocr_from=1
+        )
+        await status.publish(asked)
+        await status.publish(request)
+
+    async def all_ranges_seen() -> bool:
+        await status.sampler.sample()  # the view is empty until measured once
+        view = await SqlQueues(status.read_model.engine).load_view()
+        states = [await status.read_model.get(d, "t1") for d in ids]
+        return set(view.ranges) >= set(ids) and all(
+            s and s.waiting_for is QueueStage.OCR for s in states
+        )
+
+    await await_until(all_ranges_seen, timeout_s=60, what="the OCR requests projected")
+    await status.sampler.sample()
+    bodies = [(await status.api.get(f"/v1/documents/{d}")).json() for d in ids]
+    assert {(b["waiting_for"], b["queue_stage"]) for b in bodies} == {("ocr", "ocr")}
+    assert all(b["message"] == "Waiting for OCR: page 1" for b in bodies)
+    # 12 scans on 6 partitions: some wait behind another's range.
+    assert max(b["queue_position"] for b in bodies) >= 1
+    etas: list[str] = []
+    async with running(
+        ocr_stage(kafka_bootstrap, 1.0, status.publish),
+        stage(kafka_bootstrap, topics.EXTRACTED, 0.05, indexed, status.publish),
+    ):
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:  # past the stall limit (3 s)
+            await status.sampler.sample()
+            etas += [
+                eta
+                for d in ids
+                if (
+                    eta := (await status.api.get(f"/v1/documents/{d}")).json()[
+                        "estimated_completion_at"
+                    ]
+                )
+            ]
+            await asyncio.sleep(0.5)
+        stalls = {s.document_id for s in await status.watchdog.sweep()}
+        states = {d: await status.read_model.get(d, "t1") for d in ids}
+        waiting = {d for d, s in states.items() if s and s.waiting_for is QueueStage.OCR}
+        assert waiting, "every scan was read already: the test is too slow to tell"
+        assert len(waiting) < len(ids), "the OCR stage read nothing"
+        # Waiting behind a moving OCR consumer is not stalling.
+        assert not waiting & stalls
+        assert etas, "no estimate while the OCR stage moved"
+    # The OCR consumer stops with scans waiting: past the limit, they are stalled.
+    await status.sampler.sample()
+    await asyncio.sleep(4)
+    await status.sampler.sample()
+    stalls = {s.document_id for s in await status.watchdog.sweep()}
+    still = {
+        d
+        for d in ids
+        if (s := await status.read_model.get(d, "t1")) is not None
+        and s.waiting_for is QueueStage.OCR
+    }
+    assert still
+    assert still <= stalls
+
+    async def says_so() -> bool:
+        body = (await status.api.get(f"/v1/documents/{next(iter(still))}")).json()
+        return bool(body["message"].endswith("(is the OCR consumer running?)"))
+
+    await await_until(says_so, timeout_s=30, what="the stall projected")

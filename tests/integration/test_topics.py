@@ -80,3 +80,52 @@ async def test_cancellations_and_deletions_become_compacted_on_upgrade(
         found = await configs(kafka_bootstrap, name)
         assert found["cleanup.policy"] == "compact"
         assert found["min.compaction.lag.ms"] == STOPS_CONFIG["min.compaction.lag.ms"]
+
+
+async def test_a_scans_ocr_ranges_are_written_round_robin_over_the_partitions(
+    kafka_bootstrap: str,
+) -> None:
+    """Through the extractor's publisher, on the real broker: the partition count is
+    asked of Kafka, and each range lands where ``kafka_partition`` says."""
+    from faststream.kafka import KafkaBroker
+
+    from docflow_shared import topics
+    from docflow_shared.blobstore import original_key
+    from docflow_shared.events import OcrRangeRequested
+    from docflow_shared.kafka_admin import PartitionCounts, read_records
+    from docflow_shared.messaging import KafkaEventPublisher
+
+    await ensure_topics(kafka_bootstrap, specs())
+    broker = KafkaBroker(kafka_bootstrap)
+    publish = KafkaEventPublisher(
+        broker,
+        source="/test",
+        produces=[OcrRangeRequested],
+        partition_counts=PartitionCounts(kafka_bootstrap),
+    )
+    d = uuid.uuid4()
+    await broker.start()
+    try:
+        for index in range(8):
+            await publish(
+                OcrRangeRequested(
+                    document_id=d,
+                    tenant_id="t1",
+                    correlation_id="c",
+                    content_type="application/pdf",
+                    blob_key=original_key("t1", d),
+                    first=index + 1,
+                    last=index + 1,
+                    page_count=8,
+                    range_index=index,
+                    range_count=8,
+                )
+            )
+    finally:
+        await broker.stop()
+    landed = {
+        OcrRangeRequested.model_validate_json(r.value).range_index: r.partition
+        for r in await read_records(kafka_bootstrap, topics.OCR_REQUESTED)
+        if r.key.startswith(f"{d}:".encode())
+    }
+    assert landed == {i: (d.int + i) % 6 for i in range(8)}

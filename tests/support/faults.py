@@ -804,7 +804,14 @@ def _repeated_event_ids(bootstrap: str, ids: set[UUID]) -> int:
             if isinstance(event, DocumentProgressed):
                 # "OCR page n" is a step of its own (the OCR consumer's), apart
                 # from the extractor's n-1 pages read.
-                step = (event.document_id, event.attempt, event.stage, event.done, event.ocr_page)
+                step = (
+                    event.document_id,
+                    event.attempt,
+                    event.stage,
+                    event.done,
+                    event.ocr_page,
+                    event.ocr_from,
+                )
                 seen[step] = seen.get(step, 0) + 1
     return sum(n - 1 for n in seen.values() if n > 1)
 

@@ -39,6 +39,14 @@ class Stage(StrEnum):
     INDEXED = "indexed"
 
 
+class QueueStage(StrEnum):
+    """A stage a document waits for (``waiting_for``, ``queue_stage``)."""
+
+    EXTRACTING = "extracting"
+    OCR = "ocr"
+    EMBEDDING = "embedding"
+
+
 # --- gateway ---------------------------------------------------------------
 
 
@@ -249,8 +257,8 @@ class DocumentStatus(Model):
     retries: int = 0
     # While it waits or works: the stage it waits for, its place in the queue of
     # the stage it is at, and when it should be done (null when not known).
-    waiting_for: Stage | None = None
-    queue_stage: Stage | None = None
+    waiting_for: QueueStage | None = None
+    queue_stage: QueueStage | None = None
     queue_position: int | None = None
     estimated_completion_at: datetime | None = None
     metadata: dict[str, Any] | None = None

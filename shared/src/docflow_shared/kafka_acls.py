@@ -136,8 +136,9 @@ GRANTS: dict[str, Grants] = {
     "status": Grants(
         "status",
         produces=(topics.STALLED, topics.STATUS, topics.DEAD_LETTER),
-        # The projection, and `rebuild`'s replay of the same topics.
-        reads=(*topics.ALL, *topics.REINDEX),
+        # The projection, and `rebuild`'s replay of the same topics; the OCR ranges'
+        # places, for how long a scan waits for OCR.
+        reads=(*topics.ALL, *topics.REINDEX, topics.OCR_REQUESTED),
         groups=principal_name("status"),
         describes_groups=tuple(
             group for group in topics.CONSUMERS if not group.startswith(principal_name("status"))
@@ -147,7 +148,7 @@ GRANTS: dict[str, Grants] = {
                 topic
                 for read in topics.CONSUMERS.values()
                 for topic in read
-                if topic not in (*topics.ALL, *topics.REINDEX)
+                if topic not in (*topics.ALL, *topics.REINDEX, topics.OCR_REQUESTED)
             )
         ),
     ),

@@ -168,6 +168,40 @@ async def partitions_of(
     ]
 
 
+class PartitionCounts:
+    """Topics' partition counts, asked of Kafka once per ``ttl_s`` (``messaging.
+    PartitionCounts``); None while Kafka does not answer within ``timeout_s`` (asked
+    again after ``retry_s``), so the publisher falls back to the key's hash."""
+
+    def __init__(
+        self,
+        bootstrap: str,
+        *,
+        security: KafkaSecurity | None = None,
+        ttl_s: float = 300.0,
+        retry_s: float = 30.0,
+        timeout_s: float = 5.0,
+    ) -> None:
+        self._bootstrap, self._security = bootstrap, security
+        self._ttl_s, self._retry_s, self._timeout_s = ttl_s, retry_s, timeout_s
+        self._known: dict[str, tuple[int | None, float]] = {}
+
+    async def __call__(self, topic: str) -> int | None:
+        count, until = self._known.get(topic, (None, 0.0))
+        if time.monotonic() < until:
+            return count
+        try:
+            found = await asyncio.wait_for(
+                partitions_of(self._bootstrap, [topic], security=self._security), self._timeout_s
+            )
+            count, until = len(found) or None, time.monotonic() + self._ttl_s
+        except Exception as exc:  # Kafka away: the key's hash until it answers
+            logger.warning("could not read %s's partition count: %s", topic, exc)
+            count, until = None, time.monotonic() + self._retry_s
+        self._known[topic] = (count, until)
+        return count
+
+
 async def read_topic(
     bootstrap: str, topic: str, *, security: KafkaSecurity | None = None
 ) -> list[bytes]:

@@ -43,6 +43,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+PartitionCounts = Callable[[str], Awaitable[int | None]]
+"""How many partitions a topic has (None: not known now); ``kafka_admin.PartitionCounts``."""
+
 Publish = Callable[[Event], Awaitable[None]]
 """The port handlers publish through: returns once Kafka acknowledged the event."""
 
@@ -199,8 +202,16 @@ class KafkaEventPublisher:
     """
 
     def __init__(
-        self, broker: KafkaBroker, *, source: str, produces: Iterable[type[Envelope]]
+        self,
+        broker: KafkaBroker,
+        *,
+        source: str,
+        produces: Iterable[type[Envelope]],
+        partition_counts: PartitionCounts | None = None,
     ) -> None:
+        # For events that choose their partition (``Envelope.kafka_partition``);
+        # without it (or while the count is not known) the key's hash decides.
+        self._partition_counts = partition_counts
         self._source = source
         self._publishers: dict[type[Envelope], DefaultPublisher] = {
             cls: broker.publisher(
@@ -213,11 +224,18 @@ class KafkaEventPublisher:
         publisher = self._publishers.get(type(event))
         if publisher is None:
             raise TypeError(f"{self._source} does not declare {type(event).__name__} as produced")
+        partition = None
+        if self._partition_counts is not None and (
+            type(event).kafka_partition is not Envelope.kafka_partition
+        ):
+            count = await self._partition_counts(event.TOPIC)
+            partition = event.kafka_partition(count) if count else None
         await publisher.publish(
             event,
             # Keyed by subject: one document's (one operation's) events stay in
             # order; on the compacted command topics by tenant and document.
             key=event.kafka_key,
+            partition=partition,
             headers=cloudevent_headers(event, self._source),
             correlation_id=event.correlation_id,
         )

@@ -8,6 +8,7 @@ within a topic. Who produces and who consumes each topic is listed in
 """
 
 from dataclasses import dataclass, field
+from uuid import UUID
 
 UPLOADED = "docflow.document.uploaded.v1"
 PROGRESSED = "docflow.document.progressed.v1"
@@ -75,6 +76,16 @@ WEBHOOKS_RETRY: tuple[str, ...] = tuple(
 OCR_REQUESTED = "docflow.ocr.requested.v1"
 OCR_DONE = "docflow.ocr.done.v1"
 OCR: tuple[str, ...] = (OCR_REQUESTED, OCR_DONE)
+
+
+def round_robin(subject: UUID, index: int, partitions: int) -> int | None:
+    """Where the ``index``-th of a subject's records goes (``OcrRangeRequested``):
+    round robin over ``partitions``, from a partition the subject's id chooses, so a
+    scan's ranges spread evenly over the partitions (so over the OCR consumers),
+    documents start on different ones, and a range sent again goes where it went;
+    None (the key's hash) when the partition count is not known."""
+    return (subject.int + index) % partitions if partitions > 0 else None
+
 
 # Published by the status service for other systems: the latest status of
 # each document, compacted. Not a document event: the status service does
@@ -164,7 +175,7 @@ CONSUMERS: dict[str, tuple[str, ...]] = {
     "docflow-extractor-ocr-done": (OCR_DONE,),
     "docflow-embedder": (EXTRACTED,),
     "docflow-embedder-deletions": (DELETED,),
-    "docflow-status": (*ALL, *REINDEX),
+    "docflow-status": (*ALL, *REINDEX, OCR_REQUESTED),
     # The webhook dispatcher (python -m docflow_gateway webhooks), as the gateway's user.
     "docflow-gateway-webhooks": (STATUS,),
 }

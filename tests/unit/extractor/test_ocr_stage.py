@@ -124,6 +124,9 @@ async def test_a_scan_is_read_range_by_range_and_cut_once_in_page_order(tmp_path
     ]
     assert [p.number for a in ocr.of(OcrRangeRead) for p in a.pages] == [2, 3, 4, 5, 6]
     assert [p.ocr_page for p in ocr.of(DocumentProgressed)] == [2, 3, 4, 5, 6]
+    # The request says from which page the document waits for OCR (the status service).
+    asked = [p for p in extractor.of(DocumentProgressed) if p.ocr_from is not None]
+    assert [(p.done, p.total, p.ocr_from) for p in asked] == [(1, 6, 2)]
     # One extraction's batches: numbered from 0, the last with the exact total.
     batches = extractor.of(TextExtracted)
     assert [b.batch for b in batches] == list(range(len(batches)))

@@ -55,7 +55,11 @@ def test_every_linked_file_exists() -> None:
 
 def test_the_lag_gauge_watches_each_services_own_group() -> None:
     assert set(topics.CONSUMERS) == set(WORKING_GROUPS)
-    assert topics.CONSUMERS[status_consumer.GROUP_ID] == (*topics.ALL, *topics.REINDEX)
+    assert topics.CONSUMERS[status_consumer.GROUP_ID] == (
+        *topics.ALL,
+        *topics.REINDEX,
+        topics.OCR_REQUESTED,
+    )
     wiring = subscriptions()
     for group, names in topics.CONSUMERS.items():
         service = next(s for s, pairs in wiring.items() if any(g == group for g, _ in pairs))

@@ -29,6 +29,7 @@ from docflow_status.domain.queues import (
     estimate,
     waits_behind_moving_queue,
 )
+from docflow_status.domain.stages import QueueStage
 from docflow_status.entrypoints.queues import QueueSampler, _busy_rate, _Sample
 from docflow_status.handlers import Watchdog
 from support.histories import chunks, envelope, successful
@@ -50,7 +51,7 @@ def cut(d: UUID, total: int = 3) -> TextExtracted:
 
 def test_an_uploaded_document_waits_for_extraction() -> None:
     state = evolve(None, upload(uuid4()))
-    assert state.waiting_for is Stage.EXTRACTING
+    assert state.waiting_for is QueueStage.EXTRACTING
 
 
 def test_a_cut_document_waits_for_embedding_and_says_so() -> None:
@@ -66,7 +67,7 @@ def test_a_cut_document_waits_for_embedding_and_says_so() -> None:
     )
     # The extractor is done with it: no longer "extracting", but waiting.
     assert state.stage is Stage.EXTRACTING
-    assert state.waiting_for is Stage.EMBEDDING
+    assert state.waiting_for is QueueStage.EMBEDDING
     assert state.message == "Waiting for embedding: 3 chunks extracted"
     embedding = evolve(
         state, DocumentProgressed(**envelope(d, 3), stage=Stage.EMBEDDING, done=2, total=3)
@@ -126,7 +127,7 @@ def test_the_queue_position_counts_documents_ahead_on_every_partition() -> None:
     }
     view = uploads_view({0: 10, 1: 4}, {0: 20, 1: 7}, records)
     sixth = estimate(pending(ids[5]), view)
-    assert sixth.queue_stage is Stage.EXTRACTING
+    assert sixth.queue_stage is QueueStage.EXTRACTING
     assert sixth.queue_position == 5 + 3
     assert estimate(pending(ids[0]), view).queue_position == 0
     # Six records to read on partition 0 and three on 1, at 2 a second; the
@@ -192,7 +193,7 @@ def test_a_cut_document_is_in_the_embedders_queue() -> None:
     )
     state = reduce(evolve, [upload(d), cut(d)], None)
     guess = estimate(state, view)
-    assert (guess.queue_stage, guess.queue_position) == (Stage.EMBEDDING, 1)
+    assert (guess.queue_stage, guess.queue_position) == (QueueStage.EMBEDDING, 1)
     assert guess.estimated_completion_at == NOW + timedelta(seconds=(12 - 8) / 2)
 
 

@@ -30,6 +30,7 @@ from docflow_shared.events import (
     TextExtracted,
 )
 from docflow_shared.failures import FailDocumentOnError
+from docflow_shared.kafka_admin import PartitionCounts
 from docflow_shared.messaging import KafkaEventPublisher
 from docflow_shared.metrics import RejectedEvents, RetryMetrics, StageMetrics
 from docflow_shared.probes import kafka_check
@@ -91,6 +92,7 @@ def wire(
     ports: Ports,
     settings: ExtractorSettings,
     registry: CollectorRegistry | None = None,
+    partition_counts: PartitionCounts | None = None,
 ) -> None:
     """Attach the extractor's publisher, failure middleware and subscriber to ``broker``
     (its metrics to ``registry``).
@@ -108,6 +110,8 @@ def wire(
             DocumentRetrying,
             OcrRangeRequested,
         ],
+        # A scan's OCR ranges round robin over their topic's partitions.
+        partition_counts=partition_counts,
     )
     parking = Parking(
         broker,
@@ -145,7 +149,8 @@ def bootstrap(settings: ExtractorSettings | None = None) -> AsgiFastStream:
     registry = CollectorRegistry()
     broker = service_broker(settings, service=SERVICE, registry=registry)
     blobs = settings.blobs()
-    wire(broker, Ports(blobs, reading_for(settings)), settings, registry)
+    counts = PartitionCounts(settings.kafka_bootstrap_servers, security=settings.kafka_security)
+    wire(broker, Ports(blobs, reading_for(settings)), settings, registry, counts)
     return consumer_app(
         broker,
         service=SERVICE,

@@ -110,12 +110,16 @@ async def request_ocr(
 ) -> None:
     """Ask for pages ``wanted.page``..the last to be read by OCR, a range at a time."""
     pages = ranges(wanted.page, wanted.page_count, range_pages)
-    if wanted.page > 1:  # page 1: the reading's start said 0 of N already
-        await publish(
-            DocumentProgressed.caused_by(
-                event, stage=Stage.EXTRACTING, done=wanted.page - 1, total=wanted.page_count
-            )
+    # The status service: the document now waits for OCR of these pages.
+    await publish(
+        DocumentProgressed.caused_by(
+            event,
+            stage=Stage.EXTRACTING,
+            done=wanted.page - 1,
+            total=wanted.page_count,
+            ocr_from=wanted.page,
         )
+    )
     for index, (first, last) in enumerate(pages):
         await publish(
             OcrRangeRequested.caused_by(

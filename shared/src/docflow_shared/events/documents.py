@@ -41,11 +41,9 @@ class DocumentUploaded(Event):
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     # Claim check: where the bytes are in the blob store.
     blob_key: str = Field(max_length=MAX_KEY_CHARS)
-    # How Markdown and text are encoded, as the gateway found it (Python codec
-    # name); None for PDFs. Added in schema 1 as optional: older events mean UTF-8.
+    # Markdown's and text's encoding (Python codec name); None for PDFs. Schema 1: UTF-8.
     charset: str | None = Field(default=None, max_length=64)
-    # The client's metadata of the upload (events/metadata.py); added in schema 1
-    # as optional: older events have none.
+    # The client's metadata (events/metadata.py); optional in schema 1: older have none.
     metadata: Metadata | None = None
 
     @property
@@ -83,6 +81,8 @@ class DocumentProgressed(Event):
     total: Count | None = None
     # Extracting: the page now read by OCR (1-based), which takes seconds a page.
     ocr_page: int | None = Field(default=None, ge=1, le=MAX_INT32)
+    # Extracting: pages ``ocr_from``..``total`` were asked of the OCR stage (waiting).
+    ocr_from: int | None = Field(default=None, ge=1, le=MAX_INT32)
 
 
 # What a chunk carries besides its text (``Chunk.title``, ``Chunk.headings``).
@@ -179,7 +179,7 @@ class OcrRangeRequested(Event):
     """The extractor asks for pages ``first``..``last`` of a PDF to be read by OCR.
 
     Pages in the range that have a text layer are skipped by the OCR consumer.
-    Keyed by document id and range, so a scan's ranges spread over partitions.
+    Keyed by document id and range; written round robin over the partitions.
     """
 
     TOPIC: ClassVar[str] = topics.OCR_REQUESTED
@@ -204,6 +204,9 @@ class OcrRangeRequested(Event):
     @property
     def kafka_key(self) -> bytes:
         return f"{self.document_id}:{self.range_index}".encode()
+
+    def kafka_partition(self, partitions: int) -> int | None:
+        return topics.round_robin(self.document_id, self.range_index, partitions)
 
 
 class OcrPage(BaseModel):

@@ -133,6 +133,11 @@ class Envelope(BaseModel):
         """The record's key: the subject, unless the topic is compacted by something else."""
         return str(self.subject).encode()
 
+    def kafka_partition(self, partitions: int) -> int | None:
+        """The partition of the topic's ``partitions`` to write to; None: the key's
+        hash decides (Kafka's default, and every event's but a few)."""
+        return None
+
 
 class Event(Envelope):
     """A document event: the envelope plus the document and its attempt."""

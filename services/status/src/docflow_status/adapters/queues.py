@@ -11,8 +11,14 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
-from docflow_status.adapters.tables import PartitionQueueRow, QueueRecordRow, StageRateRow
-from docflow_status.domain.queues import PartitionQueue, QueueRecord, QueueView, Seen
+from docflow_shared import topics
+from docflow_status.adapters.tables import (
+    OcrRangeRecordRow,
+    PartitionQueueRow,
+    QueueRecordRow,
+    StageRateRow,
+)
+from docflow_status.domain.queues import PartitionQueue, QueueRecord, QueueView, RangeSeen, Seen
 
 _CONFLICT_RETRIES = 3
 
@@ -23,15 +29,21 @@ class SqlQueues:
     def __init__(self, engine: AsyncEngine) -> None:
         self._sessions = async_sessionmaker(engine, expire_on_commit=False)
 
-    async def note_records(self, seen: Iterable[Seen], finished: Iterable[UUID] = ()) -> None:
-        """Remember where these records are (a later attempt replaces an earlier one's),
-        and forget the documents that are ``finished``."""
-        seen, finished = list(seen), set(finished)
-        if not seen and not finished:
+    async def note_records(
+        self,
+        seen: Iterable[Seen],
+        finished: Iterable[UUID] = (),
+        ranges: Iterable[RangeSeen] = (),
+    ) -> None:
+        """Remember where these records (and OCR ``ranges``) are (a later attempt
+        replaces an earlier one's), and forget the documents that are ``finished``."""
+        seen, finished, ranges = list(seen), set(finished), list(ranges)
+        if not seen and not finished and not ranges:
             return
         for attempt in range(_CONFLICT_RETRIES + 1):
             try:
                 await self._note(seen, finished)
+                await self._note_ranges(ranges, finished)
                 return
             except IntegrityError:  # another replica wrote one first: read again
                 if attempt == _CONFLICT_RETRIES:
@@ -71,6 +83,40 @@ class SqlQueues:
                     delete(QueueRecordRow).where(QueueRecordRow.document_id.in_(finished))
                 )
 
+    async def _note_ranges(self, seen: list[RangeSeen], finished: set[UUID]) -> None:
+        async with self._sessions.begin() as session:
+            rows: dict[UUID, list[OcrRangeRecordRow]] = {}
+            for row in await session.scalars(
+                select(OcrRangeRecordRow).where(
+                    OcrRangeRecordRow.document_id.in_({s[0] for s in seen})
+                )
+            ):
+                rows.setdefault(row.document_id, []).append(row)
+            for document_id, index, partition, offset, attempt in seen:
+                kept = rows.setdefault(document_id, [])
+                if document_id in finished or any(r.attempt > attempt for r in kept):
+                    continue
+                for row in [r for r in kept if r.attempt < attempt]:
+                    await session.delete(row)  # an earlier attempt's ranges
+                    kept.remove(row)
+                found = next((r for r in kept if r.range_index == index), None)
+                if found is None:
+                    found = OcrRangeRecordRow(
+                        document_id=document_id,
+                        range_index=index,
+                        attempt=attempt,
+                        partition=partition,
+                        offset=offset,
+                    )
+                    session.add(found)
+                    kept.append(found)
+                elif offset < found.offset:  # a request sent again: the first one counts
+                    found.attempt, found.partition, found.offset = attempt, partition, offset
+            if finished:
+                await session.execute(
+                    delete(OcrRangeRecordRow).where(OcrRangeRecordRow.document_id.in_(finished))
+                )
+
     async def save_queues(
         self,
         partitions: Mapping[tuple[str, int], PartitionQueue],
@@ -103,6 +149,7 @@ class SqlQueues:
             queues = list(await session.scalars(select(PartitionQueueRow)))
             rates = list(await session.scalars(select(StageRateRow)))
             records = list(await session.scalars(select(QueueRecordRow)))
+            ranges = list(await session.scalars(select(OcrRangeRecordRow)))
         if not queues:
             return QueueView()
         by_document: dict[UUID, dict[str, QueueRecord]] = {}
@@ -115,6 +162,13 @@ class SqlQueues:
                 last_offset=row.last_offset,
                 records=row.records,
             )
+        by_range: dict[UUID, list[QueueRecord]] = {}
+        for each in ranges:
+            by_range.setdefault(each.document_id, []).append(
+                QueueRecord(
+                    topics.OCR_REQUESTED, each.partition, each.attempt, each.offset, each.offset
+                )
+            )
         return QueueView(
             measured_at=min(row.measured_at for row in queues),
             partitions={
@@ -125,4 +179,5 @@ class SqlQueues:
             },
             rates={row.topic: row.rate for row in rates},
             records=by_document,
+            ranges=by_range,
         )

@@ -31,6 +31,7 @@ from docflow_shared.events.metadata import terms_text
 from docflow_shared.sql import UTCDateTime
 from docflow_status.domain.projection import DocumentState, Status
 from docflow_status.domain.reindexes import ReindexState
+from docflow_status.domain.stages import QueueStage
 from docflow_status.domain.timeline import timeline_entry
 
 MIGRATIONS = Path(__file__).resolve().parents[1] / "migrations"
@@ -58,6 +59,7 @@ class DocumentRow(Base):
     extract_done: Mapped[int] = mapped_column(Integer)
     extract_total: Mapped[int | None] = mapped_column(Integer)
     ocr_page: Mapped[int | None] = mapped_column(Integer)
+    ocr_from: Mapped[int | None] = mapped_column(Integer)
     chunks_extracted: Mapped[int] = mapped_column(Integer)
     chunks_total: Mapped[int | None] = mapped_column(Integer)
     chunks_embedded: Mapped[int] = mapped_column(Integer)
@@ -182,6 +184,19 @@ class QueueRecordRow(Base):
     records: Mapped[int] = mapped_column(Integer, server_default="1")
 
 
+class OcrRangeRecordRow(Base):
+    """Where an unfinished document's OCR ranges wait on docflow.ocr.requested.v1
+    (``domain/queues.py``), one row a range: a scan's ranges spread over partitions."""
+
+    __tablename__ = "ocr_range_records"
+
+    document_id: Mapped[UUID] = mapped_column(Uuid, primary_key=True)
+    range_index: Mapped[int] = mapped_column(Integer, primary_key=True)
+    attempt: Mapped[int] = mapped_column(Integer)
+    partition: Mapped[int] = mapped_column(Integer)
+    offset: Mapped[int] = mapped_column(BigInteger)
+
+
 class PartitionQueueRow(Base):
     """A stage's consumer group on one partition of its input topic, as the
     projector last measured it (``entrypoints/queues.py``); read by the API."""
@@ -233,7 +248,7 @@ def to_state(row: Any) -> DocumentState:
         status=Status(row.status),
         stage=Stage(row.stage),
         error=ErrorInfo.model_validate(row.error) if row.error else None,
-        waiting_for=Stage(row.waiting_for) if row.waiting_for else None,
+        waiting_for=QueueStage(row.waiting_for) if row.waiting_for else None,
         metadata=row.meta,
     )
 

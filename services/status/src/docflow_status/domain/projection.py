@@ -57,8 +57,9 @@ from docflow_shared.events import (
     TextExtracted,
 )
 from docflow_status.domain.ownership import Rejected
+from docflow_status.domain.stages import QueueStage
 
-__all__ = ["TERMINAL", "DocumentState", "Fold", "Projected", "Status", "evolve"]
+__all__ = ["TERMINAL", "DocumentState", "Fold", "Projected", "QueueStage", "Status", "evolve"]
 
 
 TERMINAL = frozenset({Status.COMPLETED, Status.FAILED, Status.CANCELLED})
@@ -95,6 +96,8 @@ class DocumentState:
     extract_total: int | None = None
     # The page being read by OCR, while one is (DocumentProgressed.ocr_page).
     ocr_page: int | None = None
+    # The first page the extractor asked the OCR stage for (DocumentProgressed.ocr_from).
+    ocr_from: int | None = None
     chunks_extracted: int = 0
     chunks_total: int | None = None
     chunks_embedded: int = 0
@@ -117,9 +120,10 @@ class DocumentState:
     retry_note: str | None = None
     retrying_since: datetime | None = None
     # The stage the document waits for, while no stage works on it (queues.py):
-    # extracting before the extractor has started it, embedding once it is cut
-    # and before the embedder's first batch of it.
-    waiting_for: Stage | None = None
+    # extracting before the extractor has started it, ocr while pages it asked the
+    # OCR stage for are not all read, embedding once it is cut and before the
+    # embedder's first batch of it.
+    waiting_for: QueueStage | None = None
     # The upload's metadata (DocumentUploaded.metadata); None: none given.
     metadata: dict[str, Any] | None = None
 
@@ -183,8 +187,13 @@ def _message(s: DocumentState) -> str:
         since = s.stalled_since.isoformat(timespec="seconds")
         if s.stage is Stage.UPLOADED:
             return f"Stalled: waiting since {since} for the extractor to start (is it running?)"
-        if s.waiting_for is Stage.EMBEDDING:
+        if s.waiting_for is QueueStage.EMBEDDING:
             return f"Stalled: waiting since {since} for the embedder to start (is it running?)"
+        if s.waiting_for is QueueStage.OCR:
+            return (
+                f"Stalled: waiting since {since} for OCR of {_ocr_pages(s)} "
+                "(is the OCR consumer running?)"
+            )
         return f"Stalled: no progress while {s.stage.value} since {since}; {_progress_message(s)}"
     return _progress_message(s)
 
@@ -220,9 +229,16 @@ def _progress_message(s: DocumentState) -> str:
         total = s.chunks_total if s.chunks_total is not None else s.chunks_extracted
         extracting = " (still extracting)" if s.chunks_total is None else ""
         return f"Embedded {s.chunks_embedded} of {total} chunks{extracting}"
-    if s.waiting_for is Stage.EMBEDDING:
+    if s.waiting_for is QueueStage.EMBEDDING:
         chunks = f"{s.chunks_total} chunk{'s' if s.chunks_total != 1 else ''}"
         return f"Waiting for embedding: {chunks} extracted"
+    if (
+        s.waiting_for is QueueStage.OCR
+        and s.ocr_page is None
+        and s.ocr_from is not None
+        and s.extract_done < s.ocr_from
+    ):
+        return f"Waiting for OCR: {_ocr_pages(s)}"
     if s.stage is Stage.EXTRACTING:
         if s.ocr_page is not None:
             return f"Extracting text: OCR page {s.ocr_page} of {s.extract_total or s.pages or '?'}"
@@ -232,16 +248,32 @@ def _progress_message(s: DocumentState) -> str:
     return s.message
 
 
-def waiting_for(s: DocumentState) -> Stage | None:
+def _ocr_pages(s: DocumentState) -> str:
+    last = s.extract_total or s.pages
+    if last is None or last == s.ocr_from:
+        return f"page {s.ocr_from}"
+    return f"pages {s.ocr_from}-{last}"
+
+
+def waiting_for(s: DocumentState) -> QueueStage | None:
     """The stage ``s`` waits for, while none works on it: the extractor has not
-    reported on it yet (pending), or it has cut it and the embedder has not
-    reported a batch of it yet. Anything else is work in progress."""
+    reported on it yet (pending); it asked the OCR stage for pages and has not
+    cut it yet (its ranges wait for, or are being read by, OCR consumers; "OCR
+    page n of N" says which once they move); or it has cut it and the embedder
+    has not reported a batch of it yet. Anything else is work in progress."""
     if s.status is not Status.PENDING and s.status is not Status.PROCESSING:
         return None
     if s.stage is Stage.UPLOADED:
-        return Stage.EXTRACTING
+        return QueueStage.EXTRACTING
     if s.stage is Stage.EXTRACTING and s.chunks_total and not s.chunks_embedded:
-        return Stage.EMBEDDING
+        return QueueStage.EMBEDDING
+    if (
+        s.stage is Stage.EXTRACTING
+        and s.ocr_from is not None
+        and s.chunks_total is None
+        and not s.chunks_extracted
+    ):
+        return QueueStage.OCR
     return None
 
 
@@ -263,6 +295,7 @@ def _facts(s: DocumentState, event: Event) -> DocumentState:
             extract_done=max(s.extract_done, event.done),
             extract_total=event.total if event.total is not None else s.extract_total,
             ocr_page=event.ocr_page,
+            ocr_from=min(filter(None, (s.ocr_from, event.ocr_from)), default=None),
             started_at=_earliest(s.started_at, at),
         )
     if isinstance(event, DocumentProgressed):
@@ -362,6 +395,7 @@ def _start_attempt(s: DocumentState, attempt: int) -> DocumentState:
         extract_done=0,
         extract_total=None,
         ocr_page=None,
+        ocr_from=None,
         chunks_extracted=0,
         chunks_total=None,
         chunks_embedded=0,

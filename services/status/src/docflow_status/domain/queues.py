@@ -29,11 +29,23 @@ rate is not known yet (or is 0: it does not move) gives no estimate; the
 embedder with nothing waiting and no rate yet is left out of the estimate of a
 document not yet extracted.
 
+**OCR.** A scan's pages without a text layer are read by the OCR consumer
+(group ``docflow-extractor-ocr``) in ranges the extractor requests on
+``docflow.ocr.requested.v1``, keyed so that they spread over its partitions:
+one record a range. The status service reads that topic too and keeps where
+each range is (``ranges``). While the extractor waits for their answers
+(``waiting_for: ocr``), the document's queue is the OCR stage's: it waits
+until the group has read past its last range on each partition; its position
+counts the other documents with a range waiting before one of its own on the
+same partition, and the estimate is the OCR group's drain up to its deepest
+range (ranges a second), then its chunks' embedding as above.
+
 **Stalled** means no progress while the work ahead does not move either: a
-quiet document whose record still waits on its stage's input topic, where the
-stage's group committed further (on any partition) within the stall limit,
-is waiting, not stalled. A document its stage has read (its record is
-committed) and that reports nothing for that long is stalled.
+quiet document whose record (for OCR: any of its ranges) still waits on its
+stage's input topic, where the stage's group committed further (on any
+partition) within the stall limit, is waiting, not stalled. A document its
+stage has read (its record is committed) and that reports nothing for that
+long is stalled.
 """
 
 from __future__ import annotations
@@ -46,18 +58,21 @@ from functools import cached_property
 from uuid import UUID
 
 from docflow_shared import topics
-from docflow_shared.events import Stage
 from docflow_status.domain.projection import TERMINAL, DocumentState
+from docflow_status.domain.stages import QueueStage
 
 # The input topic of each stage whose queue is measured, and its consumer group.
 INPUTS: dict[str, str] = {
     topics.UPLOADED: "docflow-extractor",
     topics.RETRIED: "docflow-extractor-retried",
     topics.EXTRACTED: "docflow-embedder",
+    topics.OCR_REQUESTED: "docflow-extractor-ocr",
 }
 
 # (document, topic, partition, offset, attempt) of one work record read.
 Seen = tuple[UUID, str, int, int, int]
+# (document, range index, partition, offset, attempt) of one OCR range read.
+RangeSeen = tuple[UUID, int, int, int, int]
 
 
 @dataclass(frozen=True)
@@ -96,6 +111,8 @@ class QueueView:
     # Records a second each input topic's group commits while it has work.
     rates: Mapping[str, float | None] = field(default_factory=dict)
     records: Mapping[UUID, Mapping[str, QueueRecord]] = field(default_factory=dict)
+    # The unfinished documents' OCR ranges on docflow.ocr.requested.v1, one record each.
+    ranges: Mapping[UUID, Sequence[QueueRecord]] = field(default_factory=dict)
 
     @cached_property
     def _waiting(self) -> dict[tuple[str, int], list[int]]:
@@ -111,6 +128,29 @@ class QueueView:
         for offsets in waiting.values():
             offsets.sort()
         return waiting
+
+    @cached_property
+    def _ocr_waiting(self) -> dict[int, list[tuple[int, UUID]]]:
+        """Per partition of the OCR topic, (offset, document) of every range waiting."""
+        waiting: dict[int, list[tuple[int, UUID]]] = {}
+        for document, ranges in self.ranges.items():
+            for record in ranges:
+                queue = self.partitions.get((record.topic, record.partition))
+                if queue is not None and record.last_offset >= queue.committed:
+                    waiting.setdefault(record.partition, []).append((record.last_offset, document))
+        return waiting
+
+    def ocr_ahead(self, document: UUID, deepest: Mapping[int, int]) -> int:
+        """Other documents with an OCR range waiting before ``document``'s last one
+        (``deepest``: offset by partition) on the same partition."""
+        return len(
+            {
+                other
+                for partition, mine in deepest.items()
+                for offset, other in self._ocr_waiting.get(partition, [])
+                if offset < mine and other != document
+            }
+        )
 
     def waiting(self, topic: str, partition: int) -> Sequence[int]:
         """The first offsets of the documents waiting on ``topic``'s ``partition``."""
@@ -133,8 +173,8 @@ class QueueView:
 class Estimate:
     """Where a document is in the queue of the stage it is at, and when it should be done."""
 
-    # The stage whose queue it is in (extracting or embedding).
-    queue_stage: Stage | None = None
+    # The stage whose queue it is in (extracting, ocr or embedding).
+    queue_stage: QueueStage | None = None
     # Documents ahead of it at that stage (see the module's docstring).
     queue_position: int | None = None
     estimated_completion_at: datetime | None = None
@@ -175,10 +215,71 @@ def current_record(state: DocumentState, view: QueueView) -> QueueRecord | None:
     return None
 
 
+def waiting_ranges(state: DocumentState, view: QueueView) -> dict[int, int]:
+    """Of ``state``'s attempt's OCR ranges not yet read past (waiting, or being read),
+    the deepest offset by partition."""
+    deepest: dict[int, int] = {}
+    for record in view.ranges.get(state.id, ()):
+        queue = view.partitions.get((record.topic, record.partition))
+        if (
+            record.attempt == state.attempt
+            and queue is not None
+            and record.last_offset >= queue.committed
+        ):
+            deepest[record.partition] = max(record.last_offset, deepest.get(record.partition, -1))
+    return deepest
+
+
+def _embedding_after(view: QueueView, partition: int | None, documents: float) -> float | None:
+    """Seconds until the embedder has read the chunks waiting now on ``partition``
+    (keyed as the document) and ``documents`` documents' more; 0 with none waiting
+    and no rate measured (no bottleneck yet)."""
+    chunks = view.backlogs(topics.EXTRACTED)
+    per_document = view.records_per_document()
+    later = {p: backlog + per_document * documents for p, backlog in chunks.items()}
+    upto = chunks.get(partition, 0) + per_document * documents if partition is not None else 0
+    embedding = _drain_s(view.rates.get(topics.EXTRACTED), later, upto)
+    if embedding is None and not any(chunks.values()):
+        return 0.0
+    return embedding
+
+
+def _ocr_estimate(state: DocumentState, view: QueueView) -> Estimate:
+    """A document whose extractor waits for its OCR ranges (``waiting_for: ocr``)."""
+    assert view.measured_at is not None
+    if not any(r.attempt == state.attempt for r in view.ranges.get(state.id, ())):
+        return NO_ESTIMATE  # its ranges not read by the status service yet
+    deepest = waiting_ranges(state, view)
+    upto = (
+        max(
+            (offset + 1 - view.partitions[(topics.OCR_REQUESTED, p)].committed)
+            for p, offset in deepest.items()
+        )
+        if deepest
+        else 0
+    )
+    seconds = _drain_s(
+        view.rates.get(topics.OCR_REQUESTED), view.backlogs(topics.OCR_REQUESTED), upto
+    )
+    upload = current_record(state, view)
+    if seconds is not None:
+        embedding = _embedding_after(view, upload.partition if upload else None, 1)
+        seconds = None if embedding is None else max(seconds, embedding)
+    return Estimate(
+        queue_stage=QueueStage.OCR,
+        queue_position=view.ocr_ahead(state.id, deepest),
+        estimated_completion_at=(
+            None if seconds is None else view.measured_at + timedelta(seconds=seconds)
+        ),
+    )
+
+
 def estimate(state: DocumentState, view: QueueView) -> Estimate:
     """``state``'s queue position and estimated completion, from ``view``."""
     if state.status in TERMINAL or state.deleted_at is not None or view.measured_at is None:
         return NO_ESTIMATE
+    if state.waiting_for is QueueStage.OCR:
+        return _ocr_estimate(state, view)
     record = current_record(state, view)
     queue = view.partitions.get((record.topic, record.partition)) if record else None
     if record is None or queue is None:
@@ -187,8 +288,8 @@ def estimate(state: DocumentState, view: QueueView) -> Estimate:
     position = _position(view, record) if upto else 0
     stage_rate = view.rates.get(record.topic)
     seconds = _drain_s(stage_rate, view.backlogs(record.topic), upto)
-    stage = Stage.EMBEDDING if record.topic == topics.EXTRACTED else Stage.EXTRACTING
-    if stage is Stage.EXTRACTING and seconds is not None:
+    stage = QueueStage.EMBEDDING if record.topic == topics.EXTRACTED else QueueStage.EXTRACTING
+    if stage is QueueStage.EXTRACTING and seconds is not None:
         # Its chunks will wait behind those waiting now and those of the
         # documents ahead of it, on the partition of the same number (keyed alike).
         per_document = view.records_per_document()
@@ -217,7 +318,13 @@ def waits_behind_moving_queue(
     """Whether ``state``'s record still waits on its stage's input topic and the stage's
     group committed further on that topic within ``window`` (then it is waiting, not
     stalled). The whole group counts, not the record's partition alone: a consumer
-    may read one partition's backlog for a while before it turns to the next."""
+    may read one partition's backlog for a while before it turns to the next. A
+    document waiting for OCR waits on the OCR topic while any of its ranges does."""
+    if state.waiting_for is QueueStage.OCR:
+        if not waiting_ranges(state, view):
+            return False
+        moves = [q.moved_at for (t, _), q in view.partitions.items() if t == topics.OCR_REQUESTED]
+        return any(at is not None and now - at <= window for at in moves)
     record = current_record(state, view)
     queue = view.partitions.get((record.topic, record.partition)) if record else None
     if record is None or queue is None or record.last_offset < queue.committed:

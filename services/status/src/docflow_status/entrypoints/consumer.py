@@ -1,5 +1,7 @@
 """The status service's subscriber: every document topic, and the re-embedding
-operations' topics, into the read model."""
+operations' topics, into the read model; and the OCR ranges the extractor
+requests, whose places on their topic tell how long a scan waits for OCR
+(domain/queues.py; not folded into the read model)."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ from typing import Protocol
 from uuid import UUID
 
 from faststream.kafka import KafkaBroker, KafkaMessage
+from pydantic import ValidationError
 
 from docflow_shared import topics
 from docflow_shared.batches import Item, Poison, dead_letter, handle_batch
@@ -17,6 +20,7 @@ from docflow_shared.events import (
     DocumentRetryRequested,
     DocumentUploaded,
     Event,
+    OcrRangeRequested,
     ReindexEvent,
     TextExtracted,
     parse_any,
@@ -25,9 +29,10 @@ from docflow_shared.messaging import Publish, batch_subscriber
 from docflow_shared.metrics import RejectedEvents
 from docflow_shared.retries import Origin, Parking, is_transient
 from docflow_shared.sql import unavailable
+from docflow_shared.trust import check_claim
 from docflow_status.domain.ownership import Rejected
 from docflow_status.domain.projection import TERMINAL
-from docflow_status.domain.queues import Seen
+from docflow_status.domain.queues import RangeSeen, Seen
 from docflow_status.entrypoints.metrics import ProjectionMetrics
 from docflow_status.handlers import ReadModel, project_events
 
@@ -44,7 +49,26 @@ MAX_BATCH = 500
 class QueueRecords(Protocol):
     """Where documents' records wait on the stages' input topics (adapters/queues.py)."""
 
-    async def note_records(self, seen: Iterable[Seen], finished: Iterable[UUID] = ()) -> None: ...
+    async def note_records(
+        self,
+        seen: Iterable[Seen],
+        finished: Iterable[UUID] = (),
+        ranges: Iterable[RangeSeen] = (),
+    ) -> None: ...
+
+
+Input = Event | ReindexEvent | OcrRangeRequested
+
+
+def parse_input(data: bytes) -> Input:
+    """A document or operation event, or an OCR range request."""
+    try:
+        return parse_any(data)
+    except ValidationError as first:
+        try:
+            return OcrRangeRequested.model_validate_json(data)
+        except ValidationError:
+            raise first from None
 
 
 # The event a stage works on, by its input topic (domain/queues.py).
@@ -70,6 +94,21 @@ def waiting_records(events: Sequence[Item[Event]], rejected: Sequence[Rejected])
         if item.origin is not None
         and isinstance(item.event, _WORK.get(item.origin.topic, ()))
         and (item.event.event_id, item.event.tenant_id) not in forged
+    ]
+
+
+def ocr_ranges(items: Sequence[Item[OcrRangeRequested]]) -> list[RangeSeen]:
+    """Where the batch's OCR range requests are."""
+    return [
+        (
+            item.event.document_id,
+            item.event.range_index,
+            item.origin.partition,
+            item.origin.offset,
+            item.event.attempt,
+        )
+        for item in items
+        if item.origin is not None
     ]
 
 
@@ -109,11 +148,19 @@ def register(
 
     reject = rejecter(parking, rejected)
 
-    async def project(items: list[Item[Event | ReindexEvent]]) -> None:
+    async def project(items: list[Item[Input]]) -> None:
         events: list[Item[Event]] = []
         reindexes: list[ReindexEvent] = []
+        requests: list[Item[OcrRangeRequested]] = []
         for item in items:
-            if isinstance(item.event, Event):
+            if isinstance(item.event, OcrRangeRequested):
+                try:
+                    check_claim(item.event)
+                except UntrustedEvent as exc:
+                    await reject(item.body, item.origin, exc)
+                    continue
+                requests.append(Item(item.body, item.event, item.origin))
+            elif isinstance(item.event, Event):
                 events.append(Item(item.body, item.event, item.origin))
             else:
                 reindexes.append(item.event)
@@ -143,13 +190,14 @@ def register(
                     for document_id, (_, state) in projected.documents.items()
                     if state.status in TERMINAL or state.deleted_at is not None
                 ],
+                ocr_ranges(requests),
             )
 
-    poison: Poison[Event | ReindexEvent] | None = None
+    poison: Poison[Input] | None = None
     if parking is not None:
         keep = parking
 
-        async def dead_letter_poison(item: Item[Event | ReindexEvent], exc: Exception) -> None:
+        async def dead_letter_poison(item: Item[Input], exc: Exception) -> None:
             limit = keep.redeliveries.limit
             reason = f"failed {limit + 1} times in a row: {type(exc).__name__}: {exc}"
             await keep.dead_letter(item.body, item.origin, reason[:500], "status")
@@ -165,10 +213,15 @@ def register(
         )
 
     @batch_subscriber(
-        broker, *topics.ALL, *topics.REINDEX, group_id=GROUP_ID, max_records=MAX_BATCH
+        broker,
+        *topics.ALL,
+        *topics.REINDEX,
+        topics.OCR_REQUESTED,
+        group_id=GROUP_ID,
+        max_records=MAX_BATCH,
     )
     async def on_document_events(message: KafkaMessage) -> None:
         """Project what one poll returned into the read model, then announce it."""
         # Redelivering a message that can never be read would block the
         # partition; it goes to the dead-letter topic (or is skipped), loudly.
-        await handle_batch(message, parse_any, project, on_invalid=unreadable, poison=poison)
+        await handle_batch(message, parse_input, project, on_invalid=unreadable, poison=poison)

@@ -13,6 +13,7 @@ from docflow_shared.events import ErrorInfo, Stage
 from docflow_shared.http import Tenant
 from docflow_status.domain.projection import DocumentState, Status
 from docflow_status.domain.queues import QueueView, estimate
+from docflow_status.domain.stages import QueueStage
 from docflow_status.domain.timeline import stage_spans
 from docflow_status.entrypoints.deps import DocumentsDep, QueuesDep
 from docflow_status.entrypoints.problems import DOCUMENT_PROBLEMS, found
@@ -51,16 +52,18 @@ class DocumentStatus(BaseModel):
         default=None, description="The metadata sent with the upload; null when none was"
     )
 
-    waiting_for: Stage | None = Field(
+    waiting_for: QueueStage | None = Field(
         default=None,
         description="The stage the document waits for while no stage works on it: "
-        "`extracting` before the extractor starts it, `embedding` once it is cut and "
-        "before the embedder's first batch of it; null while a stage works on it",
+        "`extracting` before the extractor starts it, `ocr` while pages the extractor "
+        "asked the OCR stage for are not all read (`message` says which, or the page "
+        "being read), `embedding` once it is cut and before the embedder's first batch "
+        "of it; null while a stage works on it",
     )
-    queue_stage: Stage | None = Field(
+    queue_stage: QueueStage | None = Field(
         default=None,
-        description="The stage whose queue `queue_position` is about (extracting or "
-        "embedding); null when not known",
+        description="The stage whose queue `queue_position` is about (extracting, ocr "
+        "or embedding); null when not known",
     )
     queue_position: int | None = Field(
         default=None,
