@@ -327,7 +327,15 @@ def main() -> None:
     parser.add_argument(
         "--hits-out", type=Path, help="write the --also-split queries' chunks per mode here"
     )
+    parser.add_argument(
+        "--setting",
+        action="append",
+        default=[],
+        metavar="DOCFLOW_X=VALUE",
+        help="a setting for the services (e.g. DOCFLOW_CHUNK_TOKENS=256; repeatable)",
+    )
     args = parser.parse_args()
+    settings = dict(s.split("=", 1) for s in args.setting)
 
     where = args.collection or beir.folder(args.name)
     name = args.name if args.collection is None else where.name
@@ -348,7 +356,7 @@ def main() -> None:
     modes = [m for m in args.modes.split(",") if m]
     others = {split: beir.read(where, split) for split in args.also_split}
     hits: dict[str, Any] = {}
-    with running_system({"DOCFLOW_RATE_LIMIT": "100000/second"}) as stack:
+    with running_system({"DOCFLOW_RATE_LIMIT": "100000/second", **settings}) as stack:
         measured = asyncio.run(measure(stack, collection, modes, args.clients, others, hits))
     if args.hits_out:
         args.hits_out.write_text(json.dumps(hits))
@@ -362,6 +370,7 @@ def main() -> None:
             "documents": len(collection.documents),
             "queries": len(collection.queries),
             "subset": bool(args.queries or args.documents),
+            "settings": settings,
             "chunks_per_query": CHUNKS_PER_QUERY,
             "document_score": "best chunk (max score over the document's chunks)",
             "metrics": "trec_eval via ir-measures: nDCG@10, recall@10 over documents",
