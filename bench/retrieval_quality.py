@@ -4,7 +4,7 @@ searched through ``GET /v1/search``, scored against its relevance judgements.
 Starts a real Kafka broker (from its jars) and the services as ``make run``
 does (gateway, status service, extractor, embedder, OCR consumer; Qdrant in
 local mode under the stack's data folder). Every document of the collection
-(``make beir``; NFCorpus by default) is uploaded as a Markdown file, its title
+(``make beir``; SciFact by default) is uploaded as a Markdown file, its title
 as the heading, under its BEIR id (``MED-10.md``), from a few concurrent
 clients; the run waits until the status service has every document ended.
 Then every test query is sent through ``/v1/search`` (50 chunks, the most the
@@ -23,7 +23,12 @@ to the last document's end, as the status service recorded it) and the
 per-query latency (p50/p99) of each mode. Writes
 bench/results/retrieval_quality.json.
 
-    make beir BEIR_SOURCE=nfcorpus.zip && .venv/bin/python bench/retrieval_quality.py
+    make beir BEIR_SOURCE=git && .venv/bin/python bench/retrieval_quality.py
+
+For tuning on another split than test (same upload), with a setting changed:
+
+    .venv/bin/python bench/retrieval_quality.py --also-split train \\
+        --setting DOCFLOW_CHUNK_TOKENS=254 --hits-out /tmp/hits.json
 """
 
 from __future__ import annotations
