@@ -44,8 +44,8 @@ bench: install kafka-jars postgres redis tesseract hey ## Benchmarks: JSON in be
 	$(PY) bench/embedder.py
 	$(PY) bench/cancellation_replay.py
 	$(PY) bench/engines.py
-	$(PY) bench/beir_collection.py install --source "$(BEIR_SOURCE)" --optional
-	$(PY) bench/retrieval_quality.py
+	$(PY) bench/beir_collection.py install --name $(BEIR_NAME) --source "$(BEIR_SOURCE)" --optional
+	$(PY) bench/retrieval_quality.py --name $(BEIR_NAME)
 	$(PY) bench/eta_accuracy.py
 	$(PY) bench/webhook_latency.py
 	$(PY) bench/vector_store.py
@@ -53,15 +53,20 @@ bench: install kafka-jars postgres redis tesseract hey ## Benchmarks: JSON in be
 	$(PY) bench/search_modes.py
 	$(PY) bench/report.py
 
-# The retrieval-quality benchmark's BEIR collection (NFCorpus: 3,633 documents,
-# 323 test queries), from BEIR's own zip, checked against the MD5 in BEIR's
-# README and unpacked once into .cache/beir/nfcorpus (git-ignored). No
-# registry this project may use serves it, so the zip is given by path:
-# make beir BEIR_SOURCE=path/to/nfcorpus.zip. `make bench` installs it when
-# BEIR_SOURCE is set and otherwise reports retrieval quality as not measured.
-BEIR_SOURCE ?=
-beir: install ## Check and unpack BEIR's NFCorpus zip (BEIR_SOURCE=path) into .cache/beir for the retrieval benchmark
-	$(PY) bench/beir_collection.py install --source "$(BEIR_SOURCE)"
+# The retrieval-quality benchmark's BEIR collection, installed once into
+# .cache/beir/$(BEIR_NAME) (git-ignored; nothing of it is committed). No
+# registry this project may use serves one, so it is given: BEIR_SOURCE=git
+# (the default) rebuilds SciFact (5,183 abstracts, 300 test queries; CC BY-NC 2.0) with git
+# from a pinned commit of a public repository, every file checked against its
+# SHA-256 (bench/beir_git.py; the repository's URL or a local clone of it does
+# as well); BEIR_SOURCE=path/to/<name>.zip installs BEIR's own zip after
+# checking its MD5 (BEIR_NAME=nfcorpus for NFCorpus). `make bench` installs it
+# the same way; where that fails (no network, no BEIR_SOURCE) it reports
+# retrieval quality as not measured and goes on.
+BEIR_SOURCE ?= git
+BEIR_NAME ?= scifact
+beir: install ## Install the retrieval benchmark's BEIR collection (BEIR_SOURCE=git, or a BEIR zip with BEIR_NAME) into .cache/beir
+	$(PY) bench/beir_collection.py install --name $(BEIR_NAME) --source "$(BEIR_SOURCE)"
 
 faults: install kafka-jars tesseract ## The full fault-injection suite (200 documents per scenario); reports in .artifacts/faults/
 	DOCFLOW_FAULTS=full $(PY) -m pytest tests/faults -p no:cacheprovider

@@ -6,14 +6,19 @@ BEIR (Thakur et al., 2021) publishes each collection as one zip holding
 (``_id``, ``text``) and ``<name>/qrels/<split>.tsv`` (``query-id``,
 ``corpus-id``, ``score``), with the zip's MD5 in its README. ``install``
 checks that MD5 before unpacking into ``.cache/beir/<name>`` (git-ignored),
-once: ``make beir BEIR_SOURCE=path/to/nfcorpus.zip``.
+once: ``make beir BEIR_NAME=nfcorpus BEIR_SOURCE=path/to/nfcorpus.zip``.
+Where BEIR's zip cannot be had, ``install_git`` rebuilds the collection from
+a pinned file in a public git repository (bench/beir_git.py; SciFact, the
+default): ``make beir BEIR_SOURCE=git`` (or the repository's URL, or a local
+clone of it).
 
 The scores are trec_eval's (through ir-measures): nDCG@10 and recall@10 over
 documents. docflow returns chunks, so each document is ranked by its best
 chunk (the highest score of any of its chunks), as BEIR's own dense
 retrievers rank a document split into passages (MaxP).
 
-    .venv/bin/python bench/beir_collection.py install --source nfcorpus.zip [--name nfcorpus]
+    .venv/bin/python bench/beir_collection.py install --source git [--name scifact]
+    .venv/bin/python bench/beir_collection.py install --source nfcorpus.zip --name nfcorpus
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import beir_git
 import ir_measures
 from ir_measures import R, nDCG
 
@@ -39,6 +45,7 @@ CACHE = ROOT / ".cache" / "beir"
 
 # The collections this benchmark knows: BEIR's README gives each zip's MD5.
 # NFCorpus (Boteva et al., ECIR 2016): 3,633 documents, 323 test queries.
+# SciFact (Wadden et al., EMNLP 2020): 5,183 documents, 300 test queries.
 KNOWN = {
     "nfcorpus": {
         "md5": "a89dba18a62ef92f7d323ec890a0d38d",
@@ -51,7 +58,7 @@ KNOWN = {
         "test_queries": 300,
     },
 }
-DEFAULT = "nfcorpus"
+DEFAULT = "scifact"  # the one that can be rebuilt from a public repository
 MEASURES = {"ndcg_at_10": nDCG @ 10, "recall_at_10": R @ 10}
 DEPTH = 10
 
@@ -172,31 +179,94 @@ def install(source: Path, name: str = DEFAULT) -> Path:
             if m.startswith(f"{name}/") and ".." not in Path(m).parts and not Path(m).is_absolute()
         ]
         zipped.extractall(tmp, members=members)
-        unpacked = Path(tmp) / name
-        collection = read(unpacked)
-        want = KNOWN[name]
-        if (len(collection.documents), len(collection.queries)) != (
-            want["documents"],
-            want["test_queries"],
-        ):
-            raise SystemExit(
-                f"{source}: {len(collection.documents)} documents and "
-                f"{len(collection.queries)} test queries, expected {want['documents']} "
-                f"and {want['test_queries']}"
-            )
-        (unpacked / ".verified").write_text(f"{found}\n")
-        if target.exists():
-            shutil.rmtree(target)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(str(unpacked), target)
+        settle(Path(tmp) / name, name, str(source), f"{found}\n")
     return target
+
+
+def install_git(repository: str, name: str = DEFAULT) -> Path:
+    """Rebuild collection ``name`` from its pinned file in a public git repository
+    (``repository``: its URL or a local clone; empty: the URL pinned in
+    bench/beir_git.py) into ``.cache/beir/<name>``, every file checked against
+    its pinned SHA-256; once."""
+    target = folder(name)
+    if (target / ".verified").is_file():
+        return target
+    if name not in beir_git.SOURCES:
+        raise SystemExit(f"{name}: no git source is known (known: {sorted(beir_git.SOURCES)})")
+    source = beir_git.SOURCES[name]
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=CACHE) as tmp:
+        unpacked = Path(tmp) / name
+        checked = beir_git.rebuild(source, repository, unpacked)
+        mark = "".join(
+            [
+                f"git {source.repository} {source.commit} {source.path}\n",
+                f"fetched from {repository or source.repository}\n",
+                *(f"sha256 {digest} {path}\n" for path, digest in checked.items()),
+            ]
+        )
+        settle(unpacked, name, repository or source.repository, mark)
+        judgements = sum(len(d) for d in read(target).qrels.values())
+        if judgements != source.test_judgements:
+            shutil.rmtree(target)
+            raise SystemExit(f"{name}: {judgements} test judgements, not {source.test_judgements}")
+    return target
+
+
+def settle(unpacked: Path, name: str, source: str, mark: str) -> None:
+    """Check the collection at ``unpacked`` has ``name``'s published counts, mark it
+    verified (``mark``: how) and move it to ``.cache/beir/<name>``."""
+    collection = read(unpacked)
+    want = KNOWN[name]
+    if (len(collection.documents), len(collection.queries)) != (
+        want["documents"],
+        want["test_queries"],
+    ):
+        raise SystemExit(
+            f"{source}: {len(collection.documents)} documents and "
+            f"{len(collection.queries)} test queries, expected {want['documents']} "
+            f"and {want['test_queries']}"
+        )
+    (unpacked / ".verified").write_text(mark)
+    target = folder(name)
+    if target.exists():
+        shutil.rmtree(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(str(unpacked), target)
+
+
+def how_to_install(name: str) -> str:
+    """What to run to install collection ``name``."""
+    ways = [
+        f"make beir BEIR_NAME={name} BEIR_SOURCE=path/to/{name}.zip (BEIR's zip, MD5 "
+        f"{KNOWN[name]['md5']})"
+    ]
+    if name in beir_git.SOURCES:
+        source = beir_git.SOURCES[name]
+        ways.insert(
+            0,
+            f"make beir BEIR_NAME={name} BEIR_SOURCE=git (rebuilt from {source.path} of "
+            f"{source.repository} at {source.commit[:12]}; a local clone's path does too)",
+        )
+    return " or ".join(ways)
+
+
+def is_zip(source: str) -> bool:
+    return source.endswith(".zip") and Path(source).is_file()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    put = commands.add_parser("install", help="check and unpack BEIR's zip into .cache/beir")
-    put.add_argument("--source", default="", help="BEIR's <name>.zip (empty: only check)")
+    put = commands.add_parser(
+        "install", help="check and unpack BEIR's zip, or rebuild from git, into .cache/beir"
+    )
+    put.add_argument(
+        "--source",
+        default="",
+        help="BEIR's <name>.zip; or git (the pinned public repository), its URL or a local "
+        "clone, to rebuild it from there (bench/beir_git.py); empty: only check",
+    )
     put.add_argument("--name", default=DEFAULT, choices=sorted(KNOWN))
     put.add_argument(
         "--optional",
@@ -208,15 +278,25 @@ def main() -> None:
         print(f"{args.name}: installed in {folder(args.name)}")
         return
     if not args.source:
-        why = (
-            f"{args.name} is not installed in {folder(args.name)}: give BEIR's {args.name}.zip "
-            f"(MD5 {KNOWN[args.name]['md5']}), e.g. make beir BEIR_SOURCE=path/{args.name}.zip"
-        )
+        why = f"{args.name} is not installed in {folder(args.name)}: {how_to_install(args.name)}"
         if args.optional:
             print(f"note: {why}; the retrieval-quality benchmark will say it was not measured")
             return
         sys.exit(why)
-    print(f"{args.name}: installed in {install(Path(args.source), args.name)}")
+    try:
+        if is_zip(args.source):
+            where = install(Path(args.source), args.name)
+        else:
+            where = install_git("" if args.source == "git" else args.source, args.name)
+    except SystemExit as failed:
+        if not args.optional:
+            raise
+        print(
+            f"note: {args.name} could not be installed ({failed}); the retrieval-quality "
+            "benchmark will say it was not measured"
+        )
+        return
+    print(f"{args.name}: installed in {where}")
 
 
 if __name__ == "__main__":

@@ -715,6 +715,11 @@ def retrieval_quality(report: Report) -> None:
         measured = {n: m["ndcg_at_10"] for n, m in modes.items() if m["measured"]}
         report.goal(what, "beats both", f"hybrid not measured; {measured}", None)
     ingest = result["ingestion"]
+    about = result.get("machine", {})
+    other = [
+        [split, *(fig.get(m, {}).get("ndcg_at_10", "—") for m in MODES_SHOWN)]
+        for split, fig in result.get("other_splits", {}).items()
+    ]
     report.section(
         title,
         f"The test split of {result['collection']} ({result['documents']} documents, "
@@ -726,10 +731,41 @@ def retrieval_quality(report: Report) -> None:
         "chunk, scored by trec_eval (ir-measures). Latency is one client's round trip, "
         f"queries one after the other. Ingestion: {ingest['documents']} documents "
         f"({ingest['completed']} completed, {ingest['failed']} failed, {ingest['chunks']} "
-        f"chunks) in {ingest['seconds']} s, {ingest['documents_per_min']} documents/min.",
+        f"chunks) in {ingest['seconds']} s, {ingest['documents_per_min']} documents/min"
+        + (f" (commit {about['commit']}, {about['date']})." if about.get("commit") else "."),
         "",
         *table(header, rows + baselines),
+        *(["", f"Installed from: {installed(result)}."] if installed(result) else []),
+        *(["", f"For comparison: {result['reference']}."] if result.get("reference") else []),
+        *(
+            [
+                "",
+                "nDCG@10 on the other splits, same documents (for tuning; the goal is on test):",
+                "",
+                *table(["split", *MODES_SHOWN], other),
+            ]
+            if other
+            else []
+        ),
     )
+
+
+MODES_SHOWN = ("dense", "keyword", "hybrid")
+
+
+def installed(result: Result) -> str:
+    """How the collection was installed, from its ``.verified`` mark: BEIR's zip (its
+    MD5) or the git source (repository, commit, path and the SHA-256 of each file)."""
+    mark = result.get("collection_verified") or result.get("collection_zip_md5") or ""
+    lines = mark.strip().splitlines()
+    if not lines:
+        return ""
+    if not lines[0].startswith("git "):
+        return f"BEIR's zip, MD5 {lines[0]}"
+    _, repository, commit, path = lines[0].split(" ", 3)
+    sums = [line.split(" ", 2) for line in lines[1:] if line.startswith("sha256 ")]
+    digests = ", ".join(f"{name} `{digest[:16]}…`" for _, digest, name in sums)
+    return f"rebuilt from {path} of {repository} at {commit[:12]} (SHA-256: {digests})"
 
 
 def eta_accuracy(report: Report) -> None:
@@ -952,8 +988,36 @@ def ocr_throughput(report: Report) -> None:
     )
 
 
+def splice(existing: str, report: Report) -> str:
+    """``existing`` (BENCHMARKS.md) with each of ``report``'s sections put in place of
+    the one of the same title, and its goal rows in place of the rows of that
+    section's goals (those that begin with the title, up to its parenthesis)."""
+    lines = existing.split("\n")
+    for written in report.sections:
+        title = written.split("\n", 1)[0]
+        start = lines.index(title)
+        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), None)
+        stop = len(lines) if end is None else end
+        lines[start:stop] = written.split("\n")
+        prefix = f"| {title.removeprefix('## ').split(' (')[0]}"
+        old = [i for i, line in enumerate(lines) if line.startswith(prefix)]
+        rows = [
+            "| " + " | ".join([what, goal, figure, mark(met)]) + " |"
+            for what, goal, figure, met in report.goals
+        ]
+        if old:
+            lines[old[0] : old[-1] + 1] = rows
+    return "\n".join(lines)
+
+
 def main() -> None:
-    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--only",
+        help="write only this section (a function's name, e.g. retrieval_quality) and its "
+        "goal rows into the BENCHMARKS.md there is, leaving the rest as it is",
+    )
+    args = parser.parse_args()
     report = Report()
     for section in (
         upload_latency,
@@ -970,7 +1034,11 @@ def main() -> None:
         ocr_throughput,
         search_modes,
     ):
-        section(report)
+        if not args.only or section.__name__ == args.only:
+            section(report)
+    if args.only:
+        SUMMARY.write_text(splice(SUMMARY.read_text(), report))
+        return
     about = machine()
     text = [
         "# docflow benchmarks",

@@ -230,3 +230,87 @@ def test_install_unpacks_a_zip_with_the_expected_md5_and_only_its_folder(
     # Installed once: a second call does not read the source again.
     source.unlink()
     assert beir.install(source, "tiny") == where
+
+
+def test_only_the_retrieval_section_and_its_goal_row_are_rewritten(
+    bench: tuple[ModuleType, ModuleType], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``report.py --only retrieval_quality``: SciFact's figures, where the collection
+    came from and the other split's figures replace the old section and goal row;
+    every other line of BENCHMARKS.md stays as it was."""
+    _, quality = bench
+    sys.path.insert(0, str(BENCH))
+    try:
+        import report
+    finally:
+        sys.path.remove(str(BENCH))
+    scores = {"measured": True, "recall_at_10": 0.8, "p50_ms": 50.0, "p99_ms": 90.0}
+    mark = (
+        "git https://example.org/r 0123456789abcdef0123 data/scifact.zip\n"
+        "fetched from /somewhere\n"
+        "sha256 aaaaaaaaaaaaaaaaaaaaaaaa data/scifact.zip\n"
+        "sha256 bbbbbbbbbbbbbbbbbbbbbbbb corpus.jsonl\n"
+    )
+    result = {
+        "machine": {"commit": "abc1234", "date": "2026-12-06 09:30 UTC"},
+        "collection": "scifact",
+        "collection_verified": mark,
+        "measured": True,
+        "documents": 5183,
+        "queries": 300,
+        "chunks_per_query": 50,
+        "modes": {
+            "dense": {**scores, "ndcg_at_10": 0.64},
+            "keyword": {**scores, "ndcg_at_10": 0.66},
+            "hybrid": {**scores, "ndcg_at_10": 0.70},
+        },
+        "other_splits": {
+            "train": {"queries": 809, "dense": {"ndcg_at_10": 0.6}, "hybrid": {"ndcg_at_10": 0.7}}
+        },
+        "ingestion": {
+            "documents": 5183,
+            "completed": 5183,
+            "failed": 0,
+            "chunks": 9000,
+            "seconds": 900.0,
+            "documents_per_min": 345.5,
+        },
+        "published": quality.PUBLISHED["scifact"],
+        "reference": quality.REFERENCES["scifact"],
+    }
+    monkeypatch.setattr(report, "load", lambda name: result)
+    written = report.Report()
+    report.retrieval_quality(written)
+    before = "\n".join(
+        [
+            "# docflow benchmarks",
+            "",
+            "| measure | goal | figure | verdict |",
+            "|---|---|---|---|",
+            "| OCR word recall | ≥ 0.9 | 0.993 | met |",
+            "| Retrieval quality on nfcorpus (BEIR): hybrid nDCG@10 | beats both | — | no goal |",
+            "| ETA error | — | 7.72 s | no goal |",
+            "",
+            "## Retrieval quality (BEIR)",
+            "",
+            "Not measured: no collection.",
+            "",
+            "## Estimated completion (ETA) accuracy",
+            "",
+            "unchanged",
+        ]
+    )
+    after = report.splice(before, written).split("\n")
+    assert after[4] == "| OCR word recall | ≥ 0.9 | 0.993 | met |"
+    assert after[5].startswith("| Retrieval quality on scifact (BEIR)")
+    assert after[5].endswith("| 0.7 vs 0.665, 0.6739 | met |")
+    assert after[6] == "| ETA error | — | 7.72 s | no goal |"
+    assert "Not measured: no collection." not in after
+    section = "\n".join(after[after.index("## Retrieval quality (BEIR)") :])
+    assert "| hybrid | 0.7 | 0.8 | 50.0 | 90.0 |  |" in section
+    assert "(commit abc1234, 2026-12-06 09:30 UTC)" in section
+    assert "rebuilt from data/scifact.zip of https://example.org/r at 0123456789ab" in section
+    assert "corpus.jsonl `bbbbbbbbbbbbbbbb…`" in section
+    assert "| train | 0.6 | — | 0.7 |" in section
+    assert "Qdrant's article" in section
+    assert after[-3:] == ["## Estimated completion (ETA) accuracy", "", "unchanged"]
