@@ -455,7 +455,11 @@ def engines(report: Report) -> None:
         "ONNX export on ONNX Runtime and OpenVINO (bfloat16 "
         + ("available" if result["bf16_available"] else "not available on this CPU")
         + ", float16 "
-        + ("available" if result.get("f16_available") else "not available on this CPU")
+        + (
+            ("available" if result["f16_available"] else "not available on this CPU")
+            if "f16_available" in result
+            else "not measured"
+        )
         + "). Cosines are each chunk's vector against numpy's; 0.99999 is the bar for "
         f"the same vectors (same model id). The service's default: {default}."
         + (
