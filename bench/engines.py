@@ -6,13 +6,21 @@ same threads for every engine (``--threads``, default 2), through:
 - numpy: the hand-written transformer (``adapters/minilm.py``), the reference
   (OpenBLAS's threads: one per core);
 - ONNX Runtime on LangChain4j's ONNX export (the file ``make models`` fetches);
-- OpenVINO on the same file, in float32 and, where the CPU has it, bfloat16
-  (OpenVINO's inference precision hint).
+- OpenVINO on the same file, in float32 and, where the CPU has them,
+  bfloat16 and float16 (OpenVINO's inference precision hint).
+
+The goal row compares the service's default (``DOCFLOW_EMBEDDER_PRECISION``'s
+default, or the variable if set) with numpy in the same run. Keeping single
+nodes (attention, the last layer) in float32 while the rest runs in bfloat16
+was tried too: OpenVINO 2026.4's CPU plugin drops the per-node "keep precise"
+mark when it turns MatMuls into its FullyConnected nodes, so it changed
+nothing (see BENCHMARKS.md).
 
 Each engine's tokenizer, pooling and normalisation are the service's own
 (``adapters/engine.py``); only the forward pass differs. Chunks/s (median of
 ``--rounds`` alternating rounds) and each engine's vectors against numpy's
-(the lowest and median cosine over all chunks). Writes bench/results/engines.json.
+(the lowest and median cosine over all chunks), and the load average while
+measuring (the machine is shared). Writes bench/results/engines.json.
 
     .venv/bin/python bench/engines.py
 """
@@ -20,6 +28,7 @@ Each engine's tokenizer, pooling and normalisation are the service's own
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import tempfile
 import time
@@ -39,6 +48,7 @@ from docflow_embedder.adapters.engine import (
     OpenVINORunner,
 )
 from docflow_embedder.adapters.minilm import MiniLMEmbedder
+from docflow_embedder.settings import EmbedderSettings
 from docflow_local.models import ensure_model
 
 BATCH = 16
@@ -83,17 +93,28 @@ def main() -> None:
     engines["openvino_f32"] = EngineEmbedder(
         model_dir, batch_size=BATCH, runner=OpenVINORunner(onnx, threads=args.threads)
     ).embed
-    bf16 = OpenVINORunner(onnx, threads=args.threads, precision="bf16")
-    if bf16.precision == "bf16":
-        engines["openvino_bf16"] = EngineEmbedder(model_dir, batch_size=BATCH, runner=bf16).embed
+    available = []
+    for precision in ("bf16", "f16"):
+        runner = OpenVINORunner(onnx, threads=args.threads, precision=precision)
+        if runner.precision == precision:  # not fallen back to f32
+            available.append(precision)
+            engines[f"openvino_{precision}"] = EngineEmbedder(
+                model_dir, batch_size=BATCH, runner=runner
+            ).embed
+    # The service's default, as it would run on this CPU (a precision the CPU
+    # lacks falls back to f32 there too).
+    wanted = EmbedderSettings().embedder_precision
+    default = f"openvino_{wanted if wanted == 'f32' or wanted in available else 'f32'}"
 
     vectors = {name: embed(texts) for name, embed in engines.items()}  # also the warm-up
     seconds: dict[str, list[float]] = {name: [] for name in engines}
+    load = [os.getloadavg()[0]]
     for _ in range(args.rounds):
         for name, embed in engines.items():
             started = time.perf_counter()
             embed(texts)
             seconds[name].append(time.perf_counter() - started)
+            load.append(os.getloadavg()[0])
 
     reference = vectors["numpy"]
     results: dict[str, Any] = {}
@@ -115,7 +136,10 @@ def main() -> None:
             "batch_size": BATCH,
             "threads": args.threads,
             "rounds": args.rounds,
-            "bf16_available": "openvino_bf16" in engines,
+            "bf16_available": "bf16" in available,
+            "f16_available": "f16" in available,
+            "service_default": default,
+            "load_average_1min": {"min": round(min(load), 1), "max": round(max(load), 1)},
             "engines": results,
         },
     )

@@ -20,6 +20,7 @@ from docflow_embedder.adapters.engine import (
     EngineEmbedder,
     ModelFilesMissing,
     OpenVINORunner,
+    Precision,
     cpu_budget,
 )
 from docflow_embedder.adapters.minilm import MiniLMEmbedder
@@ -125,20 +126,28 @@ def test_bfloat16_runs_where_the_cpu_has_it_and_stays_close(
     assert cosines(bf16, engine.embed(chunks)).min() >= 0.99
 
 
-def test_bfloat16_falls_back_to_float32_on_cpus_without_it(
-    model_dir: Path, engine: EngineEmbedder, chunks: list[str], monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(("precision", "capability"), [("bf16", "BF16"), ("f16", "FP16")])
+def test_reduced_precision_falls_back_to_float32_on_cpus_without_it(
+    model_dir: Path,
+    engine: EngineEmbedder,
+    chunks: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    precision: Precision,
+    capability: str,
 ) -> None:
     real = ov.Core.get_property
 
-    def without_bf16(self: ov.Core, device: str, name: str) -> object:
+    def without_it(self: ov.Core, device: str, name: str) -> object:
         value = real(self, device, name)
         if name == "OPTIMIZATION_CAPABILITIES":
-            return [c for c in value if c != "BF16"]
+            return [c for c in value if c != capability]
         return value
 
-    monkeypatch.setattr(ov.Core, "get_property", without_bf16)
-    runner = OpenVINORunner(model_dir / MODEL_FILE, threads=2, precision="bf16")
+    monkeypatch.setattr(ov.Core, "get_property", without_it)
+    runner = OpenVINORunner(model_dir / MODEL_FILE, threads=2, precision=precision)
     assert runner.precision == "f32"
+    assert f"this CPU has no {precision}" in caplog.text
     vectors = EngineEmbedder(model_dir, runner=runner).embed(chunks[:8])
     assert cosines(vectors, engine.embed(chunks[:8])).min() >= SAME_VECTOR
 

@@ -13,6 +13,10 @@ the vectors to the numpy reference (``adapters/minilm.py``).
 
 OpenVINO, not ONNX Runtime, by measurement (``bench/engines.py``, BENCHMARKS.md):
 about equal in float32, and only OpenVINO offers bfloat16 (its precision hint).
+float32 stays the default by measurement too: bfloat16 is the only precision
+over 5x numpy on 2 cores, and its vectors miss the bar for the same vectors
+(cosine 0.99996 against 0.99999); float16 holds the bar but is slower than
+float32 on CPUs without AMX-FP16.
 """
 
 from __future__ import annotations
@@ -30,9 +34,12 @@ import numpy.typing as npt
 from tokenizers import Tokenizer
 
 Array = npt.NDArray[np.float32]
-Precision = Literal["f32", "bf16"]
+Precision = Literal["f32", "bf16", "f16"]
 
 logger = logging.getLogger(__name__)
+
+# The CPU plugin's capability each reduced precision needs (OPTIMIZATION_CAPABILITIES).
+CAPABILITY = {"bf16": "BF16", "f16": "FP16"}
 
 MODEL_FILE = "all-minilm-l6-v2.onnx"
 TOKENIZER_FILE = "all-minilm-l6-v2-tokenizer.json"
@@ -78,17 +85,16 @@ class OpenVINORunner:
     """The ONNX graph compiled by OpenVINO for the CPU.
 
     ``precision``: ``f32`` (the default; OpenVINO would otherwise pick bf16 on
-    CPUs that have it) or ``bf16``, which falls back to f32 with a warning
-    where the CPU lacks bfloat16."""
+    CPUs that have it), ``bf16`` or ``f16`` (measured in ``bench/engines.py``),
+    which fall back to f32 with a warning where the CPU lacks them."""
 
     def __init__(self, model: Path, *, threads: int, precision: Precision = "f32") -> None:
         import openvino as ov
 
         core = ov.Core()
-        if precision == "bf16" and "BF16" not in core.get_property(
-            "CPU", "OPTIMIZATION_CAPABILITIES"
-        ):
-            logger.warning("this CPU has no bfloat16; the embedding model runs in float32")
+        needed = CAPABILITY.get(precision)
+        if needed and needed not in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
+            logger.warning("this CPU has no %s; the embedding model runs in float32", precision)
             precision = "f32"
         self.precision: Precision = precision
         config: dict[str, Any] = {
