@@ -239,28 +239,8 @@ async def consumer_lag(
     bootstrap: str, group: str, topics: Sequence[str], *, security: KafkaSecurity | None = None
 ) -> int:
     """Messages on ``topics`` that consumer group ``group`` has not committed yet."""
-    partitions = await partitions_of(bootstrap, topics, security=security)
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **client_kwargs(security))
-    async with explained(bootstrap, security):
-        await admin.start()
-    try:
-        committed = await admin.list_consumer_group_offsets(group, partitions=partitions)
-    finally:
-        await admin.close()
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, **client_kwargs(security)
-    )
-    async with explained(bootstrap, security):
-        await consumer.start()
-    try:
-        ends = await consumer.end_offsets(partitions)
-    finally:
-        await consumer.stop()
-    lag = 0
-    for tp in partitions:
-        done = committed.get(tp)
-        lag += ends[tp] - (done.offset if done is not None and done.offset >= 0 else 0)
-    return lag
+    positions = await group_positions(bootstrap, dict.fromkeys(topics, group), security=security)
+    return sum(end - committed for committed, end in positions.values())
 
 
 async def consumers_lag(bootstrap: str, *, security: KafkaSecurity | None = None) -> dict[str, int]:
